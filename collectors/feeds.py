@@ -1,0 +1,335 @@
+"""RSS, Atom and RDF feeds, including YouTube channel, Flickr and Mastodon account feeds.
+
+We fetch; feedparser only parses bytes (it is never handed a URL, so it never fetches). Content is
+stored unsanitised (`sanitize_html=False`) and sanitised where it is rendered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+
+from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceRef, SourceState
+from collectors.http import FetchError, HttpClient, parse_retry_after
+from collectors.text import html_to_text
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, "
+    "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
+)
+YOUTUBE_NAMESPACE = "http://www.youtube.com/xml/schemas/2015"
+# Ids longer than this are replaced by their hash: they index poorly and some feeds put whole
+# URLs with tracking parameters there.
+MAX_ID_LENGTH = 512
+# feedparser flags these although the entries are intact: a charset declared one way and
+# served another, or an XML feed served as text/plain.
+BENIGN_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+class FeedError(Exception):
+    """The body is not a feed at all; the message is one line for admins."""
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    flavour: str  # youtube | flickr | mastodon | generic
+    posts: tuple[PostData, ...]
+    problem: str | None = None  # set when the feed was only partly readable
+
+
+class FeedCollector:
+    platform: ClassVar[str] = "feed"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def collect(self, source: SourceRef, state: SourceState, http: HttpClient) -> CollectResult:
+        url = source.url
+        if not url:
+            return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
+        headers = {"Accept": ACCEPT}
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        if state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        try:
+            response = await http.get(url, headers)
+        except FetchError as error:
+            return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
+
+        base = {"http_status": response.status, "moved_to": response.moved_to, "state": state}
+        size = len(response.body)
+        if response.status == 304:
+            return CollectResult(CollectStatus.NOT_MODIFIED, **base)
+        if response.status == 410:
+            return CollectResult(
+                CollectStatus.RETIRED,
+                error="gone (HTTP 410): the publisher has removed this feed",
+                bytes_received=size,
+                **base,
+            )
+        if response.status in (429, 503):
+            retry_after = parse_retry_after(response.header("retry-after"), datetime.now(UTC))
+            when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
+            reason = "rate limited" if response.status == 429 else "service unavailable"
+            return CollectResult(
+                CollectStatus.FAILED,
+                error=f"{reason} (HTTP {response.status}){when}",
+                retry_after=retry_after,
+                bytes_received=size,
+                **base,
+            )
+        if response.status >= 400:
+            return CollectResult(
+                CollectStatus.FAILED,
+                error=f"HTTP {response.status} from {urlsplit(response.url).hostname}",
+                bytes_received=size,
+                **base,
+            )
+        if not response.body.strip():
+            return CollectResult(
+                CollectStatus.FAILED, error="empty response body", bytes_received=size, **base
+            )
+
+        parse = functools.partial(
+            parse_feed,
+            response.body,
+            url=response.url,
+            content_type=response.header("content-type"),
+        )
+        try:
+            # feedparser is CPU-bound and synchronous: keep it off the event loop.
+            parsed = await asyncio.get_running_loop().run_in_executor(None, parse)
+        except FeedError as error:
+            return CollectResult(
+                CollectStatus.FAILED, error=str(error), bytes_received=size, **base
+            )
+        new_state = SourceState(
+            etag=response.header("etag"),
+            last_modified=response.header("last-modified"),
+            cursor=state.cursor,
+        )
+        return CollectResult(
+            CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
+            posts=parsed.posts,
+            state=new_state,
+            http_status=response.status,
+            error=parsed.problem,
+            moved_to=response.moved_to,
+            bytes_received=size,
+        )
+
+
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """Posts from the bytes of a feed. Pure: no network, no database.
+
+    Raises:
+        FeedError: the body is not a feed (an HTML page, an empty or unparseable document).
+    """
+    headers = {"content-location": url}
+    if content_type:
+        headers["content-type"] = content_type
+    document = feedparser.parse(
+        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    problem = None
+    if document.bozo and not isinstance(document.get("bozo_exception"), BENIGN_BOZO):
+        problem = _describe_bozo(document.get("bozo_exception"))
+    if not document.version and not document.entries:
+        if _looks_like_html(body, content_type):
+            raise FeedError(f"not a feed: the server returned an HTML page ({content_type or 'no content type'})")
+        raise FeedError(f"not a feed: {problem or 'no RSS, Atom or RDF content found'}")
+
+    flavour = _detect_flavour(document)
+    feed_language = document.feed.get("language")
+    posts = tuple(_make_post(entry, flavour, url, feed_language) for entry in document.entries)
+    if problem:
+        problem = f"feed is not well-formed ({problem}); {len(posts)} entries recovered"
+    return ParsedFeed(title=document.feed.get("title"), flavour=flavour, posts=posts, problem=problem)
+
+
+def _detect_flavour(document: Any) -> str:
+    # YouTube is recognised by its namespace, whatever the URL (proxies, mirrors, tests).
+    if YOUTUBE_NAMESPACE in document.get("namespaces", {}).values():
+        return "youtube"
+    generator = document.feed.get("generator_detail") or {}
+    name = f"{generator.get('name', '')} {generator.get('href', '')}".lower()
+    if "flickr" in name:
+        return "flickr"
+    if "mastodon" in name:
+        return "mastodon"
+    return "generic"
+
+
+def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | None) -> PostData:
+    link = entry.get("link")
+    link = urljoin(feed_url, link) if link else None
+    published = _to_datetime(
+        entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
+    )
+    content = entry.get("content") or []
+    markup = content[0].get("value") if content else entry.get("summary")
+    is_plain = bool(content) and content[0].get("type") == "text/plain"
+    title = entry.get("title") or None
+    if title and entry.get("title_detail", {}).get("type") == "text/html":
+        title = html_to_text(title)
+    media = _collect_media(entry, flavour)
+    metrics = _youtube_metrics(entry) if flavour == "youtube" else None
+    return PostData(
+        platform_post_id=_entry_id(entry, link),
+        kind=_kind_of(flavour, media),
+        url=link if link and urlsplit(link).scheme in ("http", "https") else None,
+        author=entry.get("author") or None,
+        published_at=published,
+        title=title,
+        text=(markup.strip() or None) if (is_plain and markup) else html_to_text(markup),
+        html=None if is_plain else (markup or None),
+        language=(entry.get("title_detail", {}).get("language") or feed_language or None),
+        tags=tuple(t.get("term") for t in entry.get("tags", []) if t.get("term")),
+        media=media,
+        raw=_jsonable(dict(entry)),
+        metrics=metrics,
+    )
+
+
+def _entry_id(entry: Any, link: str | None) -> str:
+    """The guid, else the link, else a hash of what the entry says: one odd entry never drops a feed."""
+    candidate = (entry.get("id") or "").strip() or link
+    if not candidate:
+        fingerprint = json.dumps(
+            [entry.get("title"), entry.get("published") or entry.get("updated"), entry.get("summary")],
+            ensure_ascii=False,
+        )
+        return "sha256:" + hashlib.sha256(fingerprint.encode()).hexdigest()
+    if len(candidate) > MAX_ID_LENGTH:
+        return "sha256:" + hashlib.sha256(candidate.encode()).hexdigest()
+    return candidate
+
+
+def _kind_of(flavour: str, media: tuple[Media, ...]) -> str:
+    if flavour == "youtube":
+        return "video"
+    if flavour == "flickr":
+        return "video" if any(m.type == "video" for m in media) else "photo"
+    if flavour == "mastodon":
+        return "post"
+    return "article"
+
+
+def _collect_media(entry: Any, flavour: str) -> tuple[Media, ...]:
+    thumbnails = [t.get("url") for t in entry.get("media_thumbnail", []) if t.get("url")]
+    items: list[Media] = []
+    seen: set[str] = set()
+    for content in entry.get("media_content", []):
+        url = content.get("url")
+        if not url or url in seen:
+            continue
+        seen.add(url)
+        kind = _media_type(content.get("medium"), content.get("type"))
+        if flavour == "youtube":
+            kind = "video"
+        items.append(
+            Media(
+                type=kind,
+                url=url,
+                thumbnail_url=thumbnails[0] if thumbnails else None,
+                duration_s=_to_int(content.get("duration")),
+                width=_to_int(content.get("width")),
+                height=_to_int(content.get("height")),
+                alt_text=_media_description(entry) if flavour == "mastodon" else None,
+            )
+        )
+    for enclosure in entry.get("enclosures", []):
+        url = enclosure.get("href")
+        if not url or url in seen:
+            continue
+        seen.add(url)
+        items.append(Media(type=_media_type(None, enclosure.get("type")), url=url))
+    if not items and thumbnails:
+        items.append(Media(type="image", thumbnail_url=thumbnails[0]))
+    return tuple(items)
+
+
+def _media_type(medium: str | None, mime: str | None) -> str:
+    if medium in ("image", "video", "audio"):
+        return medium
+    major = (mime or "").split("/", 1)[0]
+    return major if major in ("image", "video", "audio") else "other"
+
+
+def _media_description(entry: Any) -> str | None:
+    # feedparser keeps only the last media:description it met, as the entry's `content`
+    # of type text/plain when there is no other description.
+    value = entry.get("media_description")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _youtube_metrics(entry: Any) -> dict[str, int] | None:
+    metrics = {}
+    views = _to_int((entry.get("media_statistics") or {}).get("views"))
+    if views is not None:
+        metrics["views"] = views
+    likes = _to_int((entry.get("media_starrating") or {}).get("count"))
+    if likes is not None:
+        metrics["likes"] = likes
+    return metrics or None
+
+
+def _to_datetime(parsed: time.struct_time | None) -> datetime | None:
+    # feedparser normalises every date it understands to a UTC struct_time.
+    if not parsed:
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _to_int(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _describe_bozo(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown parse error"
+    message = str(getattr(error, "getMessage", lambda: error)()).strip()
+    line = getattr(error, "getLineNumber", lambda: None)()
+    where = f" at line {line}" if line else ""
+    return f"{message or type(error).__name__}{where}"
+
+
+def _looks_like_html(body: bytes, content_type: str | None) -> bool:
+    if content_type and content_type.split(";")[0].strip().lower() == "text/html":
+        return True
+    head = body[:2048].lower()
+    return b"<html" in head or b"<!doctype html" in head
+
+
+def _jsonable(value: Any) -> Any:
+    """feedparser's entry as JSON-ready data (struct_time becomes ISO text)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and not isinstance(value, time.struct_time):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, time.struct_time):
+        moment = _to_datetime(value)
+        return moment.isoformat() if moment else None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

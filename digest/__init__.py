@@ -1,0 +1,1 @@
+"""The weekly digest: building, rendering and delivery (arrives with the digest issue)."""

@@ -1,0 +1,115 @@
+"""Engines and schema migrations. Contains no business logic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
+
+
+class DatabaseError(Exception):
+    """The database cannot be used as configured; the message says why and what to do."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the settings each dialect needs (WAL and foreign keys on SQLite)."""
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
+        raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
+    except ModuleNotFoundError as error:
+        raise DatabaseError(
+            f"database url {_redact(url)!r} needs the {error.name} driver: "
+            "pip install 'omvarld[postgresql]'"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config(connection: sa.Connection) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest revision. Returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+    except sa.exc.OperationalError as error:
+        raise DatabaseError(f"cannot upgrade {_redact(str(engine.url))}: {error.orig}") from None
+    return before, current_revision(engine)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade an embedded SQLite database in place; require `db upgrade` for a shared server.
+
+    On a shared PostgreSQL the schema changes when an admin says so, not when some worker
+    happens to start with a newer version.
+    """
+    try:
+        current = current_revision(engine)
+    except sa.exc.OperationalError as error:
+        raise DatabaseError(f"cannot open {_redact(str(engine.url))}: {error.orig}") from None
+    if current == head_revision():
+        return
+    if engine.dialect.name == "sqlite":
+        upgrade(engine)
+        return
+    state = "is empty" if current is None else f"is at revision {current}"
+    raise DatabaseError(
+        f"the database {state}; run 'omvarld db upgrade' to bring it to {head_revision()}"
+    )
+
+
+def describe_database(engine: Engine) -> str:
+    """Where the data is, for people: a file path for SQLite, the URL without password else."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return str(Path(engine.url.database).resolve())
+    return _redact(str(engine.url))
+
+
+def _redact(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url

@@ -1,0 +1,169 @@
+"""The tables, as SQLAlchemy Core metadata. Identical on SQLite and PostgreSQL.
+
+docs/schema.md documents every column for SQL users; change both together, with a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on both databases.
+
+    SQLite has no time zones and hands back naive values; we store UTC and re-attach it.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("platform", sa.Text, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("handle", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("fetch_url", sa.Text),  # where a permanent redirect sent us; NULL: use url
+    sa.Column("platform_id", sa.Text),
+    sa.Column("organisation", sa.Text, nullable=False),
+    sa.Column("groups", JSONType, nullable=False, default=list),
+    sa.Column("api_url", sa.Text),
+    sa.Column("interval_s", sa.Integer),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),  # still in the config
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("cursor", JSONType, nullable=False, default=dict),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("status", sa.Text, nullable=False, default="new"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("last_success_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", UTCDateTime),
+    sa.Column("next_check_at", UTCDateTime, index=True),
+    sa.Column("retired_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id"), nullable=False),
+    sa.Column("platform_post_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("author", sa.Text),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("html", sa.Text),
+    sa.Column("language", sa.Text),
+    sa.Column("tags", JSONType, nullable=False, default=list),
+    sa.Column("media", JSONType, nullable=False, default=list),
+    sa.Column("raw", JSONType),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("fetched_at", UTCDateTime, nullable=False),  # when this version was fetched
+    sa.Column("deleted_at", UTCDateTime),
+    sa.UniqueConstraint("source_id", "platform_post_id"),
+    sa.Index("ix_posts_source_id_published_at", "source_id", "published_at"),
+    sa.Index("ix_posts_published_at", "published_at"),
+)
+
+post_metrics = sa.Table(
+    "post_metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("observed_at", UTCDateTime, nullable=False),
+    sa.Column("views", sa.BigInteger),
+    sa.Column("likes", sa.BigInteger),
+    sa.Column("reposts", sa.BigInteger),
+    sa.Column("replies", sa.BigInteger),
+    sa.Column("quotes", sa.BigInteger),
+    sa.Column("reactions", sa.BigInteger),
+    sa.Column("bookmarks", sa.BigInteger),
+    sa.Index("ix_post_metrics_post_id_id", "post_id", "id"),
+)
+
+post_revisions = sa.Table(
+    "post_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("superseded_at", UTCDateTime, nullable=False),  # when the newer version was seen
+    sa.Column("fetched_at", UTCDateTime, nullable=False),  # when this version was fetched
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("author", sa.Text),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("html", sa.Text),
+    sa.Column("language", sa.Text),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("media", JSONType, nullable=False),
+    sa.Column("raw", JSONType),
+    sa.Column("content_hash", sa.Text, nullable=False),
+    sa.Index("ix_post_revisions_post_id", "post_id"),
+)
+
+collection_runs = sa.Table(
+    "collection_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("posts_new", sa.Integer, nullable=False, default=0),
+    sa.Column("posts_updated", sa.Integer, nullable=False, default=0),
+    sa.Column("posts_unchanged", sa.Integer, nullable=False, default=0),
+    sa.Column("metrics_written", sa.Integer, nullable=False, default=0),
+    sa.Column("bytes_received", sa.Integer, nullable=False, default=0),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_collection_runs_source_id_started_at", "source_id", "started_at"),
+)
+
+# The columns a revision copies from the post it supersedes.
+REVISION_COLUMNS = (
+    "kind", "url", "author", "published_at", "title", "text", "html", "language",
+    "tags", "media", "raw", "content_hash", "fetched_at",
+)  # fmt: skip
