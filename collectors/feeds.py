@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
@@ -56,7 +56,9 @@ class FeedCollector:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    async def collect(self, source: SourceRef, state: SourceState, http: HttpClient) -> CollectResult:
+    async def collect(
+        self, source: SourceRef, state: SourceState, http: HttpClient
+    ) -> CollectResult:
         url = source.url
         if not url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
@@ -70,39 +72,34 @@ class FeedCollector:
         except FetchError as error:
             return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
 
-        base = {"http_status": response.status, "moved_to": response.moved_to, "state": state}
-        size = len(response.body)
+        # Every outcome below starts from what the response says; failures keep the old state.
+        base = CollectResult(
+            CollectStatus.FAILED,
+            state=state,
+            http_status=response.status,
+            moved_to=response.moved_to,
+            bytes_received=len(response.body),
+        )
         if response.status == 304:
-            return CollectResult(CollectStatus.NOT_MODIFIED, **base)
+            return replace(base, status=CollectStatus.NOT_MODIFIED)
         if response.status == 410:
-            return CollectResult(
-                CollectStatus.RETIRED,
+            return replace(
+                base,
+                status=CollectStatus.RETIRED,
                 error="gone (HTTP 410): the publisher has removed this feed",
-                bytes_received=size,
-                **base,
             )
         if response.status in (429, 503):
             retry_after = parse_retry_after(response.header("retry-after"), datetime.now(UTC))
             when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
             reason = "rate limited" if response.status == 429 else "service unavailable"
-            return CollectResult(
-                CollectStatus.FAILED,
-                error=f"{reason} (HTTP {response.status}){when}",
-                retry_after=retry_after,
-                bytes_received=size,
-                **base,
+            return replace(
+                base, error=f"{reason} (HTTP {response.status}){when}", retry_after=retry_after
             )
         if response.status >= 400:
-            return CollectResult(
-                CollectStatus.FAILED,
-                error=f"HTTP {response.status} from {urlsplit(response.url).hostname}",
-                bytes_received=size,
-                **base,
-            )
+            host = urlsplit(response.url).hostname
+            return replace(base, error=f"HTTP {response.status} from {host}")
         if not response.body.strip():
-            return CollectResult(
-                CollectStatus.FAILED, error="empty response body", bytes_received=size, **base
-            )
+            return replace(base, error="empty response body")
 
         parse = functools.partial(
             parse_feed,
@@ -114,22 +111,18 @@ class FeedCollector:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.
             parsed = await asyncio.get_running_loop().run_in_executor(None, parse)
         except FeedError as error:
-            return CollectResult(
-                CollectStatus.FAILED, error=str(error), bytes_received=size, **base
-            )
+            return replace(base, error=str(error))
         new_state = SourceState(
             etag=response.header("etag"),
             last_modified=response.header("last-modified"),
             cursor=state.cursor,
         )
-        return CollectResult(
-            CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
+        return replace(
+            base,
+            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
             posts=parsed.posts,
             state=new_state,
-            http_status=response.status,
             error=parsed.problem,
-            moved_to=response.moved_to,
-            bytes_received=size,
         )
 
 
@@ -148,9 +141,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     problem = None
     if document.bozo and not isinstance(document.get("bozo_exception"), BENIGN_BOZO):
         problem = _describe_bozo(document.get("bozo_exception"))
-    if not document.version and not document.entries:
+    if not document.get("version") and not document.entries:
         if _looks_like_html(body, content_type):
-            raise FeedError(f"not a feed: the server returned an HTML page ({content_type or 'no content type'})")
+            raise FeedError(
+                f"not a feed: the server returned an HTML page ({content_type or 'no type'})"
+            )
         raise FeedError(f"not a feed: {problem or 'no RSS, Atom or RDF content found'}")
 
     flavour = _detect_flavour(document)
@@ -158,7 +153,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     posts = tuple(_make_post(entry, flavour, url, feed_language) for entry in document.entries)
     if problem:
         problem = f"feed is not well-formed ({problem}); {len(posts)} entries recovered"
-    return ParsedFeed(title=document.feed.get("title"), flavour=flavour, posts=posts, problem=problem)
+    return ParsedFeed(
+        title=document.feed.get("title"), flavour=flavour, posts=posts, problem=problem
+    )
 
 
 def _detect_flavour(document: Any) -> str:
@@ -180,9 +177,7 @@ def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | Non
     published = _to_datetime(
         entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
     )
-    content = entry.get("content") or []
-    markup = content[0].get("value") if content else entry.get("summary")
-    is_plain = bool(content) and content[0].get("type") == "text/plain"
+    markup, is_plain = _choose_body(entry)
     title = entry.get("title") or None
     if title and entry.get("title_detail", {}).get("type") == "text/html":
         title = html_to_text(title)
@@ -205,12 +200,34 @@ def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | Non
     )
 
 
+def _choose_body(entry: Any) -> tuple[str | None, bool]:
+    """The entry's main markup and whether it is plain text.
+
+    Full HTML content wins over the summary. A plain-text `content` loses to the summary: in
+    Mastodon's feeds it is an image's media:description (alt text), not the post.
+    """
+    content = entry.get("content") or []
+    for item in content:
+        if item.get("type") in ("text/html", "application/xhtml+xml") and item.get("value"):
+            return item["value"], False
+    summary = entry.get("summary")
+    if summary:
+        return summary, entry.get("summary_detail", {}).get("type") == "text/plain"
+    if content and content[0].get("value"):
+        return content[0]["value"], content[0].get("type") == "text/plain"
+    return None, False
+
+
 def _entry_id(entry: Any, link: str | None) -> str:
-    """The guid, else the link, else a hash of what the entry says: one odd entry never drops a feed."""
+    """The guid, else the link, else a hash of the entry: one odd entry never drops a feed."""
     candidate = (entry.get("id") or "").strip() or link
     if not candidate:
         fingerprint = json.dumps(
-            [entry.get("title"), entry.get("published") or entry.get("updated"), entry.get("summary")],
+            [
+                entry.get("title"),
+                entry.get("published") or entry.get("updated"),
+                entry.get("summary"),
+            ],
             ensure_ascii=False,
         )
         return "sha256:" + hashlib.sha256(fingerprint.encode()).hexdigest()
@@ -271,10 +288,11 @@ def _media_type(medium: str | None, mime: str | None) -> str:
 
 
 def _media_description(entry: Any) -> str | None:
-    # feedparser keeps only the last media:description it met, as the entry's `content`
-    # of type text/plain when there is no other description.
-    value = entry.get("media_description")
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    # feedparser files an item's media:description under `content` as text/plain.
+    for item in entry.get("content") or []:
+        if item.get("type") == "text/plain" and (item.get("value") or "").strip():
+            return str(item["value"]).strip()
+    return None
 
 
 def _youtube_metrics(entry: Any) -> dict[str, int] | None:

@@ -45,13 +45,13 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 def parse_duration(value: int | str) -> int:
     """Seconds from an int or a string like "90", "15m", "2h", "1d"."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration like 900, \"15m\", \"2h\" or \"1d\"")
+        raise ValueError('expected a duration like 900, "15m", "2h" or "1d"')
     if isinstance(value, int):
         seconds = value
     else:
         match = _DURATION.match(str(value))
         if not match:
-            raise ValueError(f"expected a duration like 900, \"15m\", \"2h\" or \"1d\", got {value!r}")
+            raise ValueError(f'expected a duration like 900, "15m", "2h" or "1d", got {value!r}')
         seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if seconds <= 0:
         raise ValueError("a duration must be positive")
@@ -170,8 +170,10 @@ class Config(_Strict):
         return self.platforms.get(name, PlatformConfig())  # type: ignore[call-overload]
 
     def api_url(self, source: SourceConfig) -> str | None:
-        return source.api_url or self.platform(source.platform).api_url or DEFAULT_API_URLS.get(
-            source.platform
+        return (
+            source.api_url
+            or self.platform(source.platform).api_url
+            or DEFAULT_API_URLS.get(source.platform)
         )
 
 
@@ -215,7 +217,9 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+        return (
+            f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+        )
 
 
 class ConfigError(Exception):
@@ -361,6 +365,10 @@ def _check_groups(
             if group not in config.groups:
                 origin = origins[i]
                 problems.append(
-                    Problem(origin.file, f"sources[{origin.index}].groups", f"undeclared group {group!r}")
+                    Problem(
+                        origin.file,
+                        f"sources[{origin.index}].groups",
+                        f"undeclared group {group!r}",
+                    )
                 )
     return problems

@@ -58,9 +58,8 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
     from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))

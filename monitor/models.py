@@ -148,7 +148,9 @@ collection_runs = sa.Table(
     "collection_runs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=False),
     sa.Column("status", sa.Text, nullable=False),

@@ -1,0 +1,478 @@
+"""The `omvarld` command line.
+
+Heavy modules are imported inside commands: start-up time counts when the scheduler or a
+benchmark starts the CLI thousands of times. Exit codes: 0 done; 1 the job ran and something
+failed (named in the output); 2 bad usage or bad config (one line per problem, no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.config import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from monitor.collect import SourceOutcome
+    from monitor.config import Config
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    name="omvarld",
+    help="Omvärld: monitor public-sector feeds and social accounts, and send weekly digests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+sources_app = typer.Typer(help="List, import and export sources.", no_args_is_help=True)
+posts_app = typer.Typer(help="Read stored posts.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+app.add_typer(sources_app, name="sources")
+app.add_typer(posts_app, name="posts")
+
+
+@dataclass
+class Context:
+    config_path: Path
+    _config: Config | None = None
+    _engine: Engine | None = None
+
+    def config(self) -> Config:
+        from monitor.config import ConfigError, load_config
+
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as error:
+                for problem in error.problems:
+                    err.print(str(problem), markup=False, soft_wrap=True)
+                raise typer.Exit(EXIT_USAGE) from None
+        return self._config
+
+    def engine(self, *, upgrade: bool = True) -> Engine:
+        """The database, its schema made current where that is ours to do."""
+        from monitor.db import DatabaseError, ensure_schema, make_engine
+
+        if self._engine is None:
+            try:
+                engine = make_engine(self.config().database_url)
+                if upgrade:
+                    ensure_schema(engine)
+            except DatabaseError as error:
+                fail(str(error))
+            self._engine = engine
+        return self._engine
+
+    def synced_engine(self) -> Engine:
+        """The database with the config's sources written into it."""
+        from monitor.sources import sync_sources
+
+        engine = self.engine()
+        report = sync_sources(engine, self.config(), datetime.now(UTC))
+        for key in report.deactivated:
+            err.print(f"source {key} is no longer configured: marked inactive, posts kept")
+        return engine
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", envvar="OMVARLD_CONFIG", help="Configuration file."),
+    ] = Path(DEFAULT_CONFIG_PATH),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = Context(config_path=config)
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate the configuration and summarise its sources."""
+    from collections import Counter
+
+    from monitor.collect import find_skip_reason
+
+    config = ctx.obj.config()
+    sources = config.sources
+    enabled = sum(s.enabled for s in sources)
+    out.print(f"{config.path}: valid, {len(sources)} sources ({enabled} enabled)", markup=False)
+    by_platform = Counter(s.platform for s in sources)
+    by_group = Counter(g for s in sources for g in s.groups)
+    table = Table("platform", "sources", "note", title="Sources per platform", title_justify="left")
+    for platform, count in sorted(by_platform.items()):
+        table.add_row(platform, str(count), find_skip_reason(config, platform) or "")
+    out.print(table)
+    if by_group:
+        groups = Table("group", "sources", title="Sources per group", title_justify="left")
+        for group, count in sorted(by_group.items()):
+            groups.add_row(group, str(count))
+        out.print(groups)
+
+
+# -------------------------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create the tables or bring them to the newest schema."""
+    from monitor.db import DatabaseError, describe_database, upgrade
+
+    engine = ctx.obj.engine(upgrade=False)
+    try:
+        before, after = upgrade(engine)
+    except DatabaseError as error:
+        fail(str(error))
+    where = describe_database(engine)
+    if before == after:
+        out.print(f"{where}: already at schema {after}", markup=False)
+    else:
+        out.print(f"{where}: schema {before or 'empty'} → {after}", markup=False)
+
+
+# --------------------------------------------------------------------------------------- sources
+
+
+@sources_app.command("list")
+def sources_list(
+    ctx: typer.Context,
+    inactive: Annotated[bool, typer.Option(help="Include sources no longer configured.")] = False,
+) -> None:
+    """List the configured sources as stored, with their resolved ids."""
+    from monitor.queries import list_source_health
+
+    engine = ctx.obj.synced_engine()
+    table = Table("key", "platform", "organisation", "address", "platform id", "groups", "state")
+    for source in list_source_health(engine, include_inactive=inactive):
+        state = "inactive" if not source.active else ("disabled" if not source.enabled else "")
+        table.add_row(
+            source.key,
+            source.platform,
+            source.organisation,
+            source.address or "",
+            source.platform_id or "",
+            ", ".join(source.groups),
+            state or source.status,
+        )
+    out.print(table)
+
+
+@sources_app.command("import-opml")
+def sources_import_opml(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="OPML file exported from a feed reader.")],
+    group: Annotated[
+        str | None, typer.Option(help="Put every imported source in this group.")
+    ] = None,
+    organisation: Annotated[
+        str | None, typer.Option(help="Organisation for every source (default: OPML folder).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="TOML file to write (default sources/<name>.toml).")
+    ] = None,
+) -> None:
+    """Write the feeds of an OPML file as a TOML include file of [[sources]]."""
+    from monitor.config import derive_source_key
+    from monitor.opml import OpmlError, read_opml, render_sources_toml
+
+    config = ctx.obj.config()
+    try:
+        feeds = read_opml(str(file))
+    except OpmlError as error:
+        fail(str(error))
+    known = {derive_source_key(s.platform, s.url, s.handle) for s in config.sources}
+    fresh = [f for f in feeds if derive_source_key("feed", f.url, None) not in known]
+    target = output or config.path.parent / "sources" / f"{file.stem}.toml"
+    if target.exists():
+        fail(f"{target} exists; choose another file with --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        render_sources_toml(fresh, group=group, organisation=organisation, origin=file.name),
+        encoding="utf-8",
+    )
+    out.print(
+        f"wrote {len(fresh)} sources to {target} "
+        f"({len(feeds) - len(fresh)} already configured were left out)",
+        markup=False,
+    )
+    out.print(f'Include it from {config.path} with: include = ["sources/*.toml"]', markup=False)
+
+
+@sources_app.command("export-opml")
+def sources_export_opml(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default stdout).")
+    ] = None,
+) -> None:
+    """Write the configured feed sources as OPML 2.0."""
+    from monitor.opml import ExportedFeed, render_opml
+
+    config = ctx.obj.config()
+    feeds = [
+        ExportedFeed(
+            url=s.url or "",
+            title=s.name or s.organisation,
+            group=s.groups[0] if s.groups else None,
+        )
+        for s in config.sources
+        if s.platform == "feed" and s.url
+    ]
+    document = render_opml(feeds)
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        output.write_text(document, encoding="utf-8")
+        out.print(f"wrote {len(feeds)} feeds to {output}", markup=False)
+
+
+# --------------------------------------------------------------------------------------- collect
+
+
+@app.command("collect")
+def collect(
+    ctx: typer.Context,
+    everything: Annotated[bool, typer.Option("--all", help="Collect every source now.")] = False,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Collect this source (repeatable).")
+    ] = None,
+    platform: Annotated[str | None, typer.Option(help="Only sources of this platform.")] = None,
+) -> None:
+    """Collect the sources that are due (or --all, or --source KEY) once, and store their posts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collectors.base import CollectStatus
+    from monitor.collect import collect_sources
+    from monitor.config import PLATFORMS
+    from monitor.db import describe_database
+    from monitor.sources import select_sources
+
+    if platform is not None and platform not in PLATFORMS:
+        fail(f"--platform: unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
+    config = ctx.obj.config()
+    engine = ctx.obj.synced_engine()
+    keys = source or []
+    rows = select_sources(
+        engine, now=datetime.now(UTC), everything=everything, keys=keys, platform=platform
+    )
+    unknown = sorted(set(keys) - {r.key for r in rows})
+    if unknown:
+        fail(f"--source: no active source with key {', '.join(map(repr, unknown))}")
+    if not rows:
+        out.print("Nothing is due. Use --all to collect every source now.")
+        out.print(f"Database: {describe_database(engine)}", markup=False)
+        return
+
+    progress = Progress(
+        TextColumn("Collecting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("", total=len(rows))
+
+        def advance(outcome: SourceOutcome) -> None:
+            progress.update(task, advance=1, description=outcome.key)
+
+        outcomes = collect_sources(config, engine, rows, on_outcome=advance)
+
+    outcomes.sort(key=lambda o: (o.organisation, o.key))
+    print_collect_summary(outcomes)
+    out.print(f"Database: {describe_database(engine)}", markup=False)
+    if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
+
+
+def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
+    """A table of counts per source, then one line per source that needs attention."""
+    from collectors.base import CollectStatus
+
+    table = Table("source", "organisation", "result", "new", "updated", "unchanged")
+    styles = {
+        CollectStatus.FAILED: "red",
+        CollectStatus.PARTIAL: "yellow",
+        CollectStatus.SKIPPED: "dim",
+        CollectStatus.RETIRED: "magenta",
+    }
+    notes = []
+    for outcome in outcomes:
+        counts = outcome.counts
+        table.add_row(
+            outcome.key,
+            outcome.organisation,
+            outcome.status.value.replace("_", " "),
+            str(counts.new),
+            str(counts.updated),
+            str(counts.unchanged),
+            style=styles.get(outcome.status),
+        )
+        if outcome.moved_to:
+            notes.append(
+                f"{outcome.key}: moved permanently to {outcome.moved_to}; update the config"
+            )
+        if outcome.error:
+            notes.append(f"{outcome.key}: {outcome.status.value}: {outcome.error}")
+    out.print(table)
+    for note in notes:
+        out.print(note, markup=False, soft_wrap=True)
+    failed = sum(o.status is CollectStatus.FAILED for o in outcomes)
+    out.print(
+        f"{len(outcomes)} sources: {sum(o.counts.new for o in outcomes)} new, "
+        f"{sum(o.counts.updated for o in outcomes)} updated, "
+        f"{sum(o.counts.unchanged for o in outcomes)} unchanged posts; {failed} failed"
+    )
+
+
+# ---------------------------------------------------------------------------------------- status
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Per source: state, last success, last error, failures in a row, posts, newest post."""
+    from monitor.queries import list_source_health
+
+    config = ctx.obj.config()
+    engine = ctx.obj.synced_engine()
+    health = list_source_health(engine)
+    if as_json:
+        json.dump([_jsonable(h.__dict__) for h in health], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    zone = _timezone(config)
+    table = Table(
+        "source", "state", "last success", "failures", "posts", "newest post", "next check"
+    )
+    for h in health:
+        table.add_row(
+            h.key,
+            h.status,
+            _when(h.last_success_at, zone),
+            str(h.consecutive_failures),
+            str(h.post_count),
+            _when(h.newest_post_at, zone),
+            _when(h.next_check_at, zone),
+            style="red" if h.status == "failing" else None,
+        )
+    out.print(table)
+    for h in health:
+        if h.last_error:
+            since = _when(h.last_error_at, zone)
+            out.print(
+                f"{h.key}: {h.status} since {since}: {h.last_error}", markup=False, soft_wrap=True
+            )
+
+
+# ----------------------------------------------------------------------------------------- posts
+
+
+@posts_app.command("list")
+def posts_list(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only this source's posts (its key).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only posts published since (YYYY-MM-DD or 7d).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many posts.")] = 20,
+) -> None:
+    """The newest stored posts."""
+    from monitor.queries import list_posts
+
+    config = ctx.obj.config()
+    start = _parse_since(since) if since else None
+    engine = ctx.obj.synced_engine()
+    zone = _timezone(config)
+    table = Table("published", "organisation", "kind", "post", "link")
+    for post in list_posts(engine, source_key=source, since=start, limit=limit):
+        headline = post.title or (post.text or "").replace("\n", " ")
+        table.add_row(
+            _when(post.published_at, zone),
+            post.organisation,
+            post.kind,
+            headline[:80] + ("…" if len(headline) > 80 else ""),
+            post.url or "",
+        )
+    out.print(table)
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+
+def _timezone(config: Config) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = str(config.digest.get("timezone", "Europe/Stockholm"))
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"{config.path}: digest.timezone: unknown time zone {name!r}")
+
+
+def _when(moment: datetime | None, zone: Any) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "–"
+
+
+def _parse_since(value: str) -> datetime:
+    from monitor.config import parse_duration
+
+    try:
+        return (
+            datetime.fromisoformat(value).replace(tzinfo=UTC)
+            if "-" in value
+            else (datetime.now(UTC) - timedelta(seconds=parse_duration(value)))
+        )
+    except ValueError:
+        fail(f"--since: expected a date like 2026-11-23 or a span like 7d, got {value!r}")
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+    }
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

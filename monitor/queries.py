@@ -1,0 +1,122 @@
+"""Read-side queries behind `sources list`, `status` and `posts list`. One query per listing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.models import posts, sources
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    key: str
+    platform: str
+    organisation: str
+    address: str | None
+    platform_id: str | None
+    groups: tuple[str, ...]
+    active: bool
+    enabled: bool
+    status: str
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    next_check_at: datetime | None
+    post_count: int
+    newest_post_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PostSummary:
+    id: int
+    source_key: str
+    organisation: str
+    kind: str
+    published_at: datetime
+    title: str | None
+    text: str | None
+    url: str | None
+
+
+def list_source_health(engine: Engine, *, include_inactive: bool = False) -> list[SourceHealth]:
+    """Every source with its health and post figures."""
+    counts = (
+        sa.select(
+            posts.c.source_id,
+            sa.func.count().label("post_count"),
+            sa.func.max(posts.c.published_at).label("newest_post_at"),
+        )
+        .group_by(posts.c.source_id)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            sources,
+            sa.func.coalesce(counts.c.post_count, 0).label("post_count"),
+            counts.c.newest_post_at,
+        )
+        .select_from(sources.outerjoin(counts, counts.c.source_id == sources.c.id))
+        .order_by(sources.c.organisation, sources.c.key)
+    )
+    if not include_inactive:
+        query = query.where(sources.c.active.is_(True))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        SourceHealth(
+            key=row.key,
+            platform=row.platform,
+            organisation=row.organisation,
+            address=row.fetch_url or row.url or row.handle,
+            platform_id=row.platform_id,
+            groups=tuple(row.groups or ()),
+            active=row.active,
+            enabled=row.enabled,
+            status=row.status,
+            consecutive_failures=row.consecutive_failures,
+            last_success_at=row.last_success_at,
+            last_error=row.last_error,
+            last_error_at=row.last_error_at,
+            next_check_at=row.next_check_at,
+            post_count=row.post_count,
+            newest_post_at=row.newest_post_at,
+        )
+        for row in rows
+    ]
+
+
+def list_posts(
+    engine: Engine,
+    *,
+    source_key: str | None = None,
+    since: datetime | None = None,
+    limit: int = 20,
+) -> list[PostSummary]:
+    """The newest posts, optionally of one source and since a moment."""
+    query = (
+        sa.select(
+            posts.c.id,
+            sources.c.key.label("source_key"),
+            sources.c.organisation,
+            posts.c.kind,
+            posts.c.published_at,
+            posts.c.title,
+            posts.c.text,
+            posts.c.url,
+        )
+        .join(sources, sources.c.id == posts.c.source_id)
+        .where(posts.c.deleted_at.is_(None))
+        .order_by(posts.c.published_at.desc(), posts.c.id.desc())
+        .limit(limit)
+    )
+    if source_key:
+        query = query.where(sources.c.key == source_key)
+    if since:
+        query = query.where(posts.c.published_at >= since)
+    with engine.connect() as connection:
+        return [PostSummary(**row._mapping) for row in connection.execute(query)]

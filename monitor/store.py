@@ -1,0 +1,407 @@
+"""Writing what collectors found: bulk, idempotent, one transaction per source attempt.
+
+An unchanged post writes nothing. A changed post first copies its stored version into
+`post_revisions`. Counts append to `post_metrics` only when one of them moved. The store never
+does HTTP; it is handed plain `CollectResult`s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from collectors.base import METRIC_NAMES, CollectResult, CollectStatus, PostData
+from monitor.models import (
+    REVISION_COLUMNS,
+    collection_runs,
+    post_metrics,
+    post_revisions,
+    posts,
+    sources,
+)
+from monitor.schedule import plan_next_check
+
+log = logging.getLogger(__name__)
+
+# Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
+BATCH_SIZE = 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    metrics: int = 0
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What storing one attempt did: the counts, and the status after storage."""
+
+    status: CollectStatus
+    counts: IngestCounts
+    error: str | None
+
+
+def compute_content_hash(post: PostData) -> str:
+    """A fingerprint of what a reader sees; counts and the raw payload are left out."""
+    visible = [
+        post.kind,
+        post.url,
+        post.author,
+        post.published_at.isoformat() if post.published_at else None,
+        post.title,
+        post.text,
+        post.html,
+        post.language,
+        list(post.tags),
+        [dataclasses.asdict(m) for m in post.media],
+    ]
+    encoded = json.dumps(visible, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def record_attempt(
+    engine: Engine,
+    source_id: int,
+    result: CollectResult,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    interval: timedelta,
+) -> AttemptRecord:
+    """Store an attempt's posts, the source's new state and health, and a collection run.
+
+    All in one transaction. If storing the posts fails, nothing of them remains and the
+    attempt is recorded as failed in a second transaction.
+    """
+    try:
+        with engine.begin() as connection:
+            counts = ingest_posts(connection, source_id, result.posts, now=finished_at)
+            _update_source(
+                connection, source_id, result, result.status, result.error, finished_at, interval
+            )
+            _insert_run(
+                connection,
+                source_id,
+                result,
+                result.status,
+                result.error,
+                counts,
+                started_at,
+                finished_at,
+            )
+        return AttemptRecord(result.status, counts, result.error)
+    except sa.exc.SQLAlchemyError as error:
+        log.exception("storing source %s failed", source_id)
+        message = f"could not store posts: {_first_line(error)}"
+        with engine.begin() as connection:
+            failed = dataclasses.replace(result, posts=())
+            _update_source(
+                connection, source_id, failed, CollectStatus.FAILED, message, finished_at, interval
+            )
+            _insert_run(
+                connection,
+                source_id,
+                failed,
+                CollectStatus.FAILED,
+                message,
+                IngestCounts(),
+                started_at,
+                finished_at,
+            )
+        return AttemptRecord(CollectStatus.FAILED, IngestCounts(), message)
+
+
+def ingest_posts(
+    connection: Connection, source_id: int, items: Sequence[PostData], *, now: datetime
+) -> IngestCounts:
+    """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts."""
+    unique: dict[str, PostData] = {}
+    for post in items:
+        unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
+    totals = IngestCounts()
+    for batch in _chunks(list(unique.values()), BATCH_SIZE):
+        counts = _ingest_batch(connection, source_id, batch, now)
+        totals = IngestCounts(
+            totals.new + counts.new,
+            totals.updated + counts.updated,
+            totals.unchanged + counts.unchanged,
+            totals.metrics + counts.metrics,
+        )
+    return totals
+
+
+def _ingest_batch(
+    connection: Connection, source_id: int, batch: list[PostData], now: datetime
+) -> IngestCounts:
+    hashes = {p.platform_post_id: compute_content_hash(p) for p in batch}
+    existing = {
+        row.platform_post_id: (row.id, row.content_hash)
+        for row in connection.execute(
+            sa.select(posts.c.id, posts.c.platform_post_id, posts.c.content_hash).where(
+                posts.c.source_id == source_id,
+                posts.c.platform_post_id.in_(list(hashes)),
+            )
+        )
+    }
+    fresh = [p for p in batch if p.platform_post_id not in existing]
+    changed = [
+        p
+        for p in batch
+        if p.platform_post_id in existing
+        and existing[p.platform_post_id][1] != hashes[p.platform_post_id]
+    ]
+
+    ids = {key: post_id for key, (post_id, _) in existing.items()}
+    inserted = 0
+    if fresh:
+        rows = [_post_row(source_id, p, hashes[p.platform_post_id], now) for p in fresh]
+        statement = (
+            _insert_for(connection)(posts)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
+            .returning(posts.c.id, posts.c.platform_post_id)
+        )
+        for row in connection.execute(statement):
+            ids[row.platform_post_id] = row.id
+            inserted += 1
+    if changed:
+        changed_ids = [existing[p.platform_post_id][0] for p in changed]
+        _supersede(connection, changed_ids, now)
+        _overwrite(connection, source_id, list(zip(changed_ids, changed, strict=True)), hashes, now)
+    metrics = _append_metrics(connection, batch, ids, set(existing), now)
+    return IngestCounts(
+        new=inserted,
+        updated=len(changed),
+        unchanged=len(batch) - inserted - len(changed),
+        metrics=metrics,
+    )
+
+
+_UPDATED_COLUMNS = (
+    "kind", "url", "author", "title", "text", "html", "language", "tags", "media", "raw",
+    "content_hash", "fetched_at",
+)  # fmt: skip
+
+
+def _overwrite(
+    connection: Connection,
+    source_id: int,
+    changed: list[tuple[int, PostData]],
+    hashes: dict[str, str],
+    now: datetime,
+) -> None:
+    """Replace the stored content of changed posts; first_seen_at stays, and so does the
+    date of an undated entry."""
+    values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in _UPDATED_COLUMNS}
+    values["published_at"] = sa.func.coalesce(sa.bindparam("b_published_at"), posts.c.published_at)
+    parameters = []
+    for post_id, post in changed:
+        row = _post_row(source_id, post, hashes[post.platform_post_id], now)
+        parameters.append(
+            {f"b_{name}": row[name] for name in _UPDATED_COLUMNS}
+            | {"b_id": post_id, "b_published_at": post.published_at}
+        )
+    statement = posts.update().where(posts.c.id == sa.bindparam("b_id")).values(values)
+    connection.execute(statement, parameters)
+
+
+def _supersede(connection: Connection, post_ids: list[int], now: datetime) -> None:
+    """Copy the stored versions of posts about to change into post_revisions, in the database."""
+    columns = [posts.c[name] for name in REVISION_COLUMNS]
+    source = sa.select(
+        posts.c.id, sa.literal(now, type_=post_revisions.c.superseded_at.type), *columns
+    ).where(posts.c.id.in_(post_ids))
+    connection.execute(
+        post_revisions.insert().from_select(["post_id", "superseded_at", *REVISION_COLUMNS], source)
+    )
+
+
+def _append_metrics(
+    connection: Connection,
+    batch: list[PostData],
+    ids: dict[str, int],
+    known: set[str],
+    now: datetime,
+) -> int:
+    counted = [p for p in batch if p.metrics and p.platform_post_id in ids]
+    if not counted:
+        return 0
+    known_ids = [ids[p.platform_post_id] for p in counted if p.platform_post_id in known]
+    latest: dict[int, dict[str, int | None]] = {}
+    if known_ids:
+        newest = (
+            sa.select(sa.func.max(post_metrics.c.id))
+            .where(post_metrics.c.post_id.in_(known_ids))
+            .group_by(post_metrics.c.post_id)
+        )
+        for row in connection.execute(sa.select(post_metrics).where(post_metrics.c.id.in_(newest))):
+            latest[row.post_id] = {name: row._mapping[name] for name in METRIC_NAMES}
+    rows = []
+    for post in counted:
+        post_id = ids[post.platform_post_id]
+        snapshot: dict[str, int | None] = {
+            name: (post.metrics or {}).get(name) for name in METRIC_NAMES
+        }
+        if latest.get(post_id) != snapshot:
+            rows.append({"post_id": post_id, "observed_at": now, **snapshot})
+    if rows:
+        connection.execute(post_metrics.insert(), rows)
+    return len(rows)
+
+
+def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "platform_post_id": post.platform_post_id,
+        "kind": post.kind,
+        "url": _clean(post.url),
+        "author": _clean(post.author),
+        # An undated entry is dated when we first saw it.
+        "published_at": post.published_at or now,
+        "title": _clean(post.title),
+        "text": _clean(post.text),
+        "html": _clean(post.html),
+        "language": _clean(post.language),
+        "tags": _clean(list(post.tags)),
+        "media": _clean(
+            [{k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in post.media]
+        ),
+        "raw": _clean(post.raw),
+        "content_hash": content_hash,
+        "first_seen_at": now,
+        "fetched_at": now,
+    }
+
+
+def _clean(value: Any) -> Any:
+    """Drop NUL characters, which PostgreSQL refuses in text and JSON; SQLite gets the same."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
+def _update_source(
+    connection: Connection,
+    source_id: int,
+    result: CollectResult,
+    status: CollectStatus,
+    error: str | None,
+    now: datetime,
+    interval: timedelta,
+) -> None:
+    values: dict[str, Any] = {"last_attempt_at": now, "updated_at": now}
+    if status in (CollectStatus.OK, CollectStatus.PARTIAL, CollectStatus.NOT_MODIFIED):
+        failures = 0
+        values |= {
+            "status": "ok",
+            "consecutive_failures": 0,
+            "last_success_at": now,
+            "etag": result.state.etag,
+            "last_modified": result.state.last_modified,
+            "cursor": result.state.cursor,
+        }
+        if status is CollectStatus.PARTIAL:
+            values |= {"last_error": error, "last_error_at": now}
+    elif status is CollectStatus.RETIRED:
+        failures = 0
+        values |= {
+            "status": "retired",
+            "retired_at": now,
+            "last_error": error,
+            "last_error_at": now,
+        }
+    else:
+        current = connection.execute(
+            sa.select(sources.c.consecutive_failures).where(sources.c.id == source_id)
+        ).scalar_one()
+        failures = current + 1
+        values |= {
+            "status": "failing",
+            "consecutive_failures": failures,
+            "last_error": error,
+            "last_error_at": now,
+        }
+    if result.moved_to:
+        values["fetch_url"] = result.moved_to
+    values["next_check_at"] = (
+        None
+        if status is CollectStatus.RETIRED
+        else plan_next_check(
+            now=now,
+            interval=interval,
+            consecutive_failures=failures,
+            retry_after=result.retry_after,
+        )
+    )
+    connection.execute(sources.update().where(sources.c.id == source_id).values(values))
+
+
+def _insert_run(
+    connection: Connection,
+    source_id: int,
+    result: CollectResult,
+    status: CollectStatus,
+    error: str | None,
+    counts: IngestCounts,
+    started_at: datetime,
+    finished_at: datetime,
+) -> None:
+    connection.execute(
+        collection_runs.insert().values(
+            source_id=source_id,
+            started_at=started_at,
+            finished_at=finished_at,
+            status=status.value,
+            http_status=result.http_status,
+            posts_new=counts.new,
+            posts_updated=counts.updated,
+            posts_unchanged=counts.unchanged,
+            metrics_written=counts.metrics,
+            bytes_received=result.bytes_received,
+            error=error,
+        )
+    )
+
+
+def _insert_for(connection: Connection) -> Any:
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+
+
+def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _first_line(error: BaseException) -> str:
+    return (
+        str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__]
+    )[0]
+
+
+def mark_skipped(engine: Engine, source_id: int, reason: str, now: datetime) -> None:
+    """Note why a source was not attempted, without counting it as a failure."""
+    with engine.begin() as connection:
+        connection.execute(
+            sources.update()
+            .where(sources.c.id == source_id)
+            .values(status="skipped", last_error=reason, last_error_at=now, updated_at=now)
+        )
