@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` (collect once on SQLite) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+config.toml:
+	cp config.example.toml config.toml
+	@echo "Created config.toml from config.example.toml; edit it to watch your own sources."
+
+# Collect every configured source once. Exit code 1 means some sources failed (they are
+# named in the summary): the run itself completed, so make does too.
+run: $(STAMP) config.toml
+	$(BIN)/omvarld --config config.toml db upgrade
+	$(BIN)/omvarld --config config.toml collect --all || [ $$? -eq 1 ]
+
+# The same, offline, against bundled sample feeds served on loopback.
+demo: $(STAMP)
+	$(BIN)/python demo/run.py
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""Fixtures shared by the suite: both databases, a loopback feed server, config files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.db import make_engine, upgrade
+from tests.feedserver import FeedServer
+
+PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
+
+
+def _postgres_url_with_schema(base: str, schema: str) -> str:
+    # Each test gets its own schema, so tests never see each other's rows.
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'omvarld.db'}"
+        return
+    base = os.environ.get(PG_URL_ENV)
+    if not base:
+        pytest.skip(f"{PG_URL_ENV} is not set: PostgreSQL variant skipped")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _postgres_url_with_schema(base, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a fresh database with the schema at head."""
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        yield server
+
+
+def write_config(directory: Path, database_url: str, body: str = "") -> Path:
+    """A config file in `directory` using `database_url`, followed by `body` (TOML)."""
+    path = directory / "config.toml"
+    path.write_text(
+        f'[database]\nurl = "{database_url}"\n\n' + textwrap.dedent(body), encoding="utf-8"
+    )
+    return path
+
+
+def feed_source(url: str, organisation: str = "Katrineholms kommun", **extra: str) -> str:
+    """One [[sources]] table for a feed."""
+    lines = [
+        "[[sources]]",
+        'platform = "feed"',
+        f'url = "{url}"',
+        f'organisation = "{organisation}"',
+    ]
+    lines += [f'{key} = "{value}"' for key, value in extra.items()]
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,146 @@
+"""A real HTTP server on loopback for collector tests.
+
+It serves registered routes with the behaviour of real publishers: ETag and Last-Modified with
+conditional requests, gzip and brotli, redirects, error statuses with Retry-After, and responses
+that stall. Every request is recorded so a test can assert what the client sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import brotli
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+LAST_MODIFIED = "Mon, 23 Nov 2026 08:00:00 GMT"
+LAST_MODIFIED_AT = parsedate_to_datetime(LAST_MODIFIED)
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/rss+xml; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    validators: bool = True  # send ETag and Last-Modified, answer conditional requests
+    encoding: str | None = None  # "gzip" or "br"
+    location: str | None = None  # for redirects
+    stall_seconds: float = 0.0  # after the headers, before the body
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    headers: dict[str, str]
+    status: int
+
+
+class FeedServer:
+    """Start with `with FeedServer() as server:`; `server.url(path)` gives the address."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FeedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, route: Route | None = None, **options: object) -> str:
+        self.routes[path] = route or Route(**options)  # type: ignore[arg-type]
+        return self.url(path)
+
+    def add_fixture(self, path: str, fixture: str, **options: object) -> str:
+        return self.add(path, body=(FIXTURES / fixture).read_bytes(), **options)
+
+    def requests_to(self, path: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                route = server.routes.get(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if route is None:
+                    self._send(404, b"not found", {"Content-Type": "text/plain"})
+                    server._record(Request(self.path, headers, 404))
+                    return
+                status, body, out = self._respond(route, headers)
+                server._record(Request(self.path, headers, status))
+                self._send(status, body, out, stall=route.stall_seconds)
+
+            def _respond(
+                self, route: Route, headers: dict[str, str]
+            ) -> tuple[int, bytes, dict[str, str]]:
+                out = {"Content-Type": route.content_type, **route.headers}
+                if route.location:
+                    out["Location"] = route.location
+                if route.validators and route.status == 200:
+                    etag = '"' + hashlib.sha1(route.body).hexdigest()[:16] + '"'
+                    out["ETag"] = etag
+                    out["Last-Modified"] = LAST_MODIFIED
+                    if headers.get("if-none-match") == etag:
+                        return 304, b"", {"ETag": etag}
+                    since = headers.get("if-modified-since")
+                    unchanged = since and parsedate_to_datetime(since) >= LAST_MODIFIED_AT
+                    if unchanged and "if-none-match" not in headers:
+                        return 304, b"", {"Last-Modified": LAST_MODIFIED}
+                body = route.body
+                if route.encoding == "gzip":
+                    body, out["Content-Encoding"] = gzip.compress(body), "gzip"
+                elif route.encoding == "br":
+                    body, out["Content-Encoding"] = brotli.compress(body), "br"
+                return route.status, body, out
+
+            def _send(
+                self, status: int, body: bytes, headers: dict[str, str], stall: float = 0.0
+            ) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Date", format_datetime(datetime.now(UTC), usegmt=True))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.flush()
+                if stall:
+                    time.sleep(stall)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)  # the client may have given up on a stall
+
+        return Handler
