@@ -79,3 +79,9 @@ def feed_source(url: str, organisation: str = "Katrineholms kommun", **extra: st
     ]
     lines += [f'{key} = "{value}"' for key, value in extra.items()]
     return "\n".join(lines) + "\n\n"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens", action="store_true", help="rewrite tests/golden/ from current output"
+    )
