@@ -46,7 +46,12 @@ def describe(parsed: ParsedFeed) -> dict[str, Any]:
         fields["tags"] = list(post.tags)
         fields["media"] = [dataclasses.asdict(m) for m in post.media]
         posts.append(fields)
-    return {"title": parsed.title, "flavour": parsed.flavour, "problem": parsed.problem, "posts": posts}
+    return {
+        "title": parsed.title,
+        "flavour": parsed.flavour,
+        "problem": parsed.problem,
+        "posts": posts,
+    }
 
 
 @pytest.mark.parametrize("fixture", sorted(PARSED_FIXTURES))
@@ -101,7 +106,11 @@ def test_latin1_feed_decodes_swedish_letters() -> None:
 def test_malformed_feed_keeps_what_it_recovered_and_says_so() -> None:
     parsed = parse_feed((FIXTURES / "malformed.xml").read_bytes(), url=FEED_URL)
     assert len(parsed.posts) == 2
-    assert parsed.problem and "not well-formed" in parsed.problem and "2 entries recovered" in parsed.problem
+    assert (
+        parsed.problem
+        and "not well-formed" in parsed.problem
+        and "2 entries recovered" in parsed.problem
+    )
 
 
 def test_entity_bomb_is_not_expanded() -> None:
@@ -120,7 +129,9 @@ def test_entity_bomb_is_not_expanded() -> None:
         (b'{"json": "instead"}', "application/json", "not a feed"),
     ],
 )
-def test_a_body_that_is_not_a_feed_is_a_clear_error(body: bytes, content_type: str, message: str) -> None:
+def test_a_body_that_is_not_a_feed_is_a_clear_error(
+    body: bytes, content_type: str, message: str
+) -> None:
     with pytest.raises(FeedError, match=message):
         parse_feed(body, url=FEED_URL, content_type=content_type)
 

@@ -1,0 +1,329 @@
+"""Feed collection end to end: a real loopback server, the real aiohttp client, both databases."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collectors.base import CollectStatus
+from monitor.collect import SourceOutcome, collect_sources
+from monitor.config import Config, load_config
+from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
+from monitor.sources import select_sources, sync_sources
+from tests.conftest import feed_source, write_config
+from tests.feedserver import FIXTURES, FeedServer, Route
+
+
+def configure(tmp_path: Path, engine: Engine, body: str, collect: str = "") -> Config:
+    config = load_config(
+        write_config(tmp_path, str(engine.url.render_as_string(False)), collect + body)
+    )
+    sync_sources(engine, config, datetime.now(UTC))
+    return config
+
+
+def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
+    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
+    return {o.key: o for o in collect_sources(config, engine, rows)}
+
+
+def count(engine: Engine, table: sa.Table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def source_row(engine: Engine, key: str) -> sa.Row:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sources).where(sources.c.key == key)).one()
+
+
+def only(outcomes: dict[str, SourceOutcome]) -> SourceOutcome:
+    (outcome,) = outcomes.values()
+    return outcome
+
+
+def test_second_pass_sends_conditional_requests_and_writes_nothing(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    urls = [
+        feed_server.add_fixture("/rss.xml", "rss20.xml"),
+        feed_server.add_fixture("/atom.xml", "atom.xml"),
+        feed_server.add_fixture("/yt.xml", "youtube.xml", content_type="text/xml"),
+    ]
+    config = configure(tmp_path, engine, "".join(feed_source(u) for u in urls))
+
+    first = collect_all(config, engine)
+    assert {o.status for o in first.values()} == {CollectStatus.OK}
+    assert sum(o.counts.new for o in first.values()) == 4 + 3 + 3
+    posts_before, metrics_before = count(engine, posts), count(engine, post_metrics)
+    assert (posts_before, metrics_before) == (10, 3)
+
+    second = collect_all(config, engine)
+    assert {o.status for o in second.values()} == {CollectStatus.NOT_MODIFIED}
+    assert all(o.counts.new == o.counts.updated == 0 for o in second.values())
+    for path in ("/rss.xml", "/atom.xml", "/yt.xml"):
+        request = feed_server.requests_to(path)[-1]
+        assert request.headers["if-none-match"].startswith('"')
+        assert request.headers["if-modified-since"] == "Mon, 23 Nov 2026 08:00:00 GMT"
+        assert request.status == 304
+    assert (count(engine, posts), count(engine, post_metrics)) == (posts_before, metrics_before)
+    assert count(engine, post_revisions) == 0
+
+
+def test_unchanged_feed_served_without_validators_writes_no_post_rows(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/plain.xml", "rss20.xml", validators=False)
+    config = configure(tmp_path, engine, feed_source(url))
+    collect_all(config, engine)
+    with engine.connect() as connection:
+        fetched = connection.execute(sa.select(posts.c.id, posts.c.fetched_at)).all()
+
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.OK
+    assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (0, 0, 4)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(posts.c.id, posts.c.fetched_at)).all() == fetched
+
+
+def test_edited_entry_keeps_its_previous_version_as_a_revision(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/news.xml", "rss20.xml")
+    config = configure(tmp_path, engine, feed_source(url))
+    collect_all(config, engine)
+    with engine.connect() as connection:
+        original = connection.execute(
+            sa.select(posts).order_by(posts.c.published_at.desc())
+        ).first()
+    assert original is not None
+
+    feed_server.add_fixture("/news.xml", "rss20_edited.xml")
+    outcome = only(collect_all(config, engine))
+    assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (0, 1, 3)
+    with engine.connect() as connection:
+        edited = connection.execute(sa.select(posts).where(posts.c.id == original.id)).one()
+        revision = connection.execute(sa.select(post_revisions)).one()
+    assert edited.title.startswith("Uppdaterad:")
+    assert edited.first_seen_at == original.first_seen_at
+    assert revision.post_id == original.id
+    assert revision.title == original.title
+    assert revision.content_hash == original.content_hash != edited.content_hash
+    assert revision.fetched_at == original.fetched_at
+
+
+def test_changed_view_counts_append_metrics_without_touching_the_posts(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/yt.xml", "youtube.xml")
+    config = configure(tmp_path, engine, feed_source(url, "Skatteverket"))
+    collect_all(config, engine)
+    feed_server.add_fixture("/yt.xml", "youtube_updated_counts.xml")
+
+    outcome = only(collect_all(config, engine))
+    assert (outcome.counts.updated, outcome.counts.metrics) == (0, 2)
+    assert count(engine, post_revisions) == 0
+    with engine.connect() as connection:
+        history = connection.execute(
+            sa.select(post_metrics.c.views, post_metrics.c.likes)
+            .join(posts, posts.c.id == post_metrics.c.post_id)
+            .where(posts.c.platform_post_id == "yt:video:dK3v9Qm2TfA")
+            .order_by(post_metrics.c.id)
+        ).all()
+    assert [tuple(r) for r in history] == [(1234, 42), (2051, 57)]
+
+
+def test_permanent_redirect_updates_the_stored_url_and_temporary_does_not(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    new_home = feed_server.add_fixture("/new/rss.xml", "rss20.xml")
+    moved = feed_server.add("/old/rss.xml", status=301, location=new_home, validators=False)
+    feed_server.add_fixture("/other.xml", "atom.xml")
+    temporary = feed_server.add(
+        "/tmp.xml", status=302, location=feed_server.url("/other.xml"), validators=False
+    )
+    config = configure(tmp_path, engine, feed_source(moved) + feed_source(temporary))
+
+    outcomes = collect_all(config, engine)
+    moved_outcome = next(o for o in outcomes.values() if "old" in o.key)
+    assert moved_outcome.moved_to == new_home
+    assert source_row(engine, moved_outcome.key).fetch_url == new_home
+    temporary_key = next(k for k in outcomes if "tmp" in k)
+    assert source_row(engine, temporary_key).fetch_url is None
+
+    collect_all(config, engine)
+    assert len(feed_server.requests_to("/old/rss.xml")) == 1  # the next pass went straight there
+
+
+def test_gone_feed_is_retired_with_the_reason_and_no_longer_collected(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/gone.xml", status=410, body=b"Gone", content_type="text/plain")
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.RETIRED
+    row = source_row(engine, outcome.key)
+    assert row.status == "retired" and "410" in row.last_error
+    assert row.next_check_at is None
+    assert select_sources(engine, now=datetime.now(UTC), everything=True) == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured_for_rate_limits_and_unavailability(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, status: int
+) -> None:
+    url = feed_server.add(
+        "/busy.xml", status=status, body=b"slow down", headers={"Retry-After": "7200"},
+        validators=False,
+    )  # fmt: skip
+    config = configure(tmp_path, engine, feed_source(url))
+    before = datetime.now(UTC)
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error and f"HTTP {status}" in outcome.error and "retry after" in outcome.error
+    row = source_row(engine, outcome.key)
+    assert row.next_check_at >= before + timedelta(seconds=7200)
+    assert row.consecutive_failures == 1
+
+
+def test_stalled_response_times_out_without_holding_up_other_sources(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    stalled = feed_server.add_fixture("/stall.xml", "rss20.xml", stall_seconds=3)
+    healthy = feed_server.add_fixture("/ok.xml", "atom.xml")
+    collect = "[collect]\nread_timeout = 0.5\n\n"
+    config = configure(tmp_path, engine, feed_source(stalled) + feed_source(healthy), collect)
+
+    outcomes = collect_all(config, engine)
+    by_path = {("stall" if "stall" in k else "ok"): o for k, o in outcomes.items()}
+    assert by_path["stall"].status is CollectStatus.FAILED
+    assert by_path["stall"].error and "timed out" in by_path["stall"].error
+    assert by_path["ok"].status is CollectStatus.OK and by_path["ok"].counts.new == 3
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        (
+            Route(body=(FIXTURES / "html_page.html").read_bytes(), content_type="text/html"),
+            "HTML page",
+        ),
+        (Route(body=b""), "empty response body"),
+        (Route(status=500, body=b"oops", content_type="text/plain"), "HTTP 500"),
+        (Route(status=404, body=b"missing", content_type="text/plain"), "HTTP 404"),
+    ],
+    ids=["html", "empty", "500", "404"],
+)
+def test_broken_source_fails_with_one_line_and_others_are_collected(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, route: Route, message: str
+) -> None:
+    broken = feed_server.add("/broken", route)
+    healthy = feed_server.add_fixture("/ok.xml", "rss20.xml")
+    config = configure(tmp_path, engine, feed_source(broken) + feed_source(healthy))
+
+    outcomes = collect_all(config, engine)
+    bad = next(o for k, o in outcomes.items() if "broken" in k)
+    good = next(o for k, o in outcomes.items() if "ok.xml" in k)
+    assert bad.status is CollectStatus.FAILED
+    assert bad.error and message in bad.error and "\n" not in bad.error
+    assert good.status is CollectStatus.OK and good.counts.new == 4
+    row = source_row(engine, bad.key)
+    assert (row.status, row.consecutive_failures, row.last_error) == ("failing", 1, bad.error)
+    with engine.connect() as connection:
+        run = connection.execute(
+            sa.select(collection_runs).where(collection_runs.c.source_id == row.id)
+        ).one()
+    assert (run.status, run.error, run.posts_new) == ("failed", bad.error, 0)
+
+
+def test_malformed_feed_is_partially_parsed_and_the_problem_is_recorded(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/bad.xml", "malformed.xml")
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 2
+    row = source_row(engine, outcome.key)
+    assert row.status == "ok" and "not well-formed" in row.last_error
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_compressed_feeds_are_decoded(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, encoding: str
+) -> None:
+    url = feed_server.add_fixture("/z.xml", "rss20.xml", encoding=encoding)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 4
+    assert encoding in feed_server.requests_to("/z.xml")[0].headers["accept-encoding"]
+
+
+def big_feed(entries: int) -> bytes:
+    items = "".join(
+        f"<item><guid>post-{i}</guid><title>Nyhet {i} från kommunen</title>"
+        f"<pubDate>Mon, 23 Nov 2026 08:{i % 60:02d}:00 +0100</pubDate>"
+        f"<description>{'Kommunen informerar om vinterväghållning. ' * 40}</description></item>"
+        for i in range(entries)
+    )
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Stor</title>{items}</channel></rss>'.encode()
+
+
+def test_five_megabyte_feed_is_stored_in_full(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    body = big_feed(2700)
+    assert len(body) > 5_000_000
+    url = feed_server.add("/big.xml", body=body)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 2700
+    assert count(engine, posts) == 2700
+
+
+def test_body_over_the_limit_is_refused_even_when_compressed(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    body = big_feed(600)  # about 1.2 MB, compresses to a few KB
+    assert len(gzip.compress(body)) < 100_000
+    url = feed_server.add("/bomb.xml", body=body, encoding="gzip")
+    config = configure(
+        tmp_path, engine, feed_source(url), "[collect]\nmax_body_bytes = 1000000\n\n"
+    )
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error and "too large" in outcome.error
+    assert count(engine, posts) == 0
+
+
+def test_requests_name_the_project_and_ask_for_feeds(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/rss.xml", "rss20.xml")
+    collect_all(configure(tmp_path, engine, feed_source(url)), engine)
+    headers = feed_server.requests_to("/rss.xml")[0].headers
+    assert headers["user-agent"].startswith("Omvarld/") and "+https://" in headers["user-agent"]
+    assert "application/rss+xml" in headers["accept"]
+
+
+def test_unreachable_host_fails_with_a_clear_reason(tmp_path: Path, engine: Engine) -> None:
+    config = configure(tmp_path, engine, feed_source("http://127.0.0.1:9/feed.xml"))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == "connection refused by 127.0.0.1"
+
+
+def test_source_needing_credentials_is_skipped_naming_the_variable(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    body = '[[sources]]\nplatform = "x"\nhandle = "@polisen"\norganisation = "Polisen"\n'
+    config = configure(tmp_path, engine, body)
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.SKIPPED
+    assert outcome.error == "credentials missing: set the environment variable X_BEARER_TOKEN"
+    assert count(engine, collection_runs) == 0
