@@ -270,7 +270,8 @@ def big_feed(entries: int) -> bytes:
         f"<description>{'Kommunen informerar om vinterväghållning. ' * 40}</description></item>"
         for i in range(entries)
     )
-    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Stor</title>{items}</channel></rss>'.encode()
+    head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Stor</title>'
+    return f"{head}{items}</channel></rss>".encode()
 
 
 def test_five_megabyte_feed_is_stored_in_full(

@@ -139,7 +139,8 @@ def test_a_body_that_is_not_a_feed_is_a_clear_error(
 def test_script_and_javascript_links_stay_inert_in_text() -> None:
     body = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
     <item><guid>1</guid><title>Hej</title><link>javascript:alert(1)</link>
-    <description><![CDATA[<p>Text</p><script>alert('x')</script><a href="javascript:alert(1)">klick</a>]]></description>
+    <description><![CDATA[<p>Text</p><script>alert('x')</script>
+    <a href="javascript:alert(1)">klick</a>]]></description>
     </item></channel></rss>"""
     post = parse_feed(body, url=FEED_URL).posts[0]
     assert post.url is None  # only http(s) links are kept as the post's link

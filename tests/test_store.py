@@ -1,0 +1,151 @@
+"""Ingest: bulk, idempotent, one transaction per source attempt, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceState
+from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
+from monitor.store import BATCH_SIZE, compute_content_hash, ingest_posts, record_attempt
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def add_source(engine: Engine, key: str = "feed:example.se/rss") -> int:
+    with engine.begin() as connection:
+        return connection.execute(
+            sources.insert()
+            .values(
+                key=key, platform="feed", url="https://example.se/rss", organisation="Exempel kommun",
+                groups=[], cursor={}, status="new", consecutive_failures=0, active=True,
+                enabled=True, created_at=NOW, updated_at=NOW,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()  # fmt: skip
+
+
+def post(number: int, **changes: Any) -> PostData:
+    values: dict[str, Any] = {
+        "platform_post_id": f"post-{number}",
+        "kind": "article",
+        "url": f"https://example.se/nyheter/{number}",
+        "published_at": NOW - timedelta(minutes=number),
+        "title": f"Nyhet {number}",
+        "text": "Kommunen informerar.",
+        "html": "<p>Kommunen informerar.</p>",
+        "raw": {"id": f"post-{number}"},
+    }
+    return PostData(**(values | changes))
+
+
+def attempt(engine: Engine, source_id: int, items: list[PostData], when: datetime = NOW) -> Any:
+    result = CollectResult(CollectStatus.OK, posts=tuple(items), state=SourceState(etag='"v1"'))
+    return record_attempt(
+        engine, source_id, result, started_at=when, finished_at=when, interval=HOUR
+    )
+
+
+def rows(engine: Engine, table: sa.Table) -> list[sa.Row]:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(table).order_by(table.c.id)).all()
+
+
+def test_failure_in_a_later_batch_leaves_no_rows_of_that_attempt(engine: Engine) -> None:
+    source_id = add_source(engine)
+    items = [post(i) for i in range(BATCH_SIZE)] + [post(BATCH_SIZE, kind=None)]
+
+    record = attempt(engine, source_id, items)
+
+    assert record.status is CollectStatus.FAILED
+    assert record.error and record.error.startswith("could not store posts:")
+    assert rows(engine, posts) == []
+    (run,) = rows(engine, collection_runs)
+    assert (run.status, run.posts_new, run.error) == ("failed", 0, record.error)
+    (source,) = rows(engine, sources)
+    assert (source.status, source.consecutive_failures, source.etag) == ("failing", 1, None)
+
+
+def test_ingest_spans_batches_and_counts_every_post(engine: Engine) -> None:
+    source_id = add_source(engine)
+    items = [post(i) for i in range(2 * BATCH_SIZE + 7)]
+    first = attempt(engine, source_id, items)
+    second = attempt(engine, source_id, items)
+    assert (first.counts.new, first.counts.unchanged) == (len(items), 0)
+    assert (second.counts.new, second.counts.updated, second.counts.unchanged) == (0, 0, len(items))
+    assert len(rows(engine, posts)) == len(items)
+
+
+def test_an_id_listed_twice_in_one_feed_is_stored_once(engine: Engine) -> None:
+    source_id = add_source(engine)
+    record = attempt(engine, source_id, [post(1), post(1, title="Dubblett"), post(2)])
+    assert record.counts.new == 2
+    assert sorted(r.title for r in rows(engine, posts)) == ["Nyhet 1", "Nyhet 2"]
+
+
+def test_undated_post_is_dated_at_first_sight_and_keeps_that_date_when_edited(
+    engine: Engine,
+) -> None:
+    source_id = add_source(engine)
+    attempt(engine, source_id, [post(1, published_at=None)])
+    attempt(engine, source_id, [post(1, published_at=None, title="Rättad")], when=NOW + HOUR)
+    (stored,) = rows(engine, posts)
+    assert stored.title == "Rättad"
+    assert stored.published_at == stored.first_seen_at == NOW
+    assert stored.fetched_at == NOW + HOUR
+
+
+def test_nul_characters_are_dropped_on_both_databases(engine: Engine) -> None:
+    source_id = add_source(engine)
+    record = attempt(engine, source_id, [post(1, title="Noll\x00tecken", raw={"a": "b\x00"})])
+    assert record.status is CollectStatus.OK
+    (stored,) = rows(engine, posts)
+    assert stored.title == "Nolltecken" and stored.raw == {"a": "b"}
+
+
+def test_edit_and_new_counts_together_write_a_revision_and_a_metric(engine: Engine) -> None:
+    source_id = add_source(engine)
+    attempt(engine, source_id, [post(1, metrics={"views": 10, "likes": 1})])
+    attempt(engine, source_id, [post(1, metrics={"views": 10, "likes": 1})])
+    record = attempt(
+        engine, source_id, [post(1, title="Ny rubrik", metrics={"views": 25, "likes": 1})]
+    )
+    assert (record.counts.updated, record.counts.metrics) == (1, 1)
+    assert [(m.views, m.likes) for m in rows(engine, post_metrics)] == [(10, 1), (25, 1)]
+    (revision,) = rows(engine, post_revisions)
+    assert revision.title == "Nyhet 1"
+
+
+def test_media_tags_and_timestamps_round_trip_as_stored(engine: Engine) -> None:
+    source_id = add_source(engine)
+    image = Media(type="image", url="https://example.se/bild.jpg", alt_text="Snöplog på E4")
+    ingest_and_read = post(1, tags=("snö", "trafik"), media=(image,), language="sv")
+    attempt(engine, source_id, [ingest_and_read])
+    (stored,) = rows(engine, posts)
+    assert stored.tags == ["snö", "trafik"]
+    assert stored.media == [
+        {"type": "image", "url": "https://example.se/bild.jpg", "alt_text": "Snöplog på E4"}
+    ]
+    assert stored.published_at == NOW - timedelta(minutes=1)
+    assert stored.published_at.tzinfo is not None
+    assert stored.content_hash == compute_content_hash(ingest_and_read)
+
+
+def test_content_hash_ignores_counts_and_raw_payload() -> None:
+    base = post(1)
+    assert compute_content_hash(base) == compute_content_hash(
+        post(1, metrics={"views": 99}, raw={"fetched": "later"})
+    )
+    assert compute_content_hash(base) != compute_content_hash(post(1, text="Ändrad text."))
+
+
+def test_ingest_posts_is_idempotent_within_one_connection(engine: Engine) -> None:
+    source_id = add_source(engine)
+    with engine.begin() as connection:
+        first = ingest_posts(connection, source_id, [post(1), post(2)], now=NOW)
+        again = ingest_posts(connection, source_id, [post(1), post(2)], now=NOW)
+    assert (first.new, again.new, again.unchanged) == (2, 0, 2)
