@@ -79,10 +79,9 @@ def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        write_config(server.server_address[1])
-        print(
-            f"Serving {len(SOURCES)} sample feeds from {FEEDS} on 127.0.0.1:{server.server_address[1]}"
-        )
+        port = server.server_address[1]
+        write_config(port)
+        print(f"Serving {len(SOURCES)} sample feeds from {FEEDS} on 127.0.0.1:{port}")
         steps = [
             ("db", "upgrade"),
             ("collect", "--all"),

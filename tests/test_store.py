@@ -21,9 +21,9 @@ def add_source(engine: Engine, key: str = "feed:example.se/rss") -> int:
         return connection.execute(
             sources.insert()
             .values(
-                key=key, platform="feed", url="https://example.se/rss", organisation="Exempel kommun",
-                groups=[], cursor={}, status="new", consecutive_failures=0, active=True,
-                enabled=True, created_at=NOW, updated_at=NOW,
+                key=key, platform="feed", url="https://example.se/rss",
+                organisation="Exempel kommun", groups=[], cursor={}, status="new",
+                consecutive_failures=0, active=True, enabled=True, created_at=NOW, updated_at=NOW,
             )
             .returning(sources.c.id)
         ).scalar_one()  # fmt: skip
