@@ -244,12 +244,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     problems: list[Problem] = []
 
     includes = document.pop("include", [])
-    raw_sources: list[tuple[Any, _Origin]] = []
-    top_sources = document.pop("sources", [])
-    if not isinstance(top_sources, list):
-        problems.append(Problem(shown, "sources", "expected an array of tables ([[sources]])"))
-        top_sources = []
-    raw_sources += [(s, _Origin(shown, i)) for i, s in enumerate(top_sources)]
+    raw_sources = _source_entries(document.pop("sources", []), shown, problems)
 
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         problems.append(Problem(shown, "include", "expected a list of file patterns"))
@@ -266,8 +261,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                 problems.append(
                     Problem(str(included), unknown[0], "an included file holds only [[sources]]")
                 )
-            entries = extra.get("sources", [])
-            raw_sources += [(s, _Origin(str(included), i)) for i, s in enumerate(entries)]
+            raw_sources += _source_entries(extra.get("sources", []), str(included), problems)
 
     sources: list[SourceConfig] = []
     origins: dict[int, _Origin] = {}
@@ -291,6 +285,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     if problems or config is None:
         raise ConfigError(problems)
     return config.model_copy(update={"sources": tuple(sources)})
+
+
+def _source_entries(entries: Any, file: str, problems: list[Problem]) -> list[tuple[Any, _Origin]]:
+    if not isinstance(entries, list):
+        problems.append(Problem(file, "sources", "expected an array of tables: write [[sources]]"))
+        return []
+    return [(entry, _Origin(file, i)) for i, entry in enumerate(entries)]
 
 
 def _read_toml(path: Path, shown: str) -> dict[str, Any]:
@@ -321,8 +322,12 @@ def _problems_from(error: ValidationError, file: str, prefix: str) -> list[Probl
         loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
         key = (prefix + loc).lstrip(".")
         reason = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "literal_error" and key.endswith("platform"):
+        if key.endswith(".[key]"):  # a bad table name, such as [platforms.tiktok]
+            key = key.removesuffix(".[key]")
+        if item["type"] == "literal_error" and "platform" in key:
             reason = f"unknown platform {item['input']!r}; expected one of {', '.join(PLATFORMS)}"
+        elif item["type"] == "model_type":
+            reason = "expected a table"
         elif item["type"] == "extra_forbidden":
             reason = "unknown key"
         problems.append(Problem(file, key, reason))

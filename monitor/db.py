@@ -23,9 +23,13 @@ def make_engine(url: str) -> Engine:
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
     except ModuleNotFoundError as error:
-        raise DatabaseError(
-            f"database url {_redact(url)!r} needs the {error.name} driver: "
+        hint = (
             "pip install 'omvarld[postgresql]'"
+            if url.startswith("postgresql")
+            else "use sqlite:///FILE or postgresql+psycopg://…"
+        )
+        raise DatabaseError(
+            f"database url {_redact(url)!r}: driver {error.name} is not installed; {hint}"
         ) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _configure_sqlite)
@@ -75,7 +79,9 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "head")
     except sa.exc.OperationalError as error:
-        raise DatabaseError(f"cannot upgrade {_redact(str(engine.url))}: {error.orig}") from None
+        raise DatabaseError(
+            f"cannot upgrade {describe_database(engine)}: {_first_line(error)}"
+        ) from None
     return before, current_revision(engine)
 
 
@@ -88,7 +94,9 @@ def ensure_schema(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except sa.exc.OperationalError as error:
-        raise DatabaseError(f"cannot open {_redact(str(engine.url))}: {error.orig}") from None
+        raise DatabaseError(
+            f"cannot open {describe_database(engine)}: {_first_line(error)}"
+        ) from None
     if current == head_revision():
         return
     if engine.dialect.name == "sqlite":
@@ -112,3 +120,7 @@ def _redact(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _first_line(error: sa.exc.DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0]
