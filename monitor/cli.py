@@ -212,8 +212,14 @@ def sources_import_opml(
         feeds = read_opml(str(file))
     except OpmlError as error:
         fail(str(error))
+    # A feed already configured, or listed twice in the OPML (in two folders), is written once.
     known = {derive_source_key(s.platform, s.url, s.handle) for s in config.sources}
-    fresh = [f for f in feeds if derive_source_key("feed", f.url, None) not in known]
+    fresh = []
+    for feed in feeds:
+        key = derive_source_key("feed", feed.url, None)
+        if key not in known:
+            known.add(key)
+            fresh.append(feed)
     target = output or config.path.parent / "sources" / f"{file.stem}.toml"
     if target.exists():
         fail(f"{target} exists; choose another file with --out")
@@ -224,7 +230,7 @@ def sources_import_opml(
     )
     out.print(
         f"wrote {len(fresh)} sources to {target} "
-        f"({len(feeds) - len(fresh)} already configured were left out)",
+        f"({len(feeds) - len(fresh)} already configured or listed twice were left out)",
         markup=False,
     )
     out.print(f'Include it from {config.path} with: include = ["sources/*.toml"]', markup=False)

@@ -97,5 +97,6 @@ def render_opml(feeds: Sequence[ExportedFeed], *, title: str = "Omvärld sources
 
 
 def _toml_string(value: str) -> str:
-    # JSON's string escapes (\", \\, \n, \uXXXX) are all valid in TOML basic strings.
-    return json.dumps(value, ensure_ascii=False)
+    # JSON's string escapes (\", \\, \n, \uXXXX) are all valid in TOML basic strings; JSON
+    # leaves DEL (U+007F) raw, which TOML forbids.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -1,0 +1,480 @@
+"""The CLI's config and sources commands, in process and as a real `python -m monitor`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from monitor.cli import app
+from monitor.opml import read_opml
+from tests.conftest import feed_source, write_config
+
+WIDE = {"COLUMNS": "200"}  # keep Rich tables on one line per row
+
+OPML = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<opml version="2.0">
+  <head><title>Kommuner</title></head>
+  <body>
+    <outline text="Sörmland" title="Sörmland">
+      <outline text="Flens kommun" type="rss" xmlUrl="https://www.flen.se/rss"/>
+      <outline text="Gnesta kommun" type="rss" xmlUrl="https://www.gnesta.se/rss"/>
+      <outline text="Vingåkers kommun" type="rss" xmlUrl="https://www.vingaker.se/rss"/>
+    </outline>
+  </body>
+</opml>
+"""
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own shell must not decide what these tests see.
+    for name in ("OMVARLD_DATABASE_URL", "OMVARLD_CONFIG", "X_BEARER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--config", str(config), *args], env=WIDE)
+
+
+def run_process(config: Path | str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **WIDE}
+    for name in ("OMVARLD_DATABASE_URL", "OMVARLD_CONFIG", "X_BEARER_TOKEN"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def write_config_with_include(directory: Path, database_url: str, body: str = "") -> Path:
+    """A config whose first line includes sources/*.toml (before any table header)."""
+    path = write_config(directory, database_url, body)
+    path.write_text(
+        'include = ["sources/*.toml"]\n' + path.read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return path
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'omvarld.db'}"
+
+
+def table_row(output: str, *cells: str) -> re.Pattern[str]:
+    """A Rich table row holding these cells in order."""
+    return re.compile(r"│\s*" + r"\s*│\s*".join(map(re.escape, cells)) + r"\s*│")
+
+
+VALID_BODY = (
+    feed_source("https://www.flen.se/rss", "Flens kommun")
+    + 'groups = ["kommuner"]\n\n'
+    + feed_source("https://www.katrineholm.se/rss", "Katrineholms kommun")
+    + 'groups = ["kommuner", "sörmland"]\n\n'
+    + textwrap.dedent(
+        """\
+        [[sources]]
+        platform = "x"
+        handle = "regionsormland"
+        organisation = "Region Sörmland"
+        groups = ["sörmland"]
+        """
+    )
+)
+
+BROKEN_BODY = textwrap.dedent(
+    """\
+    [[sources]]
+    platform = "tiktok"
+    handle = "flenskommun"
+    organisation = "Flens kommun"
+
+    [[sources]]
+    platform = "feed"
+    url = "https://www.gnesta.se/rss"
+    organization = "Gnesta kommun"
+
+    [[sources]]
+    platform = "feed"
+    organisation = "Vingåkers kommun"
+    """
+)
+
+
+# ------------------------------------------------------------------------------ config check
+
+
+def test_config_check_on_valid_file_summarises_platforms_groups_and_missing_token(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), VALID_BODY)
+
+    result = run(config, "config", "check")
+
+    assert result.exit_code == 0, result.output
+    assert f"{config}: valid, 3 sources (3 enabled)" in result.stdout
+    assert table_row(result.stdout, "feed", "2").search(result.stdout)
+    x_row = table_row(
+        result.stdout, "x", "1", "credentials missing: set the environment variable X_BEARER_TOKEN"
+    )
+    assert x_row.search(result.stdout)
+    assert table_row(result.stdout, "kommuner", "2").search(result.stdout)
+    assert table_row(result.stdout, "sörmland", "2").search(result.stdout)
+    assert result.stderr == ""
+
+
+def test_config_check_says_nothing_about_x_token_once_it_is_set(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), VALID_BODY)
+
+    result = CliRunner().invoke(
+        app, ["--config", str(config), "config", "check"], env={**WIDE, "X_BEARER_TOKEN": "t"}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "X_BEARER_TOKEN" not in result.stdout
+
+
+def test_config_check_on_broken_file_prints_one_line_per_problem_and_exits_2(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), BROKEN_BODY)
+
+    result = run(config, "config", "check")
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert sorted(result.stderr.splitlines()) == [
+        f"{config}: sources[0].platform: unknown platform 'tiktok'; "
+        "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr",
+        f"{config}: sources[1].organisation: Field required",
+        f"{config}: sources[1].organization: unknown key",
+        f"{config}: sources[2]: a feed source needs url",
+    ]
+
+
+def test_config_check_on_missing_file_exits_2_naming_it(tmp_path: Path) -> None:
+    result = run(tmp_path / "nowhere.toml", "config", "check")
+
+    assert result.exit_code == 2
+    assert result.stderr == f"{tmp_path / 'nowhere.toml'}: file not found\n"
+
+
+def test_config_check_as_a_process_exits_0_on_a_valid_file(tmp_path: Path) -> None:
+    write_config(tmp_path, "sqlite:///omvarld.db", VALID_BODY)
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert process.returncode == 0, process.stderr
+    assert "config.toml: valid, 3 sources (3 enabled)" in process.stdout
+    assert "X_BEARER_TOKEN" in process.stdout
+    assert "Traceback" not in process.stderr
+
+
+def test_config_check_as_a_process_exits_2_without_traceback_on_a_broken_file(
+    tmp_path: Path,
+) -> None:
+    write_config(tmp_path, "sqlite:///omvarld.db", BROKEN_BODY)
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr
+    lines = process.stderr.splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith("config.toml: sources[") for line in lines)
+
+
+def test_missing_config_as_a_process_exits_2_without_traceback(tmp_path: Path) -> None:
+    process = run_process("absent.toml", "sources", "list", cwd=tmp_path)
+
+    assert process.returncode == 2
+    assert process.stderr == "absent.toml: file not found\n"
+
+
+def test_invalid_toml_as_a_process_exits_2_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[database\nurl = "x"\n', encoding="utf-8")
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr
+    assert process.stderr.startswith("config.toml: invalid TOML: ")
+
+
+# ------------------------------------------------------------------------------ sources list
+
+
+def test_sources_list_shows_keys_and_organisations_and_inactive_on_request(
+    tmp_path: Path, database_url: str
+) -> None:
+    body = (
+        feed_source("https://www.flen.se/rss", "Flens kommun")
+        + feed_source("https://www.gnesta.se/rss", "Gnesta kommun", key="gnesta")
+        + textwrap.dedent(
+            """\
+            [[sources]]
+            platform = "mastodon"
+            handle = "@krisinformation@mastodon.nu"
+            organisation = "MSB"
+            """
+        )
+    )
+    config = write_config(tmp_path, database_url, body)
+    upgraded = run(config, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+
+    listed = run(config, "sources", "list")
+
+    assert listed.exit_code == 0, listed.output
+    assert table_row(listed.stdout, "feed:www.flen.se/rss", "feed", "Flens kommun").search(
+        listed.stdout
+    )
+    assert table_row(listed.stdout, "gnesta", "feed", "Gnesta kommun").search(listed.stdout)
+    assert table_row(
+        listed.stdout, "mastodon:krisinformation@mastodon.nu", "mastodon", "MSB"
+    ).search(listed.stdout)
+
+    write_config(
+        tmp_path,
+        database_url,
+        feed_source("https://www.flen.se/rss", "Flens kommun")
+        + feed_source("https://www.gnesta.se/rss", "Gnesta kommun", key="gnesta"),
+    )
+    after = run(config, "sources", "list")
+
+    assert after.exit_code == 0, after.output
+    assert "mastodon:krisinformation@mastodon.nu" not in after.stdout
+    assert "MSB" not in after.stdout
+    assert "gnesta" in after.stdout
+    assert after.stderr == (
+        "source mastodon:krisinformation@mastodon.nu is no longer configured: "
+        "marked inactive, posts kept\n"
+    )
+
+    with_inactive = run(config, "sources", "list", "--inactive")
+
+    assert with_inactive.exit_code == 0, with_inactive.output
+    assert re.search(
+        r"│\s*mastodon:krisinformation@mastodon\.nu\s*│\s*mastodon\s*│\s*MSB\s*│.*│\s*inactive\s*│",
+        with_inactive.stdout,
+    )
+    assert table_row(with_inactive.stdout, "gnesta", "feed", "Gnesta kommun").search(
+        with_inactive.stdout
+    )
+    assert with_inactive.stderr == ""
+
+
+# ------------------------------------------------------------------------------- import-opml
+
+
+def test_import_opml_writes_new_feeds_next_to_config_and_config_check_counts_them(
+    tmp_path: Path,
+) -> None:
+    config = write_config(
+        tmp_path, sqlite_url(tmp_path), feed_source("https://www.flen.se/rss", "Flens kommun")
+    )
+    opml = tmp_path / "downloads" / "kommuner.opml"
+    opml.parent.mkdir()
+    opml.write_text(OPML, encoding="utf-8")
+
+    imported = run(config, "sources", "import-opml", str(opml), "--group", "kommuner")
+
+    assert imported.exit_code == 0, imported.output
+    target = tmp_path / "sources" / "kommuner.toml"
+    assert f"wrote 2 sources to {target} (1 already configured or listed twice were left out)" in imported.stdout
+    written = target.read_text(encoding="utf-8")
+    assert "https://www.gnesta.se/rss" in written
+    assert "https://www.vingaker.se/rss" in written
+    assert "https://www.flen.se/rss" not in written
+
+    write_config_with_include(
+        tmp_path, sqlite_url(tmp_path), feed_source("https://www.flen.se/rss", "Flens kommun")
+    )
+    checked = run(config, "config", "check")
+
+    assert checked.exit_code == 0, checked.output
+    assert f"{config}: valid, 3 sources (3 enabled)" in checked.stdout
+    assert table_row(checked.stdout, "kommuner", "2").search(checked.stdout)
+
+
+def test_import_opml_refuses_to_overwrite_an_existing_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path))
+    opml = tmp_path / "kommuner.opml"
+    opml.write_text(OPML, encoding="utf-8")
+    first = run(config, "sources", "import-opml", str(opml), "--group", "kommuner")
+    assert first.exit_code == 0, first.output
+    target = tmp_path / "sources" / "kommuner.toml"
+    before = target.read_text(encoding="utf-8")
+
+    second = run(config, "sources", "import-opml", str(opml), "--group", "andra")
+
+    assert second.exit_code == 2
+    assert second.stderr == f"error: {target} exists; choose another file with --out\n"
+    assert target.read_text(encoding="utf-8") == before
+
+
+def test_import_opml_with_a_feed_in_two_folders_writes_a_loadable_file(tmp_path: Path) -> None:
+    # Readers let one feed sit in several folders; the include file must still load.
+    config = write_config_with_include(tmp_path, sqlite_url(tmp_path))
+    opml = tmp_path / "export.opml"
+    opml.write_text(
+        textwrap.dedent(
+            """\
+            <opml version="2.0"><body>
+              <outline text="Kommuner">
+                <outline text="Flens kommun" xmlUrl="https://www.flen.se/rss"/>
+              </outline>
+              <outline text="Sörmland">
+                <outline text="Flens kommun" xmlUrl="https://www.flen.se/rss"/>
+                <outline text="Gnesta kommun" xmlUrl="https://www.gnesta.se/rss"/>
+              </outline>
+            </body></opml>
+            """
+        ),
+        encoding="utf-8",
+    )
+    imported = run(config, "sources", "import-opml", str(opml))
+    assert imported.exit_code == 0, imported.output
+
+    checked = run(config, "config", "check")
+
+    assert checked.exit_code == 0, checked.stderr
+    assert f"{config}: valid, 2 sources (2 enabled)" in checked.stdout
+
+
+def test_import_opml_of_an_invalid_file_exits_2_naming_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path))
+    opml = tmp_path / "broken.opml"
+    opml.write_text("<opml><body>", encoding="utf-8")
+
+    result = run(config, "sources", "import-opml", str(opml))
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {opml}: not valid OPML: ")
+    assert not (tmp_path / "sources").exists()
+
+
+def test_import_opml_as_a_process_with_a_relative_config_writes_beside_it(
+    tmp_path: Path,
+) -> None:
+    write_config_with_include(tmp_path, "sqlite:///omvarld.db")
+    (tmp_path / "kommuner.opml").write_text(OPML, encoding="utf-8")
+
+    process = run_process(
+        "config.toml",
+        "sources",
+        "import-opml",
+        "kommuner.opml",
+        "--group",
+        "kommuner",
+        cwd=tmp_path,
+    )
+
+    assert process.returncode == 0, process.stderr
+    assert "Traceback" not in process.stderr
+    assert (tmp_path / "sources" / "kommuner.toml").is_file()
+
+    again = run_process(
+        "config.toml",
+        "sources",
+        "import-opml",
+        "kommuner.opml",
+        "--group",
+        "kommuner",
+        cwd=tmp_path,
+    )
+
+    assert again.returncode == 2
+    assert "Traceback" not in again.stderr
+    assert "exists" in again.stderr
+
+
+# ------------------------------------------------------------------------------- export-opml
+
+
+def test_export_opml_writes_the_configured_feeds_for_read_opml(tmp_path: Path) -> None:
+    body = (
+        feed_source("https://www.flen.se/rss", "Flens kommun")
+        + 'groups = ["kommuner"]\n\n'
+        + feed_source("https://www.gnesta.se/rss", "Gnesta kommun", name="Nyheter från Gnesta")
+        + textwrap.dedent(
+            """\
+            [[sources]]
+            platform = "mastodon"
+            handle = "krisinformation@mastodon.nu"
+            organisation = "MSB"
+            """
+        )
+    )
+    config = write_config(tmp_path, sqlite_url(tmp_path), body)
+    out = tmp_path / "export.opml"
+
+    result = run(config, "sources", "export-opml", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    assert f"wrote 2 feeds to {out}" in result.stdout
+    assert sorted((f.url, f.title, f.category) for f in read_opml(str(out))) == [
+        ("https://www.flen.se/rss", "Flens kommun", "kommuner"),
+        ("https://www.gnesta.se/rss", "Nyheter från Gnesta", None),
+    ]
+
+
+def test_export_opml_without_out_writes_opml_to_stdout(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, sqlite_url(tmp_path), feed_source("https://www.flen.se/rss", "Flens kommun")
+    )
+
+    result = run(config, "sources", "export-opml")
+
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "stdout.opml"
+    saved.write_text(result.stdout, encoding="utf-8")
+    assert [f.url for f in read_opml(str(saved))] == ["https://www.flen.se/rss"]
+
+
+# ----------------------------------------------------------------------------------- collect
+
+
+def test_collect_with_unknown_platform_exits_2_naming_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path))
+
+    result = run(config, "collect", "--platform", "tiktok")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --platform: unknown platform 'tiktok'; "
+        "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr\n"
+    )
+
+
+def test_collect_with_unknown_platform_as_a_process_exits_2_without_traceback(
+    tmp_path: Path,
+) -> None:
+    write_config(tmp_path, "sqlite:///omvarld.db")
+
+    process = run_process("config.toml", "collect", "--platform", "tiktok", cwd=tmp_path)
+
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr
+    assert "'tiktok'" in process.stderr
+
+
+def test_collect_with_unknown_source_exits_2_naming_it(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, sqlite_url(tmp_path), feed_source("http://127.0.0.1:9/rss", "Flens kommun")
+    )
+
+    result = run(config, "collect", "--source", "nope")
+
+    assert result.exit_code == 2
+    assert result.stderr == "error: --source: no active source with key 'nope'\n"
