@@ -203,7 +203,7 @@ def sources_import_opml(
         Path | None, typer.Option("--out", help="TOML file to write (default sources/<name>.toml).")
     ] = None,
 ) -> None:
-    """Write the feeds of an OPML file as a TOML include file of [[sources]]."""
+    """Write the feeds of an OPML file as a TOML include file of sources."""
     from monitor.config import derive_source_key
     from monitor.opml import OpmlError, read_opml, render_sources_toml
 

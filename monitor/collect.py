@@ -110,10 +110,11 @@ async def _collect_one(
     database: ThreadPoolExecutor,
 ) -> SourceOutcome:
     started = time.monotonic()
+    interval = timedelta(seconds=row.interval_s or config.collect.interval)
     skip_reason = find_skip_reason(config, row.platform)
     if skip_reason:
         await asyncio.get_running_loop().run_in_executor(
-            database, mark_skipped, engine, row.id, skip_reason, datetime.now(UTC)
+            database, mark_skipped, engine, row.id, skip_reason, datetime.now(UTC), interval
         )
         return SourceOutcome(
             row.key,
@@ -139,7 +140,6 @@ async def _collect_one(
             CollectStatus.FAILED, state=row.to_state(), error=f"internal error: {error!r}"
         )
     finished_at = datetime.now(UTC)
-    interval = timedelta(seconds=row.interval_s or config.collect.interval)
     record = await asyncio.get_running_loop().run_in_executor(
         database,
         lambda: record_attempt(

@@ -208,7 +208,8 @@ def _overwrite(
     """Replace the stored content of changed posts; first_seen_at stays, and so does the
     date of an undated entry."""
     values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in _UPDATED_COLUMNS}
-    values["published_at"] = sa.func.coalesce(sa.bindparam("b_published_at"), posts.c.published_at)
+    published = sa.bindparam("b_published_at", type_=posts.c.published_at.type)
+    values["published_at"] = sa.func.coalesce(published, posts.c.published_at)
     parameters = []
     for post_id, post in changed:
         row = _post_row(source_id, post, hashes[post.platform_post_id], now)
@@ -397,11 +398,19 @@ def _first_line(error: BaseException) -> str:
     )[0]
 
 
-def mark_skipped(engine: Engine, source_id: int, reason: str, now: datetime) -> None:
+def mark_skipped(
+    engine: Engine, source_id: int, reason: str, now: datetime, interval: timedelta
+) -> None:
     """Note why a source was not attempted, without counting it as a failure."""
     with engine.begin() as connection:
         connection.execute(
             sources.update()
             .where(sources.c.id == source_id)
-            .values(status="skipped", last_error=reason, last_error_at=now, updated_at=now)
+            .values(
+                status="skipped",
+                last_error=reason,
+                last_error_at=now,
+                updated_at=now,
+                next_check_at=now + interval,
+            )
         )

@@ -291,7 +291,10 @@ def test_import_opml_writes_new_feeds_next_to_config_and_config_check_counts_the
 
     assert imported.exit_code == 0, imported.output
     target = tmp_path / "sources" / "kommuner.toml"
-    assert f"wrote 2 sources to {target} (1 already configured or listed twice were left out)" in imported.stdout
+    assert (
+        f"wrote 2 sources to {target} (1 already configured or listed twice were left out)"
+        in imported.stdout
+    )
     written = target.read_text(encoding="utf-8")
     assert "https://www.gnesta.se/rss" in written
     assert "https://www.vingaker.se/rss" in written
