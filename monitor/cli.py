@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Messages never wrap: a path or error split over two lines is harder to read and to grep.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 app = typer.Typer(
     name="omvarld",
@@ -65,7 +66,7 @@ class Context:
                 self._config = load_config(self.config_path)
             except ConfigError as error:
                 for problem in error.problems:
-                    err.print(str(problem), markup=False, soft_wrap=True)
+                    err.print(str(problem), markup=False)
                 raise typer.Exit(EXIT_USAGE) from None
         return self._config
 
@@ -95,7 +96,7 @@ class Context:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
 
 
@@ -356,12 +357,14 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
             notes.append(f"{outcome.key}: {outcome.status.value}: {outcome.error}")
     out.print(table)
     for note in notes:
-        out.print(note, markup=False, soft_wrap=True)
+        out.print(note, markup=False)
     failed = sum(o.status is CollectStatus.FAILED for o in outcomes)
+    not_modified = sum(o.status is CollectStatus.NOT_MODIFIED for o in outcomes)
     out.print(
         f"{len(outcomes)} sources: {sum(o.counts.new for o in outcomes)} new, "
         f"{sum(o.counts.updated for o in outcomes)} updated, "
-        f"{sum(o.counts.unchanged for o in outcomes)} unchanged posts; {failed} failed"
+        f"{sum(o.counts.unchanged for o in outcomes)} unchanged posts; "
+        f"{not_modified} not modified, {failed} failed"
     )
 
 
@@ -402,9 +405,7 @@ def status(
     for h in health:
         if h.last_error:
             since = _when(h.last_error_at, zone)
-            out.print(
-                f"{h.key}: {h.status} since {since}: {h.last_error}", markup=False, soft_wrap=True
-            )
+            out.print(f"{h.key}: {h.status} since {since}: {h.last_error}", markup=False)
 
 
 # ----------------------------------------------------------------------------------------- posts

@@ -1,0 +1,51 @@
+"""Schema management: SQLite upgrades itself, PostgreSQL waits for `db upgrade`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from monitor.db import head_revision, make_engine
+from tests.conftest import write_config
+
+runner = CliRunner()
+
+
+def test_embedded_sqlite_is_created_by_any_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, "sqlite:///data/omvarld.db")
+    (tmp_path / "data").mkdir()
+    result = runner.invoke(app, ["--config", str(config), "status"])
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'omvarld.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+        version = connection.execute(
+            sa.text("SELECT version_num FROM alembic_version")
+        ).scalar_one()
+    assert version == head_revision()
+
+
+def test_db_upgrade_reports_the_change_then_that_nothing_is_left(  # type: ignore[no-untyped-def]
+    tmp_path, database_url: str
+) -> None:
+    config = str(write_config(tmp_path, database_url))
+    first = runner.invoke(app, ["--config", config, "db", "upgrade"])
+    assert first.exit_code == 0 and f"schema empty → {head_revision()}" in first.stdout
+    second = runner.invoke(app, ["--config", config, "db", "upgrade"])
+    assert second.exit_code == 0 and f"already at schema {head_revision()}" in second.stdout
+    engine = make_engine(database_url)
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {"sources", "posts", "post_metrics", "post_revisions", "collection_runs"} <= tables
+
+
+def test_postgresql_is_not_upgraded_behind_the_admins_back(  # type: ignore[no-untyped-def]
+    tmp_path, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        return  # SQLite upgrades itself: covered above
+    config = str(write_config(tmp_path, database_url))
+    result = runner.invoke(app, ["--config", config, "status"])
+    assert result.exit_code == 2
+    assert "the database is empty; run 'omvarld db upgrade'" in result.output
