@@ -80,26 +80,37 @@ sources = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+
+def _version_columns() -> list[sa.Column[Any]]:
+    """One version of a post: `posts` holds the current one, `post_revisions` the earlier ones."""
+    return [
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("url", sa.Text),
+        sa.Column("author", sa.Text),
+        sa.Column("published_at", UTCDateTime, nullable=False),
+        sa.Column("title", sa.Text),
+        sa.Column("text", sa.Text),
+        sa.Column("html", sa.Text),
+        sa.Column("language", sa.Text),
+        sa.Column("tags", JSONType, nullable=False, default=list),
+        sa.Column("media", JSONType, nullable=False, default=list),
+        sa.Column("raw", JSONType),
+        sa.Column("content_hash", sa.Text, nullable=False),
+        sa.Column("fetched_at", UTCDateTime, nullable=False),  # when this version was fetched
+    ]
+
+
+# The columns a revision copies from the post it supersedes.
+REVISION_COLUMNS = tuple(column.name for column in _version_columns())
+
 posts = sa.Table(
     "posts",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("source_id", sa.Integer, sa.ForeignKey("sources.id"), nullable=False),
     sa.Column("platform_post_id", sa.Text, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("url", sa.Text),
-    sa.Column("author", sa.Text),
-    sa.Column("published_at", UTCDateTime, nullable=False),
-    sa.Column("title", sa.Text),
-    sa.Column("text", sa.Text),
-    sa.Column("html", sa.Text),
-    sa.Column("language", sa.Text),
-    sa.Column("tags", JSONType, nullable=False, default=list),
-    sa.Column("media", JSONType, nullable=False, default=list),
-    sa.Column("raw", JSONType),
-    sa.Column("content_hash", sa.Text, nullable=False),
+    *_version_columns(),
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
-    sa.Column("fetched_at", UTCDateTime, nullable=False),  # when this version was fetched
     sa.Column("deleted_at", UTCDateTime),
     sa.UniqueConstraint("source_id", "platform_post_id"),
     sa.Index("ix_posts_source_id_published_at", "source_id", "published_at"),
@@ -128,19 +139,7 @@ post_revisions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("superseded_at", UTCDateTime, nullable=False),  # when the newer version was seen
-    sa.Column("fetched_at", UTCDateTime, nullable=False),  # when this version was fetched
-    sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("url", sa.Text),
-    sa.Column("author", sa.Text),
-    sa.Column("published_at", UTCDateTime, nullable=False),
-    sa.Column("title", sa.Text),
-    sa.Column("text", sa.Text),
-    sa.Column("html", sa.Text),
-    sa.Column("language", sa.Text),
-    sa.Column("tags", JSONType, nullable=False),
-    sa.Column("media", JSONType, nullable=False),
-    sa.Column("raw", JSONType),
-    sa.Column("content_hash", sa.Text, nullable=False),
+    *_version_columns(),
     sa.Index("ix_post_revisions_post_id", "post_id"),
 )
 
@@ -163,9 +162,3 @@ collection_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Index("ix_collection_runs_source_id_started_at", "source_id", "started_at"),
 )
-
-# The columns a revision copies from the post it supersedes.
-REVISION_COLUMNS = (
-    "kind", "url", "author", "published_at", "title", "text", "html", "language",
-    "tags", "media", "raw", "content_hash", "fetched_at",
-)  # fmt: skip

@@ -241,15 +241,24 @@ def test_broken_source_fails_with_one_line_and_others_are_collected(
     assert (run.status, run.error, run.posts_new) == ("failed", bad.error, 0)
 
 
+@pytest.mark.parametrize(
+    ("fixture", "recovered", "reason"),
+    [("malformed.xml", 2, "invalid token"), ("entity_bomb.xml", 1, "undefined entity")],
+)
 def test_malformed_feed_is_partially_parsed_and_the_problem_is_recorded(
-    tmp_path: Path, engine: Engine, feed_server: FeedServer
+    tmp_path: Path,
+    engine: Engine,
+    feed_server: FeedServer,
+    fixture: str,
+    recovered: int,
+    reason: str,
 ) -> None:
-    url = feed_server.add_fixture("/bad.xml", "malformed.xml")
+    url = feed_server.add_fixture("/bad.xml", fixture)
     config = configure(tmp_path, engine, feed_source(url))
     outcome = only(collect_all(config, engine))
-    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 2
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == recovered
     row = source_row(engine, outcome.key)
-    assert row.status == "ok" and "not well-formed" in row.last_error
+    assert row.status == "ok" and "not well-formed" in row.last_error and reason in row.last_error
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "br"])

@@ -49,3 +49,13 @@ def test_postgresql_is_not_upgraded_behind_the_admins_back(  # type: ignore[no-u
     result = runner.invoke(app, ["--config", config, "status"])
     assert result.exit_code == 2
     assert "the database is empty; run 'omvarld db upgrade'" in result.output
+
+
+def test_migrations_create_exactly_the_tables_the_code_expects(engine) -> None:  # type: ignore[no-untyped-def]
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from monitor.models import metadata
+
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
