@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+if TYPE_CHECKING:
     from collectors.http import HttpClient
     from monitor.config import Config
 
@@ -93,6 +96,7 @@ class CollectResult:
     http_status: int | None = None
     error: str | None = None  # one line for admins: what went wrong and, where known, the fix
     retry_after: datetime | None = None  # the server asked us not to come back before this
+    fresh_until: datetime | None = None  # the server said its answer stays fresh until then
     moved_to: str | None = None  # a permanent redirect: fetch here from now on
     bytes_received: int = 0
 
@@ -102,7 +106,9 @@ class Collector(Protocol):
 
     platform: ClassVar[str]
 
-    def __init__(self, config: Config) -> None: ...
+    def __init__(self, config: Config, parsing: Executor) -> None:
+        """`parsing` runs CPU-bound work (a process pool on several cores): submit module-level
+        functions with picklable arguments."""
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient

@@ -19,10 +19,12 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 
 from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceRef, SourceState
-from collectors.http import FetchError, HttpClient, parse_retry_after
+from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
 from collectors.text import html_to_text
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from monitor.config import Config
 
 ACCEPT = (
@@ -53,8 +55,9 @@ class ParsedFeed:
 class FeedCollector:
     platform: ClassVar[str] = "feed"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, parsing: Executor) -> None:
         self.config = config
+        self.parsing = parsing
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
@@ -79,6 +82,9 @@ class FeedCollector:
             http_status=response.status,
             moved_to=response.moved_to,
             bytes_received=len(response.body),
+            fresh_until=parse_freshness(
+                response.header("cache-control"), response.header("expires"), datetime.now(UTC)
+            ),
         )
         if response.status == 304:
             return replace(base, status=CollectStatus.NOT_MODIFIED)
@@ -109,7 +115,7 @@ class FeedCollector:
         )
         try:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(None, parse)
+            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
         except FeedError as error:
             return replace(base, error=str(error))
         new_state = SourceState(

@@ -163,6 +163,27 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     return max(when, now)
 
 
+def parse_freshness(
+    cache_control: str | None, expires: str | None, now: datetime
+) -> datetime | None:
+    """Until when a response may be reused, from Cache-Control max-age or else Expires."""
+    directives = [d.strip().lower() for d in (cache_control or "").split(",")]
+    if "no-cache" in directives or "no-store" in directives:
+        return None
+    for directive in directives:
+        name, _, value = directive.partition("=")
+        if name == "max-age" and value.strip().isdigit():
+            return now + timedelta(seconds=int(value))
+    if expires:
+        try:
+            when = parsedate_to_datetime(expires)
+        except (TypeError, ValueError):
+            return None  # "Expires: 0" and other invalid dates mean "already stale"
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        return when if when > now else None
+    return None
+
+
 def _describe_connect_error(host: str, error: aiohttp.ClientConnectorError) -> str:
     cause = error.os_error
     if isinstance(cause, socket.gaierror) or "Name or service not known" in str(cause):

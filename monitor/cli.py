@@ -281,22 +281,29 @@ def collect(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from collectors.base import CollectStatus
-    from monitor.collect import collect_sources
+    from monitor.collect import collect_sources, make_worker_id
     from monitor.config import PLATFORMS
     from monitor.db import describe_database
-    from monitor.sources import select_sources
+    from monitor.sources import claim_sources, select_sources
 
     if platform is not None and platform not in PLATFORMS:
         fail(f"--platform: unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
     keys = source or []
-    rows = select_sources(
-        engine, now=datetime.now(UTC), everything=everything, keys=keys, platform=platform
-    )
-    unknown = sorted(set(keys) - {r.key for r in rows})
+    now = datetime.now(UTC)
+    unknown = sorted(set(keys) - {r.key for r in select_sources(engine, now=now, keys=keys)})
     if unknown:
         fail(f"--source: no active source with key {', '.join(map(repr, unknown))}")
+    # Claimed like the service claims, so a manual run and `omvarld run` never collect the
+    # same source at once.
+    worker = make_worker_id()
+    lease = timedelta(seconds=config.collect.lease)
+    chosen: dict[str, Any] = {"everything": everything, "keys": keys, "platform": platform}
+    rows = claim_sources(engine, now=now, worker=worker, lease=lease, **chosen)
+    busy = len(select_sources(engine, now=now, **chosen)) - len(rows)
+    if busy:
+        out.print(f"{busy} sources are being collected by a running service; left to it.")
     if not rows:
         out.print("Nothing is due. Use --all to collect every source now.")
         out.print(f"Database: {describe_database(engine)}", markup=False)
@@ -317,7 +324,7 @@ def collect(
         def advance(outcome: SourceOutcome) -> None:
             progress.update(task, advance=1, description=outcome.key)
 
-        outcomes = collect_sources(config, engine, rows, on_outcome=advance)
+        outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=advance)
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)

@@ -1,18 +1,26 @@
-"""The collection engine: run collectors concurrently, store each result as it arrives.
+"""The collection engine: fetch concurrently, parse on every core, store on one thread.
 
-Fetching happens on one event loop; storing happens on one database thread, so a slow write
-never stalls the fetches and SQLite only ever sees one writer from this process.
+One event loop does all HTTP. Parsing (feedparser is pure Python and CPU-bound) runs in a process
+pool sized to the cores. Storing runs on one database thread, so a slow write never stalls the
+fetches, SQLite only ever sees one writer from this process, and writes keep their order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
+import os
+import random
+import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -20,10 +28,22 @@ from collectors import get_collector_class
 from collectors.base import Collector, CollectResult, CollectStatus
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
-from monitor.sources import SourceRow
-from monitor.store import IngestCounts, mark_skipped, record_attempt
+from monitor.sources import SourceRow, claim_sources
+from monitor.store import (
+    Attempt,
+    IngestCounts,
+    mark_skipped,
+    record_attempt,
+    release_leases,
+)
 
 log = logging.getLogger(__name__)
+
+# Below this many sources a process pool costs more to start than it saves.
+PROCESS_POOL_THRESHOLD = 16
+# After a stop request, in-flight sources get this long to finish before they are given back.
+STOP_GRACE_SECONDS = 8.0
+STOP_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,11 @@ class SourceOutcome:
     seconds: float = 0.0
 
 
+def make_worker_id() -> str:
+    """Who holds a lease: host and process, so an admin can tell workers apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def find_skip_reason(config: Config, platform: str) -> str | None:
     """Why a source of this platform cannot be collected now, or None."""
     env_name = missing_secret(config, platform)
@@ -55,110 +80,237 @@ def collect_sources(
     config: Config,
     engine: Engine,
     rows: Sequence[SourceRow],
+    *,
+    worker: str | None = None,
+    on_outcome: Callable[[SourceOutcome], None] | None = None,
+    stop: threading.Event | None = None,
+) -> list[SourceOutcome]:
+    """Collect the given sources once and store what they yield. Never raises for a source.
+
+    With `worker`, the rows must be leased to it (see `claim_sources`), and an attempt whose
+    lease was lost is not stored.
+    """
+    run = _Run(config, engine, worker, on_outcome, stop, expected=len(rows))
+    return asyncio.run(run.collect(rows))
+
+
+def collect_due(
+    config: Config,
+    engine: Engine,
+    *,
+    worker: str,
+    stop: threading.Event,
     on_outcome: Callable[[SourceOutcome], None] | None = None,
 ) -> list[SourceOutcome]:
-    """Collect the given sources once and store what they yield. Never raises for a source."""
-    return asyncio.run(_collect_all(config, engine, rows, on_outcome))
+    """One service tick: claim due sources and collect them until none are due, or stop."""
+    run = _Run(config, engine, worker, on_outcome, stop, expected=None)
+    return asyncio.run(run.collect_due())
 
 
-async def _collect_all(
-    config: Config,
-    engine: Engine,
-    rows: Sequence[SourceRow],
-    on_outcome: Callable[[SourceOutcome], None] | None,
-) -> list[SourceOutcome]:
-    settings = config.collect
-    collectors: dict[str, Collector] = {}
-    outcomes: list[SourceOutcome] = []
-    http = HttpClient(
-        user_agent=make_user_agent(settings.contact_url),
-        concurrency=settings.concurrency,
-        per_host=settings.per_host,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_body_bytes=settings.max_body_bytes,
-    )
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="omvarld-db") as database:
-        async with http:
+class _LazyProcessPool(Executor):
+    """A process pool started at its first task, so a run with nothing to parse pays nothing."""
 
-            async def run_one(row: SourceRow) -> None:
-                outcome = await _collect_one(config, engine, row, http, collectors, database)
-                outcomes.append(outcome)
-                log.info(
-                    "source=%s status=%s http=%s new=%d updated=%d seconds=%.2f%s",
-                    outcome.key,
-                    outcome.status.value,
-                    outcome.http_status,
-                    outcome.counts.new,
-                    outcome.counts.updated,
-                    outcome.seconds,
-                    f" error={outcome.error!r}" if outcome.error else "",
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self._lock:
+            if self._pool is None:
+                # forkserver: a child forked from this multi-threaded process could inherit a
+                # lock held by another thread; the server process has none.
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["collectors.feeds"])
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def make_parse_executor(config: Config, expected: int | None) -> Executor:
+    processes = config.collect.parse_processes or os.cpu_count() or 1
+    if processes <= 1 or (expected is not None and expected < PROCESS_POOL_THRESHOLD):
+        return ThreadPoolExecutor(max_workers=2, thread_name_prefix="omvarld-parse")
+    return _LazyProcessPool(processes)
+
+
+class _Run:
+    """One collection run: its HTTP client, executors, collectors and outcomes."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        worker: str | None,
+        on_outcome: Callable[[SourceOutcome], None] | None,
+        stop: threading.Event | None,
+        expected: int | None,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.worker = worker
+        self.on_outcome = on_outcome
+        self.stop = stop or threading.Event()
+        self.expected = expected
+        self.policy = config.collect.policy()
+        self.outcomes: list[SourceOutcome] = []
+        self.collectors: dict[str, Collector] = {}
+        settings = config.collect
+        self.http = HttpClient(
+            user_agent=make_user_agent(settings.contact_url),
+            concurrency=settings.concurrency,
+            per_host=settings.per_host,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_body_bytes=settings.max_body_bytes,
+        )
+        self.database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omvarld-db")
+        self.parsing = make_parse_executor(config, expected)
+        # Sources beyond this many wait before fetching, so bodies in memory stay bounded.
+        self.slots = asyncio.Semaphore(settings.concurrency)
+
+    async def collect(self, rows: Sequence[SourceRow]) -> list[SourceOutcome]:
+        async with self._resources():
+            tasks = [asyncio.create_task(self._one(row)) for row in rows]
+            await self._finish(tasks, rows)
+        return self.outcomes
+
+    async def collect_due(self) -> list[SourceOutcome]:
+        settings = self.config.collect
+        worker = self.worker
+        assert worker is not None
+        async with self._resources():
+            pending: dict[asyncio.Task[None], SourceRow] = {}
+            while not self.stop.is_set():
+                room = 2 * settings.concurrency - len(pending)
+                rows: list[SourceRow] = []
+                if room > 0:
+                    rows = await self._in_database(
+                        claim_sources,
+                        self.engine,
+                        now=datetime.now(UTC),
+                        worker=worker,
+                        lease=timedelta(seconds=settings.lease),
+                        limit=room,
+                    )
+                pending |= {asyncio.create_task(self._one(row)): row for row in rows}
+                if not pending:
+                    break
+                done, _ = await asyncio.wait(
+                    pending, timeout=STOP_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
-                if on_outcome:
-                    on_outcome(outcome)
+                for task in done:
+                    del pending[task]
+            await self._finish(list(pending), list(pending.values()))
+        return self.outcomes
 
-            await asyncio.gather(*(run_one(row) for row in rows))
-    return outcomes
+    async def _finish(self, tasks: list[asyncio.Task[None]], rows: Sequence[SourceRow]) -> None:
+        """Wait for the tasks; on a stop request, give in-flight ones a grace period, then
+        cancel them and hand their sources back."""
+        remaining = set(tasks)
+        deadline: float | None = None
+        while remaining:
+            _, remaining = await asyncio.wait(remaining, timeout=STOP_POLL_SECONDS)
+            if self.stop.is_set():
+                deadline = deadline or time.monotonic() + STOP_GRACE_SECONDS
+                if time.monotonic() >= deadline:
+                    for task in remaining:
+                        task.cancel()
+                    await asyncio.gather(*remaining, return_exceptions=True)
+                    break
+        if self.worker is not None and self.stop.is_set():
+            finished = {o.key for o in self.outcomes}
+            unfinished = [row.id for row in rows if row.key not in finished]
+            # The database thread runs in order: a write already queued lands first, and its
+            # lease is then no longer ours to release.
+            await self._in_database(release_leases, self.engine, unfinished, self.worker)
 
+    @contextlib.asynccontextmanager
+    async def _resources(self) -> AsyncIterator[None]:
+        try:
+            async with self.http:
+                yield
+        finally:
+            self.parsing.shutdown(wait=True, cancel_futures=True)
+            self.database.shutdown(wait=True)
 
-async def _collect_one(
-    config: Config,
-    engine: Engine,
-    row: SourceRow,
-    http: HttpClient,
-    collectors: dict[str, Collector],
-    database: ThreadPoolExecutor,
-) -> SourceOutcome:
-    started = time.monotonic()
-    interval = timedelta(seconds=row.interval_s or config.collect.interval)
-    skip_reason = find_skip_reason(config, row.platform)
-    if skip_reason:
-        await asyncio.get_running_loop().run_in_executor(
-            database, mark_skipped, engine, row.id, skip_reason, datetime.now(UTC), interval
+    async def _in_database(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.database, lambda: function(*args, **kwargs))
+
+    async def _one(self, row: SourceRow) -> None:
+        async with self.slots:
+            if self.stop.is_set():
+                return  # not started: the source is handed back, still due
+            outcome = await self._attempt(row)
+        self.outcomes.append(outcome)
+        log.info(
+            "source=%s status=%s http=%s new=%d updated=%d seconds=%.2f%s",
+            outcome.key,
+            outcome.status.value,
+            outcome.http_status,
+            outcome.counts.new,
+            outcome.counts.updated,
+            outcome.seconds,
+            f" error={outcome.error!r}" if outcome.error else "",
         )
-        return SourceOutcome(
-            row.key,
-            row.organisation,
-            row.platform,
-            CollectStatus.SKIPPED,
-            IngestCounts(),
-            skip_reason,
-        )
-    collector = collectors.get(row.platform)
-    if collector is None:
-        collector_class = get_collector_class(row.platform)
-        assert collector_class is not None  # find_skip_reason said so
-        collector = collectors[row.platform] = collector_class(config)
+        if self.on_outcome:
+            self.on_outcome(outcome)
 
-    started_at = datetime.now(UTC)
-    try:
-        result = await collector.collect(row.to_ref(), row.to_state(), http)
-    except Exception as error:
-        # A collector bug must cost one source, not the run; the traceback goes to the log.
-        log.exception("collector %s failed on %s", row.platform, row.key)
-        result = CollectResult(
-            CollectStatus.FAILED, state=row.to_state(), error=f"internal error: {error!r}"
-        )
-    finished_at = datetime.now(UTC)
-    record = await asyncio.get_running_loop().run_in_executor(
-        database,
-        lambda: record_attempt(
-            engine,
-            row.id,
-            result,
+    async def _attempt(self, row: SourceRow) -> SourceOutcome:
+        started = time.monotonic()
+        skip_reason = find_skip_reason(self.config, row.platform)
+        if skip_reason:
+            interval = timedelta(seconds=row.interval_s or self.config.collect.interval)
+            now = datetime.now(UTC)
+            await self._in_database(mark_skipped, self.engine, row.id, skip_reason, now, interval)
+            return SourceOutcome(
+                row.key,
+                row.organisation,
+                row.platform,
+                CollectStatus.SKIPPED,
+                IngestCounts(),
+                skip_reason,
+            )
+        started_at = datetime.now(UTC)
+        try:
+            result = await self._collector(row.platform).collect(
+                row.to_ref(), row.to_state(), self.http
+            )
+        except Exception as error:
+            # A collector bug must cost one source, not the run; the traceback goes to the log.
+            log.exception("collector %s failed on %s", row.platform, row.key)
+            result = CollectResult(
+                CollectStatus.FAILED, state=row.to_state(), error=f"internal error: {error!r}"
+            )
+        attempt = Attempt(
+            source_id=row.id,
             started_at=started_at,
-            finished_at=finished_at,
-            interval=interval,
-        ),
-    )
-    return SourceOutcome(
-        key=row.key,
-        organisation=row.organisation,
-        platform=row.platform,
-        status=record.status,
-        counts=record.counts,
-        error=record.error,
-        http_status=result.http_status,
-        moved_to=result.moved_to,
-        seconds=time.monotonic() - started,
-    )
+            finished_at=datetime.now(UTC),
+            policy=self.policy,
+            worker=self.worker,
+            jitter=random.uniform(-1.0, 1.0),
+        )
+        record = await self._in_database(record_attempt, self.engine, attempt, result)
+        return SourceOutcome(
+            key=row.key,
+            organisation=row.organisation,
+            platform=row.platform,
+            status=record.status,
+            counts=record.counts,
+            error=record.error,
+            http_status=result.http_status,
+            moved_to=result.moved_to,
+            seconds=time.monotonic() - started,
+        )
+
+    def _collector(self, platform: str) -> Collector:
+        collector = self.collectors.get(platform)
+        if collector is None:
+            collector_class = get_collector_class(platform)
+            assert collector_class is not None  # find_skip_reason said so
+            collector = self.collectors[platform] = collector_class(self.config, self.parsing)
+        return collector

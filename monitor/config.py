@@ -13,9 +13,13 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from monitor.schedule import SchedulePolicy
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -72,16 +76,54 @@ class CollectConfig(_Strict):
     per_host: int = Field(2, ge=1, le=256)
     backfill_days: int = Field(30, ge=0)
     backfill_posts: int = Field(200, ge=1)
-    interval: int = 3600  # default seconds between checks of one source
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     contact_url: str = "https://github.com/omvarld/omvarld"
+    # Scheduling, in seconds (durations like "15m" are accepted).
+    interval: int = 3600  # until a source has a posting rhythm
+    min_interval: int = 900
+    max_interval: int = 86400
+    max_backoff: int = 6 * 3600
+    broken_after: int = 86400
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    # The service.
+    tick: int = 30  # seconds between looks for due sources
+    lease: int = 600  # a claimed source is another worker's again after this
+    parse_processes: int = Field(0, ge=0)  # 0: one per core
+    keep_runs_days: int = Field(90, ge=1)  # collection_runs older than this are pruned daily
 
-    @field_validator("interval", mode="before")
+    @field_validator(
+        "interval",
+        "min_interval",
+        "max_interval",
+        "max_backoff",
+        "broken_after",
+        "tick",
+        "lease",
+        mode="before",
+    )
     @classmethod
-    def _interval(cls, value: int | str) -> int:
+    def _duration(cls, value: int | str) -> int:
         return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CollectConfig:
+        if self.min_interval > self.max_interval:
+            raise ValueError("min_interval is longer than max_interval")
+        return self
+
+    def policy(self) -> SchedulePolicy:
+        from monitor.schedule import SchedulePolicy
+
+        return SchedulePolicy(
+            min_interval=timedelta(seconds=self.min_interval),
+            max_interval=timedelta(seconds=self.max_interval),
+            default_interval=timedelta(seconds=self.interval),
+            jitter=self.jitter,
+            max_backoff=timedelta(seconds=self.max_backoff),
+            broken_after=timedelta(seconds=self.broken_after),
+        )
 
 
 class PlatformConfig(_Strict):

@@ -75,6 +75,9 @@ sources = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("last_error_at", UTCDateTime),
     sa.Column("next_check_at", UTCDateTime, index=True),
+    sa.Column("failing_since", UTCDateTime),  # start of the current run of failures
+    sa.Column("leased_until", UTCDateTime),  # a worker holds the source until then
+    sa.Column("leased_by", sa.Text),
     sa.Column("retired_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
@@ -161,4 +164,5 @@ collection_runs = sa.Table(
     sa.Column("bytes_received", sa.Integer, nullable=False, default=0),
     sa.Column("error", sa.Text),
     sa.Index("ix_collection_runs_source_id_started_at", "source_id", "started_at"),
+    sa.Index("ix_collection_runs_started_at", "started_at"),
 )

@@ -1,27 +1,95 @@
-"""When to look at a source again. Pure decisions: no I/O, tested with fixed clocks."""
+"""When to look at a source again, and what state its health is in. Pure: no I/O, no clock.
+
+Every input is a parameter, the random jitter included, so that each rule can be tested with a
+fixed clock and the whole schedule replayed.
+"""
 
 from __future__ import annotations
 
+import itertools
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-# However often a source fails, we try it again at least daily, so that a fixed feed is
-# noticed without anyone having to intervene.
-MAX_BACKOFF = timedelta(days=1)
+# A source's rhythm is read from this many of its newest posts.
+RHYTHM_SAMPLE = 10
+# We check a source about four times per gap between its posts: a new post waits on average an
+# eighth of the gap, without asking a quiet source every few minutes.
+CHECKS_PER_POSTING_GAP = 4
+
+
+@dataclass(frozen=True)
+class SchedulePolicy:
+    """The bounds the schedule works within; from `[collect]` in the config."""
+
+    min_interval: timedelta = timedelta(minutes=15)
+    max_interval: timedelta = timedelta(days=1)
+    default_interval: timedelta = timedelta(hours=1)  # until a source has a rhythm
+    jitter: float = 0.1  # ± this share of the interval, so 300 sources don't fire together
+    max_backoff: timedelta = timedelta(hours=6)
+    broken_after: timedelta = timedelta(days=1)  # failing this long: broken, retried daily
+    broken_retry: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    next_check_at: datetime
+    status: str  # ok | failing | broken
+
+
+def find_rhythm(published: Sequence[datetime], policy: SchedulePolicy) -> timedelta:
+    """The interval a source's posting rhythm asks for, within the policy's bounds."""
+    newest = sorted(published, reverse=True)[:RHYTHM_SAMPLE]
+    gaps = [a - b for a, b in itertools.pairwise(newest) if a > b]
+    if len(gaps) < 2:
+        return policy.default_interval
+    median = timedelta(seconds=statistics.median(g.total_seconds() for g in gaps))
+    wanted = median / CHECKS_PER_POSTING_GAP
+    return min(max(wanted, policy.min_interval), policy.max_interval)
 
 
 def plan_next_check(
     *,
     now: datetime,
-    interval: timedelta,
-    consecutive_failures: int,
+    policy: SchedulePolicy,
+    succeeded: bool,
+    consecutive_failures: int = 0,
+    failing_since: datetime | None = None,
+    interval: timedelta | None = None,
+    recent_posts: Sequence[datetime] = (),
     retry_after: datetime | None = None,
-) -> datetime:
-    """The next check: the interval, doubled per consecutive failure up to a day,
-    and never before the server's Retry-After."""
-    delay = interval
-    if consecutive_failures > 0:
-        delay = min(interval * 2 ** (consecutive_failures - 1), max(interval, MAX_BACKOFF))
-    planned = now + delay
-    if retry_after is not None and retry_after > planned:
-        planned = retry_after
-    return planned
+    fresh_until: datetime | None = None,
+    jitter: float = 0.0,
+) -> CheckPlan:
+    """The next check of a source after an attempt, and its health state.
+
+    Args:
+        succeeded: the attempt fetched the source (200 or 304), even if parsing was partial.
+        consecutive_failures: failures in a row, this attempt included when it failed.
+        failing_since: when the current run of failures began.
+        interval: the source's own configured interval, which replaces its rhythm.
+        recent_posts: publication times of the source's newest posts.
+        retry_after: the server asked us not to return before this (429, 503).
+        fresh_until: the server said the response stays fresh until then (max-age, Expires).
+        jitter: a random number in [-1, 1], scaled by the policy.
+    """
+    if succeeded or consecutive_failures == 0:
+        base = interval or find_rhythm(recent_posts, policy)
+        status = "ok"
+    elif failing_since is not None and now - failing_since >= policy.broken_after:
+        # Broken: a visible state, retried daily; never silently dropped.
+        base = max(policy.broken_retry, interval or timedelta(0))
+        status = "broken"
+    else:
+        normal = interval or policy.default_interval
+        base = min(normal * 2 ** (consecutive_failures - 1), max(normal, policy.max_backoff))
+        status = "failing"
+    planned = now + base + base * policy.jitter * max(-1.0, min(1.0, jitter))
+    # Servers' own wishes win over our rhythm, within reason: a feed claiming to stay fresh for
+    # a year is still looked at after max_interval.
+    if fresh_until is not None:
+        planned = max(planned, min(fresh_until, now + policy.max_interval))
+    if retry_after is not None:
+        planned = max(planned, retry_after)
+    return CheckPlan(next_check_at=planned, status=status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -123,6 +123,28 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
     return SyncReport(tuple(added), tuple(changed), tuple(deactivated))
 
 
+def _selection(
+    now: datetime, everything: bool, keys: Sequence[str], platform: str | None
+) -> sa.Select[Any]:
+    """Active, enabled sources to collect: the named ones, all of them, or those due now.
+
+    Retired sources are left out unless named: the publisher said they are gone.
+    """
+    query = sa.select(sources.c.id).where(sources.c.active.is_(True))
+    if keys:
+        query = query.where(sources.c.key.in_(list(keys)))
+    else:
+        query = query.where(sources.c.enabled.is_(True), sources.c.status != "retired")
+        if not everything:
+            query = query.where(sources.c.next_check_at <= now)
+    if platform:
+        query = query.where(sources.c.platform == platform)
+    return query
+
+
+_ROW_COLUMNS = [sources.c[name] for name in SourceRow.__dataclass_fields__]
+
+
 def select_sources(
     engine: Engine,
     *,
@@ -131,23 +153,58 @@ def select_sources(
     keys: Sequence[str] = (),
     platform: str | None = None,
 ) -> list[SourceRow]:
-    """Active, enabled sources to collect: the named ones, all of them, or those due now.
-
-    Retired sources are left out unless named: the publisher said they are gone.
-    """
-    query = sa.select(*[sources.c[name] for name in SourceRow.__dataclass_fields__]).where(
-        sources.c.active.is_(True)
-    )
-    if keys:
-        query = query.where(sources.c.key.in_(list(keys)))
-    else:
-        query = query.where(sources.c.enabled.is_(True), sources.c.status != "retired")
-        if not everything:
-            query = query.where(
-                sa.or_(sources.c.next_check_at.is_(None), sources.c.next_check_at <= now)
-            )
-    if platform:
-        query = query.where(sources.c.platform == platform)
+    """The sources a collection would take now, without claiming them."""
+    ids = _selection(now, everything, keys, platform)
+    query = sa.select(*_ROW_COLUMNS).where(sources.c.id.in_(ids)).order_by(sources.c.key)
     with engine.connect() as connection:
-        rows = connection.execute(query.order_by(sources.c.key)).all()
-    return [SourceRow(**row._mapping) for row in rows]
+        return [SourceRow(**row._mapping) for row in connection.execute(query)]
+
+
+def claim_sources(
+    engine: Engine,
+    *,
+    now: datetime,
+    worker: str,
+    lease: timedelta,
+    limit: int | None = None,
+    everything: bool = False,
+    keys: Sequence[str] = (),
+    platform: str | None = None,
+) -> list[SourceRow]:
+    """Lease sources to this worker: those due (most overdue first), all, or the named ones.
+
+    One statement. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets any number of workers claim at
+    once without waiting for or doubling each other; a source stays leased until the attempt is
+    stored or the lease runs out (a worker that died), whichever comes first.
+    """
+    ids = (
+        _selection(now, everything, keys, platform)
+        .where(sa.or_(sources.c.leased_until.is_(None), sources.c.leased_until < now))
+        .order_by(sources.c.next_check_at, sources.c.id)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    statement = (
+        sources.update()
+        .where(sources.c.id.in_(ids.scalar_subquery()))
+        .values(leased_until=now + lease, leased_by=worker)
+        .returning(*_ROW_COLUMNS)
+    )
+    with engine.begin() as connection:
+        rows = [SourceRow(**row._mapping) for row in connection.execute(statement)]
+    return sorted(rows, key=lambda row: row.key)
+
+
+def count_due_sources(engine: Engine, now: datetime) -> int:
+    """How many sources are due and not leased: what the service still has to do."""
+    query = (
+        sa.select(sa.func.count())
+        .select_from(sources)
+        .where(
+            sources.c.id.in_(_selection(now, False, (), None)),
+            sa.or_(sources.c.leased_until.is_(None), sources.c.leased_until < now),
+        )
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

@@ -29,7 +29,7 @@ from monitor.models import (
     posts,
     sources,
 )
-from monitor.schedule import plan_next_check
+from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, plan_next_check
 
 log = logging.getLogger(__name__)
 
@@ -74,55 +74,53 @@ def compute_content_hash(post: PostData) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def record_attempt(
-    engine: Engine,
-    source_id: int,
-    result: CollectResult,
-    *,
-    started_at: datetime,
-    finished_at: datetime,
-    interval: timedelta,
-) -> AttemptRecord:
+@dataclass(frozen=True)
+class Attempt:
+    """Who made an attempt at a source, and when; what the store needs besides the result."""
+
+    source_id: int
+    started_at: datetime
+    finished_at: datetime
+    policy: SchedulePolicy
+    worker: str | None = None  # the lease holder; None for a manual, unleased collection
+    jitter: float = 0.0  # a random number in [-1, 1] for the schedule
+
+
+class LeaseLost(Exception):
+    """Another worker holds the source now: our lease expired before we could store."""
+
+
+def record_attempt(engine: Engine, attempt: Attempt, result: CollectResult) -> AttemptRecord:
     """Store an attempt's posts, the source's new state and health, and a collection run.
 
-    All in one transaction. If storing the posts fails, nothing of them remains and the
-    attempt is recorded as failed in a second transaction.
+    All in one transaction, and only while the attempt's worker still holds the source's lease:
+    a worker that lost its lease stores nothing, so no slot is collected twice. If storing the
+    posts fails, nothing of them remains and the attempt is recorded as failed in a second
+    transaction.
     """
     try:
         with engine.begin() as connection:
-            counts = ingest_posts(connection, source_id, result.posts, now=finished_at)
-            _update_source(
-                connection, source_id, result, result.status, result.error, finished_at, interval
+            counts = ingest_posts(
+                connection, attempt.source_id, result.posts, now=attempt.finished_at
             )
-            _insert_run(
-                connection,
-                source_id,
-                result,
-                result.status,
-                result.error,
-                counts,
-                started_at,
-                finished_at,
-            )
+            _update_source(connection, attempt, result, result.status, result.error)
+            _insert_run(connection, attempt, result, result.status, result.error, counts)
         return AttemptRecord(result.status, counts, result.error)
+    except LeaseLost:
+        message = "not stored: another worker took this source over (lease expired)"
+        return AttemptRecord(CollectStatus.FAILED, IngestCounts(), message)
     except sa.exc.SQLAlchemyError as error:
-        log.exception("storing source %s failed", source_id)
+        log.exception("storing source %s failed", attempt.source_id)
         message = f"could not store posts: {_first_line(error)}"
-        with engine.begin() as connection:
-            failed = dataclasses.replace(result, posts=())
-            _update_source(
-                connection, source_id, failed, CollectStatus.FAILED, message, finished_at, interval
-            )
-            _insert_run(
-                connection,
-                source_id,
-                failed,
-                CollectStatus.FAILED,
-                message,
-                IngestCounts(),
-                started_at,
-                finished_at,
-            )
+        failed = dataclasses.replace(result, posts=())
+        try:
+            with engine.begin() as connection:
+                _update_source(connection, attempt, failed, CollectStatus.FAILED, message)
+                _insert_run(
+                    connection, attempt, failed, CollectStatus.FAILED, message, IngestCounts()
+                )
+        except LeaseLost:
+            pass
         return AttemptRecord(CollectStatus.FAILED, IngestCounts(), message)
 
 
@@ -302,75 +300,101 @@ def _clean(value: Any) -> Any:
 
 def _update_source(
     connection: Connection,
-    source_id: int,
+    attempt: Attempt,
     result: CollectResult,
     status: CollectStatus,
     error: str | None,
-    now: datetime,
-    interval: timedelta,
 ) -> None:
-    values: dict[str, Any] = {"last_attempt_at": now, "updated_at": now}
-    if status in (CollectStatus.OK, CollectStatus.PARTIAL, CollectStatus.NOT_MODIFIED):
-        failures = 0
-        values |= {
-            "status": "ok",
-            "consecutive_failures": 0,
-            "last_success_at": now,
-            "etag": result.state.etag,
-            "last_modified": result.state.last_modified,
-            "cursor": result.state.cursor,
-        }
-        if status is CollectStatus.PARTIAL:
-            values |= {"last_error": error, "last_error_at": now}
-    elif status is CollectStatus.RETIRED:
-        failures = 0
+    now = attempt.finished_at
+    query = sa.select(
+        sources.c.consecutive_failures,
+        sources.c.failing_since,
+        sources.c.interval_s,
+        sources.c.leased_by,
+    ).where(sources.c.id == attempt.source_id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = connection.execute(query).one()
+    if attempt.worker is not None and current.leased_by != attempt.worker:
+        raise LeaseLost(attempt.source_id)
+
+    succeeded = status in (CollectStatus.OK, CollectStatus.PARTIAL, CollectStatus.NOT_MODIFIED)
+    values: dict[str, Any] = {
+        "last_attempt_at": now,
+        "updated_at": now,
+        "leased_until": None,
+        "leased_by": None,
+    }
+    if result.moved_to:
+        values["fetch_url"] = result.moved_to
+    if status is CollectStatus.RETIRED:
         values |= {
             "status": "retired",
             "retired_at": now,
             "last_error": error,
             "last_error_at": now,
+            "next_check_at": None,
         }
-    else:
-        current = connection.execute(
-            sa.select(sources.c.consecutive_failures).where(sources.c.id == source_id)
-        ).scalar_one()
-        failures = current + 1
-        values |= {
-            "status": "failing",
-            "consecutive_failures": failures,
-            "last_error": error,
-            "last_error_at": now,
-        }
-    if result.moved_to:
-        values["fetch_url"] = result.moved_to
-    values["next_check_at"] = (
-        None
-        if status is CollectStatus.RETIRED
-        else plan_next_check(
-            now=now,
-            interval=interval,
-            consecutive_failures=failures,
-            retry_after=result.retry_after,
-        )
+        connection.execute(sources.update().where(sources.c.id == attempt.source_id).values(values))
+        return
+
+    failures = 0 if succeeded else current.consecutive_failures + 1
+    failing_since = None if succeeded else (current.failing_since or now)
+    interval = timedelta(seconds=current.interval_s) if current.interval_s else None
+    plan = plan_next_check(
+        now=now,
+        policy=attempt.policy,
+        succeeded=succeeded,
+        consecutive_failures=failures,
+        failing_since=failing_since,
+        interval=interval,
+        recent_posts=_recent_post_times(connection, attempt.source_id) if succeeded else (),
+        retry_after=result.retry_after,
+        fresh_until=result.fresh_until,
+        jitter=attempt.jitter,
     )
-    connection.execute(sources.update().where(sources.c.id == source_id).values(values))
+    values |= {
+        "status": plan.status,
+        "consecutive_failures": failures,
+        "failing_since": failing_since,
+        "next_check_at": plan.next_check_at,
+    }
+    if succeeded:
+        values |= {
+            "last_success_at": now,
+            "etag": result.state.etag,
+            "last_modified": result.state.last_modified,
+            "cursor": result.state.cursor,
+        }
+    if error:
+        values |= {"last_error": error, "last_error_at": now}
+    connection.execute(sources.update().where(sources.c.id == attempt.source_id).values(values))
+
+
+def _recent_post_times(connection: Connection, source_id: int) -> list[datetime]:
+    return list(
+        connection.execute(
+            sa.select(posts.c.published_at)
+            .where(posts.c.source_id == source_id)
+            .order_by(posts.c.published_at.desc())
+            .limit(RHYTHM_SAMPLE)
+        ).scalars()
+    )
 
 
 def _insert_run(
     connection: Connection,
-    source_id: int,
+    attempt: Attempt,
     result: CollectResult,
     status: CollectStatus,
     error: str | None,
     counts: IngestCounts,
-    started_at: datetime,
-    finished_at: datetime,
 ) -> None:
     connection.execute(
         collection_runs.insert().values(
-            source_id=source_id,
-            started_at=started_at,
-            finished_at=finished_at,
+            source_id=attempt.source_id,
+            started_at=attempt.started_at,
+            finished_at=attempt.finished_at,
             status=status.value,
             http_status=result.http_status,
             posts_new=counts.new,
@@ -412,5 +436,19 @@ def mark_skipped(
                 last_error_at=now,
                 updated_at=now,
                 next_check_at=now + interval,
+                leased_until=None,
+                leased_by=None,
             )
+        )
+
+
+def release_leases(engine: Engine, source_ids: Sequence[int], worker: str) -> None:
+    """Give sources back without an attempt (a worker stopping), still due as they were."""
+    if not source_ids:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            sources.update()
+            .where(sources.c.id.in_(list(source_ids)), sources.c.leased_by == worker)
+            .values(leased_until=None, leased_by=None)
         )

@@ -11,8 +11,9 @@ from sqlalchemy.engine import Engine
 from collectors.base import CollectResult, CollectStatus, PostData, SourceState
 from monitor.config import load_config
 from monitor.models import posts, sources
+from monitor.schedule import SchedulePolicy
 from monitor.sources import select_sources, sync_sources
-from monitor.store import record_attempt
+from monitor.store import Attempt, record_attempt
 from tests.conftest import write_config
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -50,9 +51,8 @@ def store_one_post(engine: Engine, source_id: int) -> None:
         posts=(PostData(platform_post_id="1", kind="post", published_at=NOW, text="Hej"),),
         state=SourceState(etag='"abc"', cursor={"min_id": "1"}),
     )
-    record_attempt(
-        engine, source_id, result, started_at=NOW, finished_at=NOW, interval=timedelta(hours=1)
-    )
+    attempt = Attempt(source_id, NOW, NOW, SchedulePolicy())
+    record_attempt(engine, attempt, result)
 
 
 def test_new_sources_are_added_due_now(tmp_path: Path, engine: Engine) -> None:

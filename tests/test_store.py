@@ -10,7 +10,14 @@ from sqlalchemy.engine import Engine
 
 from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceState
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.store import BATCH_SIZE, compute_content_hash, ingest_posts, record_attempt
+from monitor.schedule import SchedulePolicy
+from monitor.store import (
+    BATCH_SIZE,
+    Attempt,
+    compute_content_hash,
+    ingest_posts,
+    record_attempt,
+)
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -45,9 +52,7 @@ def post(number: int, **changes: Any) -> PostData:
 
 def attempt(engine: Engine, source_id: int, items: list[PostData], when: datetime = NOW) -> Any:
     result = CollectResult(CollectStatus.OK, posts=tuple(items), state=SourceState(etag='"v1"'))
-    return record_attempt(
-        engine, source_id, result, started_at=when, finished_at=when, interval=HOUR
-    )
+    return record_attempt(engine, Attempt(source_id, when, when, SchedulePolicy()), result)
 
 
 def rows(engine: Engine, table: sa.Table) -> list[sa.Row]:
