@@ -176,7 +176,7 @@ def sources_list(
 
     engine = ctx.obj.synced_engine()
     table = Table("key", "platform", "organisation", "address", "platform id", "groups", "state")
-    for source in list_source_health(engine, include_inactive=inactive):
+    for source in list_source_health(engine, now=datetime.now(UTC), include_inactive=inactive):
         state = "inactive" if not source.active else ("disabled" if not source.enabled else "")
         table.add_row(
             source.key,
@@ -375,6 +375,28 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------- run
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit (for cron).")] = False,
+) -> None:
+    """Run the service: collect due sources every tick until SIGTERM or Ctrl-C."""
+    from monitor.service import ServiceError, run_service
+
+    logging.getLogger().setLevel(logging.INFO)
+    for chatty in ("alembic", "apscheduler"):  # their INFO lines repeat every tick
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    config = ctx.obj.config()
+    engine = ctx.obj.synced_engine()
+    try:
+        run_service(config, engine, once=once)
+    except ServiceError as error:
+        fail(str(error))
+
+
 # ---------------------------------------------------------------------------------------- status
 
 
@@ -383,36 +405,52 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Per source: state, last success, last error, failures in a row, posts, newest post."""
+    """Per source: state, last success, failures in a row, posts, 304 share, next check, and
+    the last error of each source with one. Sources failing for over a day are flagged."""
     from monitor.queries import list_source_health
+    from monitor.sources import count_due_sources
 
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
-    health = list_source_health(engine)
+    now = datetime.now(UTC)
+    health = list_source_health(engine, now=now)
     if as_json:
-        json.dump([_jsonable(h.__dict__) for h in health], sys.stdout, ensure_ascii=False, indent=2)
+        records = [
+            _jsonable(h.__dict__) | {"failing_over_a_day": h.failing_long(now)} for h in health
+        ]
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return
     zone = _timezone(config)
     table = Table(
-        "source", "state", "last success", "failures", "posts", "newest post", "next check"
-    )
+        "source", "state", "last success", "failures", "posts", "newest post", "304s (7 d)",
+        "next check",
+    )  # fmt: skip
+    styles = {"failing": "yellow", "broken": "red", "retired": "magenta", "skipped": "dim"}
     for h in health:
+        share = "–" if h.not_modified_share is None else f"{h.not_modified_share:.0%}"
         table.add_row(
             h.key,
-            h.status,
+            h.status + (" !" if h.failing_long(now) else ""),
             _when(h.last_success_at, zone),
             str(h.consecutive_failures),
             str(h.post_count),
             _when(h.newest_post_at, zone),
+            share,
             _when(h.next_check_at, zone),
-            style="red" if h.status == "failing" else None,
+            style=styles.get(h.status),
         )
     out.print(table)
     for h in health:
         if h.last_error:
-            since = _when(h.last_error_at, zone)
-            out.print(f"{h.key}: {h.status} since {since}: {h.last_error}", markup=False)
+            flag = "FAILING FOR OVER A DAY: " if h.failing_long(now) else ""
+            since = _when(h.failing_since or h.last_error_at, zone)
+            out.print(f"{flag}{h.key}: {h.status} since {since}: {h.last_error}", markup=False)
+    by_state: dict[str, int] = {}
+    for h in health:
+        by_state[h.status] = by_state.get(h.status, 0) + 1
+    summary = ", ".join(f"{count} {state}" for state, count in sorted(by_state.items()))
+    out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
 
 
 # ----------------------------------------------------------------------------------------- posts
@@ -485,7 +523,15 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    app()
+    import sqlalchemy as sa
+
+    try:
+        app()
+    except sa.exc.SQLAlchemyError as error:
+        # The database went away or refused mid-command: one line, not a traceback.
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        err.print(f"error: database: {reason}", markup=False)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -185,7 +185,9 @@ class _Run:
         async with self._resources():
             pending: dict[asyncio.Task[None], SourceRow] = {}
             while not self.stop.is_set():
-                room = 2 * settings.concurrency - len(pending)
+                # Claim no more than can start now: a claimed source waiting for a slot would
+                # burn its lease.
+                room = settings.concurrency - len(pending)
                 rows: list[SourceRow] = []
                 if room > 0:
                     rows = await self._in_database(

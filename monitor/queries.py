@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.models import posts, sources
+from monitor.models import collection_runs, posts, sources
+
+LONG_FAILURE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,12 @@ class SourceHealth:
     next_check_at: datetime | None
     post_count: int
     newest_post_at: datetime | None
+    failing_since: datetime | None = None
+    not_modified_share: float | None = None  # of this week's attempts, answered 304
+
+    def failing_long(self, now: datetime) -> bool:
+        """Failing for more than a day: what an admin must look at."""
+        return self.failing_since is not None and now - self.failing_since > LONG_FAILURE
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,22 @@ class PostSummary:
     url: str | None
 
 
-def list_source_health(engine: Engine, *, include_inactive: bool = False) -> list[SourceHealth]:
-    """Every source with its health and post figures."""
+def list_source_health(
+    engine: Engine, *, now: datetime, include_inactive: bool = False
+) -> list[SourceHealth]:
+    """Every source with its health, post figures and the week's share of 304 answers."""
+    week = (
+        sa.select(
+            collection_runs.c.source_id,
+            sa.func.count().label("attempts"),
+            sa.func.sum(sa.case((collection_runs.c.status == "not_modified", 1), else_=0)).label(
+                "not_modified"
+            ),
+        )
+        .where(collection_runs.c.started_at >= now - timedelta(days=7))
+        .group_by(collection_runs.c.source_id)
+        .subquery()
+    )
     counts = (
         sa.select(
             posts.c.source_id,
@@ -59,8 +81,14 @@ def list_source_health(engine: Engine, *, include_inactive: bool = False) -> lis
             sources,
             sa.func.coalesce(counts.c.post_count, 0).label("post_count"),
             counts.c.newest_post_at,
+            week.c.attempts,
+            week.c.not_modified,
         )
-        .select_from(sources.outerjoin(counts, counts.c.source_id == sources.c.id))
+        .select_from(
+            sources.outerjoin(counts, counts.c.source_id == sources.c.id).outerjoin(
+                week, week.c.source_id == sources.c.id
+            )
+        )
         .order_by(sources.c.organisation, sources.c.key)
     )
     if not include_inactive:
@@ -85,6 +113,8 @@ def list_source_health(engine: Engine, *, include_inactive: bool = False) -> lis
             next_check_at=row.next_check_at,
             post_count=row.post_count,
             newest_post_at=row.newest_post_at,
+            failing_since=row.failing_since,
+            not_modified_share=(row.not_modified / row.attempts) if row.attempts else None,
         )
         for row in rows
     ]

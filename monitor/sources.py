@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from collectors.base import SourceRef, SourceState
 from monitor.config import Config, SourceConfig
 from monitor.models import sources
+from monitor.store import insert_for as _insert_for
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,17 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
             values = _config_values(config, source)
             row = stored.get(key)
             if row is None:
-                connection.execute(
-                    sources.insert().values(
+                # Workers starting together all sync: the first insert wins, the rest skip.
+                inserted = connection.execute(
+                    _insert_for(connection)(sources)
+                    .values(
                         key=key, cursor={}, status="new", consecutive_failures=0,
                         next_check_at=now, created_at=now, updated_at=now, **values,
                     )
+                    .on_conflict_do_nothing(index_elements=["key"])
                 )  # fmt: skip
-                added.append(key)
+                if inserted.rowcount:
+                    added.append(key)
                 continue
             updates = {k: v for k, v in values.items() if row._mapping[k] != v}
             if "url" in updates:

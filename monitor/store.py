@@ -169,7 +169,7 @@ def _ingest_batch(
     if fresh:
         rows = [_post_row(source_id, p, hashes[p.platform_post_id], now) for p in fresh]
         statement = (
-            _insert_for(connection)(posts)
+            insert_for(connection)(posts)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
             .returning(posts.c.id, posts.c.platform_post_id)
@@ -407,7 +407,8 @@ def _insert_run(
     )
 
 
-def _insert_for(connection: Connection) -> Any:
+def insert_for(connection: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
 
 

@@ -1,0 +1,164 @@
+"""`omvarld run`: the long-running service.
+
+APScheduler drives two jobs: a collection tick that claims whatever is due from the database
+(one indexed query, no job per source: the database is the schedule, as in Miniflux), and daily
+upkeep. Any number of processes can share one PostgreSQL database; leases keep them apart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.collect import collect_due, make_worker_id
+from monitor.config import Config
+from monitor.models import collection_runs
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_HOUR = 3  # local time: the quietest hour for publishers and for us
+
+
+class ServiceError(Exception):
+    """The service cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class UpkeepReport:
+    runs_pruned: int
+
+
+def lock_embedded_database(engine: Engine) -> IO[str] | None:
+    """Refuse a second service on one SQLite file: SQLite has one writer, and two schedulers
+    would each think they own every source. Returns the held lock (keep it open)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    path = Path(engine.url.database).resolve().with_suffix(".run-lock")
+    handle = path.open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ServiceError(
+            f"another 'omvarld run' is already using {Path(engine.url.database).resolve()}; "
+            "SQLite serves one service process. To run several workers, use PostgreSQL."
+        ) from None
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def run_upkeep(engine: Engine, config: Config, now: datetime) -> UpkeepReport:
+    """Prune old collection runs and refresh the query planner's statistics."""
+    cutoff = now - timedelta(days=config.collect.keep_runs_days)
+    with engine.begin() as connection:
+        pruned = connection.execute(
+            collection_runs.delete().where(collection_runs.c.started_at < cutoff)
+        ).rowcount
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(sa.text("PRAGMA optimize"))
+        else:
+            connection.execute(sa.text("ANALYZE"))
+        connection.commit()
+    return UpkeepReport(runs_pruned=pruned)
+
+
+def run_service(
+    config: Config,
+    engine: Engine,
+    *,
+    once: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
+    """Collect due sources every tick until SIGTERM or SIGINT; then stop claiming, finish or
+    hand back in-flight sources within about ten seconds, and return.
+
+    Raises:
+        ServiceError: another service holds this SQLite database.
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    lock = lock_embedded_database(engine)
+    stop = stop or threading.Event()
+    worker = make_worker_id()
+    if once:
+        _tick(config, engine, worker, stop)
+        return
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = BackgroundScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+    )
+    scheduler.add_job(
+        _tick,
+        "interval",
+        seconds=config.collect.tick,
+        args=(config, engine, worker, stop),
+        id="collect",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        _upkeep,
+        "cron",
+        hour=MAINTENANCE_HOUR,
+        timezone=str(config.digest.get("timezone", "Europe/Stockholm")),
+        args=(config, engine),
+        id="upkeep",
+    )
+    log.info("worker %s started: tick every %d s", worker, config.collect.tick)
+    scheduler.start()
+    try:
+        stop.wait()
+    finally:
+        scheduler.shutdown(wait=True)  # the running tick sees `stop` and winds down
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if lock is not None:
+            lock.close()
+    log.info("worker %s stopped", worker)
+
+
+def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:
+    started = time.monotonic()
+    try:
+        outcomes = collect_due(config, engine, worker=worker, stop=stop)
+    except Exception:
+        # A broken tick (the database gone for a moment) must not end the service.
+        log.exception("collection tick failed")
+        return
+    if outcomes:
+        failed = sum(o.status.value == "failed" for o in outcomes)
+        new = sum(o.counts.new for o in outcomes)
+        log.info(
+            "tick: sources=%d new=%d failed=%d seconds=%.1f",
+            len(outcomes),
+            new,
+            failed,
+            time.monotonic() - started,
+        )
+
+
+def _upkeep(config: Config, engine: Engine) -> None:
+    try:
+        report = run_upkeep(engine, config, datetime.now(UTC))
+    except Exception:
+        log.exception("daily upkeep failed")
+        return
+    log.info("upkeep: collection_runs_pruned=%d", report.runs_pruned)

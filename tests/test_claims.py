@@ -1,0 +1,90 @@
+"""Leases: several workers share one database without collecting a slot twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collectors.base import CollectResult, CollectStatus, PostData
+from monitor.models import collection_runs, posts, sources
+from monitor.schedule import SchedulePolicy
+from monitor.sources import claim_sources, count_due_sources
+from monitor.store import Attempt, record_attempt, release_leases
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=10)
+
+
+def add_sources(engine: Engine, count: int, *, due_in: timedelta = -timedelta(minutes=1)) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sources.insert(),
+            [
+                {
+                    "key": f"feed:example.se/{i}", "platform": "feed",
+                    "url": f"https://example.se/{i}", "organisation": "Exempel",
+                    "groups": [], "cursor": {}, "status": "ok", "consecutive_failures": 0,
+                    "active": True, "enabled": True, "created_at": NOW, "updated_at": NOW,
+                    "next_check_at": NOW + due_in - timedelta(seconds=i),
+                }
+                for i in range(count)
+            ],
+        )  # fmt: skip
+
+
+def test_a_claimed_source_is_not_claimed_again_until_its_lease_runs_out(engine: Engine) -> None:
+    add_sources(engine, 5)
+    first = claim_sources(engine, now=NOW, worker="a", lease=LEASE, limit=3)
+    second = claim_sources(engine, now=NOW, worker="b", lease=LEASE)
+    assert len(first) == 3 and len(second) == 2
+    assert not {r.key for r in first} & {r.key for r in second}
+    assert claim_sources(engine, now=NOW, worker="c", lease=LEASE) == []
+    later = claim_sources(engine, now=NOW + LEASE + timedelta(seconds=1), worker="c", lease=LEASE)
+    assert len(later) == 5  # a dead worker's leases expire and are taken over
+
+
+def test_the_most_overdue_sources_are_claimed_first(engine: Engine) -> None:
+    add_sources(engine, 10)
+    claimed = claim_sources(engine, now=NOW, worker="a", lease=LEASE, limit=2)
+    assert sorted(r.key for r in claimed) == ["feed:example.se/8", "feed:example.se/9"]
+
+
+def test_sources_not_yet_due_are_left_alone(engine: Engine) -> None:
+    add_sources(engine, 3, due_in=timedelta(hours=1))
+    assert claim_sources(engine, now=NOW, worker="a", lease=LEASE) == []
+    assert count_due_sources(engine, NOW) == 0
+    assert len(claim_sources(engine, now=NOW, worker="a", lease=LEASE, everything=True)) == 3
+
+
+def test_a_worker_that_lost_its_lease_stores_nothing(engine: Engine) -> None:
+    add_sources(engine, 1)
+    (mine,) = claim_sources(engine, now=NOW, worker="slow", lease=LEASE)
+    expired = NOW + LEASE + timedelta(seconds=1)
+    (theirs,) = claim_sources(engine, now=expired, worker="fast", lease=LEASE)
+    result = CollectResult(
+        CollectStatus.OK, posts=(PostData(platform_post_id="1", kind="article", published_at=NOW),)
+    )
+    late = record_attempt(engine, Attempt(mine.id, NOW, expired, SchedulePolicy(), "slow"), result)
+    assert late.status is CollectStatus.FAILED and late.error and "lease" in late.error
+    stored = record_attempt(
+        engine, Attempt(theirs.id, expired, expired, SchedulePolicy(), "fast"), result
+    )
+    assert stored.counts.new == 1
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(collection_runs)).scalar_one()
+            == 1
+        )
+        assert connection.execute(sa.select(sa.func.count()).select_from(posts)).scalar_one() == 1
+        row = connection.execute(sa.select(sources)).one()
+    assert (row.leased_by, row.leased_until) == (None, None)
+
+
+def test_released_sources_are_due_again_at_once(engine: Engine) -> None:
+    add_sources(engine, 2)
+    claimed = claim_sources(engine, now=NOW, worker="a", lease=LEASE)
+    release_leases(engine, [r.id for r in claimed], "a")
+    assert count_due_sources(engine, NOW) == 2
+    assert len(claim_sources(engine, now=NOW, worker="b", lease=LEASE)) == 2

@@ -1,0 +1,178 @@
+"""`omvarld run` as a real process: ticks, SIGTERM, one service per SQLite file, and several
+workers sharing PostgreSQL with one of them killed mid-pass."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from monitor.db import make_engine
+from monitor.models import collection_runs, posts, sources
+from tests.conftest import feed_source, write_config
+from tests.feedserver import FeedServer
+
+FAST = """
+[collect]
+tick = 1
+lease = 5
+interval = "1d"
+min_interval = 1
+"""
+
+
+def one_entry_feed(number: int) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>Kommun {number}</title><item><guid>nyhet-{number}</guid>"
+        f"<title>Nyhet från kommun {number}</title>"
+        "<pubDate>Mon, 23 Nov 2026 08:00:00 +0100</pubDate></item></channel></rss>"
+    ).encode()
+
+
+def start_service(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def scalar(engine: Engine, query: sa.Select) -> int:  # type: ignore[type-arg]
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def upgrade(config: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "db", "upgrade"],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_service_collects_on_its_tick_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    quick = feed_server.add("/quick.xml", body=one_entry_feed(1))
+    stalled = feed_server.add("/stalled.xml", body=one_entry_feed(2), stall_seconds=60)
+    body = FAST + feed_source(quick, key="quick") + feed_source(stalled, key="stalled")
+    config = write_config(tmp_path, database_url, body)
+    upgrade(config)
+    engine = make_engine(database_url)
+
+    service = start_service(config)
+    try:
+        assert wait_for(
+            lambda: scalar(engine, sa.select(sa.func.count()).select_from(posts)) == 1, 20
+        )
+        assert wait_for(lambda: len(feed_server.requests_to("/stalled.xml")) == 1, 10)
+        stopping = time.monotonic()
+        service.send_signal(signal.SIGTERM)
+        output, _ = service.communicate(timeout=15)
+    finally:
+        service.kill()
+    assert service.returncode == 0, output
+    assert time.monotonic() - stopping < 10
+    assert "source=quick status=ok http=200 new=1 updated=0" in output
+    assert "Traceback" not in output
+    with engine.connect() as connection:
+        stalled_row = connection.execute(sa.select(sources).where(sources.c.key == "stalled")).one()
+        runs = connection.execute(sa.select(collection_runs.c.source_id)).scalars().all()
+    # The stalled source was handed back untouched: no run, no lease, still due.
+    assert stalled_row.id not in runs
+    assert (stalled_row.leased_by, stalled_row.status) == (None, "new")
+    engine.dispose()
+
+
+def test_second_service_on_one_sqlite_file_refuses_to_start(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/a.xml", body=one_entry_feed(1))
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'omvarld.db'}", FAST + feed_source(url))
+    first = start_service(config)
+    try:
+        assert wait_for(lambda: len(feed_server.requests_to("/a.xml")) == 1, 20)
+        second = subprocess.run(
+            [sys.executable, "-m", "monitor", "--config", str(config), "run"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=15)
+    assert second.returncode == 2
+    assert "another 'omvarld run' is already using" in second.stderr
+    assert "use PostgreSQL" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_three_workers_collect_each_source_exactly_once_though_one_is_killed(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers share PostgreSQL; SQLite refuses a second one (tested above)")
+    total = 300
+    body = FAST.replace("[collect]", "[collect]\nconcurrency = 8\nper_host = 8")
+    for number in range(total):
+        # A little latency per feed, so the pass lasts long enough to kill a worker inside it.
+        url = feed_server.add(f"/k{number}.xml", body=one_entry_feed(number), stall_seconds=0.05)
+        body += feed_source(url, f"Kommun {number}", key=f"kommun-{number}")
+    config = write_config(tmp_path, database_url, body)
+    upgrade(config)
+    engine = make_engine(database_url)
+    count_runs = sa.select(sa.func.count()).select_from(collection_runs)
+
+    workers = [start_service(config) for _ in range(3)]
+    try:
+        assert wait_for(lambda: scalar(engine, count_runs) >= 30, 30)
+        os.kill(workers[0].pid, signal.SIGKILL)  # mid-pass: its leases must expire and move on
+        assert wait_for(
+            lambda: (
+                scalar(engine, sa.select(sa.func.count(sa.distinct(collection_runs.c.source_id))))
+                == total
+            ),
+            60,
+        )
+        time.sleep(2)  # anything doubled would land now
+    finally:
+        for worker in workers[1:]:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [worker.communicate(timeout=20)[0] for worker in workers[1:]]
+        workers[0].wait(timeout=5)
+    assert [w.returncode for w in workers[1:]] == [0, 0], outputs
+    with engine.connect() as connection:
+        per_source = connection.execute(
+            sa.select(collection_runs.c.source_id, sa.func.count())
+            .where(collection_runs.c.status == "ok")
+            .group_by(collection_runs.c.source_id)
+        ).all()
+        stored_posts = connection.execute(
+            sa.select(sa.func.count()).select_from(posts)
+        ).scalar_one()
+        leased = connection.execute(
+            sa.select(sa.func.count()).select_from(sources).where(sources.c.leased_by.is_not(None))
+        ).scalar_one()
+    assert len(per_source) == total and {count for _, count in per_source} == {1}
+    assert stored_posts == total
+    assert leased == 0
+    engine.dispose()
