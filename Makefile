@@ -37,6 +37,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Omvärld against lemon24/reader and a bare fetch loop on a local nginx, then claim timings.
+# Installs nginx (apt-get) and reader (bench/.venv-reader) when missing.
+bench: $(STAMP)
+	$(BIN)/python bench/collect_bench.py
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
