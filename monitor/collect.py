@@ -31,9 +31,10 @@ from monitor.config import Config, missing_secret
 from monitor.sources import SourceRow, claim_sources
 from monitor.store import (
     Attempt,
+    AttemptRecord,
     IngestCounts,
     mark_skipped,
-    record_attempt,
+    record_attempts,
     release_leases,
 )
 
@@ -44,6 +45,8 @@ PROCESS_POOL_THRESHOLD = 16
 # After a stop request, in-flight sources get this long to finish before they are given back.
 STOP_GRACE_SECONDS = 8.0
 STOP_POLL_SECONDS = 0.2
+# At most this many attempts share one transaction.
+STORE_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,8 @@ class _Run:
         self.parsing = make_parse_executor(config, expected)
         # Sources beyond this many wait before fetching, so bodies in memory stay bounded.
         self.slots = asyncio.Semaphore(settings.concurrency)
+        self.unstored: list[tuple[Attempt, CollectResult, asyncio.Future[AttemptRecord]]] = []
+        self.writer: asyncio.Task[None] | None = None
 
     async def collect(self, rows: Sequence[SourceRow]) -> list[SourceOutcome]:
         async with self._resources():
@@ -296,7 +301,7 @@ class _Run:
             worker=self.worker,
             jitter=random.uniform(-1.0, 1.0),
         )
-        record = await self._in_database(record_attempt, self.engine, attempt, result)
+        record = await self._store(attempt, result)
         return SourceOutcome(
             key=row.key,
             organisation=row.organisation,
@@ -308,6 +313,29 @@ class _Run:
             moved_to=result.moved_to,
             seconds=time.monotonic() - started,
         )
+
+    async def _store(self, attempt: Attempt, result: CollectResult) -> AttemptRecord:
+        """Queue an attempt for the database thread; attempts that arrive while it is busy are
+        stored together in one transaction."""
+        future: asyncio.Future[AttemptRecord] = asyncio.get_running_loop().create_future()
+        self.unstored.append((attempt, result, future))
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self.unstored:
+            batch, self.unstored = self.unstored[:STORE_BATCH], self.unstored[STORE_BATCH:]
+            try:
+                records = await self._in_database(
+                    record_attempts, self.engine, [(a, r) for a, r, _ in batch]
+                )
+            except Exception as error:  # the database itself failed: every waiter learns it
+                for _, _, future in batch:
+                    future.set_exception(error)
+                continue
+            for (_, _, future), record in zip(batch, records, strict=True):
+                future.set_result(record)
 
     def _collector(self, platform: str) -> Collector:
         collector = self.collectors.get(platform)

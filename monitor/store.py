@@ -86,42 +86,90 @@ class Attempt:
     jitter: float = 0.0  # a random number in [-1, 1] for the schedule
 
 
-class LeaseLost(Exception):
-    """Another worker holds the source now: our lease expired before we could store."""
+LEASE_LOST = "not stored: another worker took this source over (lease expired)"
+
+
+def record_attempts(
+    engine: Engine, items: Sequence[tuple[Attempt, CollectResult]]
+) -> list[AttemptRecord]:
+    """Store attempts: their posts, each source's new state and health, and collection runs.
+
+    Several attempts share one transaction, because a commit per source would cost more than
+    the source's rows. If that transaction fails, each attempt is stored again on its own, so a
+    bad source costs only itself and never leaves partial rows. An attempt whose worker no longer
+    holds the source's lease stores nothing, so no slot is collected twice.
+    """
+    if not items:
+        return []
+    try:
+        with engine.begin() as connection:
+            return _record(connection, items)
+    except sa.exc.SQLAlchemyError as error:
+        if len(items) > 1:
+            return [record for item in items for record in record_attempts(engine, [item])]
+        ((attempt, result),) = items
+        log.exception("storing source %s failed", attempt.source_id)
+        message = f"could not store posts: {_first_line(error)}"
+        failed = dataclasses.replace(result, status=CollectStatus.FAILED, posts=(), error=message)
+        with engine.begin() as connection:
+            return _record(connection, [(attempt, failed)])
 
 
 def record_attempt(engine: Engine, attempt: Attempt, result: CollectResult) -> AttemptRecord:
-    """Store an attempt's posts, the source's new state and health, and a collection run.
+    """Store one attempt; see `record_attempts`."""
+    (record,) = record_attempts(engine, [(attempt, result)])
+    return record
 
-    All in one transaction, and only while the attempt's worker still holds the source's lease:
-    a worker that lost its lease stores nothing, so no slot is collected twice. If storing the
-    posts fails, nothing of them remains and the attempt is recorded as failed in a second
-    transaction.
-    """
-    try:
-        with engine.begin() as connection:
-            counts = ingest_posts(
-                connection, attempt.source_id, result.posts, now=attempt.finished_at
-            )
-            _update_source(connection, attempt, result, result.status, result.error)
-            _insert_run(connection, attempt, result, result.status, result.error, counts)
-        return AttemptRecord(result.status, counts, result.error)
-    except LeaseLost:
-        message = "not stored: another worker took this source over (lease expired)"
-        return AttemptRecord(CollectStatus.FAILED, IngestCounts(), message)
-    except sa.exc.SQLAlchemyError as error:
-        log.exception("storing source %s failed", attempt.source_id)
-        message = f"could not store posts: {_first_line(error)}"
-        failed = dataclasses.replace(result, posts=())
-        try:
-            with engine.begin() as connection:
-                _update_source(connection, attempt, failed, CollectStatus.FAILED, message)
-                _insert_run(
-                    connection, attempt, failed, CollectStatus.FAILED, message, IngestCounts()
-                )
-        except LeaseLost:
-            pass
-        return AttemptRecord(CollectStatus.FAILED, IngestCounts(), message)
+
+def _record(
+    connection: Connection, items: Sequence[tuple[Attempt, CollectResult]]
+) -> list[AttemptRecord]:
+    query = sa.select(
+        sources.c.id,
+        sources.c.consecutive_failures,
+        sources.c.failing_since,
+        sources.c.interval_s,
+        sources.c.leased_by,
+    ).where(sources.c.id.in_([attempt.source_id for attempt, _ in items]))
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = {row.id: row for row in connection.execute(query)}
+
+    records: list[AttemptRecord] = []
+    kept: list[tuple[Attempt, CollectResult, IngestCounts]] = []
+    for attempt, result in items:
+        row = current.get(attempt.source_id)
+        if row is None or (attempt.worker is not None and row.leased_by != attempt.worker):
+            records.append(AttemptRecord(CollectStatus.FAILED, IngestCounts(), LEASE_LOST))
+            continue
+        counts = ingest_posts(connection, attempt.source_id, result.posts, now=attempt.finished_at)
+        kept.append((attempt, result, counts))
+        records.append(AttemptRecord(result.status, counts, result.error))
+
+    rhythm_ids = [
+        a.source_id
+        for a, r, _ in kept
+        if _succeeded(r.status) and not current[a.source_id].interval_s
+    ]
+    recent = _recent_post_times(connection, rhythm_ids)
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for attempt, result, _ in kept:
+        values = _source_values(attempt, result, current[attempt.source_id], recent)
+        by_shape.setdefault(tuple(sorted(values)), []).append(values)
+    for shape, rows in by_shape.items():
+        statement = (
+            sources.update()
+            .where(sources.c.id == sa.bindparam("b_id"))
+            .values({name: sa.bindparam(f"b_{name}") for name in shape if name != "id"})
+        )
+        connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+    if kept:
+        connection.execute(collection_runs.insert(), [_run_row(a, r, c) for a, r, c in kept])
+    return records
+
+
+def _succeeded(status: CollectStatus) -> bool:
+    return status in (CollectStatus.OK, CollectStatus.PARTIAL, CollectStatus.NOT_MODIFIED)
 
 
 def ingest_posts(
@@ -168,13 +216,14 @@ def _ingest_batch(
     inserted = 0
     if fresh:
         rows = [_post_row(source_id, p, hashes[p.platform_post_id], now) for p in fresh]
+        # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
+        # INSERTs itself ("insertmanyvalues"), without compiling a statement per source.
         statement = (
             insert_for(connection)(posts)
-            .values(rows)
             .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
             .returning(posts.c.id, posts.c.platform_post_id)
         )
-        for row in connection.execute(statement):
+        for row in connection.execute(statement, rows):
             ids[row.platform_post_id] = row.id
             inserted += 1
     if changed:
@@ -298,28 +347,13 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _update_source(
-    connection: Connection,
-    attempt: Attempt,
-    result: CollectResult,
-    status: CollectStatus,
-    error: str | None,
-) -> None:
+def _source_values(
+    attempt: Attempt, result: CollectResult, current: Any, recent: dict[int, list[datetime]]
+) -> dict[str, Any]:
+    """The source row's new values after an attempt: state, health and next check."""
     now = attempt.finished_at
-    query = sa.select(
-        sources.c.consecutive_failures,
-        sources.c.failing_since,
-        sources.c.interval_s,
-        sources.c.leased_by,
-    ).where(sources.c.id == attempt.source_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    current = connection.execute(query).one()
-    if attempt.worker is not None and current.leased_by != attempt.worker:
-        raise LeaseLost(attempt.source_id)
-
-    succeeded = status in (CollectStatus.OK, CollectStatus.PARTIAL, CollectStatus.NOT_MODIFIED)
     values: dict[str, Any] = {
+        "id": attempt.source_id,
         "last_attempt_at": now,
         "updated_at": now,
         "leased_until": None,
@@ -327,28 +361,22 @@ def _update_source(
     }
     if result.moved_to:
         values["fetch_url"] = result.moved_to
-    if status is CollectStatus.RETIRED:
-        values |= {
-            "status": "retired",
-            "retired_at": now,
-            "last_error": error,
-            "last_error_at": now,
-            "next_check_at": None,
-        }
-        connection.execute(sources.update().where(sources.c.id == attempt.source_id).values(values))
-        return
+    if result.error:
+        values |= {"last_error": result.error, "last_error_at": now}
+    if result.status is CollectStatus.RETIRED:
+        return values | {"status": "retired", "retired_at": now, "next_check_at": None}
 
+    succeeded = _succeeded(result.status)
     failures = 0 if succeeded else current.consecutive_failures + 1
     failing_since = None if succeeded else (current.failing_since or now)
-    interval = timedelta(seconds=current.interval_s) if current.interval_s else None
     plan = plan_next_check(
         now=now,
         policy=attempt.policy,
         succeeded=succeeded,
         consecutive_failures=failures,
         failing_since=failing_since,
-        interval=interval,
-        recent_posts=_recent_post_times(connection, attempt.source_id) if succeeded else (),
+        interval=timedelta(seconds=current.interval_s) if current.interval_s else None,
+        recent_posts=recent.get(attempt.source_id, ()),
         retry_after=result.retry_after,
         fresh_until=result.fresh_until,
         jitter=attempt.jitter,
@@ -366,45 +394,46 @@ def _update_source(
             "last_modified": result.state.last_modified,
             "cursor": result.state.cursor,
         }
-    if error:
-        values |= {"last_error": error, "last_error_at": now}
-    connection.execute(sources.update().where(sources.c.id == attempt.source_id).values(values))
+    return values
 
 
-def _recent_post_times(connection: Connection, source_id: int) -> list[datetime]:
-    return list(
-        connection.execute(
-            sa.select(posts.c.published_at)
-            .where(posts.c.source_id == source_id)
-            .order_by(posts.c.published_at.desc())
-            .limit(RHYTHM_SAMPLE)
-        ).scalars()
+def _recent_post_times(connection: Connection, source_ids: list[int]) -> dict[int, list[datetime]]:
+    """The newest posts' times of each source, for its rhythm: one query for all of them."""
+    if not source_ids:
+        return {}
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=posts.c.source_id, order_by=posts.c.published_at.desc())
+        .label("rank")
     )
-
-
-def _insert_run(
-    connection: Connection,
-    attempt: Attempt,
-    result: CollectResult,
-    status: CollectStatus,
-    error: str | None,
-    counts: IngestCounts,
-) -> None:
-    connection.execute(
-        collection_runs.insert().values(
-            source_id=attempt.source_id,
-            started_at=attempt.started_at,
-            finished_at=attempt.finished_at,
-            status=status.value,
-            http_status=result.http_status,
-            posts_new=counts.new,
-            posts_updated=counts.updated,
-            posts_unchanged=counts.unchanged,
-            metrics_written=counts.metrics,
-            bytes_received=result.bytes_received,
-            error=error,
-        )
+    ranked = (
+        sa.select(posts.c.source_id, posts.c.published_at, rank)
+        .where(posts.c.source_id.in_(source_ids))
+        .subquery()
     )
+    recent: dict[int, list[datetime]] = {}
+    query = sa.select(ranked.c.source_id, ranked.c.published_at).where(
+        ranked.c.rank <= RHYTHM_SAMPLE
+    )
+    for source_id, published_at in connection.execute(query):
+        recent.setdefault(source_id, []).append(published_at)
+    return recent
+
+
+def _run_row(attempt: Attempt, result: CollectResult, counts: IngestCounts) -> dict[str, Any]:
+    return {
+        "source_id": attempt.source_id,
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "status": result.status.value,
+        "http_status": result.http_status,
+        "posts_new": counts.new,
+        "posts_updated": counts.updated,
+        "posts_unchanged": counts.unchanged,
+        "metrics_written": counts.metrics,
+        "bytes_received": result.bytes_received,
+        "error": result.error,
+    }
 
 
 def insert_for(connection: Connection) -> Any:

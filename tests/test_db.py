@@ -59,3 +59,9 @@ def test_migrations_create_exactly_the_tables_the_code_expects(engine) -> None: 
 
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def test_schema_head_constant_names_the_newest_migration() -> None:
+    from monitor.db import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD
