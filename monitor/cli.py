@@ -333,10 +333,21 @@ def collect(
         raise typer.Exit(EXIT_FAILED)
 
 
+# A table longer than this is no longer read: past it, only sources with news or problems are
+# listed (rendering 2,000 rows also took longer than collecting them).
+SUMMARY_ROWS = 40
+
+
 def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
     """A table of counts per source, then one line per source that needs attention."""
     from collectors.base import CollectStatus
 
+    quiet = (CollectStatus.NOT_MODIFIED, CollectStatus.OK)
+    shown = list(outcomes)
+    if len(shown) > SUMMARY_ROWS:
+        shown = [o for o in outcomes if o.status not in quiet or o.counts.new or o.counts.updated][
+            :SUMMARY_ROWS
+        ]
     table = Table("source", "organisation", "result", "new", "updated", "unchanged")
     styles = {
         CollectStatus.FAILED: "red",
@@ -344,8 +355,7 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
         CollectStatus.SKIPPED: "dim",
         CollectStatus.RETIRED: "magenta",
     }
-    notes = []
-    for outcome in outcomes:
+    for outcome in shown:
         counts = outcome.counts
         table.add_row(
             outcome.key,
@@ -356,15 +366,20 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
             str(counts.unchanged),
             style=styles.get(outcome.status),
         )
+    if shown:
+        out.print(table)
+    if len(shown) < len(outcomes):
+        out.print(
+            f"({len(outcomes) - len(shown)} more sources not listed; `omvarld status` lists all)"
+        )
+    for outcome in outcomes:
         if outcome.moved_to:
-            notes.append(
-                f"{outcome.key}: moved permanently to {outcome.moved_to}; update the config"
+            out.print(
+                f"{outcome.key}: moved permanently to {outcome.moved_to}; update the config",
+                markup=False,
             )
         if outcome.error:
-            notes.append(f"{outcome.key}: {outcome.status.value}: {outcome.error}")
-    out.print(table)
-    for note in notes:
-        out.print(note, markup=False)
+            out.print(f"{outcome.key}: {outcome.status.value}: {outcome.error}", markup=False)
     failed = sum(o.status is CollectStatus.FAILED for o in outcomes)
     not_modified = sum(o.status is CollectStatus.NOT_MODIFIED for o in outcomes)
     out.print(

@@ -76,6 +76,7 @@ sources = sa.Table(
     sa.Column("last_error_at", UTCDateTime),
     sa.Column("next_check_at", UTCDateTime, index=True),
     sa.Column("failing_since", UTCDateTime),  # start of the current run of failures
+    sa.Column("rhythm_s", sa.Integer),  # the check interval its posting rhythm asks for
     sa.Column("leased_until", UTCDateTime),  # a worker holds the source until then
     sa.Column("leased_by", sa.Text),
     sa.Column("retired_at", UTCDateTime),

@@ -57,7 +57,7 @@ def plan_next_check(
     consecutive_failures: int = 0,
     failing_since: datetime | None = None,
     interval: timedelta | None = None,
-    recent_posts: Sequence[datetime] = (),
+    rhythm: timedelta | None = None,
     retry_after: datetime | None = None,
     fresh_until: datetime | None = None,
     jitter: float = 0.0,
@@ -69,13 +69,13 @@ def plan_next_check(
         consecutive_failures: failures in a row, this attempt included when it failed.
         failing_since: when the current run of failures began.
         interval: the source's own configured interval, which replaces its rhythm.
-        recent_posts: publication times of the source's newest posts.
+        rhythm: the interval the source's posting rhythm asks for (`find_rhythm`).
         retry_after: the server asked us not to return before this (429, 503).
         fresh_until: the server said the response stays fresh until then (max-age, Expires).
         jitter: a random number in [-1, 1], scaled by the policy.
     """
     if succeeded or consecutive_failures == 0:
-        base = interval or find_rhythm(recent_posts, policy)
+        base = interval or rhythm or policy.default_interval
         status = "ok"
     elif failing_since is not None and now - failing_since >= policy.broken_after:
         # Broken: a visible state, retried daily; never silently dropped.

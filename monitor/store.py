@@ -29,7 +29,7 @@ from monitor.models import (
     posts,
     sources,
 )
-from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, plan_next_check
+from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ def _record(
         sources.c.consecutive_failures,
         sources.c.failing_since,
         sources.c.interval_s,
+        sources.c.rhythm_s,
         sources.c.leased_by,
     ).where(sources.c.id.in_([attempt.source_id for attempt, _ in items]))
     if connection.dialect.name == "postgresql":
@@ -146,10 +147,11 @@ def _record(
         kept.append((attempt, result, counts))
         records.append(AttemptRecord(result.status, counts, result.error))
 
+    # A rhythm changes only when posts do: it is recomputed then, and read from the row else.
     rhythm_ids = [
         a.source_id
-        for a, r, _ in kept
-        if _succeeded(r.status) and not current[a.source_id].interval_s
+        for a, r, c in kept
+        if _succeeded(r.status) and (c.new or c.updated or current[a.source_id].rhythm_s is None)
     ]
     recent = _recent_post_times(connection, rhythm_ids)
     by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -367,6 +369,12 @@ def _source_values(
         return values | {"status": "retired", "retired_at": now, "next_check_at": None}
 
     succeeded = _succeeded(result.status)
+    rhythm: timedelta | None
+    if attempt.source_id in recent:
+        rhythm = find_rhythm(recent[attempt.source_id], attempt.policy)
+        values["rhythm_s"] = int(rhythm.total_seconds())
+    else:
+        rhythm = timedelta(seconds=current.rhythm_s) if current.rhythm_s else None
     failures = 0 if succeeded else current.consecutive_failures + 1
     failing_since = None if succeeded else (current.failing_since or now)
     plan = plan_next_check(
@@ -376,7 +384,7 @@ def _source_values(
         consecutive_failures=failures,
         failing_since=failing_since,
         interval=timedelta(seconds=current.interval_s) if current.interval_s else None,
-        recent_posts=recent.get(attempt.source_id, ()),
+        rhythm=rhythm,
         retry_after=result.retry_after,
         fresh_until=result.fresh_until,
         jitter=attempt.jitter,

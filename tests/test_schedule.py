@@ -24,14 +24,20 @@ def test_a_new_source_is_checked_after_the_default_interval() -> None:
 
 def test_a_frequent_poster_is_checked_every_fifteen_minutes() -> None:
     plan = plan_next_check(
-        now=NOW, policy=POLICY, succeeded=True, recent_posts=every(timedelta(minutes=20))
+        now=NOW,
+        policy=POLICY,
+        succeeded=True,
+        rhythm=find_rhythm(every(timedelta(minutes=20)), POLICY),
     )
     assert plan.next_check_at == NOW + timedelta(minutes=15)
 
 
 def test_a_quiet_source_is_checked_at_most_daily() -> None:
     plan = plan_next_check(
-        now=NOW, policy=POLICY, succeeded=True, recent_posts=every(timedelta(days=14))
+        now=NOW,
+        policy=POLICY,
+        succeeded=True,
+        rhythm=find_rhythm(every(timedelta(days=14)), POLICY),
     )
     assert plan.next_check_at == NOW + timedelta(days=1)
 
@@ -43,7 +49,11 @@ def test_rhythm_between_the_bounds_is_a_quarter_of_the_median_gap() -> None:
 
 def test_the_sources_own_interval_replaces_its_rhythm() -> None:
     plan = plan_next_check(
-        now=NOW, policy=POLICY, succeeded=True, interval=3 * HOUR, recent_posts=every(HOUR)
+        now=NOW,
+        policy=POLICY,
+        succeeded=True,
+        interval=3 * HOUR,
+        rhythm=find_rhythm(every(HOUR), POLICY),
     )
     assert plan.next_check_at == NOW + 3 * HOUR
 

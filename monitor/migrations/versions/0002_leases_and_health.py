@@ -1,4 +1,4 @@
-"""leases for several workers, failing_since for health, run pruning index
+"""leases for several workers, failing_since and rhythm for scheduling, run pruning index
 
 Revision ID: 0002
 Revises: 0001
@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sources") as batch:
         batch.add_column(sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("rhythm_s", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("leased_until", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("leased_by", sa.Text(), nullable=True))
     with op.batch_alter_table("collection_runs") as batch:
@@ -31,4 +32,5 @@ def downgrade() -> None:
     with op.batch_alter_table("sources") as batch:
         batch.drop_column("leased_by")
         batch.drop_column("leased_until")
+        batch.drop_column("rhythm_s")
         batch.drop_column("failing_since")
