@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ class DatabaseError(Exception):
 def make_engine(url: str) -> Engine:
     """An engine with the settings each dialect needs (WAL and foreign keys on SQLite)."""
     try:
-        engine = sa.create_engine(url, future=True)
+        engine = sa.create_engine(url, json_serializer=serialize_json)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
     except ModuleNotFoundError as error:
@@ -37,6 +38,12 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _configure_sqlite)
     return engine
+
+
+def serialize_json(value: Any) -> str:
+    """JSON for both databases: UTF-8 kept as is, and NUL characters (which PostgreSQL refuses
+    in JSON and text) removed from the encoded text in one pass."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("\\u0000", "")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES, CollectResult, CollectStatus, PostData
+from collectors.base import METRIC_NAMES, CollectResult, CollectStatus, Media, PostData
 from monitor.models import (
     REVISION_COLUMNS,
     collection_runs,
@@ -68,7 +68,7 @@ def compute_content_hash(post: PostData) -> str:
         post.html,
         post.language,
         list(post.tags),
-        [dataclasses.asdict(m) for m in post.media],
+        [_media_fields(m) for m in post.media],
     ]
     encoded = json.dumps(visible, ensure_ascii=False, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
@@ -327,26 +327,32 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "text": _clean(post.text),
         "html": _clean(post.html),
         "language": _clean(post.language),
-        "tags": _clean(list(post.tags)),
-        "media": _clean(
-            [{k: v for k, v in dataclasses.asdict(m).items() if v is not None} for m in post.media]
-        ),
-        "raw": _clean(post.raw),
+        # JSON columns lose their NULs in `serialize_json`, in one pass over the encoded text.
+        "tags": list(post.tags),
+        "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
+        "raw": post.raw,
         "content_hash": content_hash,
         "first_seen_at": now,
         "fetched_at": now,
     }
 
 
-def _clean(value: Any) -> Any:
-    """Drop NUL characters, which PostgreSQL refuses in text and JSON; SQLite gets the same."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    return value
+def _clean(value: str | None) -> str | None:
+    """Drop NUL characters, which PostgreSQL refuses in text; SQLite gets the same."""
+    return value.replace("\x00", "") if value and "\x00" in value else value
+
+
+def _media_fields(media: Media) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies; this runs for every post of every feed.
+    return {
+        "type": media.type,
+        "url": media.url,
+        "thumbnail_url": media.thumbnail_url,
+        "duration_s": media.duration_s,
+        "alt_text": media.alt_text,
+        "width": media.width,
+        "height": media.height,
+    }
 
 
 def _source_values(
