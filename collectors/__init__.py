@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 # Imported on first use, so that the CLI starts without loading every platform library.
 COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
+    # platform collectors: one line each, below this comment
 }
 
 

@@ -80,7 +80,12 @@ class PostData:
     text: str | None = None  # plain text, for search and excerpts
     html: str | None = None  # the original markup, unsanitised: sanitise on render
     language: str | None = None
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # hashtags or categories, without '#'
+    links: tuple[str, ...] = ()  # http(s) links in the post, expanded where the platform says
+    # We watch institutions, not citizens: mentions of watched accounts are kept by handle,
+    # every other mention only counted.
+    mentions: tuple[str, ...] = ()
+    other_mentions: int = 0
     media: tuple[Media, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, int] | None = None  # METRIC_NAMES -> count, when the platform gives them
@@ -99,6 +104,18 @@ class CollectResult:
     fresh_until: datetime | None = None  # the server said its answer stays fresh until then
     moved_to: str | None = None  # a permanent redirect: fetch here from now on
     bytes_received: int = 0
+    resolved_id: str | None = None  # the account's stable platform id, once resolved
+    deleted: tuple[str, ...] = ()  # platform post ids the platform says are gone
+    api_units: int = 0  # billed reads or quota units this attempt spent (X, YouTube)
+
+
+@dataclass(frozen=True)
+class ApiUsage:
+    """Units a platform's API has spent so far (X bills each read, YouTube counts quota), read
+    from the database when a run starts. A collector adds what it spends during the run."""
+
+    today: dict[str, int] = field(default_factory=dict)  # platform -> units, this UTC day
+    this_month: dict[str, int] = field(default_factory=dict)  # platform -> units, this month
 
 
 class Collector(Protocol):
@@ -106,9 +123,9 @@ class Collector(Protocol):
 
     platform: ClassVar[str]
 
-    def __init__(self, config: Config, parsing: Executor) -> None:
+    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
         """`parsing` runs CPU-bound work (a process pool on several cores): submit module-level
-        functions with picklable arguments."""
+        functions with picklable arguments. `usage` is what metered APIs have spent."""
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient

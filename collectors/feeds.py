@@ -18,7 +18,15 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceRef, SourceState
+from collectors.base import (
+    ApiUsage,
+    CollectResult,
+    CollectStatus,
+    Media,
+    PostData,
+    SourceRef,
+    SourceState,
+)
 from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
 from collectors.text import html_to_text
 
@@ -55,7 +63,7 @@ class ParsedFeed:
 class FeedCollector:
     platform: ClassVar[str] = "feed"
 
-    def __init__(self, config: Config, parsing: Executor) -> None:
+    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
         self.config = config
         self.parsing = parsing
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -88,7 +89,12 @@ class HttpClient:
             await self._session.close()
             self._session = None
 
-    async def get(self, url: str, headers: dict[str, str] | None = None) -> Response:
+    async def get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Response:
         """GET a URL and read its body, at most `max_body_bytes` after decompression.
 
         Raises:
@@ -101,7 +107,7 @@ class HttpClient:
         deadline = self.connect_timeout + 4 * self.read_timeout
         try:
             async with asyncio.timeout(deadline):
-                async with self._session.get(url, headers=headers or {}) as response:
+                async with self._session.get(url, headers=headers or {}, params=params) as response:
                     body = await self._read_body(response)
                     moved_to = None
                     if response.history and all(

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from collectors import get_collector_class
-from collectors.base import Collector, CollectResult, CollectStatus
+from collectors.base import ApiUsage, Collector, CollectResult, CollectStatus
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
 from monitor.sources import SourceRow, claim_sources
@@ -34,6 +34,7 @@ from monitor.store import (
     AttemptRecord,
     IngestCounts,
     mark_skipped,
+    read_api_usage,
     record_attempts,
     release_leases,
 )
@@ -176,6 +177,7 @@ class _Run:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.unstored: list[tuple[Attempt, CollectResult, asyncio.Future[AttemptRecord]]] = []
         self.writer: asyncio.Task[None] | None = None
+        self.usage: ApiUsage | None = None  # read when the first collector is made
 
     async def collect(self, rows: Sequence[SourceRow]) -> list[SourceOutcome]:
         async with self._resources():
@@ -342,5 +344,9 @@ class _Run:
         if collector is None:
             collector_class = get_collector_class(platform)
             assert collector_class is not None  # find_skip_reason said so
-            collector = self.collectors[platform] = collector_class(self.config, self.parsing)
+            if self.usage is None:
+                self.usage = read_api_usage(self.engine, datetime.now(UTC))
+            collector = self.collectors[platform] = collector_class(
+                self.config, self.parsing, self.usage
+            )
         return collector

@@ -92,6 +92,7 @@ class CollectConfig(_Strict):
     lease: int = 600  # a claimed source is another worker's again after this
     parse_processes: int = Field(0, ge=0)  # 0: one per core
     keep_runs_days: int = Field(90, ge=1)  # collection_runs older than this are pruned daily
+    refresh_days: int = Field(14, ge=0)  # counts of posts younger than this are refreshed
 
     @field_validator(
         "interval",
@@ -132,6 +133,7 @@ class PlatformConfig(_Strict):
     api_key_env: str | None = None
     access_token_env: str | None = None
     monthly_read_budget: int | None = Field(None, ge=0)
+    daily_quota_units: int | None = Field(None, ge=0)  # YouTube Data API: 10,000 by default
 
 
 class GroupConfig(_Strict):

@@ -97,6 +97,9 @@ def _version_columns() -> list[sa.Column[Any]]:
         sa.Column("html", sa.Text),
         sa.Column("language", sa.Text),
         sa.Column("tags", JSONType, nullable=False, default=list),
+        sa.Column("links", JSONType, nullable=False, default=list),
+        sa.Column("mentions", JSONType, nullable=False, default=list),  # watched accounts only
+        sa.Column("other_mentions", sa.Integer, nullable=False, default=0),
         sa.Column("media", JSONType, nullable=False, default=list),
         sa.Column("raw", JSONType),
         sa.Column("content_hash", sa.Text, nullable=False),
@@ -166,4 +169,14 @@ collection_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Index("ix_collection_runs_source_id_started_at", "source_id", "started_at"),
     sa.Index("ix_collection_runs_started_at", "started_at"),
+)
+
+api_usage = sa.Table(
+    "api_usage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("platform", sa.Text, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),  # UTC
+    sa.Column("units", sa.BigInteger, nullable=False, default=0),  # billed reads or quota units
+    sa.UniqueConstraint("platform", "day"),
 )

@@ -13,16 +13,17 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES, CollectResult, CollectStatus, Media, PostData
+from collectors.base import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
 from monitor.models import (
     REVISION_COLUMNS,
+    api_usage,
     collection_runs,
     post_metrics,
     post_revisions,
@@ -68,6 +69,9 @@ def compute_content_hash(post: PostData) -> str:
         post.html,
         post.language,
         list(post.tags),
+        list(post.links),
+        list(post.mentions),
+        post.other_mentions,
         [_media_fields(m) for m in post.media],
     ]
     encoded = json.dumps(visible, ensure_ascii=False, separators=(",", ":")).encode()
@@ -167,7 +171,70 @@ def _record(
         connection.execute(statement, [{f"b_{k}": v for k, v in row.items()} for row in rows])
     if kept:
         connection.execute(collection_runs.insert(), [_run_row(a, r, c) for a, r, c in kept])
+    for attempt, result, _ in kept:
+        if result.deleted:
+            _mark_deleted(connection, attempt.source_id, result.deleted, attempt.finished_at)
+    _add_api_usage(connection, [(a, r) for a, r, _ in kept if r.api_units])
     return records
+
+
+def _mark_deleted(
+    connection: Connection, source_id: int, platform_post_ids: Sequence[str], now: datetime
+) -> None:
+    """The platform says these posts are gone: date their deletion, keep their content."""
+    connection.execute(
+        posts.update()
+        .where(
+            posts.c.source_id == source_id,
+            posts.c.platform_post_id.in_(list(platform_post_ids)),
+            posts.c.deleted_at.is_(None),
+        )
+        .values(deleted_at=now)
+    )
+
+
+def _add_api_usage(connection: Connection, spent: Sequence[tuple[Attempt, CollectResult]]) -> None:
+    totals: dict[tuple[str, date], int] = {}
+    platforms = (
+        dict(
+            connection.execute(
+                sa.select(sources.c.id, sources.c.platform).where(
+                    sources.c.id.in_([a.source_id for a, _ in spent])
+                )
+            ).all()
+        )
+        if spent
+        else {}
+    )
+    for attempt, result in spent:
+        key = (platforms[attempt.source_id], attempt.finished_at.date())
+        totals[key] = totals.get(key, 0) + result.api_units
+    if not totals:
+        return
+    statement = insert_for(connection)(api_usage)
+    statement = statement.on_conflict_do_update(
+        index_elements=["platform", "day"],
+        set_={"units": api_usage.c.units + statement.excluded.units},
+    )
+    connection.execute(
+        statement,
+        [{"platform": p, "day": d, "units": units} for (p, d), units in totals.items()],
+    )
+
+
+def read_api_usage(engine: Engine, now: datetime) -> ApiUsage:
+    """What metered APIs have spent today and this month (UTC), for collectors to budget."""
+    month_start = now.date().replace(day=1)
+    query = sa.select(api_usage.c.platform, api_usage.c.day, api_usage.c.units).where(
+        api_usage.c.day >= month_start
+    )
+    usage = ApiUsage()
+    with engine.connect() as connection:
+        for platform, day, units in connection.execute(query):
+            usage.this_month[platform] = usage.this_month.get(platform, 0) + units
+            if day == now.date():
+                usage.today[platform] = usage.today.get(platform, 0) + units
+    return usage
 
 
 def _succeeded(status: CollectStatus) -> bool:
@@ -242,7 +309,8 @@ def _ingest_batch(
 
 
 _UPDATED_COLUMNS = (
-    "kind", "url", "author", "title", "text", "html", "language", "tags", "media", "raw",
+    "kind", "url", "author", "title", "text", "html", "language", "tags", "links", "mentions",
+    "other_mentions", "media", "raw",
     "content_hash", "fetched_at",
 )  # fmt: skip
 
@@ -329,6 +397,9 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "language": _clean(post.language),
         # JSON columns lose their NULs in `serialize_json`, in one pass over the encoded text.
         "tags": list(post.tags),
+        "links": list(post.links),
+        "mentions": list(post.mentions),
+        "other_mentions": post.other_mentions,
         "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
         "raw": post.raw,
         "content_hash": content_hash,
@@ -369,6 +440,8 @@ def _source_values(
     }
     if result.moved_to:
         values["fetch_url"] = result.moved_to
+    if result.resolved_id:
+        values["platform_id"] = result.resolved_id
     if result.error:
         values |= {"last_error": result.error, "last_error_at": now}
     if result.status is CollectStatus.RETIRED:

@@ -12,11 +12,13 @@ import gzip
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import brotli
 
@@ -39,9 +41,14 @@ class Route:
 
 @dataclass(frozen=True)
 class Request:
-    path: str
+    path: str  # with the query string
     headers: dict[str, str]
     status: int
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The query parameters (the last value of each)."""
+        return dict(parse_qsl(urlsplit(self.path).query))
 
 
 class FeedServer:
@@ -49,6 +56,7 @@ class FeedServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
+        self.handlers: dict[str, Callable[[Request], Route]] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
@@ -74,6 +82,12 @@ class FeedServer:
         self.routes[path] = route or Route(**options)  # type: ignore[arg-type]
         return self.url(path)
 
+    def add_handler(self, path: str, handler: Callable[[Request], Route]) -> str:
+        """Serve `path` (any query string) with a function of the request: for APIs whose
+        answer depends on parameters (pages, cursors) or on how often they were called."""
+        self.handlers[path] = handler
+        return self.url(path)
+
     def add_fixture(self, path: str, fixture: str, **options: object) -> str:
         return self.add(path, body=(FIXTURES / fixture).read_bytes(), **options)
 
@@ -95,8 +109,11 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:
-                route = server.routes.get(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                route = server.routes.get(self.path)
+                handler = server.handlers.get(urlsplit(self.path).path)
+                if route is None and handler is not None:
+                    route = handler(Request(self.path, headers, 0))
                 if route is None:
                     self._send(404, b"not found", {"Content-Type": "text/plain"})
                     server._record(Request(self.path, headers, 404))

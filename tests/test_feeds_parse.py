@@ -44,6 +44,7 @@ def describe(parsed: ParsedFeed) -> dict[str, Any]:
         fields["published_at"] = post.published_at.isoformat() if post.published_at else None
         fields["raw_keys"] = sorted(fields.pop("raw"))
         fields["tags"] = list(post.tags)
+        fields["links"], fields["mentions"] = list(post.links), list(post.mentions)
         fields["media"] = [dataclasses.asdict(m) for m in post.media]
         posts.append(fields)
     return {

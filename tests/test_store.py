@@ -154,3 +154,28 @@ def test_ingest_posts_is_idempotent_within_one_connection(engine: Engine) -> Non
         first = ingest_posts(connection, source_id, [post(1), post(2)], now=NOW)
         again = ingest_posts(connection, source_id, [post(1), post(2)], now=NOW)
     assert (first.new, again.new, again.unchanged) == (2, 0, 2)
+
+
+def test_platform_deletions_date_the_posts_and_keep_their_content(engine: Engine) -> None:
+    source_id = add_source(engine)
+    attempt(engine, source_id, [post(1), post(2)])
+    gone = CollectResult(CollectStatus.OK, deleted=("post-2", "never-stored"))
+    later = NOW + HOUR
+    record_attempt(engine, Attempt(source_id, later, later, SchedulePolicy()), gone)
+    by_id = {r.platform_post_id: r for r in rows(engine, posts)}
+    assert by_id["post-1"].deleted_at is None
+    assert by_id["post-2"].deleted_at == later and by_id["post-2"].title == "Nyhet 2"
+
+
+def test_resolved_account_id_and_api_units_are_kept(engine: Engine) -> None:
+    from monitor.store import read_api_usage
+
+    source_id = add_source(engine)
+    spent = CollectResult(CollectStatus.OK, resolved_id="109876", api_units=7)
+    for day in (NOW - timedelta(days=40), NOW - timedelta(days=1), NOW, NOW):
+        record_attempt(engine, Attempt(source_id, day, day, SchedulePolicy()), spent)
+    (source,) = rows(engine, sources)
+    assert source.platform_id == "109876"
+    usage = read_api_usage(engine, NOW)
+    assert usage.today == {"feed": 14}
+    assert usage.this_month == {"feed": 21}
