@@ -25,6 +25,7 @@ from monitor.config import DEFAULT_CONFIG_PATH
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from collectors.base import ApiUsage
     from monitor.collect import SourceOutcome
     from monitor.config import Config
 
@@ -424,6 +425,7 @@ def status(
     the last error of each source with one. Sources failing for over a day are flagged."""
     from monitor.queries import list_source_health
     from monitor.sources import count_due_sources
+    from monitor.store import read_api_usage
 
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
@@ -466,6 +468,29 @@ def status(
         by_state[h.status] = by_state.get(h.status, 0) + 1
     summary = ", ".join(f"{count} {state}" for state, count in sorted(by_state.items()))
     out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
+    for line in describe_api_usage(config, read_api_usage(engine, now)):
+        out.print(line, markup=False)
+
+
+# Warn before a metered API's budget runs out, while there is still time to act.
+BUDGET_WARNING_SHARE = 0.8
+
+
+def describe_api_usage(config: Config, usage: ApiUsage) -> list[str]:
+    """Lines on metered APIs: X reads this month against its budget, YouTube quota today."""
+    lines = []
+    budget = config.platform("x").monthly_read_budget
+    spent = usage.this_month.get("x", 0)
+    if budget or spent:
+        share = f" of {budget:,} ({spent / budget:.0%})" if budget else " (no budget set)"
+        warning = "WARNING: " if budget and spent >= BUDGET_WARNING_SHARE * budget else ""
+        stopped = "; X collection stopped until next month" if budget and spent >= budget else ""
+        lines.append(f"{warning}X reads this month: {spent:,}{share}{stopped}")
+    quota = config.platform("youtube").daily_quota_units or 10_000
+    units = usage.today.get("youtube", 0)
+    if units:
+        lines.append(f"YouTube API quota today: {units:,} of {quota:,} units")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------- posts

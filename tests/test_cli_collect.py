@@ -118,3 +118,23 @@ def test_unreachable_database_is_one_line_and_exit_two(tmp_path: Path) -> None:
         "error: cannot open postgresql+psycopg://postgres@127.0.0.1:9/none"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_status_warns_when_x_reads_pass_four_fifths_of_the_monthly_budget() -> None:
+    from collectors.base import ApiUsage
+    from monitor.cli import describe_api_usage
+    from monitor.config import Config, PlatformConfig
+
+    config = Config(
+        path=Path("config.toml"), platforms={"x": PlatformConfig(monthly_read_budget=10_000)}
+    )
+    calm = describe_api_usage(config, ApiUsage(this_month={"x": 7_999}))
+    assert calm == ["X reads this month: 7,999 of 10,000 (80%)"]
+    warned = describe_api_usage(config, ApiUsage(this_month={"x": 8_000}))
+    assert warned == ["WARNING: X reads this month: 8,000 of 10,000 (80%)"]
+    spent = describe_api_usage(config, ApiUsage(this_month={"x": 10_000}, today={"youtube": 120}))
+    assert spent == [
+        "WARNING: X reads this month: 10,000 of 10,000 (100%);"
+        " X collection stopped until next month",
+        "YouTube API quota today: 120 of 10,000 units",
+    ]
