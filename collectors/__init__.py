@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
     # platform collectors: one line each, below this comment
+    "facebook": "collectors.facebook:FacebookCollector",
 }
 
 
 def get_collector_class(platform: str) -> type[Collector] | None:
-    """The collector class for a platform, or None when this version has none."""
     target = COLLECTORS.get(platform)
     if target is None:
         return None
