@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
     # platform collectors: one line each, below this comment
+    "bluesky": "collectors.bluesky:BlueskyCollector",
     "facebook": "collectors.facebook:FacebookCollector",
 }
 

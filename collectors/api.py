@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from monitor.config import CollectConfig
 
 
+EPOCH_THRESHOLD = 10**9  # 2001-09-09 as an epoch time; as seconds from now, 31 years
+
+
 class ApiError(Exception):
     """A call failed; `message` is the one line for admins, `retry_after` when to come back."""
 
@@ -126,9 +129,14 @@ def find_rate_limit_reset(response: Response, now: datetime) -> datetime | None:
         except ValueError:
             continue
         return max(when if when.tzinfo else when.replace(tzinfo=UTC), now)
-    seconds = response.header("ratelimit-reset")
-    if seconds and seconds.strip().isdigit():
-        return now + timedelta(seconds=int(seconds))
+    value = response.header("ratelimit-reset")
+    if value and value.strip().isdigit():
+        number = int(value)
+        # The IETF draft says seconds from now; Bluesky sends an epoch time
+        # (bluesky-social/atproto#3436). No reset is 30 years away.
+        if number > EPOCH_THRESHOLD:
+            return max(datetime.fromtimestamp(number, UTC), now)
+        return now + timedelta(seconds=number)
     return None
 
 
