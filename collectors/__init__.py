@@ -16,6 +16,7 @@ COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
     # platform collectors: one line each, below this comment
     "bluesky": "collectors.bluesky:BlueskyCollector",
+    "flickr": "collectors.flickr:FlickrCollector",
     "facebook": "collectors.facebook:FacebookCollector",
 }
 

@@ -108,7 +108,9 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
             if "url" in updates:
                 updates |= {"fetch_url": None, "etag": None, "last_modified": None}
             if "platform" in updates or "handle" in updates:
-                updates |= {"cursor": {}}
+                # Resolved again: a renamed account resolves to the id it had, and its history
+                # continues; a handle now naming another account gets that account's id.
+                updates |= {"cursor": {}, "platform_id": None}
             if row.status == "retired" and ("url" in updates or "handle" in updates):
                 updates |= {"status": "new", "retired_at": None, "next_check_at": now}
             if updates:
