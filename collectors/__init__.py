@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
     # platform collectors: one line each, below this comment
+    "x": "collectors.x:XCollector",
     "youtube": "collectors.youtube:YouTubeCollector",
     "bluesky": "collectors.bluesky:BlueskyCollector",
     "flickr": "collectors.flickr:FlickrCollector",
