@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 COLLECTORS: dict[str, str] = {
     "feed": "collectors.feeds:FeedCollector",
     # platform collectors: one line each, below this comment
+    "mastodon": "collectors.mastodon:MastodonCollector",
     "x": "collectors.x:XCollector",
     "youtube": "collectors.youtube:YouTubeCollector",
     "bluesky": "collectors.bluesky:BlueskyCollector",
@@ -24,6 +25,7 @@ COLLECTORS: dict[str, str] = {
 
 
 def get_collector_class(platform: str) -> type[Collector] | None:
+    """The collector class for a platform, or None when this version has none."""
     target = COLLECTORS.get(platform)
     if target is None:
         return None

@@ -351,7 +351,11 @@ def test_renamed_account_keeps_its_source_row_did_and_posts(
     assert outcome.status is CollectStatus.OK
     after = source_row(engine)
     assert (after.id, after.platform_id, after.handle) == (before.id, DID, "@polisen.se")
-    assert len(appview.requests(PROFILE)) == 1  # resolved once, before the rename
+    # The changed handle is resolved again, to the same DID: history continues.
+    assert [r.query["actor"] for r in appview.requests(PROFILE)] == [
+        "polisen.bsky.social",
+        "polisen.se",
+    ]
     assert {r.query["actor"] for r in appview.requests(FEED)} == {DID}
     rows = stored(engine)
     assert sorted(rows) == sorted(FIRST_RUN)

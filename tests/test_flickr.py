@@ -390,7 +390,8 @@ def test_renamed_account_keeps_its_source_row_platform_id_and_posts(
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
     after = source_row(engine, "trafikverket")
     assert (after.id, after.platform_id) == (before.id, NSID)
-    assert len(flickr.calls("flickr.urls.lookupUser")) == 1  # the NSID was used, not the alias
+    # The changed handle is resolved again, to the same NSID: history continues.
+    assert len(flickr.calls("flickr.urls.lookupUser")) == 2
     assert count(engine, posts) == 7
     new_url = f"https://www.flickr.com/photos/trafikverket_sverige/{BRIDGE}/"
     assert stored(engine, BRIDGE).url == new_url

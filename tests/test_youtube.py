@@ -387,8 +387,9 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
         CHANNEL,
         "@skatteverketsverige",
     )
+    # The changed handle is resolved again, to the same channel: history continues.
     (channels,) = youtube.requests("channels")
-    assert channels.query["id"] == CHANNEL and "forHandle" not in channels.query
+    assert channels.query["forHandle"] == "@skatteverketsverige"
     assert len(stored(engine)) == 6 and count(engine, sources) == 1
 
 
