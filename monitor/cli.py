@@ -529,13 +529,9 @@ def posts_list(
 
 
 def _timezone(config: Config) -> Any:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfo
 
-    name = str(config.digest.get("timezone", "Europe/Stockholm"))
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail(f"{config.path}: digest.timezone: unknown time zone {name!r}")
+    return ZoneInfo(config.digest.timezone)  # validated with the config
 
 
 def _when(moment: datetime | None, zone: Any) -> str:

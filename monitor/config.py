@@ -187,6 +187,75 @@ class SourceConfig(_Strict):
         return self.key or derive_source_key(self.platform, self.url, self.handle)
 
 
+class DigestConfig(_Strict):
+    """`[digest]`: when and how weekly digests go out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schedule: str = "mon 07:00"  # weekday and local time of the weekly send
+    timezone: str = "Europe/Stockholm"
+    language: Literal["sv", "en"] = "sv"
+    sender: str = Field("Omvärld <omvarld@localhost>", alias="from")
+    top_posts: int = Field(10, ge=1, le=50)
+    unsubscribe_url: str | None = None  # https: adds List-Unsubscribe-Post (one click)
+    unsubscribe_mailto: str | None = None
+    list_id: str = "omvarld.localhost"
+    settings_url: str | None = None  # where a recipient changes what they follow
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not re.fullmatch(
+            r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", value.strip()
+        ):
+            raise ValueError(f'expected a weekday and time like "mon 07:00", got {value!r}')
+        return value.strip()
+
+
+class SmtpConfig(_Strict):
+    """`[smtp]`: the relay digests are sent through."""
+
+    host: str = "localhost"
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None  # the password is read from this environment variable
+    timeout: float = Field(30.0, gt=0)
+
+
+class RecipientConfig(_Strict):
+    """One `[[recipients]]` table."""
+
+    email: str
+    name: str | None = None
+    language: Literal["sv", "en"] | None = None  # default: [digest] language
+    organisation: str | None = None
+    groups: tuple[str, ...] = ()
+    organisations: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    keywords: tuple[str, ...] = ()
+    schedule: str | None = None  # overrides [digest] schedule for this recipient
+    skip_empty: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
 class Config(_Strict):
     path: Path
     database: DatabaseConfig = DatabaseConfig()
@@ -194,10 +263,9 @@ class Config(_Strict):
     platforms: dict[Platform, PlatformConfig] = {}
     groups: dict[str, GroupConfig] = {}
     sources: tuple[SourceConfig, ...] = ()
-    # Read by the digest; validated in full where the digest is built.
-    digest: dict[str, Any] = {}
-    smtp: dict[str, Any] = {}
-    recipients: tuple[dict[str, Any], ...] = ()
+    digest: DigestConfig = DigestConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    recipients: tuple[RecipientConfig, ...] = ()
 
     @property
     def database_url(self) -> str:

@@ -118,7 +118,7 @@ def run_service(
         _upkeep,
         "cron",
         hour=MAINTENANCE_HOUR,
-        timezone=str(config.digest.get("timezone", "Europe/Stockholm")),
+        timezone=config.digest.timezone,
         args=(config, engine),
         id="upkeep",
     )

@@ -1,0 +1,194 @@
+"""The digest as plain data: what `build` produces and `render` turns into an email.
+
+Nothing here queries or renders. Every text field holds plain text taken from untrusted posts;
+the renderer escapes it. Every URL is http(s) or None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Week:
+    """An ISO week in a time zone: Monday 00:00 to the next Monday 00:00, local time."""
+
+    year: int
+    week: int
+    timezone: str = "Europe/Stockholm"
+
+    @classmethod
+    def parse(cls, text: str, timezone: str = "Europe/Stockholm") -> Week:
+        """From "2026-W48". Raises ValueError for anything else or a week the year lacks."""
+        year, _, number = text.strip().upper().partition("-W")
+        week = cls(int(year), int(number), timezone)
+        week.first_day  # noqa: B018 - validates: date.fromisocalendar raises for W53 of a 52-week year
+        return week
+
+    @classmethod
+    def previous(cls, now: datetime, timezone: str = "Europe/Stockholm") -> Week:
+        """The last complete ISO week before `now`, in the time zone."""
+        local = now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=7)
+        year, week, _ = local.isocalendar()
+        return cls(year, week, timezone)
+
+    @property
+    def first_day(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    @property
+    def last_day(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 7)
+
+    @property
+    def start(self) -> datetime:
+        """Monday 00:00 local, as an aware datetime (correct across daylight-saving changes)."""
+        return datetime.combine(self.first_day, datetime.min.time(), ZoneInfo(self.timezone))
+
+    @property
+    def end(self) -> datetime:
+        """The next Monday 00:00 local (exclusive)."""
+        return datetime.combine(
+            self.last_day + timedelta(days=1), datetime.min.time(), ZoneInfo(self.timezone)
+        )
+
+    def shifted(self, weeks: int) -> Week:
+        """The week `weeks` later (negative: earlier)."""
+        year, week, _ = (self.first_day + timedelta(weeks=weeks)).isocalendar()
+        return Week(year, week, self.timezone)
+
+    def __str__(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who gets a digest and what they follow (from `[[recipients]]`)."""
+
+    email: str
+    name: str | None = None
+    language: str = "sv"  # sv | en
+    organisation: str | None = None  # their own, highlighted against peers
+    groups: tuple[str, ...] = ()  # follow these groups' sources; all sources when nothing is set
+    organisations: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()  # posts matching them get the "Omnämnanden" section
+    skip_empty: bool = True
+
+
+@dataclass(frozen=True)
+class PostItem:
+    """One post as a digest shows it."""
+
+    post_id: int
+    organisation: str
+    source_key: str
+    platform: str  # feed | x | youtube | …; the renderer names it
+    kind: str
+    published_at: datetime  # aware, UTC
+    title: str | None
+    excerpt: str  # plain text, at most 280 characters, cut at a word with "…"
+    url: str | None  # http(s) only
+    counts: dict[str, int] = field(default_factory=dict)  # METRIC_NAMES -> latest count
+    engagement: int = 0  # likes + reposts + replies + quotes + reactions (views not included)
+    score: float = 0.0  # engagement normalised per platform, for ranking across platforms
+    thumbnail_url: str | None = None  # http(s) only
+    duration_s: int | None = None
+    views: int | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Veckan i korthet."""
+
+    posts: int
+    engagement: int
+    posts_previous: int  # the week before
+    engagement_previous: int
+    posts_average: float  # mean of the four weeks before
+    engagement_average: float
+    most_active_organisation: str | None
+    most_active_posts: int
+    top_post: PostItem | None
+
+
+@dataclass(frozen=True)
+class OrganisationNews:
+    """Nytt från organisationerna: one organisation's posts without counts, newest first."""
+
+    organisation: str
+    posts: tuple[PostItem, ...]
+    more: int = 0  # posts beyond those listed
+
+
+@dataclass(frozen=True)
+class Trend:
+    term: str  # a hashtag (with '#') or a word
+    count: int  # this week
+    baseline: float  # weekly mean over the four weeks before
+
+
+@dataclass(frozen=True)
+class DomainCount:
+    domain: str
+    count: int
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A row of the per-platform or per-organisation/group tables."""
+
+    name: str
+    posts: int
+    engagement: int
+    median: float  # engagement per post
+    share: float  # share of voice: this row's posts / all posts, 0..1
+    own: bool = False  # the recipient's own organisation
+
+
+@dataclass(frozen=True)
+class ChannelChange:
+    organisation: str
+    platform: str
+    source_key: str
+    change: str  # new | silent | first_on_platform
+    since: datetime | None = None  # silent: the last post; new/first: the first post
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """Datakvalitet: per platform, how complete the week's data is."""
+
+    platform: str
+    sources: int
+    sources_ok: int
+    sources_failing: int  # failed at least once during the week and not since recovered
+    covered_from: datetime | None  # earliest successful collection in the week
+    covered_to: datetime | None  # latest
+
+
+@dataclass(frozen=True)
+class DigestData:
+    recipient: Recipient
+    week: Week
+    generated_at: datetime
+    summary: Summary
+    top_posts: tuple[PostItem, ...] = ()
+    news: tuple[OrganisationNews, ...] = ()
+    dialog: tuple[PostItem, ...] = ()
+    videos: tuple[PostItem, ...] = ()
+    trends: tuple[Trend, ...] = ()
+    domains: tuple[DomainCount, ...] = ()
+    by_platform: tuple[TableRow, ...] = ()
+    by_organisation: tuple[TableRow, ...] = ()
+    by_group: tuple[TableRow, ...] = ()
+    channel_changes: tuple[ChannelChange, ...] = ()
+    quality: tuple[DataQuality, ...] = ()
+    mentions: tuple[PostItem, ...] = ()  # posts matching the recipient's keywords
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing was published by what the recipient follows."""
+        return self.summary.posts == 0
