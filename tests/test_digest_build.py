@@ -1,0 +1,530 @@
+"""The digest's content, built from a fixed database stored through the real store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collectors.base import CollectResult, CollectStatus, Media, PostData
+from digest.build import build_digest, make_excerpt, recipients_from_config
+from digest.model import (
+    ChannelChange,
+    DataQuality,
+    DigestData,
+    DomainCount,
+    Recipient,
+    TableRow,
+    Trend,
+    Week,
+)
+from monitor.config import Config, load_config
+from monitor.models import posts, sources
+from monitor.schedule import SchedulePolicy
+from monitor.sources import sync_sources
+from monitor.store import Attempt, record_attempt
+from tests.conftest import write_config
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+WEEK = Week(2026, 48)  # Monday 23 November to Sunday 29 November 2026
+READER = Recipient(email="anna@example.se")
+THUMBNAIL = "https://i.ytimg.com/vi/abc/hq.jpg"
+
+CONFIG = """
+[digest]
+language = "en"
+top_posts = 10
+
+[[recipients]]
+email = "anna@katrineholm.se"
+organisation = "Katrineholms kommun"
+groups = ["kommuner"]
+keywords = ["vinterväglag"]
+
+[[recipients]]
+email = "per@example.se"
+language = "sv"
+platforms = ["x"]
+
+[[sources]]
+platform = "feed"
+key = "katrineholm-nyheter"
+url = "https://www.katrineholm.se/rss"
+organisation = "Katrineholms kommun"
+groups = ["kommuner"]
+
+[[sources]]
+platform = "x"
+key = "katrineholm-x"
+handle = "katrineholm"
+organisation = "Katrineholms kommun"
+groups = ["kommuner"]
+
+[[sources]]
+platform = "mastodon"
+key = "katrineholm-mastodon"
+handle = "@katrineholm@mastodon.nu"
+organisation = "Katrineholms kommun"
+groups = ["kommuner"]
+
+[[sources]]
+platform = "x"
+key = "polisen-x"
+handle = "polisen"
+organisation = "Polisen"
+groups = ["myndigheter"]
+
+[[sources]]
+platform = "youtube"
+key = "polisen-youtube"
+handle = "polisen"
+organisation = "Polisen"
+groups = ["myndigheter"]
+
+[[sources]]
+platform = "feed"
+key = "lansstyrelsen"
+url = "https://www.lansstyrelsen.se/rss"
+organisation = "Länsstyrelsen"
+groups = ["myndigheter"]
+
+[[sources]]
+platform = "feed"
+key = "region"
+url = "https://regionsormland.se/rss"
+organisation = "Region Sörmland"
+groups = ["regioner"]
+"""
+
+LONG_TEXT = (
+    "Kommunstyrelsen   föreslår en budget\n\nför 2027 där skolan och omsorgen prioriteras. "
+    + "Satsningen omfattar nya lokaler, fler lärare och längre öppettider i biblioteken. " * 4
+)
+
+
+def local(month: int, day: int, hour: int, minute: int = 0, year: int = 2026) -> datetime:
+    """A Stockholm wall-clock time as the UTC datetime the database holds."""
+    return datetime(year, month, day, hour, minute, tzinfo=STOCKHOLM).astimezone(UTC)
+
+
+def post(pid: str, when: datetime, **values: Any) -> PostData:
+    kind = values.pop("kind", "post")
+    return PostData(platform_post_id=pid, kind=kind, published_at=when, **values)
+
+
+def setup_config(tmp_path: Path, engine: Engine, body: str = CONFIG) -> Config:
+    url = engine.url.render_as_string(hide_password=False)
+    config = load_config(write_config(tmp_path, url, body))
+    sync_sources(engine, config, local(10, 1, 0))
+    return config
+
+
+def store(
+    engine: Engine,
+    key: str,
+    items: Sequence[PostData],
+    when: datetime,
+    status: CollectStatus = CollectStatus.OK,
+    deleted: tuple[str, ...] = (),
+) -> None:
+    with engine.connect() as connection:
+        source_id = connection.execute(
+            sa.select(sources.c.id).where(sources.c.key == key)
+        ).scalar_one()
+    result = CollectResult(status, posts=tuple(items), deleted=deleted)
+    record_attempt(engine, Attempt(source_id, when, when, SchedulePolicy()), result)
+
+
+def fill(engine: Engine) -> None:
+    """Four weeks of history, week 48 and a little after."""
+    # History: Polisen on X each week, a YouTube video in W46, Katrineholm on X and the web in W47.
+    for number, day in enumerate((27, 3, 10, 17)):
+        month = 10 if day == 27 else 11
+        when = local(month, day, 10)
+        tags = ("trafik",) if number == 3 else ()
+        item = post(f"old-{number}", when, text="Polisen delar information.", tags=tags)
+        store(
+            engine, "polisen-x", [replace(item, metrics={"likes": 10})], when + timedelta(hours=1)
+        )
+    video = post("yt-old", local(11, 11, 12), kind="video", title="Information om id-kort")
+    store(
+        engine,
+        "polisen-youtube",
+        [replace(video, metrics={"views": 500, "likes": 5})],
+        local(11, 11, 13),
+    )
+    older = post(
+        "k-old", local(11, 18, 9), text="Information från kommunen.", metrics={"likes": 20}
+    )
+    store(engine, "katrineholm-x", [older], local(11, 18, 10))
+    article = post("f-old", local(11, 19, 9), kind="article", title="Nytt bibliotek")
+    store(engine, "katrineholm-nyheter", [article], local(11, 19, 10))
+    region = post("r-old", local(10, 20, 10), kind="article", title="Vårdval")
+    store(engine, "region", [region], local(10, 20, 11))
+
+    # Week 48.
+    store(
+        engine,
+        "katrineholm-nyheter",
+        [
+            post(
+                "f1", local(11, 23, 9), kind="article", title="Snöröjning i centrum",
+                text="Vinterväglag gäller i hela kommunen från måndag.",
+                url="https://www.katrineholm.se/nyheter/snorojning",
+                links=("https://www.trafikverket.se/trafikinfo",),
+            ),
+            post(
+                "f2", local(11, 24, 10), kind="article", title="Ny förskola",
+                text="Byggstart för förskola på Norr. Mer information på webben.",
+                url="https://www.katrineholm.se/nyheter/forskola",
+            ),
+            post(
+                "f3", local(11, 25, 11), kind="article", title="Budget 2027", text=LONG_TEXT,
+                url="https://www.katrineholm.se/nyheter/budget",
+            ),
+            # Sunday 23:30 local is still week 48 (22:30 UTC).
+            post(
+                "f4", local(11, 29, 23, 30), kind="article", title="Sent beslut",
+                text="Kommunfullmäktige sammanträdde sent.",
+                url="https://www.katrineholm.se/nyheter/beslut",
+            ),
+        ],
+        local(11, 29, 23, 45),
+    )  # fmt: skip
+    # Monday 00:15 local belongs to week 49.
+    next_week = post("f5", local(11, 30, 0, 15), kind="article", title="Nästa vecka")
+    store(engine, "katrineholm-nyheter", [next_week], local(11, 30, 1))
+    store(
+        engine,
+        "lansstyrelsen",
+        [
+            post(
+                "l1", local(11, 26, 12), kind="article", title="Vattenbrist i länet",
+                text="Länsstyrelsen uppmanar till sparsamhet.",
+                url="https://www.lansstyrelsen.se/vatten",
+                links=("https://www.smhi.se/varningar", "https://www.trafikverket.se/"),
+            )
+        ],
+        local(11, 29, 22),
+    )  # fmt: skip
+    polisen = [
+        post(
+            "p1", local(11, 23, 8), text="Trafikolycka på E4 vid Nyköping, vinterväglag. #trafik",
+            tags=("trafik",), url="https://x.com/polisen/status/1",
+            links=("https://www.trafikverket.se/trafikinfo",),
+            metrics={"views": 1000, "likes": 50, "reposts": 10, "replies": 30},
+        ),
+        post(
+            "p2", local(11, 26, 16),
+            text="Vinterväglag i länet, kör försiktigt. Mer information kommer. #trafik",
+            tags=("Trafik",), url="https://x.com/polisen/status/2",
+            metrics={"likes": 5, "replies": 2},
+        ),
+        post(
+            "gone", local(11, 25, 9), text="Raderat: vinterväglag", tags=("trafik",),
+            metrics={"likes": 1000, "replies": 500},
+        ),
+    ]  # fmt: skip
+    store(engine, "polisen-x", polisen, local(11, 27, 20))
+    store(engine, "polisen-x", [], local(11, 28, 22), deleted=("gone",))
+    # Counts observed after the week do not change its digest.
+    later = replace(polisen[0], metrics={"likes": 500, "reposts": 10, "replies": 30})
+    store(engine, "polisen-x", [later], local(12, 1, 9))
+    k1 = post(
+        "k1", local(11, 27, 9), text="Information om snöröjning. #trafik", tags=("trafik",),
+        url="https://x.com/katrineholm/status/3", links=("https://www.katrineholm.se/snorojning",),
+        metrics={"likes": 10, "replies": 8, "quotes": 2},
+    )  # fmt: skip
+    store(engine, "katrineholm-x", [k1], local(11, 29, 22))
+    videos = [
+        post(
+            "v1", local(11, 24, 15), kind="video", title="Vinterväglag – så kör du säkert",
+            text="Polisen ger råd om vinterkörning.", url="https://www.youtube.com/watch?v=abc",
+            media=(Media("video", thumbnail_url=THUMBNAIL, duration_s=95),),
+            metrics={"views": 2000, "likes": 25, "replies": 4},
+        ),
+        post(
+            "v2", local(11, 27, 19), kind="live", title="Livesänd pressträff",
+            url="https://www.youtube.com/watch?v=def",
+            media=(Media("video", thumbnail_url="javascript:alert(1)"),),
+            metrics={"views": 100, "likes": 1},
+        ),
+    ]  # fmt: skip
+    store(engine, "polisen-youtube", videos, local(11, 29, 22))
+    store(engine, "polisen-youtube", [], local(11, 29, 23), status=CollectStatus.FAILED)
+    m1 = post(
+        "m1", local(11, 28, 10), text="Nu finns vi på Mastodon! Följ oss här.",
+        url="https://mastodon.nu/@katrineholm/4", metrics={"likes": 3, "reposts": 1},
+    )  # fmt: skip
+    store(engine, "katrineholm-mastodon", [m1], local(11, 29, 22))
+    store(engine, "region", [], local(11, 25, 12), status=CollectStatus.FAILED)
+    store(engine, "region", [], local(11, 26, 12), status=CollectStatus.NOT_MODIFIED)
+
+
+@pytest.fixture
+def config(tmp_path: Path, engine: Engine) -> Config:
+    config = setup_config(tmp_path, engine)
+    fill(engine)
+    return config
+
+
+def build(
+    engine: Engine, config: Config, recipient: Recipient = READER, week: Week = WEEK
+) -> DigestData:
+    return build_digest(engine, config, recipient, week, now=local(11, 30, 7))
+
+
+def ids(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        query = sa.select(posts.c.platform_post_id, posts.c.id)
+        return {key: post_id for key, post_id in connection.execute(query)}
+
+
+def names(items: Sequence[Any], engine: Engine) -> list[str]:
+    by_id = {v: k for k, v in ids(engine).items()}
+    return [by_id[item.post_id] for item in items]
+
+
+def test_summary_counts_the_week_against_the_previous_and_the_four_before(
+    engine: Engine, config: Config
+) -> None:
+    digest = build(engine, config)
+    summary = digest.summary
+    assert (summary.posts, summary.engagement) == (11, 90 + 7 + 20 + 29 + 1 + 4)
+    assert (summary.posts_previous, summary.engagement_previous) == (3, 30)
+    assert (summary.posts_average, summary.engagement_average) == (7 / 4, 65 / 4)
+    assert (summary.most_active_organisation, summary.most_active_posts) == (
+        "Katrineholms kommun",
+        6,
+    )
+    assert summary.top_post is not None and summary.top_post.post_id == ids(engine)["p1"]
+    assert digest.generated_at == local(11, 30, 7)
+    assert not digest.is_empty
+
+
+def test_top_posts_are_ranked_by_engagement_normalised_per_platform(
+    engine: Engine, config: Config
+) -> None:
+    top = build(engine, config).top_posts
+    # X's mean over five weeks: 177 / 8; YouTube's: 35 / 3; Mastodon's: 4 / 1.
+    assert names(top, engine) == ["p1", "v1", "m1", "k1", "p2", "v2"]
+    assert [round(p.score, 4) for p in top] == [
+        round(90 / (177 / 8), 4), round(29 / (35 / 3), 4), 1.0,
+        round(20 / (177 / 8), 4), round(7 / (177 / 8), 4), round(1 / (35 / 3), 4),
+    ]  # fmt: skip
+    first = top[0]
+    assert first.counts == {"views": 1000, "likes": 50, "reposts": 10, "replies": 30}
+    assert (first.engagement, first.views, first.platform, first.organisation) == (
+        90,
+        1000,
+        "x",
+        "Polisen",
+    )
+    assert first.published_at == local(11, 23, 8) and first.published_at.tzinfo is not None
+    assert first.excerpt == "Trafikolycka på E4 vid Nyköping, vinterväglag. #trafik"
+    assert first.url == "https://x.com/polisen/status/1"
+
+
+def test_top_posts_follow_the_configured_number(tmp_path: Path, engine: Engine) -> None:
+    config = setup_config(tmp_path, engine, CONFIG.replace("top_posts = 10", "top_posts = 2"))
+    fill(engine)
+    assert names(build(engine, config).top_posts, engine) == ["p1", "v1"]
+
+
+def test_news_lists_posts_without_counts_per_organisation_newest_first(
+    engine: Engine, config: Config
+) -> None:
+    news = build(engine, config).news
+    assert [(n.organisation, names(n.posts, engine), n.more) for n in news] == [
+        ("Katrineholms kommun", ["f4", "f3", "f2"], 1),
+        ("Länsstyrelsen", ["l1"], 0),
+    ]
+    budget = news[0].posts[1]
+    assert len(budget.excerpt) <= 280 and budget.excerpt.endswith("…")
+    assert budget.excerpt.startswith("Kommunstyrelsen föreslår en budget för 2027 där")
+    collapsed = " ".join(LONG_TEXT.split())
+    kept = budget.excerpt.removesuffix("…")
+    assert collapsed.startswith(kept) and collapsed[len(kept)] in " ,"  # cut between words
+
+
+def test_dialog_ranks_by_replies_and_videos_are_newest_first(
+    engine: Engine, config: Config
+) -> None:
+    digest = build(engine, config)
+    assert names(digest.dialog, engine) == ["p1", "k1", "v1", "p2"]
+    assert [(v.kind, v.title, v.thumbnail_url, v.duration_s, v.views) for v in digest.videos] == [
+        ("live", "Livesänd pressträff", None, None, 100),
+        ("video", "Vinterväglag – så kör du säkert", THUMBNAIL, 95, 2000),
+    ]
+
+
+def test_trends_rise_against_the_baseline_and_domains_count_shared_links(
+    engine: Engine, config: Config
+) -> None:
+    digest = build(engine, config)
+    # "information" is in three posts this week but in six of the four weeks before: no trend.
+    assert digest.trends == (Trend("vinterväglag", 4, 0.0), Trend("#trafik", 3, 0.25))
+    assert digest.domains == (
+        DomainCount("katrineholm.se", 5),
+        DomainCount("trafikverket.se", 3),
+        DomainCount("lansstyrelsen.se", 1),
+        DomainCount("smhi.se", 1),
+    )
+
+
+def test_tables_give_posts_engagement_median_and_share(engine: Engine, config: Config) -> None:
+    own = Recipient(email="anna@katrineholm.se", organisation="Katrineholms kommun")
+    digest = build(engine, config, own)
+    assert digest.by_platform == (
+        TableRow("feed", 5, 0, 0.0, 5 / 11),
+        TableRow("x", 3, 117, 20.0, 3 / 11),
+        TableRow("youtube", 2, 30, 15.0, 2 / 11),
+        TableRow("mastodon", 1, 4, 4.0, 1 / 11),
+    )
+    assert digest.by_organisation == (
+        TableRow("Katrineholms kommun", 6, 24, 12.0, 6 / 11, own=True),
+        TableRow("Polisen", 4, 127, 18.0, 4 / 11),
+        TableRow("Länsstyrelsen", 1, 0, 0.0, 1 / 11),
+    )
+    assert digest.by_group == (
+        TableRow("kommuner", 6, 24, 12.0, 6 / 11),
+        TableRow("myndigheter", 5, 127, 18.0, 5 / 11),
+    )
+    # Others' links only: the own organisation's web and posts are left out.
+    assert digest.domains == (
+        DomainCount("trafikverket.se", 2),
+        DomainCount("lansstyrelsen.se", 1),
+        DomainCount("smhi.se", 1),
+    )
+
+
+def test_channel_changes_show_new_silent_and_moved_accounts(engine: Engine, config: Config) -> None:
+    assert build(engine, config).channel_changes == (
+        ChannelChange(
+            "Katrineholms kommun", "mastodon", "katrineholm-mastodon", "first_on_platform",
+            local(11, 28, 10),
+        ),
+        ChannelChange("Länsstyrelsen", "feed", "lansstyrelsen", "new", local(11, 26, 12)),
+        ChannelChange("Region Sörmland", "feed", "region", "silent", local(10, 20, 10)),
+    )  # fmt: skip
+
+
+def test_quality_counts_sources_ok_and_left_failing_per_platform(
+    engine: Engine, config: Config
+) -> None:
+    assert build(engine, config).quality == (
+        DataQuality("feed", 3, 3, 0, local(11, 26, 12), local(11, 29, 23, 45)),
+        DataQuality("mastodon", 1, 1, 0, local(11, 29, 22), local(11, 29, 22)),
+        DataQuality("x", 2, 2, 0, local(11, 27, 20), local(11, 29, 22)),
+        DataQuality("youtube", 1, 1, 1, local(11, 29, 22), local(11, 29, 22)),
+    )
+
+
+def test_mentions_match_keywords_in_title_or_text_ignoring_case(
+    engine: Engine, config: Config
+) -> None:
+    anna = Recipient(email="anna@example.se", keywords=("VINTERVÄGLAG",))
+    assert names(build(engine, config, anna).mentions, engine) == ["p2", "v1", "f1", "p1"]
+    assert build(engine, config).mentions == ()
+
+
+def test_recipient_follows_groups_and_organisations_narrowed_by_platform(
+    engine: Engine, config: Config
+) -> None:
+    def posts_for(
+        groups: tuple[str, ...] = (),
+        organisations: tuple[str, ...] = (),
+        platforms: tuple[str, ...] = (),
+    ) -> int:
+        recipient = Recipient("a@example.se", groups=groups, organisations=organisations)
+        return build(engine, config, replace(recipient, platforms=platforms)).summary.posts
+
+    assert posts_for(groups=("kommuner",)) == 6
+    assert posts_for(organisations=("Polisen",), platforms=("youtube",)) == 2
+    assert posts_for(groups=("kommuner",), organisations=("Polisen",)) == 10
+    assert posts_for(platforms=("x",)) == 3
+    assert posts_for(groups=("regioner",)) == 0
+
+
+def test_a_week_without_posts_is_empty(engine: Engine, config: Config) -> None:
+    digest = build(engine, config, week=Week(2026, 51))
+    assert digest.is_empty
+    assert digest.top_posts == digest.news == digest.trends == digest.by_platform == ()
+    assert build(engine, config, Recipient("x@example.se", groups=("ingen",))).is_empty
+
+
+def test_recipients_take_the_digest_language_unless_they_set_their_own(
+    tmp_path: Path, engine: Engine
+) -> None:
+    anna, per = recipients_from_config(setup_config(tmp_path, engine))
+    assert anna == Recipient(
+        email="anna@katrineholm.se",
+        language="en",
+        organisation="Katrineholms kommun",
+        groups=("kommuner",),
+        keywords=("vinterväglag",),
+    )
+    assert (per.language, per.platforms) == ("sv", ("x",))
+
+
+SMALL = """
+[[sources]]
+platform = "feed"
+key = "kommun"
+url = "https://www.kommun.se/rss"
+organisation = "Kommunen"
+"""
+
+
+def test_a_daylight_saving_week_spans_167_hours_and_keeps_its_boundaries(
+    tmp_path: Path, engine: Engine
+) -> None:
+    week = Week(2026, 13)  # summer time starts Sunday 29 March 2026
+    assert week.end.astimezone(UTC) - week.start.astimezone(UTC) == timedelta(hours=167)
+    config = setup_config(tmp_path, engine, SMALL)
+    items = [
+        post("before", local(3, 22, 23, 30), kind="article", title="Vecka 12"),
+        post("first", local(3, 23, 0, 15), kind="article", title="Måndag"),
+        post("last", local(3, 29, 23, 30), kind="article", title="Söndag sommartid"),
+        post("after", local(3, 30, 0, 15), kind="article", title="Vecka 14"),
+    ]
+    store(engine, "kommun", items, local(3, 30, 1))
+    digest = build_digest(engine, config, READER, week)
+    assert [p.title for n in digest.news for p in n.posts] == ["Söndag sommartid", "Måndag"]
+
+
+def test_week_53_exists_and_its_posts_are_found(tmp_path: Path, engine: Engine) -> None:
+    week = Week.parse("2026-W53")
+    assert (week.first_day.isoformat(), week.last_day.isoformat()) == ("2026-12-28", "2027-01-03")
+    config = setup_config(tmp_path, engine, SMALL)
+    items = [
+        post("new-year", local(1, 2, 12, year=2027), kind="article", title="Nyårshälsning"),
+        post("w1", local(1, 4, 0, 15, year=2027), kind="article", title="Vecka 1"),
+    ]
+    store(engine, "kommun", items, local(1, 4, 1, year=2027))
+    digest = build_digest(engine, config, READER, week)
+    assert digest.summary.posts == 1
+    assert digest.news[0].posts[0].title == "Nyårshälsning"
+
+
+def test_previous_week_is_the_last_complete_local_week() -> None:
+    monday_morning = datetime(2026, 11, 30, 7, 0, tzinfo=STOCKHOLM)
+    assert Week.previous(monday_morning) == WEEK
+    # 23:30 UTC on Sunday is already Monday in Stockholm: week 48 is complete.
+    assert Week.previous(datetime(2026, 11, 29, 23, 30, tzinfo=UTC)) == WEEK
+    assert str(Week.previous(datetime(2027, 1, 4, 7, 0, tzinfo=STOCKHOLM))) == "2026-W53"
+
+
+def test_excerpt_collapses_whitespace_and_cuts_at_a_word() -> None:
+    assert make_excerpt("  Hej\n\n  världen  ") == "Hej världen"
+    text = "ord " * 100
+    excerpt = make_excerpt(text)
+    assert len(excerpt) <= 280 and excerpt.endswith("ord…")
+    assert make_excerpt("a" * 300) == "a" * 279 + "…"
