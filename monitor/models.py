@@ -180,3 +180,23 @@ api_usage = sa.Table(
     sa.Column("units", sa.BigInteger, nullable=False, default=0),  # billed reads or quota units
     sa.UniqueConstraint("platform", "day"),
 )
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("recipient", sa.Text, nullable=False),  # the email address
+    sa.Column("week", sa.Text, nullable=False),  # ISO week, "2026-W48"
+    sa.Column("status", sa.Text, nullable=False),  # sending | sent | failed | skipped
+    sa.Column("subject", sa.Text),
+    sa.Column("message", sa.Text),  # the whole RFC 5322 message, archived before it is sent
+    sa.Column("message_id", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),  # the latest attempt began
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("error", sa.Text),
+    # The constraint that makes sending idempotent: one digest per recipient and week.
+    sa.UniqueConstraint("recipient", "week"),
+    sa.Index("ix_digests_week", "week"),
+)
