@@ -19,11 +19,12 @@ config.toml:
 	cp config.example.toml config.toml
 	@echo "Created config.toml from config.example.toml; edit it to watch your own sources."
 
-# Collect every configured source once. Exit code 1 means some sources failed (they are
-# named in the summary): the run itself completed, so make does too.
+# Collect every configured source once, then write last week's digest to outbox/. Exit code 1
+# from collect means some sources failed (named in the summary): the run completed, so make does.
 run: $(STAMP) config.toml
 	$(BIN)/omvarld --config config.toml db upgrade
 	$(BIN)/omvarld --config config.toml collect --all || [ $$? -eq 1 ]
+	$(BIN)/omvarld --config config.toml digest preview
 
 # The same, offline, against bundled sample feeds served on loopback.
 demo: $(STAMP)

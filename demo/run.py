@@ -19,6 +19,8 @@ HERE = Path(__file__).resolve().parent
 FEEDS = HERE / "feeds"
 CONFIG = HERE / "omvarld-demo.toml"
 DATABASE = HERE / "omvarld-demo.db"
+OUTBOX = HERE.parent / "outbox"
+DEMO_WEEK = "2026-W48"
 
 # (key, file, organisation, groups)
 SOURCES = [
@@ -49,6 +51,14 @@ def write_config(port: int) -> None:
         "",
         "[collect]",
         "per_host = 8  # every demo feed is on one loopback host",
+        "",
+        "[digest]",
+        'from = "Omvärld demo <omvarld@localhost>"',
+        "",
+        "[[recipients]]",
+        'email = "kommunikation@katrineholm.se"',
+        'name = "Kommunikationsavdelningen"',
+        'organisation = "Katrineholms kommun"',
         "",
     ]
     for key, file, organisation, groups in SOURCES:
@@ -88,11 +98,14 @@ def main() -> int:
             ("posts", "list", "--limit", "15"),
             ("collect", "--all"),  # a second pass: conditional requests, nothing new
             ("status",),
+            # The sample feeds are dated in week 48 of 2026: the digest of that week.
+            ("digest", "preview", "--week", DEMO_WEEK, "--outbox", str(OUTBOX)),
         ]
         for step in steps:
             if omvarld(*step) not in (0, 1):
                 return 1
         print(f"\nThe demo database is {DATABASE}; try: omvarld --config {CONFIG} posts list")
+        print(f"The digest for the demo recipient is in {OUTBOX}/ (.eml and .html).")
         return 0
     finally:
         server.shutdown()

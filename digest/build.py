@@ -159,17 +159,23 @@ def build_digest(
     """The digest of `week` for `recipient`: what the sources they follow published, and how
     complete the data is. Reads only; five queries whatever the number of posts."""
     start = week.shifted(-BASELINE_WEEKS).start
+    generated_at = now or datetime.now(UTC)
+    # Counts as the digest is made: Monday morning's collection says how last week's posts
+    # did. A digest rebuilt later for the same week shows the counts known then.
+    counted_until = max(generated_at, week.end)
     with engine.connect() as connection:
         all_sources = _load_sources(connection)
         followed = select_followed(all_sources.values(), recipient)
         ids = [source.id for source in followed]
-        rows = _load_posts(connection, all_sources, ids, start, week.end) if ids else []
+        rows = (
+            _load_posts(connection, all_sources, ids, start, week.end, counted_until) if ids else []
+        )
         spans = _load_spans(connection, week.end)
         runs = _load_runs(connection, ids, week.start, week.end) if ids else {}
     return compose_digest(
         recipient=recipient,
         week=week,
-        generated_at=now or datetime.now(UTC),
+        generated_at=generated_at,
         top_count=config.digest.top_posts,
         followed=followed,
         all_sources=all_sources,
@@ -222,8 +228,10 @@ def _load_posts(
     source_ids: list[int],
     start: datetime,
     end: datetime,
+    counted_until: datetime,
 ) -> list[PostRow]:
-    """Undeleted posts of the sources published in [start, end), with counts as of `end`."""
+    """Undeleted posts of the sources published in [start, end), with their latest counts
+    observed before `counted_until`."""
     window = sa.and_(
         posts.c.source_id.in_(source_ids),
         posts.c.published_at >= start,
@@ -233,7 +241,7 @@ def _load_posts(
     latest = (
         sa.select(sa.func.max(post_metrics.c.id))
         .join(posts, posts.c.id == post_metrics.c.post_id)
-        .where(window, post_metrics.c.observed_at < end)
+        .where(window, post_metrics.c.observed_at < counted_until)
         .group_by(post_metrics.c.post_id)
     )
     counts: dict[int, dict[str, int]] = {}

@@ -187,6 +187,16 @@ class SourceConfig(_Strict):
         return self.key or derive_source_key(self.platform, self.url, self.handle)
 
 
+_SCHEDULE = re.compile(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):([0-5]\d)")
+
+
+def check_schedule(value: str) -> str:
+    """A weekly send time, "mon 07:00" (weekday and local time)."""
+    if not _SCHEDULE.fullmatch(value.strip()):
+        raise ValueError(f'expected a weekday and time like "mon 07:00", got {value!r}')
+    return value.strip()
+
+
 class DigestConfig(_Strict):
     """`[digest]`: when and how weekly digests go out."""
 
@@ -201,6 +211,7 @@ class DigestConfig(_Strict):
     unsubscribe_mailto: str | None = None
     list_id: str = "omvarld.localhost"
     settings_url: str | None = None  # where a recipient changes what they follow
+    outbox: str | None = None  # scheduled sends write .eml/.html here instead of using SMTP
 
     @field_validator("timezone")
     @classmethod
@@ -216,11 +227,7 @@ class DigestConfig(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if not re.fullmatch(
-            r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", value.strip()
-        ):
-            raise ValueError(f'expected a weekday and time like "mon 07:00", got {value!r}')
-        return value.strip()
+        return check_schedule(value)
 
 
 class SmtpConfig(_Strict):
@@ -247,6 +254,11 @@ class RecipientConfig(_Strict):
     keywords: tuple[str, ...] = ()
     schedule: str | None = None  # overrides [digest] schedule for this recipient
     skip_empty: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        return None if value is None else check_schedule(value)
 
     @field_validator("email")
     @classmethod

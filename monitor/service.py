@@ -122,6 +122,19 @@ def run_service(
         args=(config, engine),
         id="upkeep",
     )
+    for schedule, emails in group_recipients_by_schedule(config).items():
+        day, time_of_day = schedule.split()
+        hour, minute = time_of_day.split(":")
+        scheduler.add_job(
+            _send_digests,
+            "cron",
+            day_of_week=day,
+            hour=int(hour),
+            minute=int(minute),
+            timezone=config.digest.timezone,
+            args=(config, engine, emails),
+            id=f"digest {schedule}",
+        )
     log.info("worker %s started: tick every %d s", worker, config.collect.tick)
     scheduler.start()
     try:
@@ -133,6 +146,51 @@ def run_service(
         if lock is not None:
             lock.close()
     log.info("worker %s stopped", worker)
+
+
+def group_recipients_by_schedule(config: Config) -> dict[str, tuple[str, ...]]:
+    """Recipients' emails per weekly send time: `[digest] schedule` or their own."""
+    groups: dict[str, list[str]] = {}
+    for recipient in config.recipients:
+        groups.setdefault(recipient.schedule or config.digest.schedule, []).append(recipient.email)
+    return {schedule: tuple(emails) for schedule, emails in groups.items()}
+
+
+def _send_digests(config: Config, engine: Engine, emails: tuple[str, ...]) -> None:
+    """The weekly send: last week's digests, each (recipient, week) at most once, so several
+    workers firing together, or a restart, send nothing twice."""
+    from digest.build import recipients_from_config
+    from digest.mail import OutboxSender, SmtpSender, Transport, deliver_digests, make_preparer
+    from digest.model import Week
+
+    now = datetime.now(UTC)
+    week = Week.previous(now, config.digest.timezone)
+    recipients = [r for r in recipients_from_config(config) if r.email in emails]
+    try:
+        transport: Transport
+        if config.digest.outbox:
+            transport = OutboxSender(config.path.parent / config.digest.outbox)
+        else:
+            transport = SmtpSender(config.smtp)
+        try:
+            outcomes = deliver_digests(
+                engine, recipients, week, config.digest,
+                prepare=make_preparer(engine, config, week, now), transport=transport, now=now,
+            )  # fmt: skip
+        finally:
+            if isinstance(transport, SmtpSender):
+                transport.close()
+    except Exception:
+        log.exception("sending the digests of %s failed", week)
+        return
+    for outcome in outcomes:
+        log.info(
+            "digest week=%s recipient=%s status=%s%s",
+            week,
+            outcome.recipient,
+            outcome.status,
+            f" error={outcome.error!r}" if outcome.error else "",
+        )
 
 
 def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:

@@ -176,3 +176,35 @@ def test_three_workers_collect_each_source_exactly_once_though_one_is_killed(
     assert stored_posts == total
     assert leased == 0
     engine.dispose()
+
+
+def test_digest_sends_are_scheduled_per_recipient_send_time(tmp_path: Path) -> None:
+    from monitor.config import ConfigError, load_config
+    from monitor.service import group_recipients_by_schedule
+
+    body = """
+[digest]
+schedule = "mon 07:00"
+
+[[recipients]]
+email = "a@katrineholm.se"
+
+[[recipients]]
+email = "b@flen.se"
+schedule = "tue 08:30"
+
+[[recipients]]
+email = "c@vingaker.se"
+"""
+    config = load_config(write_config(tmp_path, "sqlite:///x.db", body))
+    assert group_recipients_by_schedule(config) == {
+        "mon 07:00": ("a@katrineholm.se", "c@vingaker.se"),
+        "tue 08:30": ("b@flen.se",),
+    }
+    bad = write_config(tmp_path, "sqlite:///x.db", body.replace("tue 08:30", "tisdag 8"))
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    assert str(error.value) == (
+        f'{bad}: recipients[1].schedule: expected a weekday and time like "mon 07:00",'
+        " got 'tisdag 8'"
+    )
