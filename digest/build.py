@@ -1,19 +1,22 @@
-"""Building a recipient's weekly digest from the database: queries in, `DigestData` out.
+"""Building recipients' weekly digests from the database: queries in, `DigestData` out.
 
-A handful of set queries per digest load the followed sources' posts of the week and the four
-weeks before, their latest counts as of the week's end, each source's first and newest post, and
-the week's collection runs. Everything else is decided in one pass in Python by pure functions,
-so the rules can be read (and tested) apart from the SQL.
+A handful of set queries load a week once: its posts with their latest counts as of the week's
+end, the four weeks before summed per source, each source's first and newest post, and the
+week's collection runs. Each recipient's digest is then decided in Python by pure functions
+working per followed source, so the rules can be read (and tested) apart from the SQL and fifty
+digests cost little more than one.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,6 +78,8 @@ STOP_WORDS = frozenset((
 
 _WORD = re.compile(r"[#@]?\w+")
 _SPACE = re.compile(r"\s+")
+# An http(s) URL whose host is plain letters, digits, dots and hyphens (no user, port or IPv6).
+_SIMPLE_URL = re.compile(r"https?://([A-Za-z0-9.-]+)(?:[/?#]|\Z)")
 
 
 def recipients_from_config(config: Config) -> list[Recipient]:
@@ -110,7 +115,8 @@ class SourceInfo:
 
 @dataclass(frozen=True)
 class PostRow:
-    """A stored post with its latest counts as of the week's end (None: it has no counts)."""
+    """A stored post of the week with its latest counts as of the week's end (None: it has no
+    counts), and what every recipient's digest derives from it, worked out once."""
 
     id: int
     source: SourceInfo
@@ -123,12 +129,33 @@ class PostRow:
     links: tuple[str, ...]
     media: tuple[dict[str, Any], ...]
     counts: dict[str, int] | None
+    engagement: int
+    terms: frozenset[str]  # hashtags and content words, for trends
+    domains: frozenset[str]  # shared link domains
+    folded: str  # title and text case-folded, for keywords
 
-    @property
-    def engagement(self) -> int:
-        if not self.counts:
-            return 0
-        return sum(self.counts.get(name, 0) for name in ENGAGEMENT_NAMES)
+
+@dataclass
+class SourceHistory:
+    """One source's five weeks as sums and short lists: what every section needs, so that a
+    recipient's digest costs work per followed source rather than per post."""
+
+    posts: list[int]  # per baseline week, oldest first
+    engagement: list[int]
+    counted: int = 0  # posts with counts over the five weeks
+    counted_engagement: int = 0
+    terms: Counter[str] = field(default_factory=Counter)  # posts per term, four weeks before
+    # The week:
+    week_posts: int = 0
+    week_engagement: int = 0
+    week_counted: list[int] = field(default_factory=list)  # engagement of posts with counts
+    week_terms: Counter[str] = field(default_factory=Counter)
+    week_domains: Counter[str] = field(default_factory=Counter)
+    # The week's posts as each section ranks them, in that section's order:
+    engaged: list[PostRow] = field(default_factory=list)  # with counts and engagement > 0
+    replied: list[PostRow] = field(default_factory=list)
+    videos: list[PostRow] = field(default_factory=list)
+    uncounted: list[PostRow] = field(default_factory=list)  # newest first
 
 
 @dataclass(frozen=True)
@@ -148,6 +175,19 @@ class RunSummary:
     last_failure: datetime | None
 
 
+@dataclass(frozen=True)
+class WeekData:
+    """Everything a week's digests are decided from, loaded once for any number of recipients."""
+
+    week: Week
+    generated_at: datetime
+    all_sources: dict[int, SourceInfo]
+    this_week: list[PostRow]  # newest first
+    history: dict[int, SourceHistory]
+    spans: dict[int, SourceSpan]
+    runs: dict[int, RunSummary]
+
+
 def build_digest(
     engine: Engine,
     config: Config,
@@ -157,32 +197,42 @@ def build_digest(
     now: datetime | None = None,
 ) -> DigestData:
     """The digest of `week` for `recipient`: what the sources they follow published, and how
-    complete the data is. Reads only; five queries whatever the number of posts."""
-    start = week.shifted(-BASELINE_WEEKS).start
-    generated_at = now or datetime.now(UTC)
-    # Counts as the digest is made: Monday morning's collection says how last week's posts
-    # did. A digest rebuilt later for the same week shows the counts known then.
-    counted_until = max(generated_at, week.end)
+    complete the data is. Reads only the sources the recipient follows; a handful of queries
+    whatever the number of posts."""
     with engine.connect() as connection:
         all_sources = _load_sources(connection)
-        followed = select_followed(all_sources.values(), recipient)
-        ids = [source.id for source in followed]
-        rows = (
-            _load_posts(connection, all_sources, ids, start, week.end, counted_until) if ids else []
-        )
-        spans = _load_spans(connection, week.end)
-        runs = _load_runs(connection, ids, week.start, week.end) if ids else {}
-    return compose_digest(
-        recipient=recipient,
-        week=week,
-        generated_at=generated_at,
-        top_count=config.digest.top_posts,
-        followed=followed,
-        all_sources=all_sources,
-        rows=rows,
-        spans=spans,
-        runs=runs,
-    )
+    ids = [source.id for source in select_followed(all_sources.values(), recipient)]
+    data = load_week_data(engine, week, now=now, source_ids=ids)
+    return compose_digest(recipient, data, config.digest.top_posts)
+
+
+def build_digests(
+    engine: Engine,
+    config: Config,
+    recipients: Sequence[Recipient],
+    week: Week,
+    *,
+    now: datetime | None = None,
+) -> dict[str, DigestData]:
+    """Every recipient's digest of `week`, by email, from one load of the week's data: the same
+    digests `build_digest` makes one at a time, at a fraction of the cost for many recipients."""
+    data = load_week_data(engine, week, now=now)
+    return {r.email: compose_digest(r, data, config.digest.top_posts) for r in recipients}
+
+
+def make_digest_builder(
+    engine: Engine, config: Config, week: Week, *, now: datetime | None = None
+) -> Callable[[Recipient], DigestData]:
+    """`build_digest` for many recipients in turn (a send loop): the week's data is loaded at the
+    first call and reused by the next ones."""
+    loaded: list[WeekData] = []
+
+    def build(recipient: Recipient) -> DigestData:
+        if not loaded:
+            loaded.append(load_week_data(engine, week, now=now))
+        return compose_digest(recipient, loaded[0], config.digest.top_posts)
+
+    return build
 
 
 def select_followed(all_sources: Iterable[SourceInfo], recipient: Recipient) -> list[SourceInfo]:
@@ -205,6 +255,36 @@ def select_followed(all_sources: Iterable[SourceInfo], recipient: Recipient) -> 
     return sorted(chosen, key=lambda s: s.key)
 
 
+def load_week_data(
+    engine: Engine,
+    week: Week,
+    *,
+    now: datetime | None = None,
+    source_ids: Sequence[int] | None = None,
+) -> WeekData:
+    """The week's posts, the four weeks before as per-source sums, spans and collection runs;
+    of every source, or only of `source_ids`. Reads only."""
+    start = week.shifted(-BASELINE_WEEKS).start
+    generated_at = now or datetime.now(UTC)
+    # Counts as the digest is made: Monday morning's collection says how last week's posts
+    # did. A digest rebuilt later for the same week shows the counts known then.
+    counted_until = max(generated_at, week.end)
+    with engine.connect() as connection:
+        all_sources = _load_sources(connection)
+        ids = list(all_sources) if source_ids is None else list(source_ids)
+        this_week: list[PostRow] = []
+        history: dict[int, SourceHistory] = {}
+        runs: dict[int, RunSummary] = {}
+        if ids:
+            counts = _load_counts(connection, ids, start, week.end, counted_until)
+            this_week = _load_posts(connection, all_sources, ids, week, counts)
+            history = _load_history(connection, ids, week, counts, this_week)
+            runs = _load_runs(connection, ids, week.start, week.end)
+        spans = _load_spans(connection, week.end)
+    this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
+    return WeekData(week, generated_at, all_sources, this_week, history, spans, runs)
+
+
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
     query = sa.select(
         sources.c.id,
@@ -222,35 +302,51 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
     }
 
 
-def _load_posts(
-    connection: Connection,
-    all_sources: dict[int, SourceInfo],
-    source_ids: list[int],
-    start: datetime,
-    end: datetime,
-    counted_until: datetime,
-) -> list[PostRow]:
-    """Undeleted posts of the sources published in [start, end), with their latest counts
-    observed before `counted_until`."""
-    window = sa.and_(
+def _in_window(source_ids: list[int], start: datetime, end: datetime) -> sa.ColumnElement[bool]:
+    """Undeleted posts of the sources published in [start, end)."""
+    return sa.and_(
         posts.c.source_id.in_(source_ids),
         posts.c.published_at >= start,
         posts.c.published_at < end,
         posts.c.deleted_at.is_(None),
     )
+
+
+def _load_counts(
+    connection: Connection,
+    source_ids: list[int],
+    start: datetime,
+    end: datetime,
+    counted_until: datetime,
+) -> dict[int, dict[str, int]]:
+    """The latest counts observed before `counted_until` of the posts in [start, end)."""
     latest = (
         sa.select(sa.func.max(post_metrics.c.id))
         .join(posts, posts.c.id == post_metrics.c.post_id)
-        .where(window, post_metrics.c.observed_at < counted_until)
+        .where(_in_window(source_ids, start, end), post_metrics.c.observed_at < counted_until)
         .group_by(post_metrics.c.post_id)
     )
-    counts: dict[int, dict[str, int]] = {}
-    metric_query = sa.select(post_metrics).where(post_metrics.c.id.in_(latest))
-    for row in connection.execute(metric_query):
-        mapping = row._mapping
-        counts[row.post_id] = {
-            name: mapping[name] for name in METRIC_NAMES if mapping[name] is not None
+    names = [post_metrics.c[name] for name in METRIC_NAMES]
+    # No observed_at: converting 100,000s of timestamps nobody reads is the slow part.
+    query = sa.select(post_metrics.c.post_id, *names).where(post_metrics.c.id.in_(latest))
+    return {
+        row[0]: {
+            name: value
+            for name, value in zip(METRIC_NAMES, row[1:], strict=True)
+            if value is not None
         }
+        for row in connection.execute(query)
+    }
+
+
+def _load_posts(
+    connection: Connection,
+    all_sources: dict[int, SourceInfo],
+    source_ids: list[int],
+    week: Week,
+    counts: dict[int, dict[str, int]],
+) -> list[PostRow]:
+    """The sources' undeleted posts of the week, with what the digest derives from each."""
     query = sa.select(
         posts.c.id,
         posts.c.source_id,
@@ -262,23 +358,130 @@ def _load_posts(
         posts.c.tags,
         posts.c.links,
         posts.c.media,
-    ).where(window)
-    return [
-        PostRow(
-            id=row.id,
-            source=all_sources[row.source_id],
-            kind=row.kind,
-            url=row.url,
-            published_at=row.published_at,
-            title=row.title,
-            text=row.text,
-            tags=tuple(row.tags or ()),
-            links=tuple(row.links or ()),
-            media=tuple(m for m in row.media or () if isinstance(m, dict)),
-            counts=counts.get(row.id),
+    ).where(_in_window(source_ids, week.start, week.end))
+    terms = TermExtractor()
+    rows = []
+    for row in connection.execute(query):
+        source = all_sources[row.source_id]
+        tags = tuple(row.tags or ())
+        links = tuple(row.links or ())
+        post_counts = counts.get(row.id)
+        addresses = (*links, row.url) if source.platform == "feed" else links
+        rows.append(
+            PostRow(
+                id=row.id,
+                source=source,
+                kind=row.kind,
+                url=row.url,
+                published_at=row.published_at,
+                title=row.title,
+                text=row.text,
+                tags=tags,
+                links=links,
+                media=tuple(m for m in row.media or () if isinstance(m, dict)),
+                counts=post_counts,
+                engagement=engagement_of(post_counts),
+                terms=terms.extract(row.title, row.text, tags),
+                domains=frozenset(d for d in map(_domain, filter(None, addresses)) if d),
+                folded=f"{row.title or ''}\n{row.text or ''}".casefold(),
+            )
         )
-        for row in connection.execute(query)
-    ]
+    return rows
+
+
+def _load_history(
+    connection: Connection,
+    source_ids: list[int],
+    week: Week,
+    counts: dict[int, dict[str, int]],
+    this_week: Sequence[PostRow],
+) -> dict[int, SourceHistory]:
+    """Per source: posts, engagement and terms of each of the four weeks before, and the
+    engagement behind the per-platform means of all five weeks."""
+    weeks = [week.shifted(-n) for n in range(BASELINE_WEEKS, 0, -1)]
+    # The week each post falls in is decided by the database: no timestamps to convert.
+    which = sa.case(
+        *((sa.and_(posts.c.published_at >= w.start, posts.c.published_at < w.end), n)
+          for n, w in enumerate(weeks)),
+    )  # fmt: skip
+    query = sa.select(
+        posts.c.id,
+        posts.c.source_id,
+        which,
+        posts.c.title,
+        posts.c.text,
+        # Most posts have no tags: their "[]" is cheaper to recognise than to decode.
+        sa.type_coerce(posts.c.tags, sa.Text),
+    ).where(_in_window(source_ids, weeks[0].start, week.start))
+    history: dict[int, SourceHistory] = {}
+    terms = TermExtractor()
+    for post_id, source_id, index, title, text, raw_tags in connection.execute(query).all():
+        summary = history.get(source_id)
+        if summary is None:
+            summary = history[source_id] = _new_history()
+        post_counts = counts.get(post_id)
+        engagement = engagement_of(post_counts)
+        summary.posts[index] += 1
+        summary.engagement[index] += engagement
+        if post_counts is not None:
+            summary.counted += 1
+            summary.counted_engagement += engagement
+        summary.terms.update(terms.extract(title, text, _decode_tags(raw_tags)))
+    for row in sorted(this_week, key=lambda r: (r.published_at, r.id), reverse=True):
+        summary = history.get(row.source.id)
+        if summary is None:
+            summary = history[row.source.id] = _new_history()
+        summary.week_posts += 1
+        summary.week_engagement += row.engagement
+        summary.week_terms.update(row.terms)
+        summary.week_domains.update(row.domains)
+        if row.kind in VIDEO_KINDS:
+            summary.videos.append(row)
+        if row.counts is None:
+            summary.uncounted.append(row)
+            continue
+        summary.counted += 1
+        summary.counted_engagement += row.engagement
+        summary.week_counted.append(row.engagement)
+        if row.engagement > 0:
+            summary.engaged.append(row)
+        if row.counts.get("replies", 0) > 0:
+            summary.replied.append(row)
+    for summary in history.values():
+        summary.engaged.sort(key=_engagement_order)
+        summary.replied.sort(key=_dialog_order)
+    return history
+
+
+def _engagement_order(row: PostRow) -> tuple[int, float, int]:
+    return (-row.engagement, -row.published_at.timestamp(), row.id)
+
+
+def _dialog_order(row: PostRow) -> tuple[int, int, float, int]:
+    return (
+        -(row.counts or {}).get("replies", 0),
+        -row.engagement,
+        -row.published_at.timestamp(),
+        row.id,
+    )
+
+
+def _new_history() -> SourceHistory:
+    return SourceHistory([0] * BASELINE_WEEKS, [0] * BASELINE_WEEKS)
+
+
+def _decode_tags(raw: Any) -> tuple[str, ...]:
+    """Tags as stored: JSON text on SQLite, already a list from PostgreSQL's JSONB."""
+    if raw is None or raw == "[]":
+        return ()
+    return tuple(json.loads(raw) if isinstance(raw, str) else raw)
+
+
+def engagement_of(counts: dict[str, int] | None) -> int:
+    """Likes, reposts, replies, quotes and reactions added up; views are not engagement."""
+    if not counts:
+        return 0
+    return sum(counts.get(name, 0) for name in ENGAGEMENT_NAMES)
 
 
 def _load_spans(connection: Connection, end: datetime) -> dict[int, SourceSpan]:
@@ -339,59 +542,60 @@ def _as_utc(value: Any) -> Any:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def compose_digest(
-    *,
-    recipient: Recipient,
-    week: Week,
-    generated_at: datetime,
-    top_count: int,
-    followed: Sequence[SourceInfo],
-    all_sources: dict[int, SourceInfo],
-    rows: Sequence[PostRow],
-    spans: dict[int, SourceSpan],
-    runs: dict[int, RunSummary],
-) -> DigestData:
-    """Decide every section from loaded rows; no I/O."""
-    weeks = [week.shifted(-n) for n in range(BASELINE_WEEKS, 0, -1)]
-    bounds = [(w.start.astimezone(UTC), w.end.astimezone(UTC)) for w in weeks]
+def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> DigestData:
+    """Decide every section of a recipient's digest from the loaded week; no I/O."""
+    week = data.week
+    followed = select_followed(data.all_sources.values(), recipient)
     start, end = week.start.astimezone(UTC), week.end.astimezone(UTC)
-    this_week = sorted(
-        (r for r in rows if start <= r.published_at < end),
+    active = [(s, data.history[s.id]) for s in followed if s.id in data.history]
+    this_week = [(s, h) for s, h in active if h.week_posts]
+    means = _platform_means(active)
+    top = rank_top_posts(this_week, means, top_count)
+    shown = [
+        *top,
+        *(r for _, h in this_week for r in h.videos[:VIDEO_POSTS]),
+        *(r for _, h in this_week for r in h.replied[:DIALOG_POSTS]),
+        *(r for _, h in this_week for r in h.uncounted[:NEWS_PER_ORGANISATION]),
+    ]
+    mentions = find_mentions(data.this_week, {s.id for s in followed}, recipient.keywords)
+    scores = _score_posts([*shown, *mentions], means)
+    videos = sorted(
+        (r for _, h in this_week for r in h.videos[:VIDEO_POSTS]),
         key=lambda r: (r.published_at, r.id),
         reverse=True,
-    )
-    earlier = [[r for r in rows if lo <= r.published_at < hi] for lo, hi in bounds]
-
-    scores = _score_posts(rows)
-    top = rank_top_posts(this_week, scores, top_count)
-    summary = _summarise(this_week, earlier, top)
+    )[:VIDEO_POSTS]
+    own = recipient.organisation
     return DigestData(
         recipient=recipient,
         week=week,
-        generated_at=generated_at,
-        summary=summary,
+        generated_at=data.generated_at,
+        summary=_summarise(this_week, [h for _, h in active], top),
         top_posts=tuple(_item(r, scores) for r in top),
         news=tuple(_news(this_week, scores)),
         dialog=tuple(_dialog(this_week, scores)),
-        videos=tuple(_item(r, scores) for r in this_week if r.kind in VIDEO_KINDS)[:VIDEO_POSTS],
-        trends=tuple(find_trends(this_week, [r for rows_ in earlier for r in rows_])),
-        domains=tuple(count_domains(this_week, recipient.organisation)),
-        by_platform=tuple(tabulate(this_week, lambda r: (r.source.platform,), None)),
+        videos=tuple(_item(r, scores) for r in videos),
+        trends=tuple(find_trends(this_week, [h for _, h in active])),
+        domains=tuple(count_domains(this_week, own)),
+        by_platform=tuple(tabulate(this_week, lambda s: (s.platform,), None)),
         by_organisation=tuple(
             tabulate(
                 this_week,
-                lambda r: (r.source.organisation,),
-                recipient.organisation,
-                always=_own_followed(followed, recipient.organisation),
+                lambda s: (s.organisation,),
+                own,
+                always=_own_followed(followed, own),
             )
         ),
-        by_group=tuple(tabulate(this_week, lambda r: r.source.groups, None)),
-        channel_changes=tuple(find_channel_changes(followed, all_sources, spans, start, end)),
-        quality=tuple(assess_quality(followed, runs)),
-        mentions=tuple(
-            _item(r, scores) for r in find_mentions(this_week, recipient.keywords)[:MENTION_POSTS]
+        by_group=tuple(tabulate(this_week, lambda s: s.groups, None)),
+        channel_changes=tuple(
+            find_channel_changes(followed, data.all_sources, data.spans, start, end)
         ),
+        quality=tuple(assess_quality(followed, data.runs)),
+        mentions=tuple(_item(r, scores) for r in mentions),
     )
+
+
+# A followed source and its sums.
+Followed = tuple[SourceInfo, SourceHistory]
 
 
 def _own_followed(followed: Sequence[SourceInfo], own: str | None) -> tuple[str, ...]:
@@ -399,60 +603,76 @@ def _own_followed(followed: Sequence[SourceInfo], own: str | None) -> tuple[str,
     return (own,) if own and any(s.organisation == own for s in followed) else ()
 
 
-def _score_posts(rows: Sequence[PostRow]) -> dict[int, float]:
-    """Engagement divided by the platform's mean engagement per post over the five weeks: a
-    like on X and a view on YouTube are not the same. Posts without counts get no score."""
+def _platform_means(active: Sequence[Followed]) -> dict[str, float]:
+    """The mean engagement per post with counts, per platform, over the five weeks of the
+    followed sources: a like on X and a view on YouTube are not the same."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows:
-        if row.counts is not None:
-            total = totals[row.source.platform]
-            total[0] += row.engagement
-            total[1] += 1
+    for source, history in active:
+        if history.counted:
+            total = totals[source.platform]
+            total[0] += history.counted_engagement
+            total[1] += history.counted
+    return {platform: engagement / count for platform, (engagement, count) in totals.items()}
+
+
+def _score_posts(rows: Iterable[PostRow], means: dict[str, float]) -> dict[int, float]:
+    """Engagement divided by the platform's mean. Posts without counts get no score."""
     scores = {}
     for row in rows:
-        if row.counts is None:
-            continue
-        engagement, count = totals[row.source.platform]
-        mean = engagement / count
-        scores[row.id] = row.engagement / mean if mean else 0.0
+        if row.counts is not None:
+            mean = means.get(row.source.platform, 0.0)
+            scores[row.id] = row.engagement / mean if mean else 0.0
     return scores
 
 
 def rank_top_posts(
-    this_week: Sequence[PostRow], scores: dict[int, float], count: int
+    this_week: Sequence[Followed], means: dict[str, float], count: int
 ) -> list[PostRow]:
-    """The week's most engaging posts by score; posts nobody engaged with are not "top"."""
-    ranked = [r for r in this_week if scores.get(r.id, 0.0) > 0]
+    """The week's most engaging posts by score; posts nobody engaged with are not "top".
+
+    Within a platform the score follows engagement, so each source's own `count` best are the
+    only candidates.
+    """
+    candidates = [r for _, h in this_week for r in h.engaged[:count]]
+    scores = _score_posts(candidates, means)
+    ranked = [r for r in candidates if scores[r.id] > 0]
     ranked.sort(key=lambda r: (-scores[r.id], -r.engagement, -r.published_at.timestamp(), r.id))
     return ranked[:count]
 
 
 def _summarise(
-    this_week: Sequence[PostRow], earlier: Sequence[Sequence[PostRow]], top: Sequence[PostRow]
+    this_week: Sequence[Followed], histories: Sequence[SourceHistory], top: Sequence[PostRow]
 ) -> Summary:
-    by_organisation = Counter(r.source.organisation for r in this_week)
+    by_organisation: Counter[str] = Counter()
+    for source, history in this_week:
+        by_organisation[source.organisation] += history.week_posts
     most_active = min(by_organisation.items(), key=lambda item: (-item[1], item[0]), default=None)
-    previous = earlier[-1]
+    weekly_posts = [sum(h.posts[n] for h in histories) for n in range(BASELINE_WEEKS)]
+    weekly_engagement = [sum(h.engagement[n] for h in histories) for n in range(BASELINE_WEEKS)]
     return Summary(
-        posts=len(this_week),
-        engagement=sum(r.engagement for r in this_week),
-        posts_previous=len(previous),
-        engagement_previous=sum(r.engagement for r in previous),
-        posts_average=sum(len(w) for w in earlier) / len(earlier),
-        engagement_average=sum(r.engagement for w in earlier for r in w) / len(earlier),
+        posts=sum(h.week_posts for _, h in this_week),
+        engagement=sum(h.week_engagement for _, h in this_week),
+        posts_previous=weekly_posts[-1],
+        engagement_previous=weekly_engagement[-1],
+        posts_average=sum(weekly_posts) / BASELINE_WEEKS,
+        engagement_average=sum(weekly_engagement) / BASELINE_WEEKS,
         most_active_organisation=most_active[0] if most_active else None,
         most_active_posts=most_active[1] if most_active else 0,
         top_post=_item(top[0], {}) if top else None,
     )
 
 
-def _news(this_week: Sequence[PostRow], scores: dict[int, float]) -> list[OrganisationNews]:
+def _news(this_week: Sequence[Followed], scores: dict[int, float]) -> list[OrganisationNews]:
     """Posts without counts (news sites, blogs) per organisation, newest first; organisations
     ordered by their newest post."""
     grouped: dict[str, list[PostRow]] = defaultdict(list)
-    for row in this_week:  # newest first already
-        if row.counts is None:
-            grouped[row.source.organisation].append(row)
+    totals: Counter[str] = Counter()
+    for source, history in this_week:
+        if history.uncounted:
+            grouped[source.organisation].extend(history.uncounted[:NEWS_PER_ORGANISATION])
+            totals[source.organisation] += len(history.uncounted)
+    for items in grouped.values():
+        items.sort(key=lambda r: (r.published_at, r.id), reverse=True)
     ordered = sorted(
         grouped.items(), key=lambda item: (-item[1][0].published_at.timestamp(), item[0])
     )
@@ -460,50 +680,73 @@ def _news(this_week: Sequence[PostRow], scores: dict[int, float]) -> list[Organi
         OrganisationNews(
             organisation=name,
             posts=tuple(_item(r, scores) for r in items[:NEWS_PER_ORGANISATION]),
-            more=max(0, len(items) - NEWS_PER_ORGANISATION),
+            more=max(0, totals[name] - NEWS_PER_ORGANISATION),
         )
         for name, items in ordered
     ]
 
 
-def _dialog(this_week: Sequence[PostRow], scores: dict[int, float]) -> list[PostItem]:
-    replied = [r for r in this_week if r.counts and r.counts.get("replies", 0) > 0]
-    replied.sort(
-        key=lambda r: (
-            -(r.counts or {}).get("replies", 0),
-            -r.engagement,
-            -r.published_at.timestamp(),
-            r.id,
-        )
-    )
+def _dialog(this_week: Sequence[Followed], scores: dict[int, float]) -> list[PostItem]:
+    """The posts that drew the most replies (counts only, never who replied)."""
+    replied = sorted((r for _, h in this_week for r in h.replied[:DIALOG_POSTS]), key=_dialog_order)
     return [_item(r, scores) for r in replied[:DIALOG_POSTS]]
 
 
-def extract_terms(row: PostRow) -> set[str]:
-    """The hashtags ('#' + tag) and content words of a post, lower-cased, each once."""
-    terms = {"#" + tag.lower().lstrip("#") for tag in row.tags if tag.strip("# ")}
-    text = " ".join(part for part in (row.title, row.text) if part)
-    for match in _WORD.finditer(text):
-        token = match.group()
-        # Inline hashtags are in `tags` already; mentions name accounts, not topics.
-        if token[0] in "#@" or not token.isalpha():
-            continue
-        word = token.lower()
-        if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS:
-            terms.add(word)
-    return terms
+class TermExtractor:
+    """The hashtags ('#' + tag) and content words of posts, lower-cased, each once per post.
+
+    Splitting text is what makes a week of 100,000 posts slow. Words never span whitespace, so
+    text is cut at whitespace (fast, in C) and each distinct chunk ("kommunen.", "#trafik",
+    a link) is split into its terms once and remembered.
+    """
+
+    def __init__(self) -> None:
+        self._chunks = _ChunkTerms()
+
+    def extract(self, title: str | None, text: str | None, tags: Sequence[str]) -> frozenset[str]:
+        content = f"{title} {text}" if title and text else title or text or ""
+        terms = set(chain.from_iterable(map(self._chunks.__getitem__, set(content.split()))))
+        if tags:
+            terms.update("#" + tag.lower().lstrip("#") for tag in tags if tag.strip("# "))
+        return frozenset(terms)
 
 
-def find_trends(this_week: Sequence[PostRow], baseline_rows: Sequence[PostRow]) -> list[Trend]:
+class _ChunkTerms(dict[str, tuple[str, ...]]):
+    """A whitespace-free piece of text -> the terms in it, decided at first sight."""
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        terms = tuple(t for t in map(_term_of, _WORD.findall(chunk)) if t)
+        self[chunk] = terms
+        return terms
+
+
+def _term_of(token: str) -> str | None:
+    """The term a word counts as, or None."""
+    # Inline hashtags are in `tags` already; mentions name accounts, not topics.
+    if token[0] in "#@" or not token.isalpha():
+        return None
+    word = token.lower()
+    return word if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS else None
+
+
+def find_trends(this_week: Sequence[Followed], histories: Sequence[SourceHistory]) -> list[Trend]:
     """Hashtags and words used in clearly more posts this week than in an average week of the
     four before; the strongest rise first."""
-    current = Counter(term for row in this_week for term in extract_terms(row))
+    current: Counter[str] = Counter()
+    for _, history in this_week:
+        current.update(history.week_terms)
     candidates = {term for term, count in current.items() if count >= TREND_MIN_COUNT}
     if not candidates:
         return []
-    before = Counter(
-        term for row in baseline_rows for term in extract_terms(row) if term in candidates
-    )
+    before: Counter[str] = Counter()
+    for history in histories:
+        for term in candidates & history.terms.keys():
+            before[term] += history.terms[term]
+    return rank_trends(current, before, candidates)
+
+
+def rank_trends(current: Counter[str], before: Counter[str], candidates: set[str]) -> list[Trend]:
+    """The candidates that at least double their usual weekly count (+1); strongest rise first."""
     trends = []
     for term in candidates:
         baseline = before[term] / BASELINE_WEEKS
@@ -514,7 +757,7 @@ def find_trends(this_week: Sequence[PostRow], baseline_rows: Sequence[PostRow]) 
     return trends[:TREND_TERMS]
 
 
-def count_domains(this_week: Sequence[PostRow], own: str | None) -> list[DomainCount]:
+def count_domains(this_week: Sequence[Followed], own: str | None) -> list[DomainCount]:
     """The link domains most shared by others than the recipient's own organisation; each post
     counts a domain once.
 
@@ -522,17 +765,17 @@ def count_domains(this_week: Sequence[PostRow], own: str | None) -> list[DomainC
     the platform, so only its links count.
     """
     counter: Counter[str] = Counter()
-    for row in this_week:
-        if own and row.source.organisation == own:
-            continue
-        addresses = (*row.links, row.url) if row.source.platform == "feed" else row.links
-        domains = {_domain(link) for link in addresses if link}
-        counter.update(d for d in domains if d)
+    for source, history in this_week:
+        if not (own and source.organisation == own):
+            counter.update(history.week_domains)
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     return [DomainCount(domain, count) for domain, count in ranked[:TOP_DOMAINS]]
 
 
 def _domain(url: str) -> str | None:
+    simple = _SIMPLE_URL.match(url)
+    if simple:  # what urlsplit would say, without its cost on 100,000s of links
+        return simple.group(1).lower().removeprefix("www.")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
@@ -540,33 +783,34 @@ def _domain(url: str) -> str | None:
 
 
 def tabulate(
-    this_week: Sequence[PostRow],
-    names: Any,
+    this_week: Sequence[Followed],
+    names: Callable[[SourceInfo], Iterable[str]],
     own: str | None,
     *,
     always: Sequence[str] = (),
 ) -> list[TableRow]:
     """Posts, engagement, median engagement and share of posts per name (a post may count under
     several names, as a source may be in several groups); most posts first."""
-    grouped: dict[str, list[PostRow]] = {name: [] for name in always}
-    for row in this_week:
-        for name in names(row):
-            grouped.setdefault(name, []).append(row)
-    total = len(this_week)
-    table = [
-        TableRow(
-            name=name,
-            posts=len(items),
-            engagement=sum(r.engagement for r in items),
-            # Posts without counts (news) would pull the median to zero without saying anything.
-            median=float(statistics.median([r.engagement for r in items if r.counts is not None]))
-            if any(r.counts is not None for r in items)
-            else 0.0,
-            share=len(items) / total if total else 0.0,
-            own=own is not None and name == own,
+    grouped: dict[str, list[SourceHistory]] = {name: [] for name in always}
+    for source, history in this_week:
+        for name in names(source):
+            grouped.setdefault(name, []).append(history)
+    total = sum(h.week_posts for _, h in this_week)
+    table = []
+    for name, histories in grouped.items():
+        posts_ = sum(h.week_posts for h in histories)
+        counted = [e for h in histories for e in h.week_counted]
+        table.append(
+            TableRow(
+                name=name,
+                posts=posts_,
+                engagement=sum(h.week_engagement for h in histories),
+                # Posts without counts (news) would pull the median to zero saying nothing.
+                median=float(statistics.median(counted)) if counted else 0.0,
+                share=posts_ / total if total else 0.0,
+                own=own is not None and name == own,
+            )
         )
-        for name, items in grouped.items()
-    ]
     table.sort(key=lambda t: (-t.posts, -t.engagement, t.name))
     return table
 
@@ -647,17 +891,21 @@ def assess_quality(
     return result
 
 
-def find_mentions(this_week: Sequence[PostRow], keywords: Sequence[str]) -> list[PostRow]:
-    """The week's posts whose title or text contains a keyword, case-insensitively; newest
-    first."""
+def find_mentions(
+    newest_first: Sequence[PostRow], source_ids: set[int], keywords: Sequence[str]
+) -> list[PostRow]:
+    """The newest of the followed sources' posts whose title or text contains a keyword,
+    case-insensitively."""
     wanted = [k.casefold() for k in keywords if k.strip()]
+    found: list[PostRow] = []
     if not wanted:
-        return []
-    return [
-        row
-        for row in this_week
-        if any(k in f"{row.title or ''}\n{row.text or ''}".casefold() for k in wanted)
-    ]
+        return found
+    for row in newest_first:
+        if row.source.id in source_ids and any(k in row.folded for k in wanted):
+            found.append(row)
+            if len(found) == MENTION_POSTS:
+                break
+    return found
 
 
 def _item(row: PostRow, scores: dict[int, float]) -> PostItem:

@@ -368,11 +368,14 @@ def make_preparer(
 ) -> Callable[[Recipient], RenderedMail | None]:
     """`prepare` for `deliver_digests` from digest.build and digest.render: None for an empty
     digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler."""
-    from digest.build import build_digest
+    from digest.build import make_digest_builder
     from digest.render import render_digest
 
+    # The week's data is loaded once, at the first digest this run actually claims.
+    build = make_digest_builder(engine, config, week, now=now)
+
     def prepare(recipient: Recipient) -> RenderedMail | None:
-        data = build_digest(engine, config, recipient, week, now=now)
+        data = build(recipient)
         if data.is_empty and recipient.skip_empty:
             return None
         return render_digest(data, config.digest)

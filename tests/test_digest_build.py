@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from collectors.base import CollectResult, CollectStatus, Media, PostData
-from digest.build import build_digest, make_excerpt, recipients_from_config
+from digest.build import (
+    TermExtractor,
+    build_digest,
+    build_digests,
+    make_digest_builder,
+    make_excerpt,
+    recipients_from_config,
+)
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -528,3 +535,54 @@ def test_excerpt_collapses_whitespace_and_cuts_at_a_word() -> None:
     excerpt = make_excerpt(text)
     assert len(excerpt) <= 280 and excerpt.endswith("ord…")
     assert make_excerpt("a" * 300) == "a" * 279 + "…"
+
+
+MANY_READERS = (
+    READER,
+    Recipient("anna@katrineholm.se", organisation="Katrineholms kommun", groups=("kommuner",),
+              keywords=("vinterväglag",)),
+    Recipient("per@example.se", platforms=("x",)),
+    Recipient("lisa@polisen.se", organisation="Polisen", organisations=("Polisen",),
+              groups=("regioner",), keywords=("information",)),
+    Recipient("ingen@example.se", groups=("ingen",)),
+)  # fmt: skip
+
+
+def test_digests_built_together_equal_digests_built_one_at_a_time(
+    engine: Engine, config: Config
+) -> None:
+    now = local(11, 30, 7)
+    alone = {r.email: build_digest(engine, config, r, WEEK, now=now) for r in MANY_READERS}
+    together = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    assert together == alone
+    builder = make_digest_builder(engine, config, WEEK, now=now)
+    assert {r.email: builder(r) for r in MANY_READERS} == alone
+    assert together["anna@katrineholm.se"].mentions
+    assert together["ingen@example.se"].is_empty
+
+
+def test_a_builder_loads_the_week_once_so_later_posts_are_not_seen(
+    engine: Engine, config: Config
+) -> None:
+    builder = make_digest_builder(engine, config, WEEK, now=local(11, 30, 7))
+    before = builder(READER).summary.posts
+    store(
+        engine, "lansstyrelsen", [post("late", local(11, 27, 12), kind="article")], local(12, 1, 8)
+    )
+    assert builder(READER).summary.posts == before
+    assert build(engine, config).summary.posts == before + 1
+
+
+def test_terms_are_words_and_hashtags_once_per_post_whatever_the_punctuation() -> None:
+    terms = TermExtractor()
+    text = (
+        "Skolan, skolan! (Vinterväglag) #halka @polisen E4 år2026 snö_röjning och "
+        "https://www.trafikverket.se/trafikinfo\tkommunen.\nInte"
+    )
+    assert terms.extract("Snöröjning", text, ("Trafik", "#Krisinfo", "# ")) == {
+        "snöröjning", "skolan", "vinterväglag", "trafikverket", "trafikinfo", "kommunen",
+        "#trafik", "#krisinfo",
+    }  # fmt: skip
+    # Remembered pieces give the same answer the second time.
+    assert terms.extract(None, text, ()) == terms.extract(None, text, ())
+    assert terms.extract(None, None, ()) == frozenset()
