@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import brotli
@@ -81,8 +82,8 @@ class FeedServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def add(self, path: str, route: Route | None = None, **options: object) -> str:
-        self.routes[path] = route or Route(**options)  # type: ignore[arg-type]
+    def add(self, path: str, route: Route | None = None, **options: Any) -> str:
+        self.routes[path] = route or Route(**options)
         return self.url(path)
 
     def add_handler(self, path: str, handler: Callable[[Request], Route]) -> str:
@@ -91,7 +92,7 @@ class FeedServer:
         self.handlers[path] = handler
         return self.url(path)
 
-    def add_fixture(self, path: str, fixture: str, **options: object) -> str:
+    def add_fixture(self, path: str, fixture: str, **options: Any) -> str:
         return self.add(path, body=(FIXTURES / fixture).read_bytes(), **options)
 
     def requests_to(self, path: str) -> list[Request]:
