@@ -6,13 +6,18 @@ import os
 import textwrap
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.collect import SourceOutcome, collect_sources
+from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
+from monitor.models import sources
+from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
@@ -79,6 +84,37 @@ def feed_source(url: str, organisation: str = "Katrineholms kommun", **extra: st
     ]
     lines += [f'{key} = "{value}"' for key, value in extra.items()]
     return "\n".join(lines) + "\n\n"
+
+
+# End-to-end collection, as the CLI does it: write a config, sync it, collect every source.
+
+
+def configure(tmp_path: Path, engine: Engine, body: str, collect: str = "") -> Config:
+    config = load_config(
+        write_config(tmp_path, str(engine.url.render_as_string(False)), collect + body)
+    )
+    sync_sources(engine, config, datetime.now(UTC))
+    return config
+
+
+def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
+    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
+    return {o.key: o for o in collect_sources(config, engine, rows)}
+
+
+def count(engine: Engine, table: sa.Table) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def source_row(engine: Engine, key: str) -> sa.Row:
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sources).where(sources.c.key == key)).one()
+
+
+def only(outcomes: dict[str, SourceOutcome]) -> SourceOutcome:
+    (outcome,) = outcomes.values()
+    return outcome
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -11,40 +11,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from collectors.base import CollectStatus
-from monitor.collect import SourceOutcome, collect_sources
-from monitor.config import Config, load_config
-from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
-from tests.conftest import feed_source, write_config
+from monitor.models import collection_runs, post_metrics, post_revisions, posts
+from monitor.sources import select_sources
+from tests.conftest import (
+    collect_all,
+    configure,
+    count,
+    feed_source,
+    only,
+    source_row,
+)
 from tests.feedserver import FIXTURES, FeedServer, Route
-
-
-def configure(tmp_path: Path, engine: Engine, body: str, collect: str = "") -> Config:
-    config = load_config(
-        write_config(tmp_path, str(engine.url.render_as_string(False)), collect + body)
-    )
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
-
-
-def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    return {o.key: o for o in collect_sources(config, engine, rows)}
-
-
-def count(engine: Engine, table: sa.Table) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
-def source_row(engine: Engine, key: str) -> sa.Row:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == key)).one()
-
-
-def only(outcomes: dict[str, SourceOutcome]) -> SourceOutcome:
-    (outcome,) = outcomes.values()
-    return outcome
 
 
 def test_second_pass_sends_conditional_requests_and_writes_nothing(

@@ -20,9 +20,8 @@ from collectors.mastodon import collect_watched_accounts, parse_status
 from monitor.cli import app
 from monitor.config import Config
 from monitor.models import post_metrics, post_revisions, posts, sources
-from tests.conftest import write_config
+from tests.conftest import collect_all, configure, count, only, source_row, write_config
 from tests.feedserver import FeedServer, Request, Route
-from tests.test_collect_feeds import collect_all, configure, count, only, source_row
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 ANCHOR = datetime(2026, 11, 26, 6, 45, 10, tzinfo=UTC)  # created_at of the newest fixture status
