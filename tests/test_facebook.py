@@ -31,7 +31,7 @@ from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 ANCHOR = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-TOKEN = "EAAJtestKatrineholm0PageToken0123456789"
+TOKEN = "test-facebook-page-token-katrineholm"  # fake; shaped unlike real tokens
 PAGE_ID = "104815296219316"
 API = "/v21.0"
 POSTS_PATH = f"{API}/{PAGE_ID}/posts"

@@ -37,7 +37,7 @@ from tests.conftest import write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
-TOKEN = "AAAAAAAAAAAAAAAAAAAAAOmvarldTestTokenNotASecret0000"
+TOKEN = "test-x-bearer-token-omvarld"  # fake; shaped unlike real tokens
 NOT_FOUND = "https://api.twitter.com/2/problems/resource-not-found"
 POLISEN_ID = "1346478470"
 # Post ids in timeline.json and timeline_new.json, newest first.

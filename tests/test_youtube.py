@@ -33,7 +33,7 @@ ANCHOR = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SHIFT = datetime.now(UTC).replace(microsecond=0) - ANCHOR
 TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(Z|\+00:00)")
 API = "/youtube/v3"
-KEY = "AIzaSyD-test-key-that-must-never-be-stored"
+KEY = "test-youtube-api-key-never-stored"  # fake; shaped unlike real keys
 CHANNEL = "UCx4Rk9Vb2TqWmHs7LpNzA3g"
 UPLOADS = "UUx4Rk9Vb2TqWmHs7LpNzA3g"
 FEED_PATH = f"/feeds/videos.xml?channel_id={CHANNEL}"
