@@ -84,9 +84,6 @@ METRIC_FIELDS = {
     "quoteCount": "quotes",
     "bookmarkCount": "bookmarks",
 }
-# ratelimit-reset is epoch seconds on Bluesky (bluesky-social/atproto#3436), where the IETF
-# draft the shared helper follows means seconds from now; numbers this large are dates.
-EPOCH_THRESHOLD = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -303,7 +300,8 @@ def describe_error(
             f"{PLATFORM}: account not found: {actor}{detail}", http_status=status, gone=True
         )
     if status == 429:
-        until = find_bluesky_reset(response, now)
+        # ratelimit-reset is an epoch time on Bluesky; the shared reader knows (atproto#3436).
+        until = find_rate_limit_reset(response, now)
         when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
         return ApiError(f"{PLATFORM}: rate limited{when}", http_status=status, retry_after=until)
     if status in (401, 403) and not token_set:
@@ -315,15 +313,6 @@ def describe_error(
     if status == 400:
         return ApiError(f"{PLATFORM}: request refused (HTTP 400 {said})".strip(), http_status=400)
     return error_for_status(response, platform=PLATFORM, credential_env=token_env)
-
-
-def find_bluesky_reset(response: Response, now: datetime) -> datetime | None:
-    """When Bluesky's rate limit resets: `ratelimit-reset` as epoch seconds, else the shared
-    reading of Retry-After and reset headers."""
-    value = (response.header("ratelimit-reset") or "").strip()
-    if value.isdigit() and int(value) > EPOCH_THRESHOLD:
-        return max(datetime.fromtimestamp(int(value), UTC), now)
-    return find_rate_limit_reset(response, now)
 
 
 # Pure parsing and planning: JSON in, plain data out.

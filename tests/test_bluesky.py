@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from collectors.api import find_rate_limit_reset
 from collectors.base import CollectStatus, Media
 from collectors.bluesky import (
     FeedEntry,
     ReadWindow,
     describe_error,
     find_actor,
-    find_bluesky_reset,
     parse_feed_item,
     select_entries,
 )
@@ -594,10 +594,10 @@ def test_xrpc_errors_map_to_the_lines_admins_see() -> None:
 def test_ratelimit_reset_is_read_as_epoch_seconds_and_small_values_as_delays() -> None:
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     epoch = int((now + timedelta(minutes=5)).timestamp())
-    assert find_bluesky_reset(response(429, {}, **{"ratelimit-reset": str(epoch)}), now) == (
+    assert find_rate_limit_reset(response(429, {}, **{"ratelimit-reset": str(epoch)}), now) == (
         now + timedelta(minutes=5)
     )
-    assert find_bluesky_reset(response(429, {}, **{"ratelimit-reset": "90"}), now) == (
+    assert find_rate_limit_reset(response(429, {}, **{"ratelimit-reset": "90"}), now) == (
         now + timedelta(seconds=90)
     )
 
