@@ -66,9 +66,14 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACEBOOK_ACCESS_TOKEN", TOKEN)
 
 
+# One shift for the whole run: computed per serve, a second ticking over between two serves
+# would move every date and make unchanged posts look edited.
+SHIFT = datetime.now(UTC).replace(microsecond=0) - ANCHOR
+
+
 def load_fixture(name: str) -> Any:
-    """A fixture with every Graph timestamp moved so that ANCHOR is now."""
-    shift = datetime.now(UTC).replace(microsecond=0) - ANCHOR
+    """A fixture with every Graph timestamp moved so that ANCHOR is (about) now."""
+    shift = SHIFT
 
     def move(match: re.Match[str]) -> str:
         moment = datetime.strptime(match.group(0), "%Y-%m-%dT%H:%M:%S%z") + shift
