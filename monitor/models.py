@@ -119,6 +119,12 @@ posts = sa.Table(
     *_version_columns(),
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
     sa.Column("deleted_at", UTCDateTime),
+    # The words and hashtags digest trends count the post under, space-separated, decided at
+    # ingest (digest.terms); NULL for posts stored before migration 0005.
+    sa.Column("terms", sa.Text),
+    # Erased by decision (`omvarld erase`): content, revisions and counts are gone; the row
+    # stays so that the next collection does not store the post again.
+    sa.Column("erased_at", UTCDateTime),
     sa.UniqueConstraint("source_id", "platform_post_id"),
     sa.Index("ix_posts_source_id_published_at", "source_id", "published_at"),
     sa.Index("ix_posts_published_at", "published_at"),
@@ -199,4 +205,16 @@ digests = sa.Table(
     # The constraint that makes sending idempotent: one digest per recipient and week.
     sa.UniqueConstraint("recipient", "week"),
     sa.Index("ix_digests_week", "week"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("action", sa.Text, nullable=False),  # retention | erase | archive-export | …
+    sa.Column("target", sa.Text, nullable=False),  # what it applied to: "post 42", "author @x"
+    sa.Column("reason", sa.Text),  # why, as given by the person or the setting that decided it
+    sa.Column("actor", sa.Text),  # who ran it (the OS user), or "omvarld run"
+    sa.Column("counts", JSONType, nullable=False, default=dict),  # rows affected, per table
 )
