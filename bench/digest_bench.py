@@ -42,6 +42,7 @@ from digest.render import render_digest
 from monitor.config import Config
 from monitor.db import make_engine, upgrade
 from monitor.models import collection_runs, post_metrics, posts, sources
+from monitor.terms import TermExtractor, encode_terms
 
 WEEK = Week(2026, 48)
 BASELINE_WEEKS = 4
@@ -173,9 +174,12 @@ def generate(
 
     post_id = 0
     metric_id = 0
+    # Ingest decides each post's trend terms (monitor.store); timed apart, as the cost moved there.
+    extractor = TermExtractor()
+    term_seconds = 0.0
 
     def post_batches() -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-        nonlocal post_id, metric_id
+        nonlocal post_id, metric_id, term_seconds
         plan: list[tuple[int, int]] = [(0, week_posts)] + [
             (-k, base_posts) for k in range(1, BASELINE_WEEKS + 1)
         ]
@@ -228,11 +232,15 @@ def generate(
                             {"type": "photo", "url": f"https://live.staticflickr.com/{post_id}.jpg"}
                         ]
                 fetched = published + timedelta(minutes=rng.randint(5, 120))
+                began = time.perf_counter()
+                terms = encode_terms(extractor.extract(title, text, tags))
+                term_seconds += time.perf_counter() - began
                 post_rows.append({
                     "id": post_id, "source_id": source["id"], "platform_post_id": str(post_id),
                     "kind": kind, "url": url, "published_at": published, "title": title,
                     "text": text, "tags": tags, "links": links, "mentions": [], "other_mentions": 0,
                     "media": media, "content_hash": hashlib.sha1(text.encode()).hexdigest(),
+                    "terms": terms,
                     "fetched_at": fetched, "first_seen_at": fetched,
                     # 0.5 % of posts were deleted; the digest leaves them out.
                     "deleted_at": fetched + timedelta(hours=1) if rng.random() < 0.005 else None,
@@ -287,6 +295,7 @@ def generate(
     with engine.begin() as connection:
         connection.execute(collection_runs.insert(), run_rows)
     counts["collection_runs"] = len(run_rows)
+    counts["term_us_per_post"] = round(term_seconds / max(counts["posts"], 1) * 1e6)
     return counts
 
 

@@ -14,10 +14,10 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -39,6 +39,9 @@ from digest.model import (
 )
 from monitor.config import Config
 from monitor.models import collection_runs, post_metrics, posts, sources
+from monitor.terms import TermExtractor
+
+T = TypeVar("T")
 
 # The counts that make up engagement; views are a different kind of attention and kept apart.
 ENGAGEMENT_NAMES = ("likes", "reposts", "replies", "quotes", "reactions")
@@ -55,31 +58,10 @@ TOP_DOMAINS = 5
 # a term unseen before needs three posts, not one).
 TREND_MIN_COUNT = 3
 TREND_FACTOR = 2.0
-MIN_WORD_LENGTH = 4
 SUCCESS_STATUSES = ("ok", "not_modified", "partial")
 VIDEO_KINDS = ("video", "live")
 
-# Frequent Swedish (and a few English and web) words of four letters or more: they rise and fall
-# with the number of posts, not with what the posts are about.
-STOP_WORDS = frozenset((
-    "about", "after", "alla", "allt", "also", "andra", "annat", "bara", "been", "bland", "både",
-    "dagar", "dagen", "denna", "dessa", "dessutom", "detta", "dina", "ditt", "därför", "efter",
-    "eftersom", "eller", "enligt", "from", "från", "fått", "före", "genom", "hade", "hans", "have",
-    "hela", "heller", "helt", "hennes", "here", "honom", "html", "http", "https", "idag", "igen",
-    "igår", "imorgon", "ingen", "inget", "inom", "inte", "just", "kanske", "klicka", "kommer",
-    "kunde", "kunna", "lite", "liten", "längre", "mellan", "mera", "mest", "mina", "mindre",
-    "mitt", "more", "mycket", "många", "måste", "nästa", "någon", "något", "några", "också",
-    "samma", "samt", "sedan", "sina", "sitt", "själv", "skall", "skulle", "stora", "stort",
-    "större", "than", "that", "their", "there", "they", "this", "till", "tills", "under", "utan",
-    "vara", "varit", "varje", "vars", "vecka", "veckan", "vilka", "vilken", "vilket", "vill",
-    "våra", "vårt", "were", "what", "when", "which", "will", "with", "your", "ännu", "även",
-    "året", "över",
-))  # fmt: skip
-
-_WORD = re.compile(r"[#@]?\w+")
 _SPACE = re.compile(r"\s+")
-# An http(s) URL whose host is plain letters, digits, dots and hyphens (no user, port or IPv6).
-_SIMPLE_URL = re.compile(r"https?://([A-Za-z0-9.-]+)(?:[/?#]|\Z)")
 
 
 def recipients_from_config(config: Config) -> list[Recipient]:
@@ -186,6 +168,24 @@ class WeekData:
     history: dict[int, SourceHistory]
     spans: dict[int, SourceSpan]
     runs: dict[int, RunSummary]
+    terms: TermTotals = field(default_factory=lambda: TermTotals(Counter(), Counter()))
+
+
+@dataclass(frozen=True)
+class TermTotals:
+    """Posts per term over every loaded source: this week's and the four weeks before."""
+
+    week: Counter[str]
+    before: Counter[str]
+
+    @classmethod
+    def of(cls, history: Iterable[SourceHistory]) -> TermTotals:
+        week: Counter[str] = Counter()
+        before: Counter[str] = Counter()
+        for summary in history:
+            week.update(summary.week_terms)
+            before.update(summary.terms)
+        return cls(week, before)
 
 
 def build_digest(
@@ -264,25 +264,40 @@ def load_week_data(
 ) -> WeekData:
     """The week's posts, the four weeks before as per-source sums, spans and collection runs;
     of every source, or only of `source_ids`. Reads only."""
-    start = week.shifted(-BASELINE_WEEKS).start
     generated_at = now or datetime.now(UTC)
     # Counts as the digest is made: Monday morning's collection says how last week's posts
     # did. A digest rebuilt later for the same week shows the counts known then.
     counted_until = max(generated_at, week.end)
     with engine.connect() as connection:
         all_sources = _load_sources(connection)
-        ids = list(all_sources) if source_ids is None else list(source_ids)
-        this_week: list[PostRow] = []
-        history: dict[int, SourceHistory] = {}
-        runs: dict[int, RunSummary] = {}
+    ids = list(all_sources) if source_ids is None else list(source_ids)
+    this_week: list[PostRow] = []
+    runs: dict[int, RunSummary] = {}
+    # The four weeks before and the spans are sums the database works out while it holds no
+    # GIL: on a connection of their own they take a second core while this thread turns the
+    # week's posts into Python objects. (The windows don't overlap; the spans may see a post
+    # stored meanwhile, which no section can tell apart from one stored a second earlier.)
+    with ThreadPoolExecutor(1, thread_name_prefix="digest-baseline") as pool:
+        spans_loaded = pool.submit(_read, engine, _load_spans, week.end)
+        baseline = pool.submit(_read, engine, _load_baseline, ids, week, counted_until)
         if ids:
-            counts = _load_counts(connection, ids, start, week.end, counted_until)
-            this_week = _load_posts(connection, all_sources, ids, week, counts)
-            history = _load_history(connection, ids, week, counts, this_week)
-            runs = _load_runs(connection, ids, week.start, week.end)
-        spans = _load_spans(connection, week.end)
-    this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
-    return WeekData(week, generated_at, all_sources, this_week, history, spans, runs)
+            with engine.connect() as connection:
+                counts = _load_counts(connection, ids, week.start, week.end, counted_until)
+                this_week = _load_posts(connection, all_sources, ids, week, counts)
+                runs = _load_runs(connection, ids, week.start, week.end)
+        this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
+        history = add_week(baseline.result(), this_week)
+        spans = spans_loaded.result()
+    return WeekData(
+        week, generated_at, all_sources, this_week, history, spans, runs,
+        TermTotals.of(history.values()),
+    )  # fmt: skip
+
+
+def _read(engine: Engine, load: Callable[..., T], *args: Any) -> T:
+    """`load(connection, *args)` on a connection of its own."""
+    with engine.connect() as connection:
+        return load(connection, *args)
 
 
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
@@ -303,12 +318,13 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
 
 
 def _in_window(source_ids: list[int], start: datetime, end: datetime) -> sa.ColumnElement[bool]:
-    """Undeleted posts of the sources published in [start, end)."""
+    """Undeleted, unerased posts of the sources published in [start, end)."""
     return sa.and_(
         posts.c.source_id.in_(source_ids),
         posts.c.published_at >= start,
         posts.c.published_at < end,
         posts.c.deleted_at.is_(None),
+        posts.c.erased_at.is_(None),
     )
 
 
@@ -320,15 +336,7 @@ def _load_counts(
     counted_until: datetime,
 ) -> dict[int, dict[str, int]]:
     """The latest counts observed before `counted_until` of the posts in [start, end)."""
-    latest = (
-        sa.select(sa.func.max(post_metrics.c.id))
-        .join(posts, posts.c.id == post_metrics.c.post_id)
-        .where(_in_window(source_ids, start, end), post_metrics.c.observed_at < counted_until)
-        .group_by(post_metrics.c.post_id)
-    )
-    names = [post_metrics.c[name] for name in METRIC_NAMES]
-    # No observed_at: converting 100,000s of timestamps nobody reads is the slow part.
-    query = sa.select(post_metrics.c.post_id, *names).where(post_metrics.c.id.in_(latest))
+    query = _latest_counts(_in_window(source_ids, start, end), counted_until)
     return {
         row[0]: {
             name: value
@@ -339,6 +347,19 @@ def _load_counts(
     }
 
 
+def _latest_counts(posts_where: sa.ColumnElement[bool], counted_until: datetime) -> sa.Select[Any]:
+    """post_id and the counts of each chosen post's latest observation before `counted_until`."""
+    latest = (
+        sa.select(sa.func.max(post_metrics.c.id))
+        .join(posts, posts.c.id == post_metrics.c.post_id)
+        .where(posts_where, post_metrics.c.observed_at < counted_until)
+        .group_by(post_metrics.c.post_id)
+    )
+    names = [post_metrics.c[name] for name in METRIC_NAMES]
+    # No observed_at: converting 100,000s of timestamps nobody reads is the slow part.
+    return sa.select(post_metrics.c.post_id, *names).where(post_metrics.c.id.in_(latest))
+
+
 def _load_posts(
     connection: Connection,
     all_sources: dict[int, SourceInfo],
@@ -347,87 +368,122 @@ def _load_posts(
     counts: dict[int, dict[str, int]],
 ) -> list[PostRow]:
     """The sources' undeleted posts of the week, with what the digest derives from each."""
+    # JSON and timestamps come as text and are decoded here: SQLAlchemy's per-value
+    # processors cost more than the rest of reading 100,000 posts together.
     query = sa.select(
         posts.c.id,
         posts.c.source_id,
         posts.c.kind,
         posts.c.url,
-        posts.c.published_at,
+        sa.type_coerce(posts.c.published_at, sa.Text),
         posts.c.title,
         posts.c.text,
-        posts.c.tags,
-        posts.c.links,
-        posts.c.media,
+        sa.type_coerce(posts.c.tags, sa.Text),
+        sa.type_coerce(posts.c.links, sa.Text),
+        sa.type_coerce(posts.c.media, sa.Text),
+        posts.c.terms,
     ).where(_in_window(source_ids, week.start, week.end))
     terms = TermExtractor()
     rows = []
-    for row in connection.execute(query):
-        source = all_sources[row.source_id]
-        tags = tuple(row.tags or ())
-        links = tuple(row.links or ())
-        post_counts = counts.get(row.id)
-        addresses = (*links, row.url) if source.platform == "feed" else links
+    for (
+        post_id, source_id, kind, url, published, title, text, raw_tags, raw_links, raw_media,
+        post_terms,
+    ) in connection.execute(query):  # fmt: skip
+        source = all_sources[source_id]
+        tags = _decode_list(raw_tags)
+        links = _decode_list(raw_links)
+        post_counts = counts.get(post_id)
+        addresses = (*links, url) if url and source.platform == "feed" else links
         rows.append(
             PostRow(
-                id=row.id,
+                id=post_id,
                 source=source,
-                kind=row.kind,
-                url=row.url,
-                published_at=row.published_at,
-                title=row.title,
-                text=row.text,
+                kind=kind,
+                url=url,
+                published_at=_as_utc(published),
+                title=title,
+                text=text,
                 tags=tags,
                 links=links,
-                media=tuple(m for m in row.media or () if isinstance(m, dict)),
+                media=tuple(m for m in _decode_list(raw_media) if isinstance(m, dict)),
                 counts=post_counts,
                 engagement=engagement_of(post_counts),
-                terms=terms.extract(row.title, row.text, tags),
-                domains=frozenset(d for d in map(_domain, filter(None, addresses)) if d),
-                folded=f"{row.title or ''}\n{row.text or ''}".casefold(),
+                terms=(
+                    terms.extract(title, text, tags)
+                    if post_terms is None
+                    else frozenset(post_terms.split())
+                ),
+                domains=frozenset(d for d in map(_domain, addresses) if d),
+                folded=f"{title or ''}\n{text or ''}".casefold(),
             )
         )
     return rows
 
 
-def _load_history(
-    connection: Connection,
-    source_ids: list[int],
-    week: Week,
-    counts: dict[int, dict[str, int]],
-    this_week: Sequence[PostRow],
+def _load_baseline(
+    connection: Connection, source_ids: list[int], week: Week, counted_until: datetime
 ) -> dict[int, SourceHistory]:
-    """Per source: posts, engagement and terms of each of the four weeks before, and the
-    engagement behind the per-platform means of all five weeks."""
+    """Per source: posts, engagement and terms of each of the four weeks before."""
+    history: dict[int, SourceHistory] = {}
+    if not source_ids:
+        return history
     weeks = [week.shifted(-n) for n in range(BASELINE_WEEKS, 0, -1)]
-    # The week each post falls in is decided by the database: no timestamps to convert.
+    window = _in_window(source_ids, weeks[0].start, week.start)
+    # The database sums the four weeks per source: 300,000 posts become a few thousand rows.
     which = sa.case(
         *((sa.and_(posts.c.published_at >= w.start, posts.c.published_at < w.end), n)
           for n, w in enumerate(weeks)),
-    )  # fmt: skip
-    query = sa.select(
-        posts.c.id,
-        posts.c.source_id,
-        which,
-        posts.c.title,
-        posts.c.text,
-        # Most posts have no tags: their "[]" is cheaper to recognise than to decode.
-        sa.type_coerce(posts.c.tags, sa.Text),
-    ).where(_in_window(source_ids, weeks[0].start, week.start))
-    history: dict[int, SourceHistory] = {}
-    terms = TermExtractor()
-    for post_id, source_id, index, title, text, raw_tags in connection.execute(query).all():
+    ).label("which")  # fmt: skip
+    # Each post's latest observation by a correlated lookup in (post_id, id): SQLite plans a
+    # join to a grouped subquery as a scan per post.
+    earlier = post_metrics.alias("earlier")
+    latest_id = (
+        sa.select(sa.func.max(earlier.c.id))
+        .where(earlier.c.post_id == posts.c.id, earlier.c.observed_at < counted_until)
+        .scalar_subquery()
+    )
+    engagement = sa.func.sum(
+        sum((sa.func.coalesce(post_metrics.c[n], 0) for n in ENGAGEMENT_NAMES), sa.literal(0))
+    )
+    sums = (
+        sa.select(
+            posts.c.source_id, which, sa.func.count(), sa.func.count(post_metrics.c.id), engagement
+        )
+        .select_from(posts.outerjoin(post_metrics, post_metrics.c.id == latest_id))
+        .where(window)
+        .group_by(posts.c.source_id, which)
+    )
+    for source_id, index, count, counted, summed in connection.execute(sums):
         summary = history.get(source_id)
         if summary is None:
             summary = history[source_id] = _new_history()
-        post_counts = counts.get(post_id)
-        engagement = engagement_of(post_counts)
-        summary.posts[index] += 1
-        summary.engagement[index] += engagement
-        if post_counts is not None:
-            summary.counted += 1
-            summary.counted_engagement += engagement
-        summary.terms.update(terms.extract(title, text, _decode_tags(raw_tags)))
-    for row in sorted(this_week, key=lambda r: (r.published_at, r.id), reverse=True):
+        summed = int(summed or 0)  # PostgreSQL sums bigints as numeric
+        summary.posts[index] = count
+        summary.engagement[index] = summed
+        summary.counted += counted
+        summary.counted_engagement += summed
+    # The terms of each source's posts as one long string: counted in C, not post by post.
+    terms = (
+        sa.select(posts.c.source_id, sa.func.aggregate_strings(posts.c.terms, " "))
+        .where(window, posts.c.terms.is_not(None))
+        .group_by(posts.c.source_id)
+    )
+    for source_id, joined in connection.execute(terms):
+        if joined:
+            history[source_id].terms.update(joined.split())
+    # Posts stored before posts.terms existed: their text is split here instead.
+    unsplit = sa.select(posts.c.id, posts.c.source_id).where(window, posts.c.terms.is_(None))
+    _split_terms(connection, {post_id: history[source_id].terms
+                              for post_id, source_id in connection.execute(unsplit)})  # fmt: skip
+    return history
+
+
+def add_week(
+    history: dict[int, SourceHistory], this_week: Sequence[PostRow]
+) -> dict[int, SourceHistory]:
+    """The baseline completed with the week's posts (newest first): sums, and each source's
+    posts in the order every section ranks them."""
+    for row in this_week:
         summary = history.get(row.source.id)
         if summary is None:
             summary = history[row.source.id] = _new_history()
@@ -453,6 +509,26 @@ def _load_history(
     return history
 
 
+def _split_terms(connection: Connection, unsplit: dict[int, Counter[str]]) -> None:
+    """Count the terms of posts stored before `posts.terms` existed, from their text, each
+    into its counter."""
+    terms = TermExtractor()
+    for chunk in _chunked(list(unsplit), 10_000):
+        query = sa.select(
+            posts.c.id,
+            posts.c.title,
+            posts.c.text,
+            # Most posts have no tags: their "[]" is cheaper to recognise than to decode.
+            sa.type_coerce(posts.c.tags, sa.Text),
+        ).where(posts.c.id.in_(chunk))
+        for post_id, title, text, raw_tags in connection.execute(query):
+            unsplit[post_id].update(terms.extract(title, text, _decode_list(raw_tags)))
+
+
+def _chunked(items: list[int], size: int) -> Iterable[list[int]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
+
+
 def _engagement_order(row: PostRow) -> tuple[int, float, int]:
     return (-row.engagement, -row.published_at.timestamp(), row.id)
 
@@ -470,8 +546,9 @@ def _new_history() -> SourceHistory:
     return SourceHistory([0] * BASELINE_WEEKS, [0] * BASELINE_WEEKS)
 
 
-def _decode_tags(raw: Any) -> tuple[str, ...]:
-    """Tags as stored: JSON text on SQLite, already a list from PostgreSQL's JSONB."""
+def _decode_list(raw: Any) -> tuple[Any, ...]:
+    """A JSON list column read as text (most are empty: "[]" is cheaper to recognise than to
+    decode); PostgreSQL hands JSONB over as text too when coerced, but allow a list."""
     if raw is None or raw == "[]":
         return ()
     return tuple(json.loads(raw) if isinstance(raw, str) else raw)
@@ -574,7 +651,7 @@ def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> Dige
         news=tuple(_news(this_week, scores)),
         dialog=tuple(_dialog(this_week, scores)),
         videos=tuple(_item(r, scores) for r in videos),
-        trends=tuple(find_trends(this_week, [h for _, h in active])),
+        trends=tuple(find_trends({s.id for s, _ in active}, data.history, data.terms)),
         domains=tuple(count_domains(this_week, own)),
         by_platform=tuple(tabulate(this_week, lambda s: (s.platform,), None)),
         by_organisation=tuple(
@@ -692,56 +769,32 @@ def _dialog(this_week: Sequence[Followed], scores: dict[int, float]) -> list[Pos
     return [_item(r, scores) for r in replied[:DIALOG_POSTS]]
 
 
-class TermExtractor:
-    """The hashtags ('#' + tag) and content words of posts, lower-cased, each once per post.
-
-    Splitting text is what makes a week of 100,000 posts slow. Words never span whitespace, so
-    text is cut at whitespace (fast, in C) and each distinct chunk ("kommunen.", "#trafik",
-    a link) is split into its terms once and remembered.
-    """
-
-    def __init__(self) -> None:
-        self._chunks = _ChunkTerms()
-
-    def extract(self, title: str | None, text: str | None, tags: Sequence[str]) -> frozenset[str]:
-        content = f"{title} {text}" if title and text else title or text or ""
-        terms = set(chain.from_iterable(map(self._chunks.__getitem__, set(content.split()))))
-        if tags:
-            terms.update("#" + tag.lower().lstrip("#") for tag in tags if tag.strip("# "))
-        return frozenset(terms)
-
-
-class _ChunkTerms(dict[str, tuple[str, ...]]):
-    """A whitespace-free piece of text -> the terms in it, decided at first sight."""
-
-    def __missing__(self, chunk: str) -> tuple[str, ...]:
-        terms = tuple(t for t in map(_term_of, _WORD.findall(chunk)) if t)
-        self[chunk] = terms
-        return terms
-
-
-def _term_of(token: str) -> str | None:
-    """The term a word counts as, or None."""
-    # Inline hashtags are in `tags` already; mentions name accounts, not topics.
-    if token[0] in "#@" or not token.isalpha():
-        return None
-    word = token.lower()
-    return word if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS else None
-
-
-def find_trends(this_week: Sequence[Followed], histories: Sequence[SourceHistory]) -> list[Trend]:
+def find_trends(
+    followed: set[int], history: dict[int, SourceHistory], totals: TermTotals
+) -> list[Trend]:
     """Hashtags and words used in clearly more posts this week than in an average week of the
-    four before; the strongest rise first."""
-    current: Counter[str] = Counter()
-    for _, history in this_week:
-        current.update(history.week_terms)
+    four before, among the `followed` sources; the strongest rise first."""
+    chosen = [h for source_id, h in history.items() if source_id in followed]
+    others = [h for source_id, h in history.items() if source_id not in followed]
+    # Summing per-source counts is the cost, so a recipient who follows most sources gets the
+    # totals less the few left out.
+    complement = len(others) < len(chosen)
+    current: Counter[str] = Counter(totals.week) if complement else Counter()
+    for summary in others if complement else chosen:
+        if complement:
+            current.subtract(summary.week_terms)
+        else:
+            current.update(summary.week_terms)
     candidates = {term for term, count in current.items() if count >= TREND_MIN_COUNT}
     if not candidates:
         return []
     before: Counter[str] = Counter()
-    for history in histories:
-        for term in candidates & history.terms.keys():
-            before[term] += history.terms[term]
+    if complement:
+        before.update({term: totals.before[term] for term in candidates})
+    for summary in others if complement else chosen:
+        sign = -1 if complement else 1
+        for term in candidates & summary.terms.keys():
+            before[term] += sign * summary.terms[term]
     return rank_trends(current, before, candidates)
 
 
@@ -773,9 +826,13 @@ def count_domains(this_week: Sequence[Followed], own: str | None) -> list[Domain
 
 
 def _domain(url: str) -> str | None:
-    simple = _SIMPLE_URL.match(url)
-    if simple:  # what urlsplit would say, without its cost on 100,000s of links
-        return simple.group(1).lower().removeprefix("www.")
+    # What urlsplit would say for a plain http(s) address, without its cost on 100,000s of
+    # links; anything unusual (user, port, IPv6, odd characters) goes the long way.
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("https", "http"):
+        host = rest.partition("/")[0].partition("?")[0].partition("#")[0]
+        if host and host.isascii() and host.replace(".", "").replace("-", "").isalnum():
+            return host.lower().removeprefix("www.")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None

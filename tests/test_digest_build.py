@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 
 from collectors.base import CollectResult, CollectStatus, Media, PostData
 from digest.build import (
-    TermExtractor,
     build_digest,
     build_digests,
     make_digest_builder,
@@ -37,6 +36,7 @@ from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.sources import sync_sources
 from monitor.store import Attempt, record_attempt
+from monitor.terms import TermExtractor
 from tests.conftest import write_config
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -384,6 +384,17 @@ def test_trends_rise_against_the_baseline_and_domains_count_shared_links(
         DomainCount("lansstyrelsen.se", 1),
         DomainCount("smhi.se", 1),
     )
+
+
+def test_posts_stored_before_terms_were_kept_count_in_trends_the_same(
+    engine: Engine, config: Config
+) -> None:
+    stored = build(engine, config)
+    with engine.begin() as connection:
+        connection.execute(sa.update(posts).values(terms=None))  # as migration 0005 left them
+    assert build(engine, config).trends == stored.trends == (
+        Trend("vinterväglag", 4, 0.0), Trend("#trafik", 3, 0.25),
+    )  # fmt: skip
 
 
 def test_tables_give_posts_engagement_median_and_share(engine: Engine, config: Config) -> None:
