@@ -22,6 +22,7 @@ from email.message import EmailMessage
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.config import MAX_ATTEMPTS
 from monitor.models import digests
 from monitor.store import insert_for
 
@@ -63,7 +64,12 @@ class DigestRecord:
     error: str | None
 
 
-def decide_action(record: DigestRecord | None, now: datetime, stale_after: timedelta) -> str:
+def decide_action(
+    record: DigestRecord | None,
+    now: datetime,
+    stale_after: timedelta,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> str:
     """What a sender would do with a digest in this state: send, retry, resend or leave.
 
     `claim_digest` applies the same rules inside its SQL; this copy serves --dry-run.
@@ -71,6 +77,8 @@ def decide_action(record: DigestRecord | None, now: datetime, stale_after: timed
     if record is None:
         return "send"
     if record.status == FAILED:
+        if record.attempts >= max_attempts:
+            return f"leave (failed {record.attempts} times)"
         return "retry"
     if record.status == SENDING:
         return "resend" if record.claimed_at < now - stale_after else "leave (being sent)"
@@ -84,8 +92,10 @@ def claim_digest(
     now: datetime,
     *,
     stale_after: timedelta = STALE_SENDING,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> Claim | None:
-    """Claim the (recipient, week) digest for sending; None when another sender has it.
+    """Claim the (recipient, week) digest for sending; None when another sender has it, or it
+    failed `max_attempts` times already.
 
     A new digest is claimed by inserting its row; a failed one, or one left `sending` longer
     than `stale_after`, by an UPDATE whose WHERE repeats that condition, so of two concurrent
@@ -114,7 +124,7 @@ def claim_digest(
                 digests.c.recipient == recipient,
                 digests.c.week == week,
                 sa.or_(
-                    digests.c.status == FAILED,
+                    sa.and_(digests.c.status == FAILED, digests.c.attempts < max_attempts),
                     sa.and_(digests.c.status == SENDING, digests.c.claimed_at < now - stale_after),
                 ),
             )
@@ -147,6 +157,21 @@ def record_outcome(
         values["sent_at"] = now
     with engine.begin() as connection:
         connection.execute(digests.update().where(digests.c.id == claim.id).values(**values))
+
+
+def find_retryable(engine: Engine, week: str, max_attempts: int = MAX_ATTEMPTS) -> list[str]:
+    """The recipients whose digest of `week` failed and may be tried again."""
+    query = (
+        sa.select(digests.c.recipient)
+        .where(
+            digests.c.week == week,
+            digests.c.status == FAILED,
+            digests.c.attempts < max_attempts,
+        )
+        .order_by(digests.c.recipient)
+    )
+    with engine.connect() as connection:
+        return list(connection.execute(query).scalars())
 
 
 def list_digests(engine: Engine, week: str | None = None) -> list[DigestRecord]:

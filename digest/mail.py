@@ -37,7 +37,7 @@ from digest.archive import (
     parse_message,
     record_outcome,
 )
-from digest.model import Recipient, Week
+from digest.model import Recipient, Week, personalise_url
 from monitor.config import Config, DigestConfig, SmtpConfig
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def compose_message(
     message["Date"] = format_datetime(now.astimezone(ZoneInfo(settings.timezone)))
     message["Message-ID"] = make_msgid(domain=find_sender_domain(settings.sender))
     message["List-Id"] = f"<{settings.list_id}>"
-    unsubscribe = list_unsubscribe_targets(settings)
+    unsubscribe = list_unsubscribe_targets(settings, recipient.email)
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)
     if any(target.startswith("https://") for target in unsubscribe):
@@ -125,14 +125,16 @@ def find_sender_domain(sender: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
-def list_unsubscribe_targets(settings: DigestConfig) -> list[str]:
-    """The List-Unsubscribe URIs: mailto first (RFC 2369 order of preference is the sender's)."""
+def list_unsubscribe_targets(settings: DigestConfig, email: str) -> list[str]:
+    """The List-Unsubscribe URIs for one recipient: mailto first (RFC 2369 order of preference
+    is the sender's), then the URL with `{email}` filled in."""
     targets = []
     if settings.unsubscribe_mailto:
         mailto = settings.unsubscribe_mailto
         targets.append(mailto if mailto.startswith("mailto:") else f"mailto:{mailto}")
-    if settings.unsubscribe_url:
-        targets.append(settings.unsubscribe_url)
+    url = personalise_url(settings.unsubscribe_url, email)
+    if url:
+        targets.append(url)
     return targets
 
 
@@ -226,7 +228,7 @@ class SmtpSender:
 
     def _connect(self) -> smtplib.SMTP:
         settings = self._settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=settings.ca_file)
         log.info("connecting to %s:%s (%s)", settings.host, settings.port, settings.security)
         smtp: smtplib.SMTP
         if settings.security == "ssl":
@@ -259,6 +261,13 @@ def classify_smtp_error(error: smtplib.SMTPException | OSError) -> DeliveryError
         return _caused(DeliveryError(f"SMTP: {error}", permanent=True), error)
     elif isinstance(error, smtplib.SMTPServerDisconnected):
         text = f"server disconnected: {error}"
+    elif isinstance(error, ssl.SSLCertVerificationError):
+        # Waiting does not make a certificate trusted: permanent, and said how to fix.
+        text = (
+            f"the SMTP server's TLS certificate is not trusted ({error.verify_message}); "
+            "for an internal CA set [smtp] ca_file"
+        )
+        return _caused(DeliveryError(text, permanent=True), error)
     elif isinstance(error, OSError):
         text = f"cannot reach the SMTP server: {error.strerror or error}"
     if code is None:
@@ -420,7 +429,14 @@ def _deliver_one(
     now: datetime,
     stale_after: timedelta,
 ) -> DeliveryOutcome:
-    claim = claim_digest(engine, recipient.email, week, now, stale_after=stale_after)
+    claim = claim_digest(
+        engine,
+        recipient.email,
+        week,
+        now,
+        stale_after=stale_after,
+        max_attempts=settings.max_attempts,
+    )
     if claim is None:
         record = find_digest(engine, recipient=recipient.email, week=week)
         assert record is not None  # a claim fails only on an existing row; rows are never deleted

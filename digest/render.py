@@ -41,6 +41,7 @@ from digest.model import (
     PostItem,
     TableRow,
     Trend,
+    personalise_url,
 )
 from monitor.config import DigestConfig
 
@@ -656,8 +657,10 @@ def render_digest(data: DigestData, settings: DigestConfig) -> RenderedDigest:
         "language": language,
         "http_url": http_url,
         "wrap": wrap,
-        "settings_url": http_url(settings.settings_url),
-        "unsubscribe_url": http_url(settings.unsubscribe_url),
+        "settings_url": http_url(personalise_url(settings.settings_url, data.recipient.email)),
+        "unsubscribe_url": http_url(
+            personalise_url(settings.unsubscribe_url, data.recipient.email)
+        ),
         "unsubscribe_mailto": mailto_url(settings.unsubscribe_mailto),
         "sender": settings.sender,
     }

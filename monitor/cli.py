@@ -603,7 +603,10 @@ def digest_send(
 
     prepare = make_preparer(engine, config, chosen_week, now)
     if dry_run:
-        _print_send_plan(engine, recipients, str(chosen_week), now, STALE_SENDING, prepare)
+        _print_send_plan(
+            engine, recipients, str(chosen_week), now, STALE_SENDING, prepare,
+            config.digest.max_attempts,
+        )  # fmt: skip
         out.print(f"Dry run for {chosen_week} via {via}: nothing sent or recorded.", markup=False)
         return
     transport: Transport
@@ -650,6 +653,7 @@ def _print_send_plan(
     now: datetime,
     stale_after: timedelta,
     prepare: Any,
+    max_attempts: int,
 ) -> None:
     """--dry-run: per recipient, what a send would do, and the subject it would carry."""
     from digest.archive import decide_action, list_digests
@@ -657,7 +661,9 @@ def _print_send_plan(
     archived = {r.recipient: r for r in list_digests(engine, week)}
     table = Table("recipient", "would", "subject", "size")
     for person in recipients:
-        action = decide_action(archived.get(person.email), now, stale_after)
+        action = decide_action(
+            archived.get(person.email), now, stale_after, max_attempts
+        )
         subject = size = ""
         if action in ("send", "retry"):
             rendered = prepare(person)

@@ -197,6 +197,11 @@ def check_schedule(value: str) -> str:
     return value.strip()
 
 
+# A failed digest is tried again by later runs (`omvarld run` every half hour) until it has had
+# this many attempts: a mailbox that refuses it all day is a matter for a person, not a loop.
+MAX_ATTEMPTS = 5
+
+
 class DigestConfig(_Strict):
     """`[digest]`: when and how weekly digests go out."""
 
@@ -212,6 +217,7 @@ class DigestConfig(_Strict):
     list_id: str = "omvarld.localhost"
     settings_url: str | None = None  # where a recipient changes what they follow
     outbox: str | None = None  # scheduled sends write .eml/.html here instead of using SMTP
+    max_attempts: int = Field(MAX_ATTEMPTS, ge=1, le=50)
 
     @field_validator("timezone")
     @classmethod
@@ -239,6 +245,9 @@ class SmtpConfig(_Strict):
     username: str | None = None
     password_env: str | None = None  # the password is read from this environment variable
     timeout: float = Field(30.0, gt=0)
+    # PEM file of the CA that signed the relay's certificate, for an internal CA; default: the
+    # system's trusted CAs. Certificates are always verified.
+    ca_file: str | None = None
 
 
 class RecipientConfig(_Strict):

@@ -29,6 +29,7 @@ from monitor.models import collection_runs
 log = logging.getLogger(__name__)
 
 MAINTENANCE_HOUR = 3  # local time: the quietest hour for publishers and for us
+DIGEST_RETRY = timedelta(minutes=30)  # how often failed digests are tried again
 
 
 class ServiceError(Exception):
@@ -135,6 +136,14 @@ def run_service(
             args=(config, engine, emails),
             id=f"digest {schedule}",
         )
+    if config.recipients:
+        scheduler.add_job(
+            retry_failed_digests,
+            "interval",
+            seconds=DIGEST_RETRY.total_seconds(),
+            args=(config, engine),
+            id="digest retry",
+        )
     log.info("worker %s started: tick every %d s", worker, config.collect.tick)
     scheduler.start()
     try:
@@ -154,6 +163,19 @@ def group_recipients_by_schedule(config: Config) -> dict[str, tuple[str, ...]]:
     for recipient in config.recipients:
         groups.setdefault(recipient.schedule or config.digest.schedule, []).append(recipient.email)
     return {schedule: tuple(emails) for schedule, emails in groups.items()}
+
+
+def retry_failed_digests(config: Config, engine: Engine) -> None:
+    """Last week's digests that failed (an SMTP server down at 07:00), tried again until
+    `[digest] max_attempts`; the claim in the database still keeps each to one sender."""
+    from digest.archive import find_retryable
+    from digest.model import Week
+
+    week = Week.previous(datetime.now(UTC), config.digest.timezone)
+    emails = find_retryable(engine, str(week), config.digest.max_attempts)
+    if emails:
+        log.info("digest retry week=%s recipients=%d", week, len(emails))
+        _send_digests(config, engine, tuple(emails))
 
 
 def _send_digests(config: Config, engine: Engine, emails: tuple[str, ...]) -> None:

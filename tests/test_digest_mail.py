@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy.engine import Engine
 
-from digest.archive import archive_message, claim_digest, list_digests
+from digest.archive import archive_message, claim_digest, find_retryable, list_digests
 from digest.mail import (
     DeliveryOutcome,
     MailConfigError,
@@ -244,6 +247,19 @@ def test_one_click_unsubscribe_is_offered_only_with_an_https_url() -> None:
     assert bare["List-Unsubscribe"] is None and bare["List-Unsubscribe-Post"] is None
 
 
+def test_each_recipient_gets_an_unsubscribe_link_of_their_own() -> None:
+    settings = DigestConfig.model_validate(
+        {"unsubscribe_url": "https://kommun.example.se/avregistrera?vem={email}"}
+    )
+    for recipient, link in [
+        (ANNA, "https://kommun.example.se/avregistrera?vem=anna%40example.se"),
+        (Recipient("o'brien+test@example.se"),
+         "https://kommun.example.se/avregistrera?vem=o%27brien%2Btest%40example.se"),
+    ]:  # fmt: skip
+        message = compose_message(Rendered(), recipient, settings, now=NOW)
+        assert message["List-Unsubscribe"] == f"<{link}>"
+
+
 def test_logs_in_with_the_password_from_the_named_environment_variable(
     smtp_with_auth: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -449,3 +465,111 @@ def test_the_outbox_gets_an_eml_and_an_html_file_once_per_digest(
         engine, [ANNA], WEEK, SETTINGS, prepare=render, transport=OutboxSender(outbox), now=NOW
     )
     assert list(outbox.iterdir()) == []  # delivered already: idempotent in the folder as well
+
+
+def test_a_digest_that_keeps_failing_is_tried_max_attempts_times_then_left(
+    engine: Engine, smtp: Server
+) -> None:
+    smtp.mailbox.refused["anna@example.se"] = "550 5.1.1 No such user"
+    settings = SETTINGS.model_copy(update={"max_attempts": 3})
+    outcomes = []
+    for hour in range(5):
+        with SmtpSender(smtp.settings, delays=FAST, sleep=lambda _: None) as sender:
+            outcomes.append(
+                deliver_digests(
+                    engine, [ANNA], WEEK, settings, prepare=render, transport=sender,
+                    now=NOW + timedelta(hours=hour),
+                )[0]
+            )  # fmt: skip
+
+    assert [(o.by_this_run, o.attempts) for o in outcomes] == [
+        (True, 1), (True, 2), (True, 3), (False, 3), (False, 3),
+    ]  # fmt: skip
+    assert find_retryable(engine, str(WEEK), max_attempts=3) == []
+    assert find_retryable(engine, str(WEEK), max_attempts=4) == ["anna@example.se"]
+    assert list_digests(engine, str(WEEK))[0].status == "failed"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1, made by the openssl command-line tool."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the TLS tests need the openssl command to make a certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "relay.pem", directory / "relay.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return Certificate(cert, key)
+
+
+def tls_server(certificate: Certificate, security: str) -> Iterator[Server]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate.cert, certificate.key)
+    options: dict[str, Any] = {
+        "authenticator": Authenticator(),
+        "auth_required": True,
+        "auth_exclude_mechanism": ["LOGIN"],
+    }
+    if security == "ssl":
+        # aiosmtpd only counts STARTTLS as TLS for AUTH; this whole connection is TLS.
+        options |= {"ssl_context": context, "auth_require_tls": False}
+    else:
+        options |= {"tls_context": context, "require_starttls": True}
+    for server in start_server(**options):
+        yield replace_settings(server, security=security, username="omvarld")
+
+
+def replace_settings(server: Server, **changes: Any) -> Server:
+    return Server(server.mailbox, server.settings.model_copy(update=changes), server.logins)
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_a_relay_with_tls_gets_the_login_and_the_digest_encrypted(
+    engine: Engine,
+    certificate: Certificate,
+    security: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMVARLD_TEST_SMTP_PASSWORD", "hemligt")
+    servers = tls_server(certificate, security)
+    server = replace_settings(
+        next(servers), ca_file=str(certificate.cert), password_env="OMVARLD_TEST_SMTP_PASSWORD"
+    )
+    try:
+        outcomes = send(engine, server, [ANNA])
+    finally:
+        next(servers, None)
+
+    assert [(o.status, o.error) for o in outcomes] == [("sent", None)]
+    assert server.logins == [(b"omvarld", b"hemligt")]  # require_starttls: only after TLS
+    assert len(server.mailbox.to("anna@example.se")) == 1
+
+
+def test_an_untrusted_relay_certificate_fails_at_once_and_says_how_to_fix_it(
+    engine: Engine, certificate: Certificate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMVARLD_TEST_SMTP_PASSWORD", "hemligt")
+    servers = tls_server(certificate, "starttls")
+    server = replace_settings(next(servers), password_env="OMVARLD_TEST_SMTP_PASSWORD")
+    sleeps: list[float] = []
+    try:
+        outcomes = send(engine, server, [ANNA, BO], sleeps=sleeps)
+    finally:
+        next(servers, None)
+
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert outcomes[0].error is not None
+    assert outcomes[0].error.startswith("the SMTP server's TLS certificate is not trusted")
+    assert "[smtp] ca_file" in outcomes[0].error
+    assert sleeps == []  # no retrying a certificate
+    assert server.logins == [] and server.mailbox.received == []  # the password never left

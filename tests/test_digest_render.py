@@ -584,6 +584,23 @@ def test_footer_offers_the_mailto_address_when_there_is_no_unsubscribe_page() ->
     assert "Ändra vad du följer" not in rendered.text
 
 
+def test_footer_links_carry_the_recipients_address_where_the_config_asks_for_it() -> None:
+    settings = DigestConfig.model_validate(
+        {
+            "settings_url": "https://omvarld.katrineholm.se/installningar?for={email}",
+            "unsubscribe_url": "https://omvarld.katrineholm.se/avsluta?for={email}",
+        }
+    )
+    data = swedish_week()
+    rendered = render_digest(data, settings)
+    who = data.recipient.email.replace("@", "%40")
+    hrefs = {attrs["href"] for attrs in Elements(rendered.html).all("a")}
+    assert f"https://omvarld.katrineholm.se/installningar?for={who}" in hrefs
+    assert f"https://omvarld.katrineholm.se/avsluta?for={who}" in hrefs
+    assert f"https://omvarld.katrineholm.se/avsluta?for={who}" in rendered.text
+    assert "{email}" not in rendered.html + rendered.text
+
+
 def test_english_recipient_gets_english_even_when_the_default_is_swedish() -> None:
     rendered = render_digest(english(swedish_week()), SETTINGS)
     assert "The week in brief" in rendered.html

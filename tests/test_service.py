@@ -208,3 +208,55 @@ email = "c@vingaker.se"
         f'{bad}: recipients[1].schedule: expected a weekday and time like "mon 07:00",'
         " got 'tisdag 8'"
     )
+
+
+def test_failed_digests_of_last_week_are_retried_and_sent_ones_left_alone(
+    tmp_path: Path, database_url: str, engine: Engine
+) -> None:
+    from datetime import UTC, datetime
+
+    from digest.archive import claim_digest, list_digests, record_outcome
+    from digest.model import Week
+    from monitor.config import load_config
+    from monitor.service import retry_failed_digests
+
+    body = """
+[digest]
+outbox = "outbox"
+max_attempts = 3
+
+[[recipients]]
+email = "anna@katrineholm.se"
+skip_empty = false  # no posts collected here: the digest still goes out
+
+[[recipients]]
+email = "bo@flen.se"
+
+[[recipients]]
+email = "cilla@vingaker.se"
+"""
+    config = load_config(write_config(tmp_path, database_url, body))
+    now = datetime.now(UTC)
+    week = str(Week.previous(now, config.digest.timezone))
+    for email, status, attempts in [
+        ("anna@katrineholm.se", "failed", 1),  # the relay was down at 07:00
+        ("bo@flen.se", "sent", 1),
+        ("cilla@vingaker.se", "failed", 3),  # refused three times: left for a person
+    ]:
+        claim = claim_digest(engine, email, week, now)
+        assert claim is not None
+        record_outcome(engine, claim, status, now, "451 try later" if status == "failed" else None)
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"UPDATE digests SET attempts = {attempts}"
+                                       f" WHERE recipient = '{email}'"))  # fmt: skip
+
+    retry_failed_digests(config, engine)
+
+    rows = {r.recipient: (r.status, r.attempts) for r in list_digests(engine, week)}
+    assert rows == {
+        "anna@katrineholm.se": ("sent", 2),
+        "bo@flen.se": ("sent", 1),
+        "cilla@vingaker.se": ("failed", 3),
+    }
+    outbox = sorted(p.name for p in (tmp_path / "outbox").iterdir())
+    assert [name for name in outbox if name.endswith(".eml")] == [f"{week}-anna@katrineholm.se.eml"]
