@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -511,7 +512,7 @@ def posts_list(
     from monitor.queries import list_posts
 
     config = ctx.obj.config()
-    start = _parse_since(since) if since else None
+    start = _parse_moment("--since", since) if since else None
     engine = ctx.obj.synced_engine()
     zone = _timezone(config)
     table = Table("published", "organisation", "kind", "post", "link")
@@ -525,6 +526,95 @@ def posts_list(
             post.url or "",
         )
     out.print(table)
+
+
+@posts_app.command("search")
+def posts_search(
+    ctx: typer.Context,
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Words (all must match), "a phrase", OR between two, -word to exclude.',
+            show_default=False,
+        ),
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
+    ] = None,
+    platform: Annotated[
+        list[str] | None, typer.Option(help="Only this platform (repeat for several).")
+    ] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only this source (its key).")] = None,
+    organisation: Annotated[list[str] | None, typer.Option(help="Only this organisation.")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Only sources in this group.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only this kind of post.")] = None,
+    min_engagement: Annotated[
+        int | None,
+        typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="table, csv or jsonl (one JSON object a line).")
+    ] = "table",
+    limit: Annotated[int, typer.Option(min=1, help="At most this many posts.")] = 20,
+) -> None:
+    """Search stored posts, best match first (title matches above body-only ones)."""
+    from monitor.filters import PostFilter
+    from monitor.search import QueryError, SearchHit, search_posts
+
+    if output not in ("table", "csv", "jsonl"):
+        fail(f"--format: expected table, csv or jsonl, got {output!r}")
+    chosen = PostFilter(
+        since=_parse_moment("--since", since) if since else None,
+        until=_parse_moment("--until", until) if until else None,
+        platforms=tuple(platform or ()),
+        sources=tuple(source or ()),
+        organisations=tuple(organisation or ()),
+        groups=tuple(group or ()),
+        kinds=tuple(kind or ()),
+        min_engagement=min_engagement,
+    )
+    config = ctx.obj.config()
+    engine = ctx.obj.synced_engine()
+    try:
+        hits = search_posts(engine, query, chosen, limit)
+    except QueryError as error:
+        fail(f"search: {error}")
+    if output == "csv":
+        import csv
+        from dataclasses import astuple, fields
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(field.name for field in fields(SearchHit))
+        writer.writerows(
+            tuple(v.isoformat() if isinstance(v, datetime) else v for v in astuple(hit))
+            for hit in hits
+        )
+        return
+    if output == "jsonl":
+        from dataclasses import asdict
+
+        for hit in hits:
+            sys.stdout.write(json.dumps(_jsonable(asdict(hit)), ensure_ascii=False) + "\n")
+        return
+    zone = _timezone(config)
+    table = Table("published", "organisation", "platform", "post", "engagement", "link")
+    for hit in hits:
+        table.add_row(
+            _when(hit.published_at, zone),
+            hit.organisation,
+            hit.platform,
+            f"{hit.title}: {hit.excerpt}"
+            if hit.title and hit.title not in hit.excerpt
+            else hit.excerpt,
+            "–" if hit.engagement is None else str(hit.engagement),
+            hit.url or "",
+        )
+    out.print(table)
+    if not hits:
+        err.print(f"no stored posts match {query!r}", markup=False)
 
 
 # ---------------------------------------------------------------------------------------- digest
@@ -661,9 +751,7 @@ def _print_send_plan(
     archived = {r.recipient: r for r in list_digests(engine, week)}
     table = Table("recipient", "would", "subject", "size")
     for person in recipients:
-        action = decide_action(
-            archived.get(person.email), now, stale_after, max_attempts
-        )
+        action = decide_action(archived.get(person.email), now, stale_after, max_attempts)
         subject = size = ""
         if action in ("send", "retry"):
             rendered = prepare(person)
@@ -766,6 +854,368 @@ def _kilobytes(message: Any) -> str:
     return f"{len(message.as_bytes()) / 1024:.0f} KB"
 
 
+# ----------------------------------------------------------------------- retention, erase, audit
+
+retention_app = typer.Typer(help="Apply the [retention] settings.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("apply")
+def retention_apply(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; change and log nothing.")
+    ] = False,
+) -> None:
+    """Delete old posts, drop old raw payloads and thin old counts as [retention] says."""
+    from monitor.audit import current_user
+    from monitor.retention import apply_retention, describe_cutoffs
+
+    config = ctx.obj.config()
+    if not config.retention.enabled:
+        out.print(f"{config.path}: no [retention] settings, so everything is kept.", markup=False)
+        return
+    report = apply_retention(
+        ctx.obj.engine(), config.retention, datetime.now(UTC), actor=current_user(),
+        dry_run=dry_run,
+    )  # fmt: skip
+    table = Table("table", "would be" if dry_run else "change", "rows")
+    for name, changes in report.counts.items():
+        for what, rows in changes.items():
+            table.add_row(name, what.replace("_", " "), f"{rows:,}")
+    out.print(table)
+    out.print(f"Cutoffs: {describe_cutoffs(report.cutoffs)}", markup=False)
+    if dry_run:
+        out.print("Dry run: nothing was changed or logged.")
+    else:
+        out.print(f"Done in {report.seconds:.1f} s; audit entry {report.audit_id}.")
+
+
+@app.command("erase")
+def erase(
+    ctx: typer.Context,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, for the audit log (e.g. a request's reference).")
+    ],
+    post: Annotated[int | None, typer.Option("--post", help="The post's id.")] = None,
+    author: Annotated[
+        str | None, typer.Option("--author", help="Every post by this author (with or without @).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a post, or every post of an author: content, revisions and counts go; an empty row
+    stays so that the next collection does not store the post again."""
+    from monitor.audit import current_user
+    from monitor.retention import (
+        erase_author,
+        erase_post,
+        find_author_post_ids,
+        list_erasure_candidates,
+    )
+
+    if (post is None) == (author is None):
+        fail("give either --post ID or --author HANDLE")
+    if not reason.strip():
+        fail("--reason: say why; it is kept in the audit log")
+    engine = ctx.obj.engine()
+    if author is not None:
+        with engine.connect() as connection:
+            ids = find_author_post_ids(connection, author)
+        if not ids:
+            out.print(f"No stored post is by {author}: nothing to erase.", markup=False)
+            return
+    else:
+        assert post is not None
+        ids = [post]
+    candidates = list_erasure_candidates(engine, ids)
+    if not candidates:
+        fail(f"--post: no post with id {post}")
+    if all(c.erased_at for c in candidates):
+        out.print(f"Post {post} was already erased on {candidates[0].erased_at:%Y-%m-%d}.")
+        return
+    if not yes:
+        _print_erasure_plan(candidates)
+        revisions = sum(c.revisions for c in candidates)
+        metrics = sum(c.metrics for c in candidates)
+        question = (
+            f"Erase {len(candidates)} posts, deleting {revisions} earlier versions and {metrics} "
+            "rows of counts? This cannot be undone"
+        )
+        if not typer.confirm(question, default=False):
+            out.print("Nothing erased.")
+            raise typer.Exit(EXIT_FAILED)
+    now, actor = datetime.now(UTC), current_user()
+    if author is not None:
+        report = erase_author(engine, author, reason=reason, actor=actor, now=now)
+    else:
+        assert post is not None
+        report = erase_post(engine, post, reason=reason, actor=actor, now=now)
+    counts = report.counts
+    out.print(
+        f"Erased {report.posts_erased} posts ({report.target}): "
+        f"{counts.get('post_revisions', {}).get('deleted', 0)} earlier versions and "
+        f"{counts.get('post_metrics', {}).get('deleted', 0)} rows of counts deleted; "
+        f"audit entry {report.audit_id}.",
+        markup=False,
+    )
+
+
+def _print_erasure_plan(candidates: Sequence[Any]) -> None:
+    table = Table("id", "source", "published", "author", "post", "versions", "counts")
+    for c in candidates:
+        headline = c.headline[:60] + ("…" if len(c.headline) > 60 else "")
+        table.add_row(
+            str(c.id), c.source_key, f"{c.published_at:%Y-%m-%d}", c.author or "", headline,
+            str(c.revisions), str(c.metrics),
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command("audit")
+def audit(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None, typer.Option(help="Only entries since (YYYY-MM-DD or a span like 30d).")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action: retention, erase, …")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The audit log: every retention run and erasure, who ran it, why, and the rows affected."""
+    from monitor.audit import list_audit
+
+    config = ctx.obj.config()
+    start = _parse_moment("--since", since) if since else None
+    entries = list_audit(ctx.obj.engine(), since=start, action=action)
+    if as_json:
+        records = [_jsonable(e.__dict__) for e in entries]
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    if not entries:
+        out.print("The audit log has no entries" + (" that match." if since or action else "."))
+        return
+    zone = _timezone(config)
+    table = Table("id", "at", "action", "target", "reason", "actor", "rows")
+    for e in entries:
+        table.add_row(
+            str(e.id), _when(e.at, zone), e.action, e.target, e.reason or "", e.actor or "",
+            _describe_counts(e.counts),
+        )  # fmt: skip
+    out.print(table)
+
+
+def _describe_counts(counts: dict[str, Any]) -> str:
+    """`posts erased 1; post_metrics deleted 3` from an audit entry's counts (per table, and
+    per kind of change where the writer says)."""
+    parts = []
+    for name, value in counts.items():
+        if isinstance(value, dict):
+            parts += [f"{name} {what.replace('_', ' ')} {n:,}" for what, n in value.items()]
+        else:
+            parts.append(f"{name} {value:,}" if isinstance(value, int) else f"{name} {value}")
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------ export, archive
+
+archive_app = typer.Typer(
+    help="Write a source's records archive, and check one for changes.", no_args_is_help=True
+)
+app.add_typer(archive_app, name="archive")
+
+SinceOption = Annotated[
+    str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
+]
+EXPORT_DATASETS = ("posts", "metrics")
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    what: Annotated[
+        str,
+        typer.Argument(
+            metavar="posts|metrics",
+            help="posts: a row per post with its latest counts; metrics: a row per observation.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="File to write; it appears (or is replaced) only once complete."
+        ),
+    ],
+    file_format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, jsonl or parquet (default: from --out's extension)."),
+    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    platform: Annotated[
+        list[str] | None, typer.Option(help="Only this platform (repeat for several).")
+    ] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only this source (its key).")] = None,
+    organisation: Annotated[list[str] | None, typer.Option(help="Only this organisation.")] = None,
+    group: Annotated[list[str] | None, typer.Option(help="Only sources in this group.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only this kind of post.")] = None,
+    min_engagement: Annotated[
+        int | None,
+        typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
+    ] = None,
+) -> None:
+    """Export stored posts, or their engagement history, with a data dictionary beside the
+    file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
+    from collectors.base import KINDS
+    from monitor.config import PLATFORMS
+    from monitor.export import Dataset, ExportError, ExportFormat, export_dataset
+    from monitor.filters import PostFilter
+
+    if what not in EXPORT_DATASETS:
+        fail(f"export: expected posts or metrics, got {what!r}")
+    chosen_format = file_format or output.suffix.lstrip(".").lower()
+    if chosen_format not in EXPORT_FORMATS:
+        fail(
+            f"--format: expected csv, jsonl or parquet, got {file_format!r}"
+            if file_format
+            else f"--format: give csv, jsonl or parquet ({output.name} does not say which)"
+        )
+    _check_known("--platform", platform, PLATFORMS)
+    _check_known("--kind", kind, KINDS)
+    chosen = PostFilter(
+        since=_parse_moment("--since", since) if since else None,
+        until=_parse_moment("--until", until) if until else None,
+        platforms=tuple(platform or ()),
+        sources=tuple(source or ()),
+        organisations=tuple(organisation or ()),
+        groups=tuple(group or ()),
+        kinds=tuple(kind or ()),
+        min_engagement=min_engagement,
+    )
+    engine = ctx.obj.synced_engine()
+    _check_source_keys(engine, source or [])
+    try:
+        with _sigterm_as_interrupt():
+            dataset, export_format = Dataset(what), ExportFormat(chosen_format)
+            result = export_dataset(engine, dataset, chosen, export_format, output)
+    except ExportError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"export to {output} failed: {error}; nothing was written", EXIT_FAILED)
+    out.print(
+        f"Exported {result.rows:,} {'posts' if what == 'posts' else 'observations'} to "
+        f"{result.path} ({chosen_format}, {_size(result.bytes)}); data dictionary: "
+        f"{result.dictionary_path}",
+        markup=False,
+    )
+
+
+@archive_app.command("export")
+def archive_export(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Option("--source", help="The source's key.")],
+    output: Annotated[
+        Path, typer.Option("--out", help="A new or empty directory for the archive.")
+    ],
+    since: SinceOption = None,
+    until: UntilOption = None,
+) -> None:
+    """Write one source's posts, earlier versions, raw payloads and counts, with a manifest and
+    SHA256SUMS, to DIR; the export is recorded in the audit log."""
+    from monitor.records import ArchiveError, export_archive
+
+    start = _parse_moment("--since", since) if since else None
+    end = _parse_moment("--until", until) if until else None
+    engine = ctx.obj.synced_engine()
+    try:
+        with _sigterm_as_interrupt():
+            result = export_archive(engine, source, output, since=start, until=end)
+    except ArchiveError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"archive to {output} failed: {error}; nothing was written", EXIT_FAILED)
+    counts = ", ".join(f"{f.name} {f.records:,}" for f in result.files)
+    erased = f"; {result.erased_left_out} erased posts left out" if result.erased_left_out else ""
+    out.print(f"Archived {source} to {result.directory}: {counts}{erased}", markup=False)
+    out.print(f"Check it any time with: omvarld archive verify {result.directory}", markup=False)
+
+
+@archive_app.command("verify")
+def archive_verify(
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="An archive written by `archive export`.")
+    ],
+) -> None:
+    """Recompute every file's SHA-256 and name each altered, missing or extra file (exit 1)."""
+    from monitor.records import ArchiveError, verify_archive
+
+    try:
+        report = verify_archive(directory)
+    except ArchiveError as error:
+        fail(str(error))
+    for problem in report.problems:
+        out.print(str(problem), markup=False)
+    if report.problems:
+        out.print(
+            f"{directory}: {len(report.problems)} problems; the archive is not as written",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_FAILED)
+    out.print(f"verified {report.checked} files in {directory}", markup=False)
+
+
+def _check_known(option: str, values: list[str] | None, known: Sequence[str]) -> None:
+    unknown = [v for v in values or () if v not in known]
+    if unknown:
+        fail(
+            f"{option}: unknown {', '.join(map(repr, unknown))}; expected one of {', '.join(known)}"
+        )
+
+
+def _check_source_keys(engine: Engine, keys: Sequence[str]) -> None:
+    """A mistyped --source fails loudly instead of exporting nothing."""
+    import sqlalchemy as sa
+
+    from monitor.models import sources
+
+    if not keys:
+        return
+    with engine.connect() as connection:
+        known = set(connection.scalars(sa.select(sources.c.key).where(sources.c.key.in_(keys))))
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        fail(
+            f"--source: no source with key {', '.join(map(repr, unknown))};"
+            " `omvarld sources list --inactive` shows them"
+        )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let `kill` (or a cron timeout) stop an export like Ctrl-C does: the half-written
+    temporary file is removed on the way out instead of staying on disk."""
+    import signal
+
+    def interrupt(_signal: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _size(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size / 1000:.1f} kB"
+
+
 # --------------------------------------------------------------------------------------- helpers
 
 
@@ -779,17 +1229,13 @@ def _when(moment: datetime | None, zone: Any) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "–"
 
 
-def _parse_since(value: str) -> datetime:
-    from monitor.config import parse_duration
+def _parse_moment(option: str, value: str) -> datetime:
+    from monitor.filters import parse_moment
 
     try:
-        return (
-            datetime.fromisoformat(value).replace(tzinfo=UTC)
-            if "-" in value
-            else (datetime.now(UTC) - timedelta(seconds=parse_duration(value)))
-        )
-    except ValueError:
-        fail(f"--since: expected a date like 2026-11-23 or a span like 7d, got {value!r}")
+        return parse_moment(value, datetime.now(UTC))
+    except ValueError as error:
+        fail(f"{option}: {error}")
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

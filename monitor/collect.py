@@ -28,6 +28,7 @@ from collectors import get_collector_class
 from collectors.base import ApiUsage, Collector, CollectResult, CollectStatus
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
+from monitor.retention import find_cutoffs
 from monitor.sources import SourceRow, claim_sources
 from monitor.store import (
     Attempt,
@@ -302,6 +303,7 @@ class _Run:
             policy=self.policy,
             worker=self.worker,
             jitter=random.uniform(-1.0, 1.0),
+            published_since=find_cutoffs(self.config.retention, started_at).posts,
         )
         record = await self._store(attempt, result)
         return SourceOutcome(

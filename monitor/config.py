@@ -21,7 +21,16 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from monitor.schedule import SchedulePolicy
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PLATFORMS = ("feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr")
 Platform = Literal["feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr"]
@@ -277,6 +286,39 @@ class RecipientConfig(_Strict):
         return value
 
 
+class RetentionConfig(_Strict):
+    """`[retention]`: how long what was collected is kept; every key absent keeps everything.
+
+    Ages are in whole UTC days and counted by publication (posts, raw payloads) or by observation
+    (counts). `posts_after_days` is declared first because the others are checked against it.
+    """
+
+    # Strict: `true` or "30" for a number of days is a mistake, not something to coerce.
+    posts_after_days: StrictInt | None = Field(None, ge=1)
+    raw_after_days: StrictInt | None = Field(None, ge=1)
+    metrics_daily_after_days: StrictInt | None = Field(None, ge=1)
+
+    @field_validator("raw_after_days", "metrics_daily_after_days")
+    @classmethod
+    def _before_posts_go(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A step that can only ever touch posts already deleted does nothing: most likely the two
+        # numbers were swapped, so it is refused rather than silently ignored.
+        posts_days = info.data.get("posts_after_days")
+        if value is not None and posts_days is not None and value >= posts_days:
+            raise ValueError(
+                f"{value} days is not shorter than posts_after_days ({posts_days}): posts are "
+                f"deleted before this would apply; make it shorter or remove it"
+            )
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return any(
+            days is not None
+            for days in (self.posts_after_days, self.raw_after_days, self.metrics_daily_after_days)
+        )
+
+
 class Config(_Strict):
     path: Path
     database: DatabaseConfig = DatabaseConfig()
@@ -287,6 +329,7 @@ class Config(_Strict):
     digest: DigestConfig = DigestConfig()
     smtp: SmtpConfig = SmtpConfig()
     recipients: tuple[RecipientConfig, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
     @property
     def database_url(self) -> str:

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_STEM_FUNCTION = "omvarld_stems"  # named in migration 0007's triggers
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
 # that commands check the schema without importing Alembic.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 class DatabaseError(Exception):
@@ -53,6 +54,11 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The search index's triggers (migration 0007) call this on every write to posts, so every
+    # connection that may write needs it, and a query stems its words with the same function.
+    from monitor.stems import stem_text
+
+    dbapi_connection.create_function(SQLITE_STEM_FUNCTION, 1, stem_text, deterministic=True)
 
 
 def _alembic_config(connection: sa.Connection) -> Any:

@@ -22,9 +22,11 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.audit import SERVICE_ACTOR
 from monitor.collect import collect_due, make_worker_id
 from monitor.config import Config
 from monitor.models import collection_runs
+from monitor.retention import RetentionReport, apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class ServiceError(Exception):
 @dataclass(frozen=True)
 class UpkeepReport:
     runs_pruned: int
+    retention: RetentionReport | None = None  # None: no [retention] setting
 
 
 def lock_embedded_database(engine: Engine) -> IO[str] | None:
@@ -62,19 +65,24 @@ def lock_embedded_database(engine: Engine) -> IO[str] | None:
 
 
 def run_upkeep(engine: Engine, config: Config, now: datetime) -> UpkeepReport:
-    """Prune old collection runs and refresh the query planner's statistics."""
+    """Prune old collection runs, apply [retention] when set, and refresh the query planner's
+    statistics (after the deletes, so they describe what is left)."""
     cutoff = now - timedelta(days=config.collect.keep_runs_days)
     with engine.begin() as connection:
         pruned = connection.execute(
             collection_runs.delete().where(collection_runs.c.started_at < cutoff)
         ).rowcount
+    retention = None
+    if config.retention.enabled:
+        retention = apply_retention(engine, config.retention, now, actor=SERVICE_ACTOR)
+        log.info("retention: %s seconds=%.1f", retention.summary(), retention.seconds)
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.execute(sa.text("PRAGMA optimize"))
         else:
             connection.execute(sa.text("ANALYZE"))
         connection.commit()
-    return UpkeepReport(runs_pruned=pruned)
+    return UpkeepReport(runs_pruned=pruned, retention=retention)
 
 
 def run_service(

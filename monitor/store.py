@@ -91,6 +91,9 @@ class Attempt:
     policy: SchedulePolicy
     worker: str | None = None  # the lease holder; None for a manual, unleased collection
     jitter: float = 0.0  # a random number in [-1, 1] for the schedule
+    # Posts published before this are not stored: retention deletes them ([retention]
+    # posts_after_days), and an old feed item must not come back with the next collection.
+    published_since: datetime | None = None
 
 
 LEASE_LOST = "not stored: another worker took this source over (lease expired)"
@@ -150,7 +153,13 @@ def _record(
         if row is None or (attempt.worker is not None and row.leased_by != attempt.worker):
             records.append(AttemptRecord(CollectStatus.FAILED, IngestCounts(), LEASE_LOST))
             continue
-        counts = ingest_posts(connection, attempt.source_id, result.posts, now=attempt.finished_at)
+        counts = ingest_posts(
+            connection,
+            attempt.source_id,
+            result.posts,
+            now=attempt.finished_at,
+            published_since=attempt.published_since,
+        )
         kept.append((attempt, result, counts))
         records.append(AttemptRecord(result.status, counts, result.error))
 
@@ -191,6 +200,7 @@ def _mark_deleted(
             posts.c.source_id == source_id,
             posts.c.platform_post_id.in_(list(platform_post_ids)),
             posts.c.deleted_at.is_(None),
+            posts.c.erased_at.is_(None),  # a tombstone stays as it was erased
         )
         .values(deleted_at=now)
     )
@@ -245,11 +255,22 @@ def _succeeded(status: CollectStatus) -> bool:
 
 
 def ingest_posts(
-    connection: Connection, source_id: int, items: Sequence[PostData], *, now: datetime
+    connection: Connection,
+    source_id: int,
+    items: Sequence[PostData],
+    *,
+    now: datetime,
+    published_since: datetime | None = None,
 ) -> IngestCounts:
-    """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts."""
+    """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts.
+
+    Posts published before `published_since` are left out (retention would delete them);
+    erased posts are left as they are.
+    """
     unique: dict[str, PostData] = {}
     for post in items:
+        if published_since and post.published_at and post.published_at < published_since:
+            continue
         unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
     totals = IngestCounts()
     for batch in _chunks(list(unique.values()), BATCH_SIZE):
@@ -267,24 +288,28 @@ def _ingest_batch(
     connection: Connection, source_id: int, batch: list[PostData], now: datetime
 ) -> IngestCounts:
     hashes = {p.platform_post_id: compute_content_hash(p) for p in batch}
-    existing = {
-        row.platform_post_id: (row.id, row.content_hash)
-        for row in connection.execute(
-            sa.select(posts.c.id, posts.c.platform_post_id, posts.c.content_hash).where(
-                posts.c.source_id == source_id,
-                posts.c.platform_post_id.in_(list(hashes)),
-            )
+    found = connection.execute(
+        sa.select(
+            posts.c.id, posts.c.platform_post_id, posts.c.content_hash, posts.c.erased_at
+        ).where(
+            posts.c.source_id == source_id,
+            posts.c.platform_post_id.in_(list(hashes)),
         )
-    }
+    ).all()
+    existing = {row.platform_post_id: (row.id, row.content_hash) for row in found}
+    # An erased post is a tombstone that stays one: seen again, it gets no update, no revision
+    # and no counts (`omvarld erase`).
+    erased = {row.platform_post_id for row in found if row.erased_at is not None}
     fresh = [p for p in batch if p.platform_post_id not in existing]
     changed = [
         p
         for p in batch
         if p.platform_post_id in existing
+        and p.platform_post_id not in erased
         and existing[p.platform_post_id][1] != hashes[p.platform_post_id]
     ]
 
-    ids = {key: post_id for key, (post_id, _) in existing.items()}
+    ids = {key: post_id for key, (post_id, _) in existing.items() if key not in erased}
     inserted = 0
     if fresh:
         rows = [_post_row(source_id, p, hashes[p.platform_post_id], now) for p in fresh]

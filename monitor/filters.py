@@ -1,0 +1,143 @@
+"""Which stored posts a reader asks for: one filter shared by `posts search` and `export`.
+
+A `PostFilter` is plain data; `where_posts` turns it into SQLAlchemy Core conditions on
+`posts` joined to `sources`, the same SQL on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from monitor.models import post_metrics, posts, sources
+
+
+@dataclass(frozen=True)
+class PostFilter:
+    """Posts to include; an empty tuple or None means no restriction on that field.
+
+    Values within one field are alternatives (any platform listed); fields combine with AND.
+    """
+
+    since: datetime | None = None  # published at or after
+    until: datetime | None = None  # published before
+    platforms: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # source keys
+    organisations: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # a source in any of these groups
+    kinds: tuple[str, ...] = ()
+    # Latest engagement at least this; posts never counted have none and are left out.
+    min_engagement: int | None = None
+
+
+def latest_engagement() -> sa.ScalarSelect[Any]:
+    """The post's engagement at its latest count: likes, reposts, replies, quotes and reactions.
+
+    Views are not engagement (a scroll past is not a response). NULL when the post was never
+    counted. The same sum as the `posts_latest` view (migration 0006), correlated to `posts`.
+    """
+    m = post_metrics.c
+    total = (
+        sa.func.coalesce(m.likes, 0)
+        + sa.func.coalesce(m.reposts, 0)
+        + sa.func.coalesce(m.replies, 0)
+        + sa.func.coalesce(m.quotes, 0)
+        + sa.func.coalesce(m.reactions, 0)
+    )
+    return (
+        sa.select(total)
+        .where(m.post_id == posts.c.id)
+        .order_by(m.id.desc())  # ix_post_metrics_post_id_id answers this with one index step
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def where_posts(chosen: PostFilter, *, erased: bool = False) -> list[sa.ColumnElement[bool]]:
+    """Conditions for a query over `posts` JOIN `sources`: the filter's, and never erased posts
+    (with `erased`, only erased ones: the records archive says how many it leaves out)."""
+    conditions: list[sa.ColumnElement[bool]] = [
+        posts.c.erased_at.is_not(None) if erased else posts.c.erased_at.is_(None)
+    ]
+    if chosen.since is not None:
+        conditions.append(posts.c.published_at >= chosen.since)
+    if chosen.until is not None:
+        conditions.append(posts.c.published_at < chosen.until)
+    if chosen.platforms:
+        conditions.append(sources.c.platform.in_(chosen.platforms))
+    if chosen.sources:
+        conditions.append(sources.c.key.in_(chosen.sources))
+    if chosen.organisations:
+        conditions.append(sources.c.organisation.in_(chosen.organisations))
+    if chosen.groups:
+        conditions.append(InAnyGroup(chosen.groups))
+    if chosen.kinds:
+        conditions.append(posts.c.kind.in_(chosen.kinds))
+    if chosen.min_engagement is not None:
+        conditions.append(latest_engagement() >= chosen.min_engagement)
+    return conditions
+
+
+class InAnyGroup(sa.sql.expression.ColumnElement[bool]):
+    """`sources.groups` (a JSON array) holds at least one of the given groups.
+
+    JSON membership has no common SQL spelling, so each dialect gets its own below.
+    """
+
+    type = sa.Boolean()
+    inherit_cache = False  # holds a tuple of plain values SQLAlchemy cannot key a cache on
+
+    def __init__(self, groups: tuple[str, ...]) -> None:
+        self.groups = groups
+
+
+@compiles(InAnyGroup, "sqlite")
+def _in_any_group_sqlite(element: InAnyGroup, compiler: SQLCompiler, **kw: Any) -> str:
+    # The sources in the groups, found once (a thousand rows), not a JSON scan per post.
+    grouped = sources.alias("grouped")
+    members = sa.func.json_each(grouped.c.groups).table_valued("value")
+    chosen = (
+        sa.select(grouped.c.id)
+        .select_from(grouped.join(members, sa.true()))
+        .where(members.c.value.in_(element.groups))
+    )
+    return compiler.process(sources.c.id.in_(chosen), **kw)
+
+
+@compiles(InAnyGroup, "postgresql")
+def _in_any_group_postgresql(element: InAnyGroup, compiler: SQLCompiler, **kw: Any) -> str:
+    # jsonb ?| text[]: any of the strings is a top-level element of the array.
+    wanted = sa.literal(list(element.groups), ARRAY(sa.Text))
+    return compiler.process(sources.c.groups.op("?|")(wanted), **kw)
+
+
+_SPAN = re.compile(r"^\d+[smhd]$")
+
+
+def parse_moment(value: str, now: datetime) -> datetime:
+    """A moment from what a person types: a date ("2026-11-01", midnight UTC), an ISO time
+    ("2026-11-01T08:00+01:00", UTC when no offset) or a span back from `now` ("7d", "12h").
+
+    Raises:
+        ValueError: the text is neither; the message shows the accepted forms.
+    """
+    from monitor.config import parse_duration
+
+    text = value.strip()
+    try:
+        if _SPAN.match(text):
+            return now - timedelta(seconds=parse_duration(text))
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a date like 2026-11-23, a time like 2026-11-23T08:00 or a span like 7d,"
+            f" got {value!r}"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

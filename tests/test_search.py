@@ -1,0 +1,352 @@
+"""Full-text search: Swedish stems, ranking, query syntax, filters and the index kept current by
+the database through ingest, edits, erasure and deletes, on both databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from collectors.base import CollectResult, CollectStatus, PostData, SourceState
+from monitor.cli import app
+from monitor.db import _alembic_config, make_engine
+from monitor.filters import PostFilter, parse_moment
+from monitor.models import posts, sources
+from monitor.schedule import SchedulePolicy
+from monitor.search import QueryError, make_excerpt, parse_query, search_posts
+from monitor.store import Attempt, record_attempt
+from tests.conftest import feed_source, write_config
+from tests.feedserver import FeedServer
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+EVERYTHING = PostFilter()
+runner = CliRunner()
+
+
+def add_source(
+    engine: Engine,
+    key: str,
+    *,
+    platform: str = "feed",
+    organisation: str = "Exempel kommun",
+    groups: tuple[str, ...] = (),
+) -> int:
+    with engine.begin() as connection:
+        return connection.execute(
+            sources.insert()
+            .values(
+                key=key, platform=platform, url=f"https://{key}.example.se/",
+                organisation=organisation, groups=list(groups), cursor={}, status="new",
+                consecutive_failures=0, active=True, enabled=True, created_at=NOW, updated_at=NOW,
+            )
+            .returning(sources.c.id)
+        ).scalar_one()  # fmt: skip
+
+
+def post(number: int, title: str | None, text: str | None, **changes: Any) -> PostData:
+    values: dict[str, Any] = {
+        "platform_post_id": f"post-{number}",
+        "kind": "article",
+        "url": f"https://example.se/{number}",
+        "published_at": NOW - timedelta(hours=number),
+        "title": title,
+        "text": text,
+    }
+    return PostData(**(values | changes))
+
+
+def store(engine: Engine, source_id: int, *items: PostData, when: datetime = NOW) -> None:
+    """Through the real ingest path, one collection attempt."""
+    result = CollectResult(CollectStatus.OK, posts=items, state=SourceState())
+    record = record_attempt(engine, Attempt(source_id, when, when, SchedulePolicy()), result)
+    assert record.status is CollectStatus.OK, record.error
+
+
+def found(engine: Engine, query: str, chosen: PostFilter = EVERYTHING) -> list[str]:
+    """The urls of the hits, best first."""
+    return [hit.url or "" for hit in search_posts(engine, query, chosen, limit=50)]
+
+
+@pytest.fixture
+def source_id(engine: Engine) -> int:
+    return add_source(engine, "exempel")
+
+
+def test_a_stem_finds_every_inflection_and_swedish_letters_matter(
+    engine: Engine, source_id: int
+) -> None:
+    store(
+        engine,
+        source_id,
+        post(1, "Kommunen bygger ny skola", "Byggstart i vår."),
+        post(2, None, "Tre kommuner samarbetar om räddningstjänst."),
+        post(3, "Översvämningar i Örebro", "Vattnet stiger vid ån."),
+        post(4, "Varning för översvämning", None),
+        post(5, "Oversvamning", "Stavat utan prickar."),
+    )
+
+    assert sorted(found(engine, "kommun")) == ["https://example.se/1", "https://example.se/2"]
+    assert sorted(found(engine, "KOMMUNER")) == ["https://example.se/1", "https://example.se/2"]
+    assert sorted(found(engine, "översvämningar")) == [
+        "https://example.se/3",
+        "https://example.se/4",
+    ]
+    assert found(engine, "oversvamning") == ["https://example.se/5"]
+
+
+def test_a_title_match_ranks_above_body_only_matches(engine: Engine, source_id: int) -> None:
+    store(
+        engine,
+        source_id,
+        post(1, "Nytt från nämnden", "Budgeten, budgeten och åter budgeten: budget i fokus."),
+        post(2, "Budgeten är klar", "Fullmäktige har beslutat."),
+        post(3, "Om skolan", "Skolans budget diskuterades."),
+    )
+
+    hits = search_posts(engine, "budget", EVERYTHING, limit=10)
+
+    assert hits[0].url == "https://example.se/2"
+    assert {hit.url for hit in hits[1:]} == {"https://example.se/1", "https://example.se/3"}
+    assert hits[0].rank > hits[1].rank >= hits[2].rank
+
+
+def test_phrases_or_and_exclusion(engine: Engine, source_id: int) -> None:
+    store(
+        engine,
+        source_id,
+        post(1, "Vattenläcka", "Tillfälligt avstängt vatten på Storgatan."),
+        post(2, "Avstängt", "Storgatan: vatten finns, men gatan är avstängd."),
+        post(3, "Brand", "Räddningstjänsten larmades till en brand."),
+        post(4, "Övning", "Räddningstjänsten övar brand i skolan."),
+    )
+
+    assert found(engine, '"avstängt vatten"') == ["https://example.se/1"]
+    assert sorted(found(engine, "vattenläcka OR övning")) == [
+        "https://example.se/1",
+        "https://example.se/4",
+    ]
+    assert found(engine, "brand -övning") == ["https://example.se/3"]
+    assert found(engine, 'räddningstjänsten -"övar brand"') == ["https://example.se/3"]
+    assert sorted(found(engine, "storgatan vatten")) == [
+        "https://example.se/1",
+        "https://example.se/2",
+    ]
+
+
+def test_every_filter_narrows_the_hits(engine: Engine) -> None:
+    town = add_source(engine, "town", organisation="Flens kommun", groups=("kommuner", "sörmland"))
+    agency = add_source(engine, "agency", platform="x", organisation="Trafikverket")
+    store(engine, town, post(1, "Snöröjning", "Plogbilarna är ute.", kind="article"))
+    store(
+        engine,
+        agency,
+        post(2, "Snöröjning", "Vägarna plogas.", kind="post", metrics={"likes": 7, "reposts": 3}),
+        post(30, "Snöröjning", "Gammalt inlägg.", kind="post", metrics={"likes": 1, "views": 900}),
+    )
+
+    def urls(**fields: Any) -> list[str]:
+        return sorted(found(engine, "snöröjning", PostFilter(**fields)))
+
+    assert urls() == ["https://example.se/1", "https://example.se/2", "https://example.se/30"]
+    assert urls(since=NOW - timedelta(days=1)) == ["https://example.se/1", "https://example.se/2"]
+    assert urls(until=NOW - timedelta(days=1)) == ["https://example.se/30"]
+    assert urls(platforms=("feed",)) == ["https://example.se/1"]
+    assert urls(sources=("agency",)) == ["https://example.se/2", "https://example.se/30"]
+    assert urls(organisations=("Flens kommun",)) == ["https://example.se/1"]
+    assert urls(groups=("regioner", "sörmland")) == ["https://example.se/1"]
+    assert urls(groups=("regioner",)) == []
+    assert urls(kinds=("post",)) == ["https://example.se/2", "https://example.se/30"]
+    # Views are not engagement; a post never counted has none.
+    assert urls(min_engagement=10) == ["https://example.se/2"]
+    assert urls(min_engagement=1) == ["https://example.se/2", "https://example.se/30"]
+    assert urls(platforms=("x",), min_engagement=10, since=NOW - timedelta(days=1)) == [
+        "https://example.se/2"
+    ]
+    (hit,) = search_posts(engine, "plogas", EVERYTHING, limit=5)
+    assert (hit.source_key, hit.organisation, hit.platform, hit.kind) == (
+        "agency",
+        "Trafikverket",
+        "x",
+        "post",
+    )
+    assert hit.engagement == 10
+    assert hit.published_at == NOW - timedelta(hours=2)
+
+
+def test_an_edited_post_is_found_by_its_new_text_only(engine: Engine, source_id: int) -> None:
+    store(engine, source_id, post(1, "Inställt möte", "Mötet om detaljplanen är inställt."))
+    store(
+        engine,
+        source_id,
+        post(1, "Flyttat möte", "Mötet om detaljplanen flyttas till biblioteket."),
+        when=NOW + timedelta(hours=1),
+    )
+
+    assert found(engine, "biblioteket") == ["https://example.se/1"]
+    assert found(engine, "flyttat") == ["https://example.se/1"]
+    assert found(engine, "inställt") == []
+
+
+def test_an_erased_post_is_no_longer_found(engine: Engine, source_id: int) -> None:
+    store(engine, source_id, post(1, "Personuppgifter", "Namn och adress."), post(2, "Adress", ""))
+    with engine.begin() as connection:  # what `omvarld erase` does to a post
+        connection.execute(
+            posts.update()
+            .where(posts.c.platform_post_id == "post-1")
+            .values(title=None, text=None, erased_at=NOW)
+        )
+
+    assert found(engine, "adress") == ["https://example.se/2"]
+    assert found(engine, "personuppgifter") == []
+
+
+def test_a_deleted_post_leaves_the_index(engine: Engine, source_id: int) -> None:
+    store(engine, source_id, post(1, "Gallras", "Gammal nyhet."), post(2, "Gallras", "Ny."))
+    with engine.begin() as connection:  # what retention does
+        connection.execute(posts.delete().where(posts.c.platform_post_id == "post-1"))
+
+    assert found(engine, "gallras") == ["https://example.se/2"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            count = connection.execute(sa.text("SELECT count(*) FROM posts_search")).scalar()
+        assert count == 1
+
+
+def test_posts_stored_before_the_search_migration_are_indexed_by_it(
+    database_url: str,
+) -> None:
+    from alembic import command
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0006")
+    source_id = add_source(engine, "exempel")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO posts (source_id, platform_post_id, kind, url, published_at, title,"
+                " text, tags, links, mentions, other_mentions, media, content_hash, fetched_at,"
+                " first_seen_at) VALUES (:source, 'p1', 'article', 'https://example.se/1',"
+                " :now, 'Kommunerna', 'text', '[]', '[]', '[]', 0, '[]', 'h', :now, :now)"
+            ),
+            {"source": source_id, "now": NOW.replace(tzinfo=None)},
+        )
+        command.upgrade(_alembic_config(connection), "head")
+
+    assert found(engine, "kommun") == ["https://example.se/1"]
+    engine.dispose()
+
+
+def test_the_excerpt_is_plain_text_around_the_first_match() -> None:
+    text = "Inledning. " * 40 + "Här beslutade kommunen om en ny   skola.\n" + "Slut. " * 40
+
+    excerpt = make_excerpt(text, {"kommun"}, width=80)
+
+    assert "kommunen om en ny skola" in excerpt
+    assert excerpt.startswith("…") and excerpt.endswith("…")
+    assert len(excerpt) <= 82
+    assert make_excerpt("Kort text.", {"kommun"}) == "Kort text."
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('"översvämning', "unbalanced quote"),
+        ("OR", "OR needs a word or phrase on each side"),
+        ("brand OR", "OR needs a word or phrase on each side"),
+        ("brand OR OR skola", "OR needs a word or phrase on each side"),
+        ("-brand", "nothing to search for"),
+        ("brand -", "'-' must be followed by a word or phrase"),
+        ("brand OR -skola", "an excluded word cannot be part of OR"),
+        ("!!! ???", "nothing to search for"),
+        ("", "nothing to search for"),
+    ],
+)
+def test_a_malformed_query_is_refused_with_a_reason(query: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_query(query)
+
+
+def test_fts5_syntax_in_user_text_is_searched_as_words(engine: Engine, source_id: int) -> None:
+    store(engine, source_id, post(1, "Kommunen NEAR skolan", "title: * ^ { } ( ) AND"))
+
+    # Operators and column filters of FTS5 (and tsquery's & | !) are plain words to us.
+    assert found(engine, "kommunen NEAR(skolan) title:* AND & | ! ^") == ["https://example.se/1"]
+
+
+def test_dates_and_spans_are_moments_in_utc() -> None:
+    assert parse_moment("2026-11-01", NOW) == datetime(2026, 11, 1, tzinfo=UTC)
+    assert parse_moment("2026-11-01T09:00+01:00", NOW) == datetime(2026, 11, 1, 8, tzinfo=UTC)
+    assert parse_moment("7d", NOW) == NOW - timedelta(days=7)
+    with pytest.raises(ValueError, match="a span like 7d"):
+        parse_moment("last week", NOW)
+
+
+# The command, as analysts run it, over posts collected from a loopback feed.
+
+
+def collected(tmp_path: Path, database_url: str, feed_server: FeedServer) -> str:
+    url = feed_server.add_fixture("/news.xml", "rss20.xml")
+    config = str(write_config(tmp_path, database_url, feed_source(url, key="katrineholm")))
+    assert runner.invoke(app, ["--config", config, "db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["--config", config, "collect", "--all"]).exit_code == 0
+    return config
+
+
+def test_cli_search_writes_csv_and_jsonl_that_parse(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    config = collected(tmp_path, database_url, feed_server)
+
+    as_csv = runner.invoke(
+        app, ["--config", config, "posts", "search", "snöröjning", "--format", "csv"]
+    )
+    as_jsonl = runner.invoke(
+        app, ["--config", config, "posts", "search", "snöröjningen", "--format", "jsonl"]
+    )
+    table = runner.invoke(
+        app, ["--config", config, "posts", "search", "kommun", "--since", "3650d"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+
+    assert as_csv.exit_code == 0, as_csv.output
+    (row,) = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert row["title"].startswith("Snöröjningen har startat")
+    assert row["source_key"] == "katrineholm" and row["platform"] == "feed"
+    assert float(row["rank"]) > 0
+    assert as_jsonl.exit_code == 0, as_jsonl.output
+    (hit,) = [json.loads(line) for line in as_jsonl.stdout.splitlines()]
+    assert hit["title"] == row["title"] and hit["engagement"] is None
+    assert datetime.fromisoformat(hit["published_at"]).tzinfo is not None
+    assert table.exit_code == 0, table.output
+    assert "Katrineholms kommun" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (['"snöröjning'], "error: search: unbalanced quote"),
+        (["OR"], "error: search: OR needs a word or phrase on each side"),
+        (["kommun", "--since", "förra veckan"], "error: --since: expected a date like"),
+        (["kommun", "--format", "xml"], "error: --format: expected table, csv or jsonl"),
+    ],
+)
+def test_cli_search_refuses_bad_input_with_one_line_and_exit_2(
+    tmp_path: Path, database_url: str, feed_server: FeedServer, arguments: list[str], message: str
+) -> None:
+    config = collected(tmp_path, database_url, feed_server)
+
+    result = runner.invoke(app, ["--config", config, "posts", "search", *arguments])
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(message)
