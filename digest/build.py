@@ -9,15 +9,18 @@ digests cost little more than one.
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -38,14 +41,16 @@ from digest.model import (
     Week,
 )
 from monitor.config import Config
+from monitor.db import make_engine
 from monitor.models import collection_runs, post_metrics, posts, sources
 from monitor.terms import TermExtractor
-
-T = TypeVar("T")
 
 # The counts that make up engagement; views are a different kind of attention and kept apart.
 ENGAGEMENT_NAMES = ("likes", "reposts", "replies", "quotes", "reactions")
 BASELINE_WEEKS = 4  # "the 4-week average" of issue 5
+# Below this many posts in the four weeks before, the baseline is loaded on a thread: starting a
+# process (about half a second) would cost more than the interpreter lock it avoids.
+PROCESS_BASELINE_POSTS = 50_000
 SILENT_AFTER = timedelta(days=30)
 EXCERPT_LENGTH = 280
 NEWS_PER_ORGANISATION = 3  # a few each, then "and N more"
@@ -95,7 +100,9 @@ class SourceInfo:
     active: bool
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which costs 0.2 s
+# over a week's 100,000 posts; nothing assigns to a PostRow after it is made.
+@dataclass(slots=True, eq=False)
 class PostRow:
     """A stored post of the week with its latest counts as of the week's end (None: it has no
     counts), and what every recipient's digest derives from it, worked out once."""
@@ -112,7 +119,6 @@ class PostRow:
     media: tuple[dict[str, Any], ...]
     counts: dict[str, int] | None
     engagement: int
-    terms: frozenset[str]  # hashtags and content words, for trends
     domains: frozenset[str]  # shared link domains
     folded: str  # title and text case-folded, for keywords
 
@@ -264,6 +270,30 @@ def load_week_data(
 ) -> WeekData:
     """The week's posts, the four weeks before as per-source sums, spans and collection runs;
     of every source, or only of `source_ids`. Reads only."""
+    with _cycle_collection_paused():
+        return _load_week_data(engine, week, now, source_ids)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Loading a week makes a million small objects that hold no cycles; as they pile up the
+    cycle collector would walk them again and again (1.5 s of a 10 s digest run, measured).
+    Paused for the load only: whatever other threads drop meanwhile is collected after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        # Else the collector's first pass after the load walks every object the load made.
+        # Frozen objects are still freed by reference counting when the week is dropped.
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _load_week_data(
+    engine: Engine, week: Week, now: datetime | None, source_ids: Sequence[int] | None
+) -> WeekData:
     generated_at = now or datetime.now(UTC)
     # Counts as the digest is made: Monday morning's collection says how last week's posts
     # did. A digest rebuilt later for the same week shows the counts known then.
@@ -273,31 +303,72 @@ def load_week_data(
     ids = list(all_sources) if source_ids is None else list(source_ids)
     this_week: list[PostRow] = []
     runs: dict[int, RunSummary] = {}
-    # The four weeks before and the spans are sums the database works out while it holds no
-    # GIL: on a connection of their own they take a second core while this thread turns the
-    # week's posts into Python objects. (The windows don't overlap; the spans may see a post
-    # stored meanwhile, which no section can tell apart from one stored a second earlier.)
-    with ThreadPoolExecutor(1, thread_name_prefix="digest-baseline") as pool:
-        spans_loaded = pool.submit(_read, engine, _load_spans, week.end)
-        baseline = pool.submit(_read, engine, _load_baseline, ids, week, counted_until)
+    week_terms: dict[int, Counter[str]] = {}
+    # The four weeks before and the spans are worked out beside the week's posts: in a process
+    # of its own when there are many (turning 300,000 posts' terms into counts is Python work,
+    # and two threads would take turns at one interpreter lock), else on a thread, where the
+    # database's share of the work runs free of the lock. (The windows don't overlap; the
+    # spans may see a post stored meanwhile, which no section can tell from one stored a
+    # second earlier.)
+    apart = _baseline_executor(engine, ids, week)
+    with apart as pool:
+        baseline = pool.submit(
+            _load_history_apart,
+            engine if isinstance(pool, ThreadPoolExecutor) else _url_of(engine),
+            ids,
+            week,
+            counted_until,
+        )
         if ids:
             with engine.connect() as connection:
                 counts = _load_counts(connection, ids, week.start, week.end, counted_until)
                 this_week = _load_posts(connection, all_sources, ids, week, counts)
                 runs = _load_runs(connection, ids, week.start, week.end)
+                # Here rather than apart: that side has the longer way to go already.
+                week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
-        history = add_week(baseline.result(), this_week)
-        spans = spans_loaded.result()
+        before, spans = baseline.result()
+    history = add_week(before, this_week, week_terms)
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
         TermTotals.of(history.values()),
     )  # fmt: skip
 
 
-def _read(engine: Engine, load: Callable[..., T], *args: Any) -> T:
-    """`load(connection, *args)` on a connection of its own."""
+def _baseline_executor(engine: Engine, ids: list[int], week: Week) -> Executor:
+    """A process for a large baseline on a database another process can open, else a thread."""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return ThreadPoolExecutor(1, thread_name_prefix="digest-baseline")
+    weeks = week.shifted(-BASELINE_WEEKS)
     with engine.connect() as connection:
-        return load(connection, *args)
+        size = connection.execute(
+            sa.select(sa.func.count()).where(_in_window(ids, weeks.start, week.start))
+        ).scalar_one()
+    if size < PROCESS_BASELINE_POSTS:
+        return ThreadPoolExecutor(1, thread_name_prefix="digest-baseline")
+    # forkserver: a child forked from a multi-threaded process (the service) could inherit a
+    # lock held by another thread; the forkserver forks from a clean single-threaded process.
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def _url_of(engine: Engine) -> str:
+    """The engine's URL with its password, for a process that opens the database itself."""
+    return engine.url.render_as_string(hide_password=False)
+
+
+def _load_history_apart(
+    database: Engine | str, ids: list[int], week: Week, counted_until: datetime
+) -> tuple[dict[int, SourceHistory], dict[int, SourceSpan]]:
+    """The four weeks before and every source's span, on a connection of their own; given a
+    URL (in another process), on an engine of their own."""
+    engine = make_engine(database) if isinstance(database, str) else database
+    try:
+        with engine.connect() as connection:
+            spans = _load_spans(connection, week.end)
+            return _load_baseline(connection, ids, week, counted_until), spans
+    finally:
+        if isinstance(database, str):
+            engine.dispose()
 
 
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
@@ -381,13 +452,10 @@ def _load_posts(
         sa.type_coerce(posts.c.tags, sa.Text),
         sa.type_coerce(posts.c.links, sa.Text),
         sa.type_coerce(posts.c.media, sa.Text),
-        posts.c.terms,
     ).where(_in_window(source_ids, week.start, week.end))
-    terms = TermExtractor()
     rows = []
     for (
         post_id, source_id, kind, url, published, title, text, raw_tags, raw_links, raw_media,
-        post_terms,
     ) in connection.execute(query):  # fmt: skip
         source = all_sources[source_id]
         tags = _decode_list(raw_tags)
@@ -408,11 +476,6 @@ def _load_posts(
                 media=tuple(m for m in _decode_list(raw_media) if isinstance(m, dict)),
                 counts=post_counts,
                 engagement=engagement_of(post_counts),
-                terms=(
-                    terms.extract(title, text, tags)
-                    if post_terms is None
-                    else frozenset(post_terms.split())
-                ),
                 domains=frozenset(d for d in map(_domain, addresses) if d),
                 folded=f"{title or ''}\n{text or ''}".casefold(),
             )
@@ -462,34 +525,43 @@ def _load_baseline(
         summary.engagement[index] = summed
         summary.counted += counted
         summary.counted_engagement += summed
-    # The terms of each source's posts as one long string: counted in C, not post by post.
-    terms = (
-        sa.select(posts.c.source_id, sa.func.aggregate_strings(posts.c.terms, " "))
-        .where(window, posts.c.terms.is_not(None))
-        .group_by(posts.c.source_id)
-    )
-    for source_id, joined in connection.execute(terms):
-        if joined:
-            history[source_id].terms.update(joined.split())
-    # Posts stored before posts.terms existed: their text is split here instead.
-    unsplit = sa.select(posts.c.id, posts.c.source_id).where(window, posts.c.terms.is_(None))
-    _split_terms(connection, {post_id: history[source_id].terms
-                              for post_id, source_id in connection.execute(unsplit)})  # fmt: skip
+    for source_id, counted_terms in count_terms(connection, window).items():
+        history[source_id].terms = counted_terms
     return history
 
 
+def count_terms(connection: Connection, where: sa.ColumnElement[bool]) -> dict[int, Counter[str]]:
+    """Per source, how many of its posts chosen by `where` use each term."""
+    counted: dict[int, Counter[str]] = defaultdict(Counter)
+    # Each source's terms as one long string from the database, counted in C, not post by post.
+    joined = (
+        sa.select(posts.c.source_id, sa.func.aggregate_strings(posts.c.terms, " "))
+        .where(where, posts.c.terms.is_not(None))
+        .group_by(posts.c.source_id)
+    )
+    for source_id, text in connection.execute(joined):
+        if text:
+            counted[source_id].update(text.split())
+    # Posts stored before posts.terms existed: their text is split here instead.
+    unsplit = sa.select(posts.c.id, posts.c.source_id).where(where, posts.c.terms.is_(None))
+    _split_terms(connection, {post_id: counted[source_id]
+                              for post_id, source_id in connection.execute(unsplit)})  # fmt: skip
+    return dict(counted)
+
+
 def add_week(
-    history: dict[int, SourceHistory], this_week: Sequence[PostRow]
+    history: dict[int, SourceHistory],
+    this_week: Sequence[PostRow],
+    week_terms: dict[int, Counter[str]],
 ) -> dict[int, SourceHistory]:
-    """The baseline completed with the week's posts (newest first): sums, and each source's
-    posts in the order every section ranks them."""
+    """The baseline completed with the week's posts (newest first) and their terms per source:
+    sums, and each source's posts in the order every section ranks them."""
     for row in this_week:
         summary = history.get(row.source.id)
         if summary is None:
             summary = history[row.source.id] = _new_history()
         summary.week_posts += 1
         summary.week_engagement += row.engagement
-        summary.week_terms.update(row.terms)
         summary.week_domains.update(row.domains)
         if row.kind in VIDEO_KINDS:
             summary.videos.append(row)
@@ -503,6 +575,8 @@ def add_week(
             summary.engaged.append(row)
         if row.counts.get("replies", 0) > 0:
             summary.replied.append(row)
+    for source_id, counted in week_terms.items():
+        history[source_id].week_terms = counted
     for summary in history.values():
         summary.engaged.sort(key=_engagement_order)
         summary.replied.sort(key=_dialog_order)
@@ -571,6 +645,7 @@ def _load_spans(connection: Connection, end: datetime) -> dict[int, SourceSpan]:
             sa.func.max(posts.c.published_at).label("newest"),
         )
         .where(posts.c.published_at < end, posts.c.deleted_at.is_(None))
+        .where(posts.c.erased_at.is_(None))
         .group_by(posts.c.source_id)
     )
     return {

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import digest.build
 from collectors.base import CollectResult, CollectStatus, Media, PostData
 from digest.build import (
     build_digest,
@@ -570,6 +571,18 @@ def test_digests_built_together_equal_digests_built_one_at_a_time(
     assert {r.email: builder(r) for r in MANY_READERS} == alone
     assert together["anna@katrineholm.se"].mentions
     assert together["ingen@example.se"].is_empty
+
+
+def test_a_large_baseline_read_in_another_process_gives_the_same_digests(
+    engine: Engine, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = local(11, 30, 7)
+    on_a_thread = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    # Any baseline counts as large: the four weeks before are read by a forkserver process
+    # that opens the database from its URL (on PostgreSQL, with this test's own schema).
+    monkeypatch.setattr(digest.build, "PROCESS_BASELINE_POSTS", 0)
+    assert build_digests(engine, config, MANY_READERS, WEEK, now=now) == on_a_thread
+    assert any(d.trends for d in on_a_thread.values())  # the baseline was there to compare
 
 
 def test_a_builder_loads_the_week_once_so_later_posts_are_not_seen(
