@@ -528,6 +528,57 @@ def posts_list(
     out.print(table)
 
 
+# The filters `posts search` and `export` share (monitor.filters.PostFilter).
+SinceOption = Annotated[
+    str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
+]
+PlatformsOption = Annotated[
+    list[str] | None, typer.Option("--platform", help="Only this platform (repeat for several).")
+]
+SourcesOption = Annotated[
+    list[str] | None, typer.Option("--source", help="Only this source (its key).")
+]
+OrganisationsOption = Annotated[
+    list[str] | None, typer.Option("--organisation", help="Only this organisation.")
+]
+GroupsOption = Annotated[
+    list[str] | None, typer.Option("--group", help="Only sources in this group.")
+]
+KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Only this kind of post.")]
+MinEngagementOption = Annotated[
+    int | None,
+    typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
+]
+
+
+def _post_filter(
+    since: str | None,
+    until: str | None,
+    platform: list[str] | None,
+    source: list[str] | None,
+    organisation: list[str] | None,
+    group: list[str] | None,
+    kind: list[str] | None,
+    min_engagement: int | None,
+) -> Any:
+    """The PostFilter the shared options say."""
+    from monitor.filters import PostFilter
+
+    return PostFilter(
+        since=_parse_moment("--since", since) if since else None,
+        until=_parse_moment("--until", until) if until else None,
+        platforms=tuple(platform or ()),
+        sources=tuple(source or ()),
+        organisations=tuple(organisation or ()),
+        groups=tuple(group or ()),
+        kinds=tuple(kind or ()),
+        min_engagement=min_engagement,
+    )
+
+
 @posts_app.command("search")
 def posts_search(
     ctx: typer.Context,
@@ -538,44 +589,25 @@ def posts_search(
             show_default=False,
         ),
     ],
-    since: Annotated[
-        str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
-    ] = None,
-    platform: Annotated[
-        list[str] | None, typer.Option(help="Only this platform (repeat for several).")
-    ] = None,
-    source: Annotated[list[str] | None, typer.Option(help="Only this source (its key).")] = None,
-    organisation: Annotated[list[str] | None, typer.Option(help="Only this organisation.")] = None,
-    group: Annotated[list[str] | None, typer.Option(help="Only sources in this group.")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only this kind of post.")] = None,
-    min_engagement: Annotated[
-        int | None,
-        typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    platform: PlatformsOption = None,
+    source: SourcesOption = None,
+    organisation: OrganisationsOption = None,
+    group: GroupsOption = None,
+    kind: KindsOption = None,
+    min_engagement: MinEngagementOption = None,
     output: Annotated[
         str, typer.Option("--format", help="table, csv or jsonl (one JSON object a line).")
     ] = "table",
     limit: Annotated[int, typer.Option(min=1, help="At most this many posts.")] = 20,
 ) -> None:
     """Search stored posts, best match first (title matches above body-only ones)."""
-    from monitor.filters import PostFilter
     from monitor.search import QueryError, SearchHit, search_posts
 
     if output not in ("table", "csv", "jsonl"):
         fail(f"--format: expected table, csv or jsonl, got {output!r}")
-    chosen = PostFilter(
-        since=_parse_moment("--since", since) if since else None,
-        until=_parse_moment("--until", until) if until else None,
-        platforms=tuple(platform or ()),
-        sources=tuple(source or ()),
-        organisations=tuple(organisation or ()),
-        groups=tuple(group or ()),
-        kinds=tuple(kind or ()),
-        min_engagement=min_engagement,
-    )
+    chosen = _post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
     try:
@@ -1025,12 +1057,6 @@ archive_app = typer.Typer(
 )
 app.add_typer(archive_app, name="archive")
 
-SinceOption = Annotated[
-    str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
-]
-UntilOption = Annotated[
-    str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
-]
 EXPORT_DATASETS = ("posts", "metrics")
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -1058,24 +1084,18 @@ def export(
     ] = None,
     since: SinceOption = None,
     until: UntilOption = None,
-    platform: Annotated[
-        list[str] | None, typer.Option(help="Only this platform (repeat for several).")
-    ] = None,
-    source: Annotated[list[str] | None, typer.Option(help="Only this source (its key).")] = None,
-    organisation: Annotated[list[str] | None, typer.Option(help="Only this organisation.")] = None,
-    group: Annotated[list[str] | None, typer.Option(help="Only sources in this group.")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only this kind of post.")] = None,
-    min_engagement: Annotated[
-        int | None,
-        typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
-    ] = None,
+    platform: PlatformsOption = None,
+    source: SourcesOption = None,
+    organisation: OrganisationsOption = None,
+    group: GroupsOption = None,
+    kind: KindsOption = None,
+    min_engagement: MinEngagementOption = None,
 ) -> None:
     """Export stored posts, or their engagement history, with a data dictionary beside the
     file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
     from collectors.base import KINDS
     from monitor.config import PLATFORMS
     from monitor.export import Dataset, ExportError, ExportFormat, export_dataset
-    from monitor.filters import PostFilter
 
     if what not in EXPORT_DATASETS:
         fail(f"export: expected posts or metrics, got {what!r}")
@@ -1088,16 +1108,7 @@ def export(
         )
     _check_known("--platform", platform, PLATFORMS)
     _check_known("--kind", kind, KINDS)
-    chosen = PostFilter(
-        since=_parse_moment("--since", since) if since else None,
-        until=_parse_moment("--until", until) if until else None,
-        platforms=tuple(platform or ()),
-        sources=tuple(source or ()),
-        organisations=tuple(organisation or ()),
-        groups=tuple(group or ()),
-        kinds=tuple(kind or ()),
-        min_engagement=min_engagement,
-    )
+    chosen = _post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
     engine = ctx.obj.synced_engine()
     _check_source_keys(engine, source or [])
     try:
