@@ -237,6 +237,19 @@ SEARCH_TABLE = "posts_search"  # SQLite: rowid = posts.id; columns title and bod
 SEARCH_COLUMN = "search"  # PostgreSQL: posts.search, tsvector, title weight A, text weight B
 SEARCH_INDEX = "ix_posts_search"
 
+# SQLite (migration 0009): what search filters on, one short row per post, kept by triggers so
+# that a common word's matches are filtered without reading the wide posts rows. Its own
+# MetaData: it exists on SQLite only and is never created from metadata.
+search_facets = sa.Table(
+    "posts_search_facets",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),  # posts.id
+    sa.Column("source_id", sa.Integer, nullable=False),
+    sa.Column("published_at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("erased_at", UTCDateTime),
+)
+
 
 def described_by_metadata(name: str | None, type_: str, parents: Mapping[Any, str | None]) -> bool:
     """False for the search index's parts; an Alembic `include_name` hook."""

@@ -195,6 +195,19 @@ def test_an_edited_post_is_found_by_its_new_text_only(engine: Engine, source_id:
     assert found(engine, "inställt") == []
 
 
+def test_filters_follow_an_edit_of_kind_and_date(engine: Engine, source_id: int) -> None:
+    store(engine, source_id, post(1, "Brandövning", "Övning vid skolan.", kind="article"))
+    later = NOW + timedelta(days=3)
+    edited = post(1, "Brandövning", "Övning vid skolan.", kind="video", published_at=later)
+    store(engine, source_id, edited, when=later)
+
+    assert found(engine, "brandövning", PostFilter(kinds=("video",))) == ["https://example.se/1"]
+    assert found(engine, "brandövning", PostFilter(kinds=("article",))) == []
+    assert found(engine, "brandövning", PostFilter(since=NOW + timedelta(days=1))) == [
+        "https://example.se/1"
+    ]
+
+
 def test_an_erased_post_is_no_longer_found(engine: Engine, source_id: int) -> None:
     store(engine, source_id, post(1, "Personuppgifter", "Namn och adress."), post(2, "Adress", ""))
     with engine.begin() as connection:  # what `omvarld erase` does to a post
