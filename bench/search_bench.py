@@ -416,7 +416,7 @@ def main() -> None:
         peer = time_like_peer(args.database, max(5, args.runs // 4))
         for name, timings in ours.items():
             ratio = statistics.median(peer[name]) / statistics.median(timings)
-            print(f"  {name:45} LIKE scan / search, p50: {ratio:,.0f}×")
+            print(f"  {name:45} LIKE scan / search, p50: {ratio:,.1f}×")
     engine.dispose()
     if "ingest" not in args.skip:
         measure_ingest_cost()
