@@ -631,22 +631,27 @@ def posts_search(
         for hit in hits:
             sys.stdout.write(json.dumps(_jsonable(asdict(hit)), ensure_ascii=False) + "\n")
         return
+    if not hits:
+        err.print(f"no stored posts match {query!r}", markup=False)
+        return
     zone = _timezone(config)
     table = Table("published", "organisation", "platform", "post", "engagement", "link")
     for hit in hits:
+        post = (
+            f"{hit.title}: {hit.excerpt}"
+            if hit.title and hit.title not in hit.excerpt
+            else hit.excerpt
+        )
+        # A terminal row, not the whole excerpt: --format csv or jsonl carries all of it.
         table.add_row(
             _when(hit.published_at, zone),
             hit.organisation,
             hit.platform,
-            f"{hit.title}: {hit.excerpt}"
-            if hit.title and hit.title not in hit.excerpt
-            else hit.excerpt,
+            post if len(post) <= 100 else post[:99] + "…",
             "–" if hit.engagement is None else str(hit.engagement),
             hit.url or "",
         )
     out.print(table)
-    if not hits:
-        err.print(f"no stored posts match {query!r}", markup=False)
 
 
 # ---------------------------------------------------------------------------------------- digest
@@ -984,7 +989,7 @@ def erase(
         report = erase_post(engine, post, reason=reason, actor=actor, now=now)
     counts = report.counts
     out.print(
-        f"Erased {report.posts_erased} posts ({report.target}): "
+        f"Erased {_count(report.posts_erased, 'post')} ({report.target}): "
         f"{counts.get('post_revisions', {}).get('deleted', 0)} earlier versions and "
         f"{counts.get('post_metrics', {}).get('deleted', 0)} rows of counts deleted; "
         f"audit entry {report.audit_id}.",
@@ -1174,7 +1179,8 @@ def archive_verify(
         out.print(str(problem), markup=False)
     if report.problems:
         out.print(
-            f"{directory}: {len(report.problems)} problems; the archive is not as written",
+            f"{directory}: {_count(len(report.problems), 'problem')};"
+            " the archive is not as written",
             markup=False,
         )
         raise typer.Exit(EXIT_FAILED)
@@ -1221,6 +1227,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 post', '2 posts'."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _size(size: int) -> str:

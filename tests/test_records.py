@@ -135,7 +135,7 @@ def test_a_changed_byte_is_named(written: Path) -> None:
 
     assert result.exit_code == 1
     assert "altered: posts.jsonl (SHA-256 differs from manifest.json)" in result.stdout
-    assert "1 problems; the archive is not as written" in result.stdout
+    assert "1 problem; the archive is not as written" in result.stdout
 
 
 def test_a_deleted_file_is_named(written: Path) -> None:
