@@ -124,12 +124,15 @@ def ensure_nginx() -> str:
 
 def _newest_python() -> str:
     """reader 3.27 needs Python 3.12 or newer; use the newest interpreter this machine has."""
-    candidates = [shutil.which(f"python3.{minor}") for minor in (14, 13, 12)]
+    # pyenv's own interpreters first: its shims exist on PATH even for versions that are not
+    # selected, and then fail ("command not found", exit 127).
+    candidates: list[str | None] = []
     pyenv = Path.home() / ".pyenv" / "versions"
     if pyenv.is_dir():
         for version in sorted(pyenv.iterdir(), key=lambda p: _version_key(p.name), reverse=True):
             if _version_key(version.name) >= (3, 12):
                 candidates.append(str(version / "bin" / "python"))
+    candidates += [shutil.which(f"python3.{minor}") for minor in (14, 13, 12)]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return candidate
