@@ -41,7 +41,7 @@ from digest.model import (
     Week,
 )
 from monitor.config import Config
-from monitor.db import make_engine
+from monitor.db import chunks, make_engine
 from monitor.models import collection_runs, post_metrics, posts, sources
 from monitor.terms import TermExtractor
 
@@ -587,7 +587,7 @@ def _split_terms(connection: Connection, unsplit: dict[int, Counter[str]]) -> No
     """Count the terms of posts stored before `posts.terms` existed, from their text, each
     into its counter."""
     terms = TermExtractor()
-    for chunk in _chunked(list(unsplit), 10_000):
+    for chunk in chunks(list(unsplit), 10_000):
         query = sa.select(
             posts.c.id,
             posts.c.title,
@@ -597,10 +597,6 @@ def _split_terms(connection: Connection, unsplit: dict[int, Counter[str]]) -> No
         ).where(posts.c.id.in_(chunk))
         for post_id, title, text, raw_tags in connection.execute(query):
             unsplit[post_id].update(terms.extract(title, text, _decode_list(raw_tags)))
-
-
-def _chunked(items: list[int], size: int) -> Iterable[list[int]]:
-    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 def _engagement_order(row: PostRow) -> tuple[int, float, int]:

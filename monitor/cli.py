@@ -1274,8 +1274,9 @@ def main() -> None:
         app()
     except sa.exc.SQLAlchemyError as error:
         # The database went away or refused mid-command: one line, not a traceback.
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        err.print(f"error: database: {reason}", markup=False)
+        from monitor.db import first_line
+
+        err.print(f"error: database: {first_line(error)}", markup=False)
         sys.exit(EXIT_FAILED)
 
 

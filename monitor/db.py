@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 SQLITE_STEM_FUNCTION = "omvarld_stems"  # named in migration 0007's triggers
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
@@ -103,7 +105,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
             command.upgrade(_alembic_config(connection), "head")
     except sa.exc.OperationalError as error:
         raise DatabaseError(
-            f"cannot upgrade {describe_database(engine)}: {_first_line(error)}"
+            f"cannot upgrade {describe_database(engine)}: {first_line(error)}"
         ) from None
     return before, current_revision(engine)
 
@@ -118,7 +120,7 @@ def ensure_schema(engine: Engine) -> None:
         current = current_revision(engine)
     except sa.exc.OperationalError as error:
         raise DatabaseError(
-            f"cannot open {describe_database(engine)}: {_first_line(error)}"
+            f"cannot open {describe_database(engine)}: {first_line(error)}"
         ) from None
     if current == SCHEMA_HEAD:
         return
@@ -145,5 +147,13 @@ def _redact(url: str) -> str:
         return url
 
 
-def _first_line(error: sa.exc.DBAPIError) -> str:
-    return str(error.orig).strip().splitlines()[0]
+def first_line(error: BaseException) -> str:
+    """A database error as one line: the driver's own message when SQLAlchemy wraps one."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`: statements stay under SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

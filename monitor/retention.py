@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from monitor.audit import record_audit
 from monitor.config import RetentionConfig
+from monitor.db import chunks, first_line
 from monitor.models import SEARCH_TABLE, post_metrics, post_revisions, posts, sources
 
 # An erased post's content hash: no real SHA-256 looks like it, so it can never match content.
@@ -267,7 +268,7 @@ def apply_retention(
         except Exception as error:
             if committed:  # earlier steps were committed: the log must say so
                 with engine.begin() as connection:
-                    log(connection, f"{why}; stopped by an error: {_first_line(error)}", committed)
+                    log(connection, f"{why}; stopped by an error: {first_line(error)}", committed)
             raise
     counts = _tally(committed)
     return RetentionReport(cutoffs, counts, False, audit_id, time.monotonic() - started)
@@ -348,7 +349,7 @@ def list_erasure_candidates(engine: Engine, post_ids: Sequence[int]) -> list[Era
     )
     found: list[ErasureCandidate] = []
     with engine.connect() as connection:
-        for batch in _chunks(list(post_ids), ERASE_BATCH):
+        for batch in chunks(list(post_ids), ERASE_BATCH):
             query = (
                 sa.select(
                     posts.c.id, sources.c.key, posts.c.published_at, posts.c.title, posts.c.text,
@@ -455,7 +456,7 @@ def _erase(
         "tags": [], "links": [], "mentions": [], "other_mentions": 0, "media": [],
         "raw": sa.null(), "terms": None, "content_hash": ERASED_CONTENT_HASH, "erased_at": now,
     }  # fmt: skip
-    for batch in _chunks(list(post_ids), ERASE_BATCH):
+    for batch in chunks(list(post_ids), ERASE_BATCH):
         counts["post_metrics"]["deleted"] += connection.execute(
             post_metrics.delete().where(post_metrics.c.post_id.in_(batch))
         ).rowcount
@@ -488,13 +489,3 @@ def _merge_search_index(connection: Connection) -> None:
         connection.exec_driver_sql(
             f"INSERT INTO {SEARCH_TABLE} ({SEARCH_TABLE}) VALUES ('optimize')"
         )
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -11,16 +11,17 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from collectors.base import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
+from monitor.db import chunks, first_line
 from monitor.models import (
     REVISION_COLUMNS,
     api_usage,
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 # Shared by every ingest: its memory of text chunks already split is what makes it cheap.
 _TERMS = TermExtractor()
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def record_attempts(
             return [record for item in items for record in record_attempts(engine, [item])]
         ((attempt, result),) = items
         log.exception("storing source %s failed", attempt.source_id)
-        message = f"could not store posts: {_first_line(error)}"
+        message = f"could not store posts: {first_line(error)}"
         failed = dataclasses.replace(result, status=CollectStatus.FAILED, posts=(), error=message)
         with engine.begin() as connection:
             return _record(connection, [(attempt, failed)])
@@ -273,7 +272,7 @@ def ingest_posts(
             continue
         unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
     totals = IngestCounts()
-    for batch in _chunks(list(unique.values()), BATCH_SIZE):
+    for batch in chunks(list(unique.values()), BATCH_SIZE):
         counts = _ingest_batch(connection, source_id, batch, now)
         totals = IngestCounts(
             totals.new + counts.new,
@@ -555,17 +554,6 @@ def _run_row(attempt: Attempt, result: CollectResult, counts: IngestCounts) -> d
 def insert_for(connection: Connection) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
     return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _first_line(error: BaseException) -> str:
-    return (
-        str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__]
-    )[0]
 
 
 def mark_skipped(
