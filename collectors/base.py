@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # Engagement counts we keep per post; a platform fills the ones it has.
 METRIC_NAMES = ("views", "likes", "reposts", "replies", "quotes", "reactions", "bookmarks")
+# The counts that add up to engagement; views (a scroll past is not a response) and bookmarks
+# (private) are not among them.
+ENGAGEMENT_NAMES = ("likes", "reposts", "replies", "quotes", "reactions")
 
 KINDS = ("article", "post", "reply", "repost", "quote", "video", "photo", "live")
 

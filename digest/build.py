@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES
+from collectors.base import ENGAGEMENT_NAMES, METRIC_NAMES
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -42,11 +42,10 @@ from digest.model import (
 )
 from monitor.config import Config
 from monitor.db import chunks, make_engine
+from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, sources
 from monitor.terms import TermExtractor
 
-# The counts that make up engagement; views are a different kind of attention and kept apart.
-ENGAGEMENT_NAMES = ("likes", "reposts", "replies", "quotes", "reactions")
 BASELINE_WEEKS = 4  # "the 4-week average" of issue 5
 # Below this many posts in the four weeks before, the baseline is loaded on a thread: starting a
 # process (about half a second) would cost more than the interpreter lock it avoids.
@@ -505,9 +504,7 @@ def _load_baseline(
         .where(earlier.c.post_id == posts.c.id, earlier.c.observed_at < counted_until)
         .scalar_subquery()
     )
-    engagement = sa.func.sum(
-        sum((sa.func.coalesce(post_metrics.c[n], 0) for n in ENGAGEMENT_NAMES), sa.literal(0))
-    )
+    engagement = sa.func.sum(engagement_total(post_metrics))
     sums = (
         sa.select(
             posts.c.source_id, which, sa.func.count(), sa.func.count(post_metrics.c.id), engagement

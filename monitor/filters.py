@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from collectors.base import ENGAGEMENT_NAMES
 from monitor.models import post_metrics, posts, sources
 
 
@@ -37,6 +38,12 @@ class PostFilter:
     min_engagement: int | None = None
 
 
+def engagement_total(metrics: sa.FromClause) -> sa.ColumnElement[int]:
+    """One observation's engagement: its ENGAGEMENT_NAMES counts added up, a missing one as 0."""
+    counts = [sa.func.coalesce(metrics.c[name], 0) for name in ENGAGEMENT_NAMES]
+    return sum(counts[1:], counts[0])
+
+
 def latest_engagement() -> sa.ScalarSelect[Any]:
     """The post's engagement at its latest count: likes, reposts, replies, quotes and reactions.
 
@@ -44,15 +51,8 @@ def latest_engagement() -> sa.ScalarSelect[Any]:
     counted. The same sum as the `posts_latest` view (migration 0006), correlated to `posts`.
     """
     m = post_metrics.c
-    total = (
-        sa.func.coalesce(m.likes, 0)
-        + sa.func.coalesce(m.reposts, 0)
-        + sa.func.coalesce(m.replies, 0)
-        + sa.func.coalesce(m.quotes, 0)
-        + sa.func.coalesce(m.reactions, 0)
-    )
     return (
-        sa.select(total)
+        sa.select(engagement_total(post_metrics))
         .where(m.post_id == posts.c.id)
         .order_by(m.id.desc())  # ix_post_metrics_post_id_id answers this with one index step
         .limit(1)
