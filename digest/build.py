@@ -173,7 +173,7 @@ class WeekData:
     history: dict[int, SourceHistory]
     spans: dict[int, SourceSpan]
     runs: dict[int, RunSummary]
-    terms: TermTotals = field(default_factory=lambda: TermTotals(Counter(), Counter()))
+    terms: TermTotals
 
 
 @dataclass(frozen=True)
@@ -406,7 +406,15 @@ def _load_counts(
     counted_until: datetime,
 ) -> dict[int, dict[str, int]]:
     """The latest counts observed before `counted_until` of the posts in [start, end)."""
-    query = _latest_counts(_in_window(source_ids, start, end), counted_until)
+    latest = (
+        sa.select(sa.func.max(post_metrics.c.id))
+        .join(posts, posts.c.id == post_metrics.c.post_id)
+        .where(_in_window(source_ids, start, end), post_metrics.c.observed_at < counted_until)
+        .group_by(post_metrics.c.post_id)
+    )
+    names = [post_metrics.c[name] for name in METRIC_NAMES]
+    # No observed_at: converting 100,000s of timestamps nobody reads is the slow part.
+    query = sa.select(post_metrics.c.post_id, *names).where(post_metrics.c.id.in_(latest))
     return {
         row[0]: {
             name: value
@@ -415,19 +423,6 @@ def _load_counts(
         }
         for row in connection.execute(query)
     }
-
-
-def _latest_counts(posts_where: sa.ColumnElement[bool], counted_until: datetime) -> sa.Select[Any]:
-    """post_id and the counts of each chosen post's latest observation before `counted_until`."""
-    latest = (
-        sa.select(sa.func.max(post_metrics.c.id))
-        .join(posts, posts.c.id == post_metrics.c.post_id)
-        .where(posts_where, post_metrics.c.observed_at < counted_until)
-        .group_by(post_metrics.c.post_id)
-    )
-    names = [post_metrics.c[name] for name in METRIC_NAMES]
-    # No observed_at: converting 100,000s of timestamps nobody reads is the slow part.
-    return sa.select(post_metrics.c.post_id, *names).where(post_metrics.c.id.in_(latest))
 
 
 def _load_posts(
@@ -847,20 +842,16 @@ def find_trends(
     # Summing per-source counts is the cost, so a recipient who follows most sources gets the
     # totals less the few left out.
     complement = len(others) < len(chosen)
+    summed, sign = (others, -1) if complement else (chosen, 1)
     current: Counter[str] = Counter(totals.week) if complement else Counter()
-    for summary in others if complement else chosen:
-        if complement:
-            current.subtract(summary.week_terms)
-        else:
-            current.update(summary.week_terms)
+    add = current.subtract if complement else current.update
+    for summary in summed:
+        add(summary.week_terms)
     candidates = {term for term, count in current.items() if count >= TREND_MIN_COUNT}
     if not candidates:
         return []
-    before: Counter[str] = Counter()
-    if complement:
-        before.update({term: totals.before[term] for term in candidates})
-    for summary in others if complement else chosen:
-        sign = -1 if complement else 1
+    before = Counter({term: totals.before[term] for term in candidates} if complement else {})
+    for summary in summed:
         for term in candidates & summary.terms.keys():
             before[term] += sign * summary.terms[term]
     return rank_trends(current, before, candidates)
