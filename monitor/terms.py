@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from itertools import chain
 
+from monitor.memo import Memo
+
 MIN_WORD_LENGTH = 4
 # Distinct whitespace-free chunks remembered before the memory is dropped: a long-running
 # service sees an unbounded stream of text, a digest build at most a few million chunks.
@@ -43,11 +45,9 @@ class TermExtractor:
     """
 
     def __init__(self) -> None:
-        self._chunks = _ChunkTerms()
+        self._chunks: Memo[str, tuple[str, ...]] = Memo(_chunk_terms, CHUNK_MEMORY)
 
     def extract(self, title: str | None, text: str | None, tags: Sequence[str]) -> frozenset[str]:
-        if len(self._chunks) > CHUNK_MEMORY:
-            self._chunks.clear()
         content = f"{title} {text}" if title and text else title or text or ""
         terms = set(chain.from_iterable(map(self._chunks.__getitem__, set(content.split()))))
         if tags:
@@ -55,13 +55,9 @@ class TermExtractor:
         return frozenset(terms)
 
 
-class _ChunkTerms(dict[str, tuple[str, ...]]):
-    """A whitespace-free piece of text -> the terms in it, decided at first sight."""
-
-    def __missing__(self, chunk: str) -> tuple[str, ...]:
-        terms = tuple(t for t in map(_term_of, _WORD.findall(chunk)) if t)
-        self[chunk] = terms
-        return terms
+def _chunk_terms(chunk: str) -> tuple[str, ...]:
+    """The terms in a whitespace-free piece of text."""
+    return tuple(t for t in map(_term_of, _WORD.findall(chunk)) if t)
 
 
 def tag_term(tag: str) -> str:
