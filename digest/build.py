@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import gc
 import json
-import multiprocessing
 import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +43,7 @@ from monitor.config import Config
 from monitor.db import chunks, make_engine
 from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, sources
+from monitor.processes import start_process_pool
 from monitor.terms import TermExtractor
 
 BASELINE_WEEKS = 4  # "the 4-week average" of issue 5
@@ -345,9 +345,7 @@ def _baseline_executor(engine: Engine, ids: list[int], week: Week) -> Executor:
         ).scalar_one()
     if size < PROCESS_BASELINE_POSTS:
         return ThreadPoolExecutor(1, thread_name_prefix="digest-baseline")
-    # forkserver: a child forked from a multi-threaded process (the service) could inherit a
-    # lock held by another thread; the forkserver forks from a clean single-threaded process.
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    return start_process_pool(1)
 
 
 def _url_of(engine: Engine) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import random
 import socket
@@ -28,6 +27,7 @@ from collectors import get_collector_class
 from collectors.base import ApiUsage, Collector, CollectResult, CollectStatus
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
+from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
 from monitor.sources import SourceRow, claim_sources
 from monitor.store import (
@@ -123,11 +123,7 @@ class _LazyProcessPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             if self._pool is None:
-                # forkserver: a child forked from this multi-threaded process could inherit a
-                # lock held by another thread; the server process has none.
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["collectors.feeds"])
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+                self._pool = start_process_pool(self.processes, preload=["collectors.feeds"])
         return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
