@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
-from monitor.models import sources
+from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
 
@@ -102,6 +102,11 @@ def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
     return {o.key: o for o in collect_sources(config, engine, rows)}
 
 
+def collect_one(config: Config, engine: Engine) -> SourceOutcome:
+    """Collect the config's only source; its outcome."""
+    return only(collect_all(config, engine))
+
+
 def count(engine: Engine, table: sa.Table) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -121,3 +126,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens", action="store_true", help="rewrite tests/golden/ from current output"
     )
+
+
+def stored_posts(engine: Engine) -> dict[str, sa.Row]:
+    """Every stored post, by its platform post id."""
+    with engine.connect() as connection:
+        return {row.platform_post_id: row for row in connection.execute(sa.select(posts))}

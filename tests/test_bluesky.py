@@ -32,11 +32,10 @@ from collectors.bluesky import (
 )
 from collectors.http import Response
 from monitor.cli import app
-from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
-from monitor.models import post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
-from tests.conftest import write_config
+from monitor.models import post_metrics, post_revisions, posts
+from monitor.sources import sync_sources
+from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
@@ -189,22 +188,6 @@ def configure(
     return config
 
 
-def collect(config: Config, engine: Engine) -> SourceOutcome:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    (outcome,) = collect_sources(config, engine, rows)
-    return outcome
-
-
-def stored(engine: Engine) -> dict[str, sa.Row[Any]]:
-    with engine.connect() as connection:
-        return {row.platform_post_id: row for row in connection.execute(sa.select(posts))}
-
-
-def source_row(engine: Engine) -> sa.Row[Any]:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == "polisen")).one()
-
-
 def metric_rows(engine: Engine, platform_post_id: str) -> list[sa.Row[Any]]:
     query = (
         sa.select(post_metrics)
@@ -224,11 +207,11 @@ def test_first_run_resolves_the_did_and_backfills_pages_until_backfill_days(
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert outcome.counts.new == len(FIRST_RUN)
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert sorted(rows) == sorted(FIRST_RUN)
     assert KIRUNA not in rows  # the first item older than backfill_days ends paging
     # The pinned post heads page one but is older than the window: neither stored nor a stop.
@@ -247,7 +230,7 @@ def test_first_run_resolves_the_did_and_backfills_pages_until_backfill_days(
         appview.pages[0]["cursor"],
         appview.pages[1]["cursor"],
     ]
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert row.platform_id == DID
     assert row.cursor["newest_id"] == FLOOD
     assert {rows[key].kind for key in FIRST_RUN} == {"post", "repost", "reply", "quote"}
@@ -270,10 +253,10 @@ def test_backfill_posts_limit_ends_the_first_run_on_the_first_page(
 ) -> None:
     config = configure(tmp_path, engine, appview.url, backfill_posts=4)
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
-    assert sorted(stored(engine)) == sorted([FLOOD, REPOST, THREAD_REPLY, THREAD_START])
+    assert sorted(stored_posts(engine)) == sorted([FLOOD, REPOST, THREAD_REPLY, THREAD_START])
     assert len(appview.requests(FEED)) == 1
 
 
@@ -281,35 +264,37 @@ def test_second_run_asks_for_the_did_and_reads_only_past_the_refresh_window(
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
+    collect_one(config, engine)
     appview.serve(*NEXT_PAGES)
     appview.server.requests.clear()
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
-    assert outcome.counts.new == 1 and ARREST in stored(engine)
+    assert outcome.counts.new == 1 and ARREST in stored_posts(engine)
     assert appview.requests(PROFILE) == []  # the DID is stored; no second resolution
     feed = [r.query for r in appview.requests(FEED)]
     assert [(q["actor"], q.get("cursor")) for q in feed] == [
         (DID, None),
         (DID, appview.pages[0]["cursor"]),
     ]  # page two reaches a post older than refresh_days: no third page
-    assert source_row(engine).cursor["newest_id"] == ARREST  # the old pinned post is no stop
+    assert (
+        source_row(engine, "polisen").cursor["newest_id"] == ARREST
+    )  # the old pinned post is no stop
 
 
 def test_edited_post_keeps_its_previous_text_and_changed_counts_add_a_metrics_row(
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
-    before = stored(engine)[FLOOD]
+    collect_one(config, engine)
+    before = stored_posts(engine)[FLOOD]
     appview.serve(*NEXT_PAGES)
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.counts.updated == 1
-    after = stored(engine)[FLOOD]
+    after = stored_posts(engine)[FLOOD]
     assert "för aktuellt läge" in after.text and after.id == before.id
     with engine.connect() as connection:
         revision = connection.execute(sa.select(post_revisions)).one()
@@ -322,34 +307,34 @@ def test_post_missing_from_a_full_refresh_window_and_from_getposts_is_marked_del
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
+    collect_one(config, engine)
     appview.serve(*NEXT_PAGES)
     appview.existing = [QUOTE]
 
-    collect(config, engine)
+    collect_one(config, engine)
 
     (lookup,) = appview.requests(GET_POSTS)
     assert parse_qs(urlsplit(lookup.path).query)["uris"] == [BIKE_CARD]
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert rows[BIKE_CARD].deleted_at is not None
     assert all(rows[key].deleted_at is None for key in rows if key != BIKE_CARD)
-    assert BIKE_CARD not in source_row(engine).cursor["recent"]
+    assert BIKE_CARD not in source_row(engine, "polisen").cursor["recent"]
 
 
 def test_renamed_account_keeps_its_source_row_did_and_posts(
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
-    before = source_row(engine)
+    collect_one(config, engine)
+    before = source_row(engine, "polisen")
     appview.rename = "polisen.se"
     appview.serve(*FIRST_PAGES)
     config = configure(tmp_path, engine, appview.url, handle="@polisen.se")
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
-    after = source_row(engine)
+    after = source_row(engine, "polisen")
     assert (after.id, after.platform_id, after.handle) == (before.id, DID, "@polisen.se")
     # The changed handle is resolved again, to the same DID: history continues.
     assert [r.query["actor"] for r in appview.requests(PROFILE)] == [
@@ -357,7 +342,7 @@ def test_renamed_account_keeps_its_source_row_did_and_posts(
         "polisen.se",
     ]
     assert {r.query["actor"] for r in appview.requests(FEED)} == {DID}
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert sorted(rows) == sorted(FIRST_RUN)
     assert rows[FLOOD].author == "polisen.se"
     assert rows[FLOOD].url == "https://bsky.app/profile/polisen.se/post/3lbr6yq7ttc2k"
@@ -371,15 +356,15 @@ def test_rate_limit_reschedules_at_the_reset_time_and_stores_nothing(
     appview.fail(FEED, 429, "error_rate_limited.json", headers)
     config = configure(tmp_path, engine, appview.url)
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     until = datetime.fromtimestamp(reset, UTC)
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == f"Bluesky: rate limited until {until:%Y-%m-%d %H:%M} UTC"
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert row.next_check_at >= until and row.consecutive_failures == 1
     assert row.platform_id == DID  # the resolution before the limit is kept
-    assert stored(engine) == {} and row.cursor == {}
+    assert stored_posts(engine) == {} and row.cursor == {}
 
 
 def test_refused_credentials_name_the_environment_variable(
@@ -388,9 +373,9 @@ def test_refused_credentials_name_the_environment_variable(
     appview.fail(PROFILE, 401, "error_auth_required.json")
     config = configure(tmp_path, engine, appview.url)
 
-    anonymous = collect(config, engine)
+    anonymous = collect_one(config, engine)
     monkeypatch.setenv("BLUESKY_ACCESS_TOKEN", "eyJ0eXAiOiJhdCtqd3QifQ.test.token")
-    with_token = collect(config, engine)
+    with_token = collect_one(config, engine)
 
     assert anonymous.error == (
         "Bluesky: the API asks for credentials (HTTP 401): set BLUESKY_ACCESS_TOKEN, "
@@ -402,25 +387,25 @@ def test_refused_credentials_name_the_environment_variable(
     first, second = appview.requests(PROFILE)
     assert "authorization" not in first.headers
     assert second.headers["authorization"] == "Bearer eyJ0eXAiOiJhdCtqd3QifQ.test.token"
-    assert "test.token" not in (source_row(engine).last_error or "")
+    assert "test.token" not in (source_row(engine, "polisen").last_error or "")
 
 
 def test_vanished_account_is_a_failure_saying_account_not_found_never_a_deletion(
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
+    collect_one(config, engine)
     appview.fail(FEED, 400, "error_account_takedown.json")
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == (
         f"Bluesky: account not found: polisen.bsky.social ({DID}) "
         "(AccountTakedown: Account has been suspended)"
     )
-    assert all(row.deleted_at is None for row in stored(engine).values())
-    assert source_row(engine).status == "failing"
+    assert all(row.deleted_at is None for row in stored_posts(engine).values())
+    assert source_row(engine, "polisen").status == "failing"
 
 
 def test_unknown_handle_is_account_not_found(
@@ -429,27 +414,27 @@ def test_unknown_handle_is_account_not_found(
     appview.fail(PROFILE, 400, "error_profile_not_found.json")
     config = configure(tmp_path, engine, appview.url)
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.error == (
         "Bluesky: account not found: polisen.bsky.social (InvalidRequest: Profile not found)"
     )
-    assert source_row(engine).platform_id is None and appview.requests(FEED) == []
+    assert source_row(engine, "polisen").platform_id is None and appview.requests(FEED) == []
 
 
 def test_server_error_is_transient_and_keeps_the_cursor(
     tmp_path: Path, engine: Engine, appview: AppView
 ) -> None:
     config = configure(tmp_path, engine, appview.url)
-    collect(config, engine)
-    cursor = source_row(engine).cursor
+    collect_one(config, engine)
+    cursor = source_row(engine, "polisen").cursor
     appview.fail(FEED, 502, "error_upstream.json")
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "Bluesky: temporary server error (HTTP 502); retried later"
-    assert source_row(engine).cursor == cursor
+    assert source_row(engine, "polisen").cursor == cursor
 
 
 def test_cli_collect_all_prints_the_summary_and_exits_zero(

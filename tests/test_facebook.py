@@ -26,7 +26,7 @@ from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.sources import select_sources, sync_sources
-from tests.conftest import write_config
+from tests.conftest import source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
@@ -146,16 +146,6 @@ def collect_once(config: Config, engine: Engine) -> SourceOutcome:
     return outcome
 
 
-def stored(engine: Engine) -> dict[str, sa.Row[Any]]:
-    with engine.connect() as connection:
-        return {row.platform_post_id: row for row in connection.execute(sa.select(posts))}
-
-
-def source_row(engine: Engine) -> sa.Row[Any]:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == "katrineholm")).one()
-
-
 def count(engine: Engine, table: sa.Table, *where: Any) -> int:
     query = sa.select(sa.func.count()).select_from(table).where(*where)
     with engine.connect() as connection:
@@ -172,7 +162,7 @@ def test_first_run_backfills_every_page_in_the_window_past_an_old_pinned_post(
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert outcome.counts.new == 6  # 30 days: the pinned post and the October posts are older
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert PINNED not in rows
     requested = [r for r in feed_server.requests if r.path.startswith(POSTS_PATH)]
     assert [r.query.get("after") for r in requested] == [
@@ -185,7 +175,7 @@ def test_first_run_backfills_every_page_in_the_window_past_an_old_pinned_post(
     assert abs(int(first["since"]) - (datetime.now(UTC) - timedelta(days=30)).timestamp()) < 60
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in feed_server.requests)
     assert not [r for r in feed_server.requests if r.path.startswith(f"{API}/{PAGE_ID}?")]
-    assert source_row(engine).platform_id == PAGE_ID
+    assert source_row(engine, "katrineholm").platform_id == PAGE_ID
 
     photo, link, video, album = rows[P1], rows[P2], rows[P3], rows[P4]
     assert (photo.kind, link.kind, video.kind, album.kind) == ("photo", "post", "video", "photo")
@@ -249,7 +239,7 @@ def test_backfill_stops_at_backfill_posts_without_reading_further_pages(
     outcome = collect_once(config, engine)
 
     assert outcome.counts.new == 4
-    assert set(stored(engine)) == {P1, P2, P3, P4}
+    assert set(stored_posts(engine)) == {P1, P2, P3, P4}
     assert [r.query.get("after") for r in feed_server.requests if POSTS_PATH in r.path] == [
         None,
         "QVFIUlNub3JvanRuaW5n",
@@ -262,7 +252,7 @@ def test_second_run_asks_only_for_posts_since_the_newest_and_uses_the_stored_pag
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server, collect="refresh_days = 0")
     collect_once(config, engine)
-    newest = stored(engine)[P1].published_at
+    newest = stored_posts(engine)[P1].published_at
     serve_listing(feed_server, LATER_LISTING)
     feed_server.requests.clear()
 
@@ -283,7 +273,7 @@ def test_second_run_rereads_recent_posts_and_appends_changed_counts(
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server, collect="refresh_days = 14")
     collect_once(config, engine)
-    photo_id, video_id = stored(engine)[P1].id, stored(engine)[P3].id
+    photo_id, video_id = stored_posts(engine)[P1].id, stored_posts(engine)[P3].id
     serve_listing(feed_server, LATER_LISTING)
     feed_server.requests.clear()
 
@@ -313,7 +303,7 @@ def test_edited_post_keeps_its_previous_text_as_a_revision(
     outcome = collect_once(config, engine)
 
     assert outcome.counts.updated == 1
-    edited = stored(engine)[P1]
+    edited = stored_posts(engine)[P1]
     assert edited.text.startswith("Nu har vi öppnat")
     with engine.connect() as connection:
         revision = connection.execute(sa.select(post_revisions)).one()
@@ -333,13 +323,13 @@ def test_recent_post_missing_from_the_listing_is_marked_deleted_when_graph_says_
     outcome = collect_once(config, engine)
 
     assert outcome.status is CollectStatus.OK
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert rows[P2].deleted_at is not None
     assert rows[P2].text == "Läs mer om budgeten för 2027 på vår webbplats."  # content kept
     assert all(row.deleted_at is None for key, row in rows.items() if key != P2)
     checks = [r for r in feed_server.requests if r.path.startswith(f"{API}/{P2}?")]
     assert len(checks) == 1 and "fields" in checks[0].query
-    assert P2 not in source_row(engine).cursor["recent"]
+    assert P2 not in source_row(engine, "katrineholm").cursor["recent"]
 
 
 def test_mentions_keep_watched_pages_and_only_count_the_rest(
@@ -349,7 +339,7 @@ def test_mentions_keep_watched_pages_and_only_count_the_rest(
     config = configure(tmp_path, engine, feed_server)
     collect_once(config, engine)
 
-    photo = stored(engine)[P1]
+    photo = stored_posts(engine)[P1]
     assert photo.mentions == ["flenskommun", "108295522551234"]
     assert photo.other_mentions == 2  # a resident and a bank
     kept = [tag["name"] for tag in photo.raw["message_tags"]]
@@ -363,7 +353,7 @@ def test_renamed_page_keeps_its_source_row_id_and_posts(
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
     collect_once(config, engine)
-    before = source_row(engine)
+    before = source_row(engine, "katrineholm")
     # The page takes a new username: the old one no longer resolves, the id still does.
     serve_page(feed_server, "katrineholmskommun", "error_page_not_found.json", status=404)
     serve_page(feed_server, PAGE_ID, "page_renamed.json")
@@ -374,7 +364,7 @@ def test_renamed_page_keeps_its_source_row_id_and_posts(
     outcome = collect_once(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
-    after = source_row(engine)
+    after = source_row(engine, "katrineholm")
     assert (after.id, after.platform_id) == (before.id, PAGE_ID)
     assert after.handle == "katrineholm.kommun"
     assert count(engine, posts) == 6
@@ -389,7 +379,7 @@ def error_source(
     outcome = collect_once(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert count(engine, posts) == 0
-    return outcome, source_row(engine)
+    return outcome, source_row(engine, "katrineholm")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.sources import select_sources, sync_sources
-from tests.conftest import write_config
+from tests.conftest import source_row, write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flickr"
@@ -124,22 +124,6 @@ class FakeFlickr:
         return answer({"photos": block, "stat": "ok"})
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FeedServer]:
-    # One server for the module: stopping one takes half a second (serve_forever's poll).
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
-def feed_server(shared_server: FeedServer) -> FeedServer:
-    """The module's server with no routes and no recorded requests."""
-    shared_server.routes.clear()
-    shared_server.handlers.clear()
-    shared_server.requests.clear()  # between tests no request is in flight
-    return shared_server
-
-
 @pytest.fixture
 def flickr(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FakeFlickr:
     monkeypatch.setenv("FLICKR_API_KEY", KEY)
@@ -178,11 +162,6 @@ def only(outcomes: dict[str, SourceOutcome]) -> SourceOutcome:
 def count(engine: Engine, table: sa.Table) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
-def source_row(engine: Engine, key: str) -> sa.Row[Any]:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == key)).one()
 
 
 def stored(engine: Engine, platform_post_id: str) -> sa.Row[Any]:

@@ -20,7 +20,15 @@ from collectors.mastodon import collect_watched_accounts, parse_status
 from monitor.cli import app
 from monitor.config import Config
 from monitor.models import post_metrics, post_revisions, posts, sources
-from tests.conftest import collect_all, configure, count, only, source_row, write_config
+from tests.conftest import (
+    collect_all,
+    configure,
+    count,
+    only,
+    source_row,
+    stored_posts,
+    write_config,
+)
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
@@ -171,11 +179,6 @@ def setup(
     return configure(tmp_path, engine, mastodon_source(server), collect), fake
 
 
-def stored(engine: Engine) -> dict[str, sa.Row]:
-    with engine.connect() as connection:
-        return {r.platform_post_id: r for r in connection.execute(sa.select(posts))}
-
-
 def list_requests(server: FeedServer) -> list[dict[str, str]]:
     return [r.query for r in requests_under(server, FakeMastodon.list_path)]
 
@@ -244,7 +247,7 @@ def test_first_collection_resolves_the_handle_and_backfills_pages_until_the_wind
     outcome = only(collect_all(config, engine))
 
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 9  # 30 days of 11
-    assert set(stored(engine)) == set(ids(fake.statuses[:9]))
+    assert set(stored_posts(engine)) == set(ids(fake.statuses[:9]))
     assert [r.query for r in requests_under(feed_server, "/api/v1/accounts/lookup")] == [
         {"acct": "krisinformation@mastodon.nu"}
     ]
@@ -255,7 +258,7 @@ def test_first_collection_resolves_the_handle_and_backfills_pages_until_the_wind
     assert row.platform_id == KRIS_ID
     assert row.cursor["newest_id"] == fake.statuses[0]["id"]
     assert row.cursor["refresh_from"] == fake.statuses[8]["id"]  # the newest older than 14 days
-    by_id = stored(engine)
+    by_id = stored_posts(engine)
     assert by_id[fake.statuses[0]["id"]].mentions == [SMHI]
     assert by_id[fake.statuses[1]["id"]].other_mentions == 1
     assert by_id[fake.statuses[1]["id"]].raw["mentions"] == []
@@ -268,7 +271,7 @@ def test_backfill_stops_at_backfill_posts(
     config, fake = setup(tmp_path, engine, feed_server, "[collect]\nbackfill_posts = 4\n\n")
     outcome = only(collect_all(config, engine))
     assert outcome.counts.new == 4
-    assert set(stored(engine)) == set(ids(fake.statuses[:4]))
+    assert set(stored_posts(engine)) == set(ids(fake.statuses[:4]))
     assert [p["limit"] for p in list_requests(feed_server)] == ["4", "4"]
 
 
@@ -278,7 +281,7 @@ def test_a_pinned_old_post_listed_first_neither_stops_paging_nor_moves_the_curso
     config, fake = setup(tmp_path, engine, feed_server, pinned=True)
     outcome = only(collect_all(config, engine))
     assert outcome.counts.new == 9
-    assert fake.pinned is not None and fake.pinned["id"] not in stored(engine)
+    assert fake.pinned is not None and fake.pinned["id"] not in stored_posts(engine)
     assert len(list_requests(feed_server)) == 4
     assert source_row(engine, "krisinformation").cursor["newest_id"] == fake.statuses[0]["id"]
 
@@ -300,7 +303,7 @@ def test_second_run_reads_forward_from_the_refresh_window_without_a_lookup(
     refresh_from = fake.statuses[9]["id"]  # S9: fake.statuses now starts with the new status
     oldest_first = list(reversed(ids(fake.statuses[:9])))
     assert [r.query["min_id"] for r in second] == [refresh_from, *oldest_first[2::3]]
-    assert stored(engine)[fresh["id"]].kind == "post"
+    assert stored_posts(engine)[fresh["id"]].kind == "post"
     cursor = source_row(engine, "krisinformation").cursor
     assert (cursor["newest_id"], cursor["refresh_from"]) == (fresh["id"], refresh_from)
 
@@ -355,7 +358,7 @@ def test_a_recent_post_gone_from_the_list_and_404_on_refresh_is_marked_deleted(
     assert outcome.status is CollectStatus.OK
     checks = requests_under(feed_server, f"/api/v1/statuses/{podcast['id']}")
     assert [r.status for r in checks] == [404]
-    deleted = {k for k, r in stored(engine).items() if r.deleted_at is not None}
+    deleted = {k for k, r in stored_posts(engine).items() if r.deleted_at is not None}
     assert deleted == {podcast["id"]}
     assert podcast["id"] not in source_row(engine, "krisinformation").cursor["recent"]
 
@@ -374,7 +377,7 @@ def test_a_renamed_account_keeps_its_source_row_id_and_posts(
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
     assert len(requests_under(feed_server, "/api/v1/accounts/lookup")) == 1
-    assert stored(engine)[fake.statuses[0]["id"]].author == "@krisinfo@mastodon.nu"
+    assert stored_posts(engine)[fake.statuses[0]["id"]].author == "@krisinfo@mastodon.nu"
 
     # The admin then writes the new handle: it resolves to the same id and the history goes on.
     config = configure(
@@ -389,7 +392,7 @@ def test_a_renamed_account_keeps_its_source_row_id_and_posts(
     ]
     after = source_row(engine, "krisinformation")
     assert (after.id, after.platform_id) == (first.id, KRIS_ID)
-    assert len(stored(engine)) == 9
+    assert len(stored_posts(engine)) == 9
 
 
 def test_rate_limit_429_reschedules_after_the_reset_and_stores_nothing(
@@ -465,7 +468,7 @@ def test_an_instance_refusing_anonymous_reads_is_collected_from_its_rss_feed(
     outcome = only(collect_all(config, engine))
 
     assert outcome.status is CollectStatus.OK and outcome.error is None
-    by_id = stored(engine)
+    by_id = stored_posts(engine)
     assert "117681390223402445" in by_id and len(by_id) == 3
     storm = by_id["117681390223402445"]
     assert (storm.kind, storm.author) == ("post", "@krisinformation@mastodon.nu")

@@ -29,11 +29,10 @@ from collectors.x import (
     snowflake_time,
 )
 from monitor.cli import app
-from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
-from monitor.models import api_usage, post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
-from tests.conftest import write_config
+from monitor.models import api_usage, post_metrics, post_revisions, posts
+from monitor.sources import sync_sources
+from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
@@ -257,22 +256,6 @@ def configure(
     return config
 
 
-def collect(config: Config, engine: Engine) -> SourceOutcome:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    (outcome,) = collect_sources(config, engine, rows)
-    return outcome
-
-
-def stored(engine: Engine) -> dict[str, sa.Row[Any]]:
-    with engine.connect() as connection:
-        return {r.platform_post_id: r for r in connection.execute(sa.select(posts))}
-
-
-def source_row(engine: Engine) -> sa.Row[Any]:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == "polisen")).one()
-
-
 def reads(engine: Engine) -> int:
     with engine.connect() as connection:
         total = connection.execute(sa.select(sa.func.sum(api_usage.c.units))).scalar()
@@ -286,11 +269,13 @@ def test_first_run_pages_through_the_backfill_window_past_a_pinned_post(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert outcome.counts.new == 8
-    assert sorted(stored(engine), key=int, reverse=True) == IN_WINDOW  # the old pinned post: no
+    assert (
+        sorted(stored_posts(engine), key=int, reverse=True) == IN_WINDOW
+    )  # the old pinned post: no
     pages = fake_x.requests(f"/2/users/{POLISEN_ID}/tweets")
     assert len(pages) == 3  # 1 + 3, 3, 2 posts: the pinned post did not end the paging
     first = pages[0].query
@@ -307,7 +292,7 @@ def test_first_run_pages_through_the_backfill_window_past_a_pinned_post(
     ]
     assert pages[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert pages[0].headers["user-agent"].startswith("Omvarld/")
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert row.platform_id == POLISEN_ID
     assert row.cursor["newest_id"] == T1 and row.cursor["user_id"] == POLISEN_ID
     assert reads(engine) == 1 + 9  # the user lookup and every post answered, the pinned one too
@@ -317,10 +302,10 @@ def test_first_run_stops_at_backfill_posts_and_keeps_the_newest(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server, backfill_days=3650, backfill_posts=5)
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 5
-    assert sorted(stored(engine), key=int, reverse=True) == [T1, T2, T3, T4, T5]
+    assert sorted(stored_posts(engine), key=int, reverse=True) == [T1, T2, T3, T4, T5]
     pages = fake_x.requests(f"/2/users/{POLISEN_ID}/tweets")
     assert [p.query["max_results"] for p in pages] == ["5", "5"]  # X's smallest page is 5
 
@@ -328,8 +313,8 @@ def test_first_run_stops_at_backfill_posts_and_keeps_the_newest(
 def test_stored_fields_kinds_media_and_mentions_policy(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
-    collect(configure(tmp_path, engine, fake_x.server), engine)
-    rows = stored(engine)
+    collect_one(configure(tmp_path, engine, fake_x.server), engine)
+    rows = stored_posts(engine)
 
     photo = rows[T1]
     assert (photo.kind, photo.author, photo.language) == ("post", "polisen", "sv")
@@ -382,18 +367,18 @@ def test_second_run_reads_only_newer_posts_and_an_edit_becomes_a_revision(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
-    original = stored(engine)[T1]
+    collect_one(config, engine)
+    original = stored_posts(engine)[T1]
     fake_x.add_posts(POLISEN_ID, "timeline_new.json")  # a new post, and T1 edited
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert (outcome.counts.new, outcome.counts.updated) == (1, 1)
     latest = fake_x.requests(f"/2/users/{POLISEN_ID}/tweets")[-1].query
     assert latest["since_id"] == T1 and "start_time" not in latest
     assert len(fake_x.requests("/2/users/by/username/polisen")) == 1  # the id is remembered
-    rows = stored(engine)
+    rows = stored_posts(engine)
     edited = rows[T1]  # keyed by the first version's id
     assert T1_EDITED not in rows and edited.id == original.id
     assert edited.text.startswith("Uppdatering:") and edited.url.endswith(T1_EDITED)
@@ -406,17 +391,17 @@ def test_second_run_reads_only_newer_posts_and_an_edit_becomes_a_revision(
     assert sorted(lookup.query["ids"].split(","), key=int, reverse=True) == [
         i for i in IN_WINDOW if i != T1
     ]
-    assert source_row(engine).cursor["newest_id"] == T0
+    assert source_row(engine, "polisen").cursor["newest_id"] == T0
 
 
 def test_changed_counts_append_a_metrics_row_and_unchanged_ones_do_not(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
+    collect_one(config, engine)
     fake_x.tweets[T1]["public_metrics"] |= {"like_count": 530, "impression_count": 61002}
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.counts.metrics == 1
     assert outcome.counts.updated == 0
@@ -435,31 +420,31 @@ def test_post_reported_not_found_on_refresh_is_marked_deleted(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
+    collect_one(config, engine)
     fake_x.deleted.add(T2)
 
-    assert collect(config, engine).status is CollectStatus.OK
-    rows = stored(engine)
+    assert collect_one(config, engine).status is CollectStatus.OK
+    rows = stored_posts(engine)
     assert rows[T2].deleted_at is not None and rows[T2].text  # dated, content kept
     assert all(rows[i].deleted_at is None for i in IN_WINDOW if i != T2)
-    assert T2 not in source_row(engine).cursor["recent"]
+    assert T2 not in source_row(engine, "polisen").cursor["recent"]
 
 
 def test_failed_refresh_keeps_the_new_posts_and_advances_the_cursor(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
+    collect_one(config, engine)
     fake_x.add_posts(POLISEN_ID, "timeline_new.json")
     fake_x.fail("/2/tweets", 503, "error_503.json")
 
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 1
     assert outcome.error == (
         "X: temporary server error (HTTP 503); retried later; counts of recent posts not refreshed"
     )
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert row.status == "ok" and row.cursor["newest_id"] == T0
 
 
@@ -467,21 +452,21 @@ def test_renamed_account_keeps_its_source_row_id_and_posts(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
-    before = source_row(engine)
+    collect_one(config, engine)
+    before = source_row(engine, "polisen")
     fake_x.rename(POLISEN_ID, "polisen_sverige")
 
     # The old handle no longer resolves, but the stored id still reads the account.
-    assert collect(config, engine).status is CollectStatus.OK
+    assert collect_one(config, engine).status is CollectStatus.OK
     # The admin updates the handle: the new name resolves to the same id.
     renamed = configure(tmp_path, engine, fake_x.server, handle="@polisen_sverige")
-    outcome = collect(renamed, engine)
+    outcome = collect_one(renamed, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert len(fake_x.requests("/2/users/by/username/polisen_sverige")) == 1
-    after = source_row(engine)
+    after = source_row(engine, "polisen")
     assert (after.id, after.platform_id) == (before.id, POLISEN_ID)
-    rows = stored(engine)
+    rows = stored_posts(engine)
     assert sorted(rows, key=int, reverse=True) == IN_WINDOW
     assert rows[T1].author == "polisen_sverige"
 
@@ -498,27 +483,27 @@ def test_429_reschedules_the_source_until_the_reset_and_stores_nothing(
         **{"x-rate-limit-limit": "1500", "x-rate-limit-remaining": "0",
            "x-rate-limit-reset": str(reset)},
     )  # fmt: skip
-    outcome = collect(configure(tmp_path, engine, fake_x.server), engine)
+    outcome = collect_one(configure(tmp_path, engine, fake_x.server), engine)
 
     until = datetime.fromtimestamp(reset, UTC)
     assert outcome.status is CollectStatus.FAILED and outcome.http_status == 429
     assert outcome.error == f"X: rate limited until {until:%Y-%m-%d %H:%M} UTC"
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert row.next_check_at >= until and row.last_error == outcome.error
-    assert row.cursor == {} and stored(engine) == {}
+    assert row.cursor == {} and stored_posts(engine) == {}
 
 
 def test_spent_rate_limit_in_headers_stops_paging_and_keeps_what_was_read(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     fake_x.remaining = 2  # the first timeline page spends the last call
-    outcome = collect(configure(tmp_path, engine, fake_x.server), engine)
+    outcome = collect_one(configure(tmp_path, engine, fake_x.server), engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith("X: rate limited until ")
     assert len(fake_x.requests(f"/2/users/{POLISEN_ID}/tweets")) == 1
-    assert sorted(stored(engine), key=int, reverse=True) == [T1, T2, T3]  # billed, so kept
-    row = source_row(engine)
+    assert sorted(stored_posts(engine), key=int, reverse=True) == [T1, T2, T3]  # billed, so kept
+    row = source_row(engine, "polisen")
     assert row.cursor == {}  # the next run reads the whole window again
     assert row.next_check_at >= datetime.fromtimestamp(fake_x.reset, UTC)
 
@@ -549,25 +534,25 @@ def test_refused_credentials_name_the_environment_variable(
     monkeypatch.setenv("OMVARLD_X", TOKEN)
     fake_x.fail("/2/users/by/username/polisen", status, fixture)
     config = configure(tmp_path, engine, fake_x.server, platform='bearer_token_env = "OMVARLD_X"')
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED and outcome.http_status == status
     assert outcome.error and outcome.error.startswith(expected)
     assert "OMVARLD_X" in outcome.error and TOKEN not in outcome.error
-    assert source_row(engine).status == "failing"
+    assert source_row(engine, "polisen").status == "failing"
 
 
 def test_usage_cap_is_reported_as_quota_exhausted_until_next_month(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     fake_x.fail(f"/2/users/{POLISEN_ID}/tweets", 429, "error_usage_capped.json")
-    outcome = collect(configure(tmp_path, engine, fake_x.server), engine)
+    outcome = collect_one(configure(tmp_path, engine, fake_x.server), engine)
 
     assert outcome.error == (
         "X: the app's API usage cap is reached: Usage cap exceeded: Monthly product cap;"
         " collection resumes when X resets the cap"
     )
-    assert source_row(engine).next_check_at >= first_of_next_month(datetime.now(UTC))
+    assert source_row(engine, "polisen").next_check_at >= first_of_next_month(datetime.now(UTC))
 
 
 @pytest.mark.parametrize("answered", ["errors", "http-404"])
@@ -582,19 +567,19 @@ def test_unknown_account_fails_as_not_found_and_deletes_nothing(
             lambda request: answer(load("user_not_found.json")),
         )
     config = configure(tmp_path, engine, fake_x.server, handle="@polisen_sthlm_gammal")
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith("X: account @polisen_sthlm_gammal not found")
     assert "\n" not in outcome.error
-    assert source_row(engine).status == "failing" and stored(engine) == {}
+    assert source_row(engine, "polisen").status == "failing" and stored_posts(engine) == {}
 
 
 def test_vanished_account_fails_without_marking_its_posts_deleted(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server)
-    collect(config, engine)
+    collect_one(config, engine)
     gone = {
         "errors": [
             {
@@ -609,22 +594,22 @@ def test_vanished_account_fails_without_marking_its_posts_deleted(
         ]
     }
     fake_x.failures[f"/2/users/{POLISEN_ID}/tweets"] = answer(gone)
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.error == (
         f"X: account @polisen not found (id {POLISEN_ID}): Could not find user with id:"
         f" [{POLISEN_ID}]."
     )
-    assert all(r.deleted_at is None for r in stored(engine).values())
+    assert all(r.deleted_at is None for r in stored_posts(engine).values())
 
 
 def test_server_error_is_transient(tmp_path: Path, engine: Engine, fake_x: FakeX) -> None:
     fake_x.fail(f"/2/users/{POLISEN_ID}/tweets", 503, "error_503.json")
-    outcome = collect(configure(tmp_path, engine, fake_x.server), engine)
+    outcome = collect_one(configure(tmp_path, engine, fake_x.server), engine)
 
     assert outcome.status is CollectStatus.FAILED and outcome.http_status == 503
     assert outcome.error == "X: temporary server error (HTTP 503); retried later"
-    row = source_row(engine)
+    row = source_row(engine, "polisen")
     assert (row.status, row.consecutive_failures) == ("failing", 1)
 
 
@@ -635,7 +620,7 @@ def test_unreachable_api_is_one_line(tmp_path: Path, engine: Engine, fake_x: Fak
     )
     config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
     sync_sources(engine, config, datetime.now(UTC))
-    outcome = collect(config, engine)
+    outcome = collect_one(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "X: cannot connect to 127.0.0.1"
 
@@ -647,7 +632,7 @@ def test_spent_monthly_budget_stops_x_collection_until_next_month(
     tmp_path: Path, engine: Engine, fake_x: FakeX
 ) -> None:
     config = configure(tmp_path, engine, fake_x.server, platform="monthly_read_budget = 7")
-    first = collect(config, engine)
+    first = collect_one(config, engine)
 
     # One read for the user, a page of at most six (the pinned post and three), then too
     # little is left for X's smallest page of five.
@@ -656,13 +641,13 @@ def test_spent_monthly_budget_stops_x_collection_until_next_month(
     ]
     message = "X monthly read budget of 7 reads spent; X collection resumes next month"
     assert first.status is CollectStatus.FAILED and first.error == message
-    assert sorted(stored(engine), key=int, reverse=True) == [T1, T2, T3]
+    assert sorted(stored_posts(engine), key=int, reverse=True) == [T1, T2, T3]
     assert reads(engine) == 5
     next_month = first_of_next_month(datetime.now(UTC))
-    assert source_row(engine).next_check_at >= next_month
+    assert source_row(engine, "polisen").next_check_at >= next_month
 
     calls = len(fake_x.server.requests)
-    again = collect(config, engine)
+    again = collect_one(config, engine)
     assert again.error == message and len(fake_x.server.requests) == calls
 
 

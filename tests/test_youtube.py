@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
 from monitor.models import api_usage, collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.sources import select_sources, sync_sources
-from tests.conftest import write_config
+from tests.conftest import source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "youtube"
@@ -124,22 +123,6 @@ class FakeYouTube:
         )
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FeedServer]:
-    # One server for the module: stopping one waits out its half-second poll interval.
-    with FeedServer() as server:
-        yield server
-
-
-@pytest.fixture
-def feed_server(shared_server: FeedServer) -> FeedServer:
-    """The module's server, emptied of the previous test's routes and requests."""
-    shared_server.routes.clear()
-    shared_server.handlers.clear()
-    shared_server.requests.clear()
-    return shared_server
-
-
 @pytest.fixture
 def youtube(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FakeYouTube:
     monkeypatch.setenv("YOUTUBE_API_KEY", KEY)
@@ -178,16 +161,6 @@ def collect_once(config: Config, engine: Engine) -> SourceOutcome:
     return outcome
 
 
-def stored(engine: Engine) -> dict[str, sa.Row]:
-    with engine.connect() as connection:
-        return {r.platform_post_id: r for r in connection.execute(sa.select(posts))}
-
-
-def source_row(engine: Engine, key: str = "skatteverket") -> sa.Row:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sources).where(sources.c.key == key)).one()
-
-
 def units_today(engine: Engine) -> int:
     with engine.connect() as connection:
         units = connection.execute(
@@ -213,7 +186,7 @@ def test_first_run_backfills_thirty_days_over_pages_past_an_out_of_order_video(
 
     assert outcome.status is CollectStatus.OK and outcome.error is None
     assert outcome.counts.new == 6
-    assert sorted(stored(engine)) == sorted(BACKFILLED)  # not the 2025 video, nor October's
+    assert sorted(stored_posts(engine)) == sorted(BACKFILLED)  # not the 2025 video, nor October's
     (channels,) = youtube.requests("channels")
     assert channels.query["forHandle"] == "@skatteverket"
     assert channels.query["part"] == "id,snippet,contentDetails"
@@ -223,7 +196,7 @@ def test_first_run_backfills_thirty_days_over_pages_past_an_out_of_order_video(
     (videos,) = youtube.requests("videos")
     assert videos.query["id"].split(",") == BACKFILLED
     assert videos.query["part"] == "snippet,contentDetails,statistics,liveStreamingDetails"
-    row = source_row(engine)
+    row = source_row(engine, "skatteverket")
     assert row.platform_id == CHANNEL
     assert row.cursor["uploads"] == UPLOADS and sorted(row.cursor["recent"]) == sorted(RECENT)
     assert units_today(engine) == 1 + 3 + 1
@@ -235,7 +208,7 @@ def test_video_fields_counts_and_live_streams_are_stored(
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
     collect_once(config, engine)
 
-    video = stored(engine)["dK3v9Qm2TfA"]
+    video = stored_posts(engine)["dK3v9Qm2TfA"]
     assert video.kind == "video"
     assert video.url == "https://www.youtube.com/watch?v=dK3v9Qm2TfA"
     assert video.author == "Skatteverket"
@@ -256,7 +229,7 @@ def test_video_fields_counts_and_live_streams_are_stored(
         }
     ]
     assert video.raw["statistics"]["viewCount"] == "1234"
-    assert stored(engine)["Lm8nB2vC4xZ"].kind == "live"
+    assert stored_posts(engine)["Lm8nB2vC4xZ"].kind == "live"
     with engine.connect() as connection:
         counts = connection.execute(
             sa.select(post_metrics.c.views, post_metrics.c.likes, post_metrics.c.replies).where(
@@ -283,7 +256,7 @@ def test_backfill_stops_at_backfill_posts_before_the_window_ends(
     outcome = collect_once(config, engine)
 
     assert outcome.counts.new == 4
-    assert sorted(stored(engine)) == sorted(RECENT)
+    assert sorted(stored_posts(engine)) == sorted(RECENT)
     assert [r.query.get("pageToken") for r in youtube.requests("playlistItems")] == [None, PAGE_2]
 
 
@@ -305,7 +278,7 @@ def test_second_run_reads_only_new_uploads_and_refreshes_recent_videos(
     (videos,) = youtube.requests("videos")
     assert videos.query["id"].split(",") == [NEW_VIDEO, *RECENT]
     assert all(r.query["key"] == KEY for r in youtube.server.requests)
-    assert NEW_VIDEO in stored(engine)
+    assert NEW_VIDEO in stored_posts(engine)
     assert units_today(engine) == 5 + 2
 
 
@@ -337,13 +310,13 @@ def test_edited_title_keeps_the_previous_version_as_a_revision(
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
     collect_once(config, engine)
-    original = stored(engine)["Xr7bLpW0sNe"]
+    original = stored_posts(engine)["Xr7bLpW0sNe"]
     youtube.video("Xr7bLpW0sNe")["snippet"]["title"] = "Flytta till Sverige – så folkbokför du dig"
 
     outcome = collect_once(config, engine)
 
     assert (outcome.counts.new, outcome.counts.updated) == (0, 1)
-    edited = stored(engine)["Xr7bLpW0sNe"]
+    edited = stored_posts(engine)["Xr7bLpW0sNe"]
     assert edited.title == "Flytta till Sverige – så folkbokför du dig"
     with engine.connect() as connection:
         revision = connection.execute(sa.select(post_revisions)).one()
@@ -360,9 +333,9 @@ def test_recent_video_missing_from_the_api_is_marked_deleted(
     outcome = collect_once(config, engine)
 
     assert outcome.status is CollectStatus.OK
-    deleted = {key for key, row in stored(engine).items() if row.deleted_at is not None}
+    deleted = {key for key, row in stored_posts(engine).items() if row.deleted_at is not None}
     assert deleted == {"h_4YcZt8uJk"}
-    assert "h_4YcZt8uJk" not in source_row(engine).cursor["recent"]
+    assert "h_4YcZt8uJk" not in source_row(engine, "skatteverket").cursor["recent"]
 
 
 def test_renamed_channel_keeps_its_source_row_id_and_posts(
@@ -370,7 +343,7 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
     collect_once(config, engine)
-    before = source_row(engine)
+    before = source_row(engine, "skatteverket")
     youtube.handles = {"@skatteverketsverige"}
     youtube.channel["items"][0]["snippet"]["customUrl"] = "@skatteverketsverige"
     youtube.server.requests.clear()
@@ -381,7 +354,7 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
     outcome = collect_once(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
-    after = source_row(engine)
+    after = source_row(engine, "skatteverket")
     assert (after.id, after.platform_id, after.handle) == (
         before.id,
         CHANNEL,
@@ -390,7 +363,7 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
     # The changed handle is resolved again, to the same channel: history continues.
     (channels,) = youtube.requests("channels")
     assert channels.query["forHandle"] == "@skatteverketsverige"
-    assert len(stored(engine)) == 6 and count(engine, sources) == 1
+    assert len(stored_posts(engine)) == 6 and count(engine, sources) == 1
 
 
 def test_mentions_keep_watched_channels_and_only_count_the_others(
@@ -400,10 +373,10 @@ def test_mentions_keep_watched_channels_and_only_count_the_others(
     config = configure(tmp_path, engine, settings(youtube) + youtube_source() + watched)
     collect_once(config, engine)
 
-    video = stored(engine)["dK3v9Qm2TfA"]
+    video = stored_posts(engine)["dK3v9Qm2TfA"]
     assert video.mentions == ["@Krisinformation"]
     assert video.other_mentions == 1  # @kalle.svensson88; not the e-mail address
-    assert stored(engine)["Xr7bLpW0sNe"].mentions == []
+    assert stored_posts(engine)["Xr7bLpW0sNe"].mentions == []
 
 
 # ------------------------------------------------------------------------------------- errors
@@ -437,7 +410,7 @@ def test_rate_limit_fails_the_attempt_reschedules_and_stores_nothing(
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith(f"YouTube: rate limited ({reason})")
-    row = source_row(engine)
+    row = source_row(engine, "skatteverket")
     assert row.last_error == outcome.error and row.consecutive_failures == 1
     if waits:
         assert " until " in outcome.error
@@ -484,7 +457,7 @@ def test_unknown_handle_is_account_not_found(
     assert outcome.error and outcome.error.startswith(
         "YouTube: account not found: no handle @skatteverket_nu"
     )
-    assert source_row(engine).status == "failing"
+    assert source_row(engine, "skatteverket").status == "failing"
 
 
 def test_vanished_channel_is_a_failure_and_never_deletes_its_videos(
@@ -501,8 +474,8 @@ def test_vanished_channel_is_a_failure_and_never_deletes_its_videos(
     assert outcome.error and outcome.error.startswith(
         f"YouTube: account not found: no channel {CHANNEL}"
     )
-    assert [r.deleted_at for r in stored(engine).values()] == [None] * 6
-    assert source_row(engine).platform_id == CHANNEL
+    assert [r.deleted_at for r in stored_posts(engine).values()] == [None] * 6
+    assert source_row(engine, "skatteverket").platform_id == CHANNEL
 
 
 def test_server_error_is_transient_and_stores_nothing(
@@ -516,7 +489,7 @@ def test_server_error_is_transient_and_stores_nothing(
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "YouTube: temporary server error (HTTP 503); retried later"
     assert count(engine, posts) == 0
-    assert source_row(engine).cursor == {}
+    assert source_row(engine, "skatteverket").cursor == {}
     assert units_today(engine) == 5  # Google bills failed calls too
 
 
@@ -533,13 +506,13 @@ def test_spent_budget_falls_back_to_the_channel_feed_then_asks_the_api_nothing(
 
     assert first.status is CollectStatus.PARTIAL
     assert first.error == ("YouTube: quota spent; used the channel feed (2 of 2 units used today)")
-    assert sorted(stored(engine)) == sorted(
+    assert sorted(stored_posts(engine)) == sorted(
         [NEW_VIDEO, "dK3v9Qm2TfA", "Xr7bLpW0sNe", "h_4YcZt8uJk"]
     )
-    video = stored(engine)["dK3v9Qm2TfA"]
+    video = stored_posts(engine)["dK3v9Qm2TfA"]
     assert video.url == "https://www.youtube.com/watch?v=dK3v9Qm2TfA" and video.html is None
     assert video.links == ["https://www.skatteverket.se/rotochrut"]
-    assert units_today(engine) == 2 and source_row(engine).platform_id == CHANNEL
+    assert units_today(engine) == 2 and source_row(engine, "skatteverket").platform_id == CHANNEL
     api_calls = len(youtube.server.requests) - 1
 
     second = collect_once(config, engine)
@@ -566,8 +539,10 @@ def test_quota_exceeded_answer_takes_only_new_videos_from_the_feed(
         "YouTube: quota spent; used the channel feed (the API answered quotaExceeded)"
     )
     assert (outcome.counts.new, outcome.counts.updated) == (1, 0)  # the known three untouched
-    assert NEW_VIDEO in stored(engine) and count(engine, post_revisions) == 0
-    assert source_row(engine).cursor["uploads"] == UPLOADS  # the API resumes where it was
+    assert NEW_VIDEO in stored_posts(engine) and count(engine, post_revisions) == 0
+    assert (
+        source_row(engine, "skatteverket").cursor["uploads"] == UPLOADS
+    )  # the API resumes where it was
 
 
 def test_without_a_key_the_channel_feed_is_collected(
@@ -582,7 +557,7 @@ def test_without_a_key_the_channel_feed_is_collected(
     assert outcome.status is CollectStatus.OK and outcome.error is None
     assert outcome.counts.new == 4
     assert [r.path for r in feed_server.requests] == [FEED_PATH]
-    assert source_row(engine).platform_id == CHANNEL
+    assert source_row(engine, "skatteverket").platform_id == CHANNEL
     with engine.connect() as connection:
         views = connection.execute(
             sa.select(post_metrics.c.views, post_metrics.c.likes)
