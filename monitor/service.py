@@ -179,21 +179,26 @@ def retry_failed_digests(config: Config, engine: Engine) -> None:
     from digest.archive import find_retryable
     from digest.model import Week
 
-    week = Week.previous(datetime.now(UTC), config.digest.timezone)
+    now = datetime.now(UTC)
+    week = Week.previous(now, config.digest.timezone)
     emails = find_retryable(engine, str(week), config.digest.max_attempts)
     if emails:
         log.info("digest retry week=%s recipients=%d", week, len(emails))
-        _send_digests(config, engine, tuple(emails))
+        # The same moment for both: just after Sunday midnight, a week decided again would be
+        # the new one, whose digests are not due until the schedule says.
+        _send_digests(config, engine, tuple(emails), now)
 
 
-def _send_digests(config: Config, engine: Engine, emails: tuple[str, ...]) -> None:
-    """The weekly send: last week's digests, each (recipient, week) at most once, so several
-    workers firing together, or a restart, send nothing twice."""
+def _send_digests(
+    config: Config, engine: Engine, emails: tuple[str, ...], now: datetime | None = None
+) -> None:
+    """The weekly send: the digests of the week before `now`, each (recipient, week) at most
+    once, so several workers firing together, or a restart, send nothing twice."""
     from digest.build import recipients_from_config
     from digest.mail import OutboxSender, SmtpSender, Transport, deliver_digests, make_preparer
     from digest.model import Week
 
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     week = Week.previous(now, config.digest.timezone)
     recipients = [r for r in recipients_from_config(config) if r.email in emails]
     try:
