@@ -37,7 +37,8 @@ from digest.archive import (
     parse_message,
     record_outcome,
 )
-from digest.model import Recipient, Week, personalise_url
+from digest.links import unsubscribe_links
+from digest.model import Recipient, Week
 from monitor.config import Config, DigestConfig, SmtpConfig
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,9 @@ def compose_message(
     message["Date"] = format_datetime(now.astimezone(ZoneInfo(settings.timezone)))
     message["Message-ID"] = make_msgid(domain=find_sender_domain(settings.sender))
     message["List-Id"] = f"<{settings.list_id}>"
-    unsubscribe = list_unsubscribe_targets(settings, recipient.email)
+    unsubscribe = unsubscribe_links(
+        settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email
+    )
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)
     if any(target.startswith("https://") for target in unsubscribe):
@@ -123,19 +126,6 @@ def find_sender_domain(sender: str) -> str:
     """The domain of the From address, for Message-IDs; localhost when it has none."""
     _, address = parseaddr(sender)
     return address.rpartition("@")[2] or "localhost"
-
-
-def list_unsubscribe_targets(settings: DigestConfig, email: str) -> list[str]:
-    """The List-Unsubscribe URIs for one recipient: mailto first (RFC 2369 order of preference
-    is the sender's), then the URL with `{email}` filled in."""
-    targets = []
-    if settings.unsubscribe_mailto:
-        mailto = settings.unsubscribe_mailto
-        targets.append(mailto if mailto.startswith("mailto:") else f"mailto:{mailto}")
-    url = personalise_url(settings.unsubscribe_url, email)
-    if url:
-        targets.append(url)
-    return targets
 
 
 # ------------------------------------------------------------------------------------------ SMTP

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 
@@ -77,12 +76,6 @@ class Recipient:
     platforms: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()  # posts matching them get the "Omnämnanden" section
     skip_empty: bool = True
-
-
-def personalise_url(url: str | None, email: str) -> str | None:
-    """A configured link with `{email}` replaced by the recipient's address, URL-encoded: one
-    unsubscribe or settings link per person, so the page it opens knows who clicked."""
-    return None if url is None else url.replace("{email}", quote(email, safe=""))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from babel.numbers import (
     get_plus_sign_symbol,
 )
 
+from digest.links import http_url, mailto_url, personalise_url
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -41,7 +42,6 @@ from digest.model import (
     PostItem,
     TableRow,
     Trend,
-    personalise_url,
 )
 from monitor.config import DigestConfig
 
@@ -389,29 +389,6 @@ def make_view(data: DigestData, limits: SectionLimits) -> DigestView:
         by_group=cut_table(data.by_group, limits.table_rows),
         channel_changes=cut(data.channel_changes, limits.channel_changes),
     )
-
-
-def http_url(url: str | None) -> str | None:
-    """The URL if it is http(s), else None: checked here again although the builder promises it,
-    because a `javascript:` or `data:` link in a mail is an attack, not a broken link."""
-    if not url:
-        return None
-    url = url.strip()
-    if not url.lower().startswith(("http://", "https://")):
-        return None
-    if any(ord(char) < 0x21 or char in "\"'<>\\`" for char in url):
-        return None  # a well-formed URL has these percent-encoded; raw ones smell of injection
-    return url
-
-
-def mailto_url(address: str | None) -> str | None:
-    """`mailto:` link for the unsubscribe address (given with or without the scheme)."""
-    if not address:
-        return None
-    address = address.strip().removeprefix("mailto:")
-    if not address or any(ord(char) < 0x21 or char in "\"'<>\\`" for char in address):
-        return None
-    return f"mailto:{address}"
 
 
 class Formatter:
