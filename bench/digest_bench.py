@@ -42,7 +42,7 @@ from digest.render import render_digest
 from monitor.config import Config
 from monitor.db import make_engine, upgrade
 from monitor.models import collection_runs, post_metrics, posts, sources
-from monitor.terms import TermExtractor, encode_terms
+from monitor.terms import stored_terms
 
 WEEK = Week(2026, 48)
 BASELINE_WEEKS = 4
@@ -175,7 +175,6 @@ def generate(
     post_id = 0
     metric_id = 0
     # Ingest decides each post's trend terms (monitor.store); timed apart, as the cost moved there.
-    extractor = TermExtractor()
     term_seconds = 0.0
 
     def post_batches() -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
@@ -233,7 +232,7 @@ def generate(
                         ]
                 fetched = published + timedelta(minutes=rng.randint(5, 120))
                 began = time.perf_counter()
-                terms = encode_terms(extractor.extract(title, text, tags))
+                terms = stored_terms(title, text, tags)
                 term_seconds += time.perf_counter() - began
                 post_rows.append({
                     "id": post_id, "source_id": source["id"], "platform_post_id": str(post_id),

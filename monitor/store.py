@@ -32,14 +32,12 @@ from monitor.models import (
     sources,
 )
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
-from monitor.terms import TermExtractor, encode_terms
+from monitor.terms import stored_terms
 
 log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
-# Shared by every ingest: its memory of text chunks already split is what makes it cheap.
-_TERMS = TermExtractor()
 
 
 @dataclass(frozen=True)
@@ -429,7 +427,7 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "other_mentions": post.other_mentions,
         "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
         "raw": post.raw,
-        "terms": encode_terms(_TERMS.extract(post.title, post.text, post.tags)),
+        "terms": stored_terms(post.title, post.text, post.tags),
         "content_hash": content_hash,
         "first_seen_at": now,
         "fetched_at": now,

@@ -7,7 +7,7 @@ four before reads words instead of splitting half a million texts each Monday.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from itertools import chain
 
 from monitor.memo import Memo
@@ -74,6 +74,11 @@ def _term_of(token: str) -> str | None:
     return word if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS else None
 
 
-def encode_terms(terms: Iterable[str]) -> str:
-    """Terms as stored in `posts.terms`: sorted, space-separated (no term holds a space)."""
-    return " ".join(sorted(terms))
+# Shared by every ingest: its memory of text chunks already split is what makes it cheap.
+_INGEST = TermExtractor()
+
+
+def stored_terms(title: str | None, text: str | None, tags: Sequence[str]) -> str:
+    """A post's terms as ingest stores them in `posts.terms`: sorted, space-separated (no term
+    holds a space)."""
+    return " ".join(sorted(_INGEST.extract(title, text, tags)))
