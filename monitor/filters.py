@@ -44,32 +44,38 @@ def engagement_total(metrics: sa.FromClause) -> sa.ColumnElement[int]:
     return sum(counts[1:], counts[0])
 
 
-def latest_engagement() -> sa.ScalarSelect[Any]:
+def latest_engagement(rows: sa.FromClause = posts) -> sa.ScalarSelect[Any]:
     """The post's engagement at its latest count: likes, reposts, replies, quotes and reactions.
 
     Views are not engagement (a scroll past is not a response). NULL when the post was never
-    counted. The same sum as the `posts_latest` view (migration 0006), correlated to `posts`.
+    counted. The same sum as the `posts_latest` view (migration 0006), correlated to `rows`
+    (`posts`, or a table with its `id`).
     """
     m = post_metrics.c
     return (
         sa.select(engagement_total(post_metrics))
-        .where(m.post_id == posts.c.id)
+        .where(m.post_id == rows.c.id)
         .order_by(m.id.desc())  # ix_post_metrics_post_id_id answers this with one index step
         .limit(1)
         .scalar_subquery()
     )
 
 
-def where_posts(chosen: PostFilter, *, erased: bool = False) -> list[sa.ColumnElement[bool]]:
-    """Conditions for a query over `posts` JOIN `sources`: the filter's, and never erased posts
-    (with `erased`, only erased ones: the records archive says how many it leaves out)."""
+def where_posts(
+    chosen: PostFilter, *, erased: bool = False, rows: sa.FromClause = posts
+) -> list[sa.ColumnElement[bool]]:
+    """Conditions for a query over `rows` JOIN `sources`: the filter's, and never erased posts
+    (with `erased`, only erased ones: the records archive says how many it leaves out).
+
+    `rows` is `posts`, or a narrower table with the same `id`, `published_at`, `kind` and
+    `erased_at` (SQLite's search facets, migration 0009)."""
     conditions: list[sa.ColumnElement[bool]] = [
-        posts.c.erased_at.is_not(None) if erased else posts.c.erased_at.is_(None)
+        rows.c.erased_at.is_not(None) if erased else rows.c.erased_at.is_(None)
     ]
     if chosen.since is not None:
-        conditions.append(posts.c.published_at >= chosen.since)
+        conditions.append(rows.c.published_at >= chosen.since)
     if chosen.until is not None:
-        conditions.append(posts.c.published_at < chosen.until)
+        conditions.append(rows.c.published_at < chosen.until)
     if chosen.platforms:
         conditions.append(sources.c.platform.in_(chosen.platforms))
     if chosen.sources:
@@ -79,9 +85,9 @@ def where_posts(chosen: PostFilter, *, erased: bool = False) -> list[sa.ColumnEl
     if chosen.groups:
         conditions.append(InAnyGroup(chosen.groups))
     if chosen.kinds:
-        conditions.append(posts.c.kind.in_(chosen.kinds))
+        conditions.append(rows.c.kind.in_(chosen.kinds))
     if chosen.min_engagement is not None:
-        conditions.append(latest_engagement() >= chosen.min_engagement)
+        conditions.append(latest_engagement(rows) >= chosen.min_engagement)
     return conditions
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql import visitors
 
 from monitor.filters import PostFilter, latest_engagement, where_posts
 from monitor.models import SEARCH_COLUMN, SEARCH_TABLE, posts, search_facets, sources
@@ -186,7 +185,6 @@ def search_posts(engine: Engine, query: str, chosen: PostFilter, limit: int) -> 
         QueryError: the query cannot be searched (see `parse_query`).
     """
     parsed = parse_query(query)
-    conditions = where_posts(chosen)
     if engine.dialect.name == "postgresql":
         score, condition = _postgresql_match(parsed)
         rows: Any = posts
@@ -195,7 +193,6 @@ def search_posts(engine: Engine, query: str, chosen: PostFilter, limit: int) -> 
         score, condition = _sqlite_match(parsed)
         # Matches are filtered in the narrow facets table (migration 0009), not the posts rows.
         rows = search_facets
-        conditions = [_onto_facets(c) for c in conditions]
         index = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer))
         searched = index.join(search_facets, search_facets.c.id == index.c.rowid).join(
             sources, sources.c.id == search_facets.c.source_id
@@ -203,7 +200,7 @@ def search_posts(engine: Engine, query: str, chosen: PostFilter, limit: int) -> 
     ranked = (
         sa.select(rows.c.id, score.label("rank"))
         .select_from(searched)
-        .where(condition, *conditions)
+        .where(condition, *where_posts(chosen, rows=rows))
         .order_by(sa.desc("rank"), rows.c.published_at.desc(), rows.c.id.desc())
         .limit(limit)
         .subquery("ranked")
@@ -230,17 +227,6 @@ def search_posts(engine: Engine, query: str, chosen: PostFilter, limit: int) -> 
         rows = connection.execute(statement).mappings().all()
     stems = {stem for alternatives in parsed.required for t in alternatives for stem in _stems(t)}
     return [_hit(row, stems) for row in rows]
-
-
-def _onto_facets(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
-    """A condition on `posts` columns, said of the same columns of `posts_search_facets`."""
-
-    def replace(element: Any, **_: Any) -> Any:
-        if isinstance(element, sa.Column) and element.table is posts:
-            return search_facets.c[element.name]
-        return None
-
-    return visitors.replacement_traverse(condition, {}, replace)
 
 
 def _sqlite_match(parsed: ParsedQuery) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[bool]]:
