@@ -128,6 +128,7 @@ def config_check(ctx: typer.Context) -> None:
     """Validate the configuration and summarise its sources."""
     from collections import Counter
 
+    from digest.delivery import describe_delivery
     from monitor.collect import find_skip_reason
 
     config = ctx.obj.config()
@@ -145,6 +146,10 @@ def config_check(ctx: typer.Context) -> None:
         for group, count in sorted(by_group.items()):
             groups.add_row(group, str(count))
         out.print(groups)
+    delivery, warning = describe_delivery(config)
+    out.print(delivery, markup=False)
+    if warning:
+        err.print(warning, markup=False)
 
 
 # -------------------------------------------------------------------------------------------- db
@@ -671,18 +676,19 @@ def digest_preview(
     week: WeekOption = None,
     recipient: RecipientOption = None,
     outbox: Annotated[
-        Path | None, typer.Option(help="Folder for the files (default: outbox/ by the config).")
+        Path | None, typer.Option(help="Folder for the files (default: the config's outbox).")
     ] = None,
 ) -> None:
     """Write each recipient's digest as .eml and .html files; sends and records nothing."""
     from digest.build import build_digest
+    from digest.delivery import find_outbox
     from digest.mail import compose_message, write_outbox
     from digest.render import render_digest
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
     recipients = _digest_recipients(config, recipient)
-    folder = outbox or config.path.parent / "outbox"
+    folder = outbox or find_outbox(config)
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
     table = Table("recipient", "subject", "size", "note", "file")
@@ -711,22 +717,16 @@ def digest_send(
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
     from digest.archive import FAILED, STALE_SENDING
-    from digest.mail import (
-        MailConfigError,
-        OutboxSender,
-        SmtpSender,
-        Transport,
-        deliver_digests,
-        make_preparer,
-    )
+    from digest.delivery import plan_delivery
+    from digest.mail import MailConfigError, deliver_digests, make_preparer
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
     recipients = _digest_recipients(config, recipient)
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
-    smtp = config.smtp
-    via = f"outbox {outbox}" if outbox else f"SMTP {smtp.host}:{smtp.port} ({smtp.security})"
+    plan = plan_delivery(config, outbox)
+    via = plan.describe()
 
     prepare = make_preparer(engine, config, chosen_week, now)
     if dry_run:
@@ -736,19 +736,14 @@ def digest_send(
         )  # fmt: skip
         out.print(f"Dry run for {chosen_week} via {via}: nothing sent or recorded.", markup=False)
         return
-    transport: Transport
     try:
-        transport = OutboxSender(outbox) if outbox else SmtpSender(smtp)
+        with plan.open_transport() as transport:
+            outcomes = deliver_digests(
+                engine, recipients, chosen_week, config.digest, prepare=prepare,
+                transport=transport, now=now,
+            )  # fmt: skip
     except MailConfigError as error:
         fail(str(error))
-    try:
-        outcomes = deliver_digests(
-            engine, recipients, chosen_week, config.digest, prepare=prepare,
-            transport=transport, now=now,
-        )  # fmt: skip
-    finally:
-        if isinstance(transport, SmtpSender):
-            transport.close()
     table = Table("recipient", "status", "subject", "attempts", "error")
     styles = {"failed": "red", "skipped": "dim"}
     for outcome in outcomes:

@@ -228,3 +228,35 @@ def test_an_empty_week_is_skipped_for_those_who_asked_and_sent_to_the_others(
     assert result.exit_code == 0
     assert "│ sent " in rows(result)["anna@example.se"]
     assert "│ skipped " in rows(result)["bo@example.se"]
+
+
+def test_without_smtp_send_and_preview_write_to_the_configured_outbox(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One rule for every path: no [smtp] means the outbox, for `digest send` as for the
+    scheduled send; `digest preview` writes into the same folder."""
+    body = """
+        [digest]
+        outbox = "brev"
+
+        [[recipients]]
+        email = "anna@example.se"
+        skip_empty = false
+    """
+    config = write_config(tmp_path, database_url, body)
+    assert runner.invoke(app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+
+    sent = digest(config, "send", "--week", WEEK)
+
+    assert sent.exit_code == 0, sent.output
+    assert f"{WEEK} via outbox folder {tmp_path / 'brev'}: 1 sent" in sent.stdout
+    assert sorted(p.name for p in (tmp_path / "brev").iterdir()) == [
+        f"{WEEK}-anna@example.se.eml",
+        f"{WEEK}-anna@example.se.html",
+    ]
+    for path in (tmp_path / "brev").iterdir():
+        path.unlink()
+    previewed = digest(config, "preview", "--week", WEEK)
+    assert previewed.exit_code == 0, previewed.output
+    assert len(list((tmp_path / "brev").glob("*.eml"))) == 1
+    assert not (tmp_path / "outbox").exists()
