@@ -89,8 +89,9 @@ def compose_message(
     message["Message-ID"] = make_msgid(domain=find_sender_domain(settings.sender))
     message["List-Id"] = f"<{settings.list_id}>"
     unsubscribe = unsubscribe_links(
-        settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email
-    )
+        settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email,
+        sender=settings.sender,
+    )  # fmt: skip
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)
     if any(target.startswith("https://") for target in unsubscribe):
