@@ -1159,15 +1159,20 @@ def archive_export(
 
 @archive_app.command("verify")
 def archive_verify(
+    ctx: typer.Context,
     directory: Annotated[
         Path, typer.Argument(metavar="DIR", help="An archive written by `archive export`.")
     ],
 ) -> None:
-    """Recompute every file's SHA-256 and name each altered, missing or extra file (exit 1)."""
+    """Recompute every file's SHA-256 and name each altered, missing, extra or refused (not a
+    regular file) file, and compare the manifest with the export in the audit log (exit 1)."""
     from monitor.records import ArchiveError, verify_archive
 
+    # Without a configuration (an archive checked on another machine) the files are still
+    # checked against each other; only the audit log's record is out of reach.
+    engine = ctx.obj.engine() if ctx.obj.config_path.exists() else None
     try:
-        report = verify_archive(directory)
+        report = verify_archive(directory, engine)
     except ArchiveError as error:
         fail(str(error))
     for problem in report.problems:
@@ -1180,6 +1185,10 @@ def archive_verify(
         )
         raise typer.Exit(EXIT_FAILED)
     out.print(f"verified {report.checked} files in {directory}", markup=False)
+    out.print(
+        report.provenance or f"{ctx.obj.config_path} not found: not checked against an audit log",
+        markup=False,
+    )
 
 
 def _check_known(option: str, values: list[str] | None, known: Sequence[str]) -> None:
