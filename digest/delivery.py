@@ -86,6 +86,8 @@ def describe_delivery(config: Config) -> tuple[str, str | None]:
     configured but nothing would reach them (None when something would)."""
     plan = plan_delivery(config)
     count = len(config.recipients)
+    if not count:
+        return "Digests: none — no [[recipients]]", None
     people = f"{count} recipient" + ("" if count == 1 else "s")
     if plan.smtp is not None:
         smtp = plan.smtp
@@ -96,8 +98,6 @@ def describe_delivery(config: Config) -> tuple[str, str | None]:
     else:
         line = f"Digests: written to {plan.outbox}/ {describe_schedules(config)} for {people}"
         line += " — no [smtp]"
-    if not count:
-        return line, None
     if plan.smtp is None:
         return line, (
             f"warning: no digest reaches the {people}: without [smtp] they are only written "

@@ -557,3 +557,13 @@ def test_config_check_says_digests_are_only_written_to_the_outbox_without_smtp(
         "warning: no digest reaches the 4 recipients: without [smtp] they are only written to"
         " outbox/; add [smtp] to mail them\n"
     )
+
+
+def test_config_check_says_no_digests_go_out_without_recipients(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), SMTP)
+
+    result = run(config, "config", "check")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "Digests: none — no [[recipients]]"
+    assert result.stderr == ""
