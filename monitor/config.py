@@ -207,6 +207,16 @@ def check_schedule(value: str) -> str:
     return value.strip()
 
 
+def check_header_value(value: str | None) -> str | None:
+    """A value that goes into a mail header (From, To's name, List-Id): one line. A CR or LF
+    would be refused by the mail library at send time, for every recipient; say so now."""
+    if value is not None and re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value):
+        raise ValueError(
+            f"{value!r} holds a line break or control character; it goes into a mail header"
+        )
+    return value
+
+
 # A failed digest is tried again by later runs (`omvarld run` every half hour) until it has had
 # this many attempts: a mailbox that refuses it all day is a matter for a person, not a loop.
 MAX_ATTEMPTS = 5
@@ -245,6 +255,12 @@ class DigestConfig(_Strict):
     def _schedule(cls, value: str) -> str:
         return check_schedule(value)
 
+    @field_validator("sender", "list_id")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        check_header_value(value)
+        return value
+
 
 class SmtpConfig(_Strict):
     """`[smtp]`: the relay digests are sent through."""
@@ -278,6 +294,11 @@ class RecipientConfig(_Strict):
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
         return None if value is None else check_schedule(value)
+
+    @field_validator("name")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        return check_header_value(value)
 
     @field_validator("email")
     @classmethod
