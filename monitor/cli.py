@@ -692,11 +692,18 @@ def digest_preview(
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
     table = Table("recipient", "subject", "size", "note", "file")
-    for person in recipients:
+    for written, person in enumerate(recipients):
         data = build_digest(engine, config, person, chosen_week, now=now)
         rendered = render_digest(data, config.digest)
         message = compose_message(rendered, person, config.digest, now=now)
-        eml, _ = write_outbox(message, folder, week=str(chosen_week), recipient=person.email)
+        try:
+            eml, _ = write_outbox(message, folder, week=str(chosen_week), recipient=person.email)
+        except OSError as error:  # a full disk: write_outbox left no partial file
+            fail(
+                f"cannot write {person.email}'s digest to {folder}: "
+                f"{error.strerror or error}; {written} of {len(recipients)} written",
+                EXIT_FAILED,
+            )
         note = "empty: would be skipped" if data.is_empty and person.skip_empty else ""
         table.add_row(person.email, rendered.subject, _kilobytes(message), note, eml.name)
     out.print(table)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -260,3 +263,46 @@ def test_without_smtp_send_and_preview_write_to_the_configured_outbox(
     assert previewed.exit_code == 0, previewed.output
     assert len(list((tmp_path / "brev").glob("*.eml"))) == 1
     assert not (tmp_path / "outbox").exists()
+
+
+def test_preview_onto_a_full_disk_says_so_in_one_line_and_leaves_no_partial_file(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The outbox on an 8 kB tmpfs, mounted in a private mount namespace (`unshare -rm`), where
+    a digest does not fit: exit 1 and one line, no traceback, no `.eml.part` left behind."""
+    body = """
+        [[recipients]]
+        email = "anna@example.se"
+        skip_empty = false
+
+        [[recipients]]
+        email = "bo@example.se"
+    """
+    config = write_config(tmp_path, database_url, body)
+    assert runner.invoke(app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    full, listing = tmp_path / "full", tmp_path / "listing.txt"
+    full.mkdir()
+    mount = 'mount -t tmpfs -o size=8k tmpfs "$1"'
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed: no private tmpfs to fill")
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", str(full)],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+
+    script = (
+        f'{mount} && "$2" -m monitor --config "$3" digest preview --week {WEEK} --outbox "$1";'
+        ' code=$?; ls -A "$1" > "$4"; exit $code'
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, str(config),
+         str(listing)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == (
+        f"error: cannot write anna@example.se's digest to {full}: No space left on device;"
+        " 0 of 2 written\n"
+    )
+    assert listing.read_text() == ""  # neither .eml.part nor .html.part
