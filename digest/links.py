@@ -5,6 +5,7 @@ Shared by the rendered footer and the List-Unsubscribe header, so that both say 
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from urllib.parse import quote
 
 
@@ -37,8 +38,19 @@ def mailto_url(address: str | None) -> str | None:
     return f"mailto:{address}"
 
 
-def unsubscribe_links(mailto: str | None, url: str | None, email: str) -> list[str]:
+def unsubscribe_links(
+    mailto: str | None, url: str | None, email: str, *, sender: str | None = None
+) -> list[str]:
     """The recipient's ways to unsubscribe, each checked: mailto first (RFC 2369 lists them in
-    the sender's order of preference), then the page with `{email}` filled in."""
+    the sender's order of preference), then the page with `{email}` filled in.
+
+    With neither configured (or neither usable), a mail to the `sender` (the From header) with
+    the subject "unsubscribe": Gmail and Yahoo require every bulk message to offer a way out.
+    """
     links = [mailto_url(mailto), http_url(personalise_url(url, email))]
-    return [link for link in links if link]
+    chosen = [link for link in links if link]
+    if not chosen and sender:
+        fallback = mailto_url(parseaddr(sender)[1])
+        if fallback:
+            chosen.append(f"{fallback}?subject=unsubscribe")
+    return chosen

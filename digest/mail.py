@@ -89,8 +89,9 @@ def compose_message(
     message["Message-ID"] = make_msgid(domain=find_sender_domain(settings.sender))
     message["List-Id"] = f"<{settings.list_id}>"
     unsubscribe = unsubscribe_links(
-        settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email
-    )
+        settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email,
+        sender=settings.sender,
+    )  # fmt: skip
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)
     if any(target.startswith("https://") for target in unsubscribe):
@@ -313,17 +314,28 @@ def write_outbox(
     """Write the message as `<week>-<recipient>.eml` and its HTML part as `.html`.
 
     The HTML is taken from the message, so the preview is exactly what a mail client gets.
-    Each file appears whole or not at all (written aside, then renamed).
+    Both files appear whole or neither does: each is written aside as `.part`, and renamed only
+    once both are written; a failure (a full disk) removes the `.part` files.
+
+    Raises:
+        OSError: the folder cannot be created or written.
     """
     directory.mkdir(parents=True, exist_ok=True)
     stem = name_outbox_file(week, recipient)
     html_part = message.get_body(preferencelist=("html",))
     html = "" if html_part is None else str(html_part.get_content())
     eml_path, html_path = directory / f"{stem}.eml", directory / f"{stem}.html"
-    for path, data in ((eml_path, message.as_bytes()), (html_path, html.encode("utf-8"))):
-        partial = path.with_name(path.name + ".part")
-        partial.write_bytes(data)
-        partial.replace(path)
+    files = ((eml_path, message.as_bytes()), (html_path, html.encode("utf-8")))
+    partials = [path.with_name(path.name + ".part") for path, _ in files]
+    try:
+        for partial, (_, data) in zip(partials, files, strict=True):
+            partial.write_bytes(data)
+        for partial, (path, _) in zip(partials, files, strict=True):
+            partial.replace(path)
+    except BaseException:
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+        raise
     return eml_path, html_path
 
 

@@ -128,6 +128,7 @@ def config_check(ctx: typer.Context) -> None:
     """Validate the configuration and summarise its sources."""
     from collections import Counter
 
+    from digest.delivery import describe_delivery
     from monitor.collect import find_skip_reason
 
     config = ctx.obj.config()
@@ -145,6 +146,10 @@ def config_check(ctx: typer.Context) -> None:
         for group, count in sorted(by_group.items()):
             groups.add_row(group, str(count))
         out.print(groups)
+    delivery, warning = describe_delivery(config)
+    out.print(delivery, markup=False)
+    if warning:
+        err.print(warning, markup=False)
 
 
 # -------------------------------------------------------------------------------------------- db
@@ -671,26 +676,34 @@ def digest_preview(
     week: WeekOption = None,
     recipient: RecipientOption = None,
     outbox: Annotated[
-        Path | None, typer.Option(help="Folder for the files (default: outbox/ by the config).")
+        Path | None, typer.Option(help="Folder for the files (default: the config's outbox).")
     ] = None,
 ) -> None:
     """Write each recipient's digest as .eml and .html files; sends and records nothing."""
     from digest.build import build_digest
+    from digest.delivery import find_outbox
     from digest.mail import compose_message, write_outbox
     from digest.render import render_digest
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
     recipients = _digest_recipients(config, recipient)
-    folder = outbox or config.path.parent / "outbox"
+    folder = outbox or find_outbox(config)
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
     table = Table("recipient", "subject", "size", "note", "file")
-    for person in recipients:
+    for written, person in enumerate(recipients):
         data = build_digest(engine, config, person, chosen_week, now=now)
         rendered = render_digest(data, config.digest)
         message = compose_message(rendered, person, config.digest, now=now)
-        eml, _ = write_outbox(message, folder, week=str(chosen_week), recipient=person.email)
+        try:
+            eml, _ = write_outbox(message, folder, week=str(chosen_week), recipient=person.email)
+        except OSError as error:  # a full disk: write_outbox left no partial file
+            fail(
+                f"cannot write {person.email}'s digest to {folder}: "
+                f"{error.strerror or error}; {written} of {len(recipients)} written",
+                EXIT_FAILED,
+            )
         note = "empty: would be skipped" if data.is_empty and person.skip_empty else ""
         table.add_row(person.email, rendered.subject, _kilobytes(message), note, eml.name)
     out.print(table)
@@ -711,22 +724,16 @@ def digest_send(
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
     from digest.archive import FAILED, STALE_SENDING
-    from digest.mail import (
-        MailConfigError,
-        OutboxSender,
-        SmtpSender,
-        Transport,
-        deliver_digests,
-        make_preparer,
-    )
+    from digest.delivery import plan_delivery
+    from digest.mail import MailConfigError, deliver_digests, make_preparer
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
     recipients = _digest_recipients(config, recipient)
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
-    smtp = config.smtp
-    via = f"outbox {outbox}" if outbox else f"SMTP {smtp.host}:{smtp.port} ({smtp.security})"
+    plan = plan_delivery(config, outbox)
+    via = plan.describe()
 
     prepare = make_preparer(engine, config, chosen_week, now)
     if dry_run:
@@ -736,19 +743,14 @@ def digest_send(
         )  # fmt: skip
         out.print(f"Dry run for {chosen_week} via {via}: nothing sent or recorded.", markup=False)
         return
-    transport: Transport
     try:
-        transport = OutboxSender(outbox) if outbox else SmtpSender(smtp)
+        with plan.open_transport() as transport:
+            outcomes = deliver_digests(
+                engine, recipients, chosen_week, config.digest, prepare=prepare,
+                transport=transport, now=now,
+            )  # fmt: skip
     except MailConfigError as error:
         fail(str(error))
-    try:
-        outcomes = deliver_digests(
-            engine, recipients, chosen_week, config.digest, prepare=prepare,
-            transport=transport, now=now,
-        )  # fmt: skip
-    finally:
-        if isinstance(transport, SmtpSender):
-            transport.close()
     table = Table("recipient", "status", "subject", "attempts", "error")
     styles = {"failed": "red", "skipped": "dim"}
     for outcome in outcomes:
@@ -1164,15 +1166,20 @@ def archive_export(
 
 @archive_app.command("verify")
 def archive_verify(
+    ctx: typer.Context,
     directory: Annotated[
         Path, typer.Argument(metavar="DIR", help="An archive written by `archive export`.")
     ],
 ) -> None:
-    """Recompute every file's SHA-256 and name each altered, missing or extra file (exit 1)."""
+    """Recompute every file's SHA-256 and name each altered, missing, extra or refused (not a
+    regular file) file, and compare the manifest with the export in the audit log (exit 1)."""
     from monitor.records import ArchiveError, verify_archive
 
+    # Without a configuration (an archive checked on another machine) the files are still
+    # checked against each other; only the audit log's record is out of reach.
+    engine = ctx.obj.engine() if ctx.obj.config_path.exists() else None
     try:
-        report = verify_archive(directory)
+        report = verify_archive(directory, engine)
     except ArchiveError as error:
         fail(str(error))
     for problem in report.problems:
@@ -1185,6 +1192,10 @@ def archive_verify(
         )
         raise typer.Exit(EXIT_FAILED)
     out.print(f"verified {report.checked} files in {directory}", markup=False)
+    out.print(
+        report.provenance or f"{ctx.obj.config_path} not found: not checked against an audit log",
+        markup=False,
+    )
 
 
 def _check_known(option: str, values: list[str] | None, known: Sequence[str]) -> None:

@@ -4,17 +4,25 @@ that can be checked for changes years later without Omvärld (`sha256sum -c SHA2
 An archive is a directory of JSON Lines files, `source.json`, and `manifest.json` and
 `SHA256SUMS` listing every file with its size and SHA-256. It is written into a hidden directory
 beside the target and renamed into place when complete, from one database snapshot, a row at a
-time. Every archive export is recorded in `audit_log`.
+time. Every archive export is recorded in `audit_log` with the manifest's SHA-256: the files check
+each other, so only that record tells a consistent rewrite of data, manifest and SHA256SUMS from
+the archive as written.
+
+Verifying reads regular files inside the archive only: a symlink (out of the archive, or to
+/dev/zero) or a FIFO is named and never opened, so verify neither hangs nor vouches for a file
+that is not there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from collectors.base import METRIC_NAMES
-from monitor.audit import current_user, record_audit
-from monitor.export import hash_file, iso_utc, omvarld_version, stream_rows
+from monitor.audit import current_user, list_audit, record_audit
+from monitor.export import iso_utc, omvarld_version, stream_rows
 from monitor.filters import PostFilter, where_posts
 from monitor.models import (
     REVISION_COLUMNS,
@@ -67,6 +75,16 @@ SOURCE_FIELDS = (
 
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 
+EXPORT_ACTION = "archive-export"
+MANIFEST_SHA256 = "manifest_sha256"  # the key of the manifest's SHA-256 in the audit row's counts
+# manifest.json and SHA256SUMS are a few hundred bytes as written; a larger one is not ours.
+MAX_LISTING_BYTES = 1_000_000
+
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}  # fmt: skip
+
 
 class ArchiveError(Exception):
     """The archive cannot be written or read as asked; the message names the thing and why."""
@@ -89,7 +107,7 @@ class ArchiveResult:
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # altered | missing | extra
+    kind: str  # altered | missing | extra | refused (not a regular file: never opened)
     name: str  # the file, relative to the archive directory
     detail: str = ""
 
@@ -101,6 +119,16 @@ class Problem:
 class Verification:
     checked: int  # files whose size and SHA-256 were recomputed
     problems: tuple[Problem, ...]
+    # What this database's audit log says of the manifest: None when no database was asked.
+    provenance: str | None = None
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    files: dict[str, tuple[int, str]]  # name -> (bytes, SHA-256)
+    source: str | None
+    created_at: str | None
+    sha256: str  # of manifest.json itself
 
 
 def export_archive(
@@ -180,6 +208,8 @@ def export_archive(
         }
         listed = _write_json(part / MANIFEST, manifest)
         sums = "".join(f"{f.sha256}  {f.name}\n" for f in [*files, listed])
+        counts: dict[str, int | str] = {f.name: f.records for f in files}
+        counts[MANIFEST_SHA256] = listed.sha256
         (part / CHECKSUMS).write_text(sums, encoding="utf-8")
         for path in part.iterdir():
             _flush_to_disk(path)
@@ -190,11 +220,11 @@ def export_archive(
             record_audit(
                 connection,
                 at=started,
-                action="archive-export",
+                action=EXPORT_ACTION,
                 target=f"source {source_key}",
                 reason=None,
                 actor=who,
-                counts={f.name: f.records for f in files},
+                counts=counts,
             )
             os.replace(part, out)
     except BaseException:
@@ -203,9 +233,10 @@ def export_archive(
     return ArchiveResult(out, tuple(files), erased)
 
 
-def verify_archive(directory: Path) -> Verification:
+def verify_archive(directory: Path, engine: Engine | None = None) -> Verification:
     """Recompute every file's size and SHA-256 and compare them with the manifest and
-    SHA256SUMS; name every altered, missing or extra file.
+    SHA256SUMS; name every altered, missing, extra or refused (not regular) file. With `engine`,
+    also compare the manifest with the export recorded in that database's audit log.
 
     Raises:
         ArchiveError: `directory` is not a directory.
@@ -213,12 +244,11 @@ def verify_archive(directory: Path) -> Verification:
     directory = Path(directory)
     if not directory.is_dir():
         raise ArchiveError(f"{directory} is not a directory")
-    present = {
-        path.relative_to(directory).as_posix() for path in directory.rglob("*") if not path.is_dir()
-    }
     problems: list[Problem] = []
+    present, refused = _list_files(directory, problems)
     sums = _read_sums(directory, present, problems)
-    listed = _read_manifest(directory, present, problems)
+    manifest = _read_manifest(directory, present, problems)
+    listed = None if manifest is None else manifest.files
     if sums is not None and listed is not None and set(sums) != {*listed, MANIFEST}:
         problems.append(Problem("altered", CHECKSUMS, f"does not list the files {MANIFEST} does"))
 
@@ -230,10 +260,18 @@ def verify_archive(directory: Path) -> Verification:
         expected.setdefault(name, []).append((CHECKSUMS, None, digest))
     checked = 0
     for name in sorted(expected):
+        if name in refused:
+            continue  # named already; "missing" as well would say the same twice
         if name not in present:
             problems.append(Problem("missing", name))
             continue
-        actual_size, actual_digest = hash_file(directory / name)
+        try:
+            with _open_regular(directory / name) as handle:
+                actual_size = os.fstat(handle.fileno()).st_size
+                actual_digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except _Refused as refusal:  # replaced since it was listed
+            problems.append(Problem("refused", name, str(refusal)))
+            continue
         checked += 1
         for where, size, digest in expected[name]:
             if size is not None and size != actual_size:
@@ -246,18 +284,86 @@ def verify_archive(directory: Path) -> Verification:
             break
     known = {*expected, MANIFEST, CHECKSUMS}
     problems += [Problem("extra", name) for name in sorted(present - known)]
-    return Verification(checked, tuple(problems))
+    provenance = None
+    if engine is not None:
+        provenance = _check_export_record(engine, manifest, problems)
+    return Verification(checked, tuple(problems), provenance)
+
+
+class _Refused(Exception):
+    """Not a regular file inside the archive: not opened (or closed at once)."""
+
+
+def _describe_refusal(path: Path, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link to {os.readlink(path)}; not followed"
+    return f"{_FILE_TYPES.get(stat.S_IFMT(mode), 'not a regular file')}; not read"
+
+
+def _list_files(directory: Path, problems: list[Problem]) -> tuple[set[str], set[str]]:
+    """The regular files below `directory` (relative names), and the names refused: symlinks
+    (even to directories: os.walk does not follow them) and FIFOs, devices or sockets."""
+    present: set[str] = set()
+    refused: set[str] = set()
+    for root, directories, files in os.walk(directory):
+        for name in sorted([*directories, *files]):
+            path = Path(root, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            relative = path.relative_to(directory).as_posix()
+            if stat.S_ISREG(mode):
+                present.add(relative)
+            else:
+                refused.add(relative)
+                problems.append(Problem("refused", relative, _describe_refusal(path, mode)))
+    return present, refused
+
+
+def _open_regular(path: Path) -> io.BufferedReader:
+    """Open `path` for reading only if it is a regular file, not through a symlink.
+
+    O_NOFOLLOW and O_NONBLOCK make the check safe against a file swapped after listing: a
+    symlink fails to open, and opening a FIFO does not wait for a writer.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        raise _Refused(f"cannot be opened safely: {error.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _Refused(_describe_refusal(path, mode))
+    return os.fdopen(fd, "rb")
+
+
+def _read_listing(directory: Path, name: str, problems: list[Problem]) -> bytes | None:
+    """manifest.json or SHA256SUMS, if it is a regular file of a sensible size."""
+    try:
+        with _open_regular(directory / name) as handle:
+            data: bytes = handle.read(MAX_LISTING_BYTES + 1)
+    except _Refused as refusal:
+        problems.append(Problem("refused", name, str(refusal)))
+        return None
+    if len(data) > MAX_LISTING_BYTES:
+        problems.append(Problem("altered", name, f"larger than {MAX_LISTING_BYTES:,} bytes"))
+        return None
+    return data
 
 
 def _read_sums(
     directory: Path, present: set[str], problems: list[Problem]
 ) -> dict[str, str] | None:
     if CHECKSUMS not in present:
-        problems.append(Problem("missing", CHECKSUMS))
+        if not any(p.name == CHECKSUMS for p in problems):
+            problems.append(Problem("missing", CHECKSUMS))
+        return None
+    data = _read_listing(directory, CHECKSUMS, problems)
+    if data is None:
         return None
     sums: dict[str, str] = {}
     try:
-        lines = (directory / CHECKSUMS).read_text(encoding="utf-8").splitlines()
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
         lines = ["?"]
     for number, line in enumerate(lines, 1):
@@ -269,19 +375,83 @@ def _read_sums(
     return sums
 
 
-def _read_manifest(
-    directory: Path, present: set[str], problems: list[Problem]
-) -> dict[str, tuple[int, str]] | None:
+def _read_manifest(directory: Path, present: set[str], problems: list[Problem]) -> _Manifest | None:
     if MANIFEST not in present:
-        problems.append(Problem("missing", MANIFEST))
+        if not any(p.name == MANIFEST for p in problems):
+            problems.append(Problem("missing", MANIFEST))
+        return None
+    data = _read_listing(directory, MANIFEST, problems)
+    if data is None:
         return None
     try:
-        manifest = json.loads((directory / MANIFEST).read_bytes())
-        return {f["name"]: (int(f["bytes"]), str(f["sha256"])) for f in manifest["files"]}
-    except (ValueError, KeyError, TypeError):
-        # Reported as altered by its SHA256SUMS line, or here if that is gone too.
-        problems.append(Problem("altered", MANIFEST, "not a readable manifest"))
+        return _parse_manifest(data)
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        # Reported as altered by its SHA256SUMS line as well, unless that was rewritten too.
+        detail = str(error) if isinstance(error, _ManifestError) else "not a readable manifest"
+        problems.append(Problem("altered", MANIFEST, detail))
         return None
+
+
+class _ManifestError(ValueError):
+    """The manifest is JSON of the wrong shape; the message says where."""
+
+
+def _parse_manifest(data: bytes) -> _Manifest:
+    manifest = json.loads(data)
+    files: dict[str, tuple[int, str]] = {}
+    for number, entry in enumerate(manifest["files"], 1):
+        name, size, digest = entry["name"], entry["bytes"], entry["sha256"]
+        # A name that is not a string (a number, a list) would otherwise end in a traceback.
+        if not isinstance(name, str) or not name:
+            raise _ManifestError(f"files[{number}].name is not a file name: {name!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or not isinstance(digest, str):
+            raise _ManifestError(f"files[{number}] ({name}): bytes or sha256 of the wrong type")
+        files[name] = (size, digest)
+    source, created = manifest.get("source"), manifest.get("created_at")
+    return _Manifest(
+        files,
+        source if isinstance(source, str) else None,
+        created if isinstance(created, str) else None,
+        hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _check_export_record(
+    engine: Engine, manifest: _Manifest | None, problems: list[Problem]
+) -> str | None:
+    """Compare the manifest with the export this database's audit log recorded: the only check
+    a rewrite of every file, SHA256SUMS included, cannot pass. Returns what the log says."""
+    if manifest is None:
+        return None
+    entries = list_audit(engine, action=EXPORT_ACTION)
+    for entry in entries:
+        if entry.counts.get(MANIFEST_SHA256) == manifest.sha256:
+            return (
+                f"{MANIFEST} is the one exported here on {iso_utc(entry.at)}"
+                f" by {entry.actor or 'unknown user'} (audit log entry {entry.id})"
+            )
+    same_export = [
+        entry
+        for entry in entries
+        if entry.target == f"source {manifest.source}" and iso_utc(entry.at) == manifest.created_at
+    ]
+    recorded = [entry for entry in same_export if MANIFEST_SHA256 in entry.counts]
+    if recorded:
+        problems.append(
+            Problem(
+                "altered",
+                MANIFEST,
+                f"SHA-256 differs from the export recorded in the audit log"
+                f" (entry {recorded[0].id}, {iso_utc(recorded[0].at)})",
+            )
+        )
+        return None
+    if same_export:
+        return (
+            f"{MANIFEST} not recorded here: the export of {manifest.created_at}"
+            f" (audit log entry {same_export[0].id}) was recorded without its SHA-256"
+        )
+    return f"{MANIFEST} not recorded here: this database's audit log has no such export"
 
 
 def _begin_snapshot(connection: Connection) -> None:

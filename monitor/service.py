@@ -195,26 +195,23 @@ def _send_digests(
     """The weekly send: the digests of the week before `now`, each (recipient, week) at most
     once, so several workers firing together, or a restart, send nothing twice."""
     from digest.build import recipients_from_config
-    from digest.mail import OutboxSender, SmtpSender, Transport, deliver_digests, make_preparer
+    from digest.delivery import plan_delivery
+    from digest.mail import MailConfigError, deliver_digests, make_preparer
     from digest.model import Week
 
     now = now or datetime.now(UTC)
     week = Week.previous(now, config.digest.timezone)
     recipients = [r for r in recipients_from_config(config) if r.email in emails]
+    plan = plan_delivery(config)  # the rule `digest send` and `config check` follow too
     try:
-        transport: Transport
-        if config.digest.outbox:
-            transport = OutboxSender(config.path.parent / config.digest.outbox)
-        else:
-            transport = SmtpSender(config.smtp)
-        try:
+        with plan.open_transport() as transport:
             outcomes = deliver_digests(
                 engine, recipients, week, config.digest,
                 prepare=make_preparer(engine, config, week, now), transport=transport, now=now,
             )  # fmt: skip
-        finally:
-            if isinstance(transport, SmtpSender):
-                transport.close()
+    except MailConfigError as error:
+        log.error("digests of %s not sent: %s", week, error)
+        return
     except Exception:
         log.exception("sending the digests of %s failed", week)
         return

@@ -481,3 +481,89 @@ def test_collect_with_unknown_source_exits_2_naming_it(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert result.stderr == "error: --source: no active source with key 'nope'\n"
+
+
+# ------------------------------------------------------------------- where digests go
+
+RECIPIENTS = """
+[[recipients]]
+email = "kommunikation@katrineholm.se"
+
+[[recipients]]
+email = "info@flen.se"
+
+[[recipients]]
+email = "press@vingaker.se"
+"""
+
+SMTP = """
+[smtp]
+host = "smtp.example.se"
+port = 587
+security = "starttls"
+username = "omvarld"
+password_env = "OMVARLD_SMTP_PASSWORD"
+"""
+
+
+def test_config_check_says_digests_are_mailed_through_smtp_even_with_an_outbox_set(
+    tmp_path: Path,
+) -> None:
+    body = '[digest]\noutbox = "outbox"\n' + SMTP + RECIPIENTS
+    config = write_config(tmp_path, sqlite_url(tmp_path), body)
+
+    result = CliRunner().invoke(
+        app,
+        ["--config", str(config), "config", "check"],
+        env={**WIDE, "OMVARLD_SMTP_PASSWORD": "hemligt"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "Digests: mailed through smtp.example.se:587 (starttls) every Monday 07:00"
+        " Europe/Stockholm to 3 recipients"
+    )
+    assert result.stderr == ""
+
+
+def test_config_check_warns_when_the_smtp_password_is_missing(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), SMTP + RECIPIENTS)
+
+    result = CliRunner().invoke(
+        app, ["--config", str(config), "config", "check"], env={**WIDE, "OMVARLD_SMTP_PASSWORD": ""}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: no digest reaches the 3 recipients: [smtp] password_env: the environment"
+        " variable OMVARLD_SMTP_PASSWORD is not set\n"
+    )
+
+
+def test_config_check_says_digests_are_only_written_to_the_outbox_without_smtp(
+    tmp_path: Path,
+) -> None:
+    body = '[[recipients]]\nemail = "nyheter@gnesta.se"\nschedule = "tue 08:30"\n'
+    write_config(tmp_path, "sqlite:///omvarld.db", RECIPIENTS + body)
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.splitlines()[-1] == (
+        "Digests: written to outbox/ every Monday 07:00 and Tuesday 08:30 Europe/Stockholm"
+        " for 4 recipients — no [smtp]"
+    )
+    assert process.stderr == (
+        "warning: no digest reaches the 4 recipients: without [smtp] they are only written to"
+        " outbox/; add [smtp] to mail them\n"
+    )
+
+
+def test_config_check_says_no_digests_go_out_without_recipients(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sqlite_url(tmp_path), SMTP)
+
+    result = run(config, "config", "check")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "Digests: none — no [[recipients]]"
+    assert result.stderr == ""

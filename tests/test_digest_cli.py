@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +231,78 @@ def test_an_empty_week_is_skipped_for_those_who_asked_and_sent_to_the_others(
     assert result.exit_code == 0
     assert "│ sent " in rows(result)["anna@example.se"]
     assert "│ skipped " in rows(result)["bo@example.se"]
+
+
+def test_without_smtp_send_and_preview_write_to_the_configured_outbox(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One rule for every path: no [smtp] means the outbox, for `digest send` as for the
+    scheduled send; `digest preview` writes into the same folder."""
+    body = """
+        [digest]
+        outbox = "brev"
+
+        [[recipients]]
+        email = "anna@example.se"
+        skip_empty = false
+    """
+    config = write_config(tmp_path, database_url, body)
+    assert runner.invoke(app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+
+    sent = digest(config, "send", "--week", WEEK)
+
+    assert sent.exit_code == 0, sent.output
+    assert f"{WEEK} via outbox folder {tmp_path / 'brev'}: 1 sent" in sent.stdout
+    assert sorted(p.name for p in (tmp_path / "brev").iterdir()) == [
+        f"{WEEK}-anna@example.se.eml",
+        f"{WEEK}-anna@example.se.html",
+    ]
+    for path in (tmp_path / "brev").iterdir():
+        path.unlink()
+    previewed = digest(config, "preview", "--week", WEEK)
+    assert previewed.exit_code == 0, previewed.output
+    assert len(list((tmp_path / "brev").glob("*.eml"))) == 1
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_preview_onto_a_full_disk_says_so_in_one_line_and_leaves_no_partial_file(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The outbox on an 8 kB tmpfs, mounted in a private mount namespace (`unshare -rm`), where
+    a digest does not fit: exit 1 and one line, no traceback, no `.eml.part` left behind."""
+    body = """
+        [[recipients]]
+        email = "anna@example.se"
+        skip_empty = false
+
+        [[recipients]]
+        email = "bo@example.se"
+    """
+    config = write_config(tmp_path, database_url, body)
+    assert runner.invoke(app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    full, listing = tmp_path / "full", tmp_path / "listing.txt"
+    full.mkdir()
+    mount = 'mount -t tmpfs -o size=8k tmpfs "$1"'
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed: no private tmpfs to fill")
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", str(full)],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+
+    script = (
+        f'{mount} && "$2" -m monitor --config "$3" digest preview --week {WEEK} --outbox "$1";'
+        ' code=$?; ls -A "$1" > "$4"; exit $code'
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, str(config),
+         str(listing)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == (
+        f"error: cannot write anna@example.se's digest to {full}: No space left on device;"
+        " 0 of 2 written\n"
+    )
+    assert listing.read_text() == ""  # neither .eml.part nor .html.part

@@ -244,7 +244,8 @@ def test_one_click_unsubscribe_is_offered_only_with_an_https_url() -> None:
         assert message["List-Unsubscribe"] is not None
         assert (message["List-Unsubscribe-Post"] is not None) is one_click
     bare = compose_message(Rendered(), ANNA, DigestConfig(), now=NOW)
-    assert bare["List-Unsubscribe"] is None and bare["List-Unsubscribe-Post"] is None
+    assert bare["List-Unsubscribe"] == "<mailto:omvarld@localhost?subject=unsubscribe>"
+    assert bare["List-Unsubscribe-Post"] is None
 
 
 def test_each_recipient_gets_an_unsubscribe_link_of_their_own() -> None:
@@ -573,3 +574,27 @@ def test_an_untrusted_relay_certificate_fails_at_once_and_says_how_to_fix_it(
     assert "[smtp] ca_file" in outcomes[0].error
     assert sleeps == []  # no retrying a certificate
     assert server.logins == [] and server.mailbox.received == []  # the password never left
+
+
+def test_with_no_unsubscribe_setting_every_digest_offers_a_mail_to_the_sender(
+    engine: Engine, smtp: Server, tmp_path: Path
+) -> None:
+    """Gmail and Yahoo require List-Unsubscribe of bulk mail: with neither unsubscribe_url nor
+    unsubscribe_mailto set, a mail to the From address with the subject "unsubscribe"."""
+    bare = DigestConfig.model_validate({"from": "Omvärld <omvarld@kommun.example.se>"})
+    expected = "<mailto:omvarld@kommun.example.se?subject=unsubscribe>"
+
+    with SmtpSender(smtp.settings, delays=FAST) as sender:
+        deliver_digests(engine, [ANNA], WEEK, bare, prepare=render, transport=sender, now=NOW)
+    outbox = tmp_path / "outbox"
+    deliver_digests(
+        engine, [BO], WEEK, bare, prepare=render, transport=OutboxSender(outbox), now=NOW
+    )
+
+    [mailed] = smtp.mailbox.received
+    written = email.message_from_bytes(
+        (outbox / "2026-W48-bo@example.se.eml").read_bytes(), policy=email.policy.default
+    )
+    for message in (mailed, written):
+        assert message["List-Unsubscribe"] == expected
+        assert message["List-Unsubscribe-Post"] is None  # one click is for https only

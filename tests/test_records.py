@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ from typer.testing import CliRunner
 
 from monitor.audit import list_audit
 from monitor.cli import app
+from monitor.db import make_engine, upgrade
+from monitor.export import iso_utc
 from monitor.records import verify_archive
 from tests.exportdata import FEED_KEY, MASTODON_KEY, Sample, build_sample
 
@@ -33,8 +38,19 @@ def archive(sample: Sample, out: Path, *args: str) -> Any:
                                str(out), *args])  # fmt: skip
 
 
-def verify(directory: Path) -> Any:
-    return runner.invoke(app, ["archive", "verify", str(directory)])
+def verify(directory: Path, config: Path | None = None) -> Any:
+    """`archive verify`, by default without a configuration (so without an audit log)."""
+    config = config or directory.parent / "ingen-config.toml"
+    return runner.invoke(app, ["--config", str(config), "archive", "verify", str(directory)])
+
+
+def verify_process(directory: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    """`archive verify` as a real process, with a timeout: a FIFO once made it wait forever."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "archive", "verify",
+         str(directory)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -54,11 +70,18 @@ def written(sample: Sample, tmp_path: Path) -> Path:
     return out
 
 
-def test_export_writes_the_source_records_and_verify_passes(sample: Sample, written: Path) -> None:
-    result = verify(written)
+def test_export_writes_the_source_records_and_verify_passes(
+    engine: Engine, sample: Sample, written: Path
+) -> None:
+    result = verify(written, sample.config)
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"verified 6 files in {written}\n"
+    (entry,) = list_audit(engine, action="archive-export")
+    assert result.stdout.splitlines() == [
+        f"verified 6 files in {written}",
+        f"manifest.json is the one exported here on {iso_utc(entry.at)} by {entry.actor}"
+        f" (audit log entry {entry.id})",
+    ]
     assert sorted(p.name for p in written.iterdir()) == sorted(
         [*DATA_FILES, "manifest.json", "SHA256SUMS"]
     )
@@ -190,9 +213,10 @@ def test_archive_export_is_recorded_in_the_audit_log(
 
     assert entry.target == f"source {MASTODON_KEY}"
     assert entry.actor == getpass.getuser()
+    manifest_sha256 = hashlib.sha256((written / "manifest.json").read_bytes()).hexdigest()
     assert entry.counts == {
         "posts.jsonl": 3, "revisions.jsonl": 0, "raw.jsonl": 3, "metrics.jsonl": 3,
-        "source.json": 1,
+        "source.json": 1, "manifest_sha256": manifest_sha256,
     }  # fmt: skip
 
 
@@ -235,3 +259,120 @@ def test_verify_of_something_not_a_directory_is_a_usage_error(tmp_path: Path) ->
 
     assert result.exit_code == 2
     assert f"error: {tmp_path / 'saknas'} is not a directory" in result.output
+
+
+# ------------------------------------------------------------------ what verify refuses to read
+
+
+def test_a_fifo_in_the_archive_is_refused_not_waited_on(sample: Sample, written: Path) -> None:
+    (written / "raw.jsonl").unlink()
+    os.mkfifo(written / "raw.jsonl")
+
+    done = verify_process(written, sample.config)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "refused: raw.jsonl (a FIFO; not read)",
+        f"{written}: 1 problem; the archive is not as written",
+    ]
+    assert done.stderr == ""
+
+
+def test_a_symlink_to_dev_zero_is_refused_not_read(sample: Sample, written: Path) -> None:
+    (written / "posts.jsonl").unlink()
+    (written / "posts.jsonl").symlink_to("/dev/zero")
+
+    done = verify_process(written, sample.config)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == (
+        "refused: posts.jsonl (a symbolic link to /dev/zero; not followed)"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_symlink_out_of_the_archive_is_refused_though_its_target_matches(
+    sample: Sample, written: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "utanfor.jsonl"
+    (written / "metrics.jsonl").rename(outside)
+    (written / "metrics.jsonl").symlink_to(outside)
+
+    result = verify(written, sample.config)
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"refused: metrics.jsonl (a symbolic link to {outside}; not followed)",
+        f"{written}: 1 problem; the archive is not as written",
+    ]
+
+
+def rewrite_consistently(directory: Path, name: str, data: bytes) -> None:
+    """Change a data file and make manifest.json and SHA256SUMS agree with it, as someone
+    covering their tracks would."""
+    (directory / name).write_bytes(data)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sums = "".join(
+        f"{hashlib.sha256((directory / line.split()[1]).read_bytes()).hexdigest()}  "
+        f"{line.split()[1]}\n"
+        for line in (directory / "SHA256SUMS").read_text().splitlines()
+    )
+    (directory / "SHA256SUMS").write_text(sums)
+
+
+def test_a_consistent_rewrite_of_data_manifest_and_sums_is_caught_by_the_audit_log(
+    engine: Engine, sample: Sample, written: Path
+) -> None:
+    rewrite_consistently(written, "posts.jsonl", b'{"id": 1, "text": "Det har aldrig hant."}\n')
+    assert verify(written).exit_code == 0  # the files agree with each other: only the log knows
+
+    result = verify(written, sample.config)
+
+    (entry,) = list_audit(engine, action="archive-export")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "altered: manifest.json (SHA-256 differs from the export recorded in the audit log"
+        f" (entry {entry.id}, {iso_utc(entry.at)}))",
+        f"{written}: 1 problem; the archive is not as written",
+    ]
+
+
+def test_an_archive_from_elsewhere_verifies_and_says_it_is_not_recorded_here(
+    sample: Sample, written: Path, tmp_path: Path
+) -> None:
+    """The archive comes from another Omvärld (a SQLite database elsewhere); this database
+    recorded its own export (`written`), not that one."""
+    elsewhere_dir = tmp_path / "annanstans"
+    elsewhere_dir.mkdir()
+    elsewhere = make_engine(f"sqlite:///{elsewhere_dir / 'omvarld.db'}")
+    upgrade(elsewhere)
+    other = build_sample(elsewhere_dir, elsewhere)
+    elsewhere.dispose()
+    foreign = tmp_path / "fran-annanstans"
+    assert archive(other, foreign, "--source", FEED_KEY).exit_code == 0
+
+    result = verify(foreign, sample.config)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"verified 6 files in {foreign}",
+        "manifest.json not recorded here: this database's audit log has no such export",
+    ]
+
+
+def test_a_manifest_naming_a_file_by_a_number_is_named_without_a_traceback(
+    sample: Sample, written: Path
+) -> None:
+    manifest = json.loads((written / "manifest.json").read_text())
+    manifest["files"][0]["name"] = 5
+    (written / "manifest.json").write_text(json.dumps(manifest))
+
+    done = verify_process(written, sample.config)
+
+    assert done.returncode == 1
+    assert "altered: manifest.json (files[1].name is not a file name: 5)" in done.stdout
+    assert done.stderr == ""

@@ -260,3 +260,49 @@ email = "cilla@vingaker.se"
     }
     outbox = sorted(p.name for p in (tmp_path / "outbox").iterdir())
     assert [name for name in outbox if name.endswith(".eml")] == [f"{week}-anna@katrineholm.se.eml"]
+
+
+def test_the_scheduled_digest_is_mailed_through_smtp_even_with_an_outbox_set(
+    tmp_path: Path, database_url: str, engine: Engine
+) -> None:
+    """The example config sets `[digest] outbox` and `[smtp]`: Monday's digests must be mailed,
+    as `digest send` mails them, not left as files nobody receives."""
+    from datetime import UTC, datetime
+
+    from digest.archive import list_digests
+    from digest.model import Week
+    from monitor.config import load_config
+    from monitor.service import _send_digests
+    from tests.test_digest_mail import start_server
+
+    servers = start_server()
+    smtp = next(servers)
+    try:
+        body = f"""
+[digest]
+outbox = "outbox"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp.settings.port}
+security = "none"
+timeout = 5
+
+[[recipients]]
+email = "anna@katrineholm.se"
+skip_empty = false  # no posts collected here: the digest still goes out
+"""
+        config = load_config(write_config(tmp_path, database_url, body))
+        now = datetime.now(UTC)
+
+        _send_digests(config, engine, ("anna@katrineholm.se",), now)
+
+        [message] = smtp.mailbox.received
+        assert message["To"].addresses[0].addr_spec == "anna@katrineholm.se"
+    finally:
+        next(servers, None)
+    week = str(Week.previous(now, config.digest.timezone))
+    assert [(r.recipient, r.status) for r in list_digests(engine, week)] == [
+        ("anna@katrineholm.se", "sent")
+    ]
+    assert not (tmp_path / "outbox").exists()
