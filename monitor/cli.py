@@ -292,7 +292,10 @@ def sources_export_opml(
         sys.stdout.write(document)
     else:
         _refuse_own_files(config, "--out", output)
-        output.write_text(document, encoding="utf-8")
+        try:
+            output.write_text(document, encoding="utf-8")
+        except OSError as error:
+            fail(f"--out: cannot write {output}: {error.strerror or error}", EXIT_FAILED)
         out.print(f"wrote {len(feeds)} feeds to {output}", markup=False)
 
 

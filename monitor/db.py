@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,9 @@ SCHEMA_HEAD = "0009"
 SQLITE_JOURNALS = ("-wal", "-shm", "-journal")  # files beside an SQLite database, as it names them
 
 
+_PASSWORD_IN_URL = re.compile(r"(//[^/:@]*:).*@")  # to the last @: a password may hold one
+
+
 class DatabaseError(Exception):
     """The database cannot be used as configured; the message says why and what to do."""
 
@@ -30,6 +34,10 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, json_serializer=serialize_json)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
+    except ValueError:  # SQLAlchemy half-parsed it: a host "[::1" without its "]", a port "x"
+        raise DatabaseError(
+            f"database url {_redact(url)!r} is not a URL: check the host and port"
+        ) from None
     except ModuleNotFoundError as error:
         hint = (
             "pip install 'omvarld[postgresql]'"
@@ -169,7 +177,7 @@ def database_files(url: str) -> list[Path]:
     the database and its journals (WAL, shared memory, rollback). None for a server database."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return []
     name = parsed.database
     if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
@@ -181,8 +189,9 @@ def database_files(url: str) -> list[Path]:
 def _redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    except (sa.exc.ArgumentError, ValueError):
+        # Unparsable, yet it may hold a password: hide whatever is between "user:" and "@".
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)
 
 
 def first_line(error: BaseException) -> str:
