@@ -8,12 +8,16 @@ To add a case, add a `Case` to CASES: the arguments, what to do to the workspace
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,9 @@ import pytest
 import sqlalchemy as sa
 
 from monitor.db import SCHEMA_HEAD, make_engine, upgrade
-from tests.conftest import write_config
+from monitor.models import digests, posts
+from tests.conftest import feed_source, write_config
+from tests.feedserver import FeedServer
 
 BOTH = ("sqlite", "postgresql")
 SQLITE = ("sqlite",)  # for input refused before any database is opened: one run is enough
@@ -228,3 +234,63 @@ def test_an_unforeseen_error_shows_its_traceback_with_verbose(workspace: Workspa
     assert done.stderr.startswith("Traceback (most recent call last):")
     assert "ZoneInfoNotFoundError" in done.stderr
     assert done.stderr.splitlines()[-1].startswith("internal error: ")
+
+
+# Rows stored before ingest removed control characters still hold them: the commands that print
+# stored text remove them on the way out.
+
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} - {"\t", "\n"}
+
+
+def test_stored_escape_sequences_do_not_reach_the_terminal(
+    workspace: Workspace, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/nyheter.xml", "rss20.xml")
+    write_config(workspace.directory, workspace.database_url, feed_source(url, key="kommunen"))
+    assert run_cli(workspace, "collect", "--all").returncode == 0
+    engine = make_engine(workspace.database_url)
+    with engine.begin() as connection:  # as a hostile feed's post was stored before the fix
+        connection.execute(
+            posts.update().values(
+                title=ESCAPES + posts.c.title + ESCAPES,
+                text=ESCAPES + posts.c.text,
+                url=posts.c.url + ESCAPES,
+            )
+        )
+        connection.execute(digests.insert().values(archived_digest(ESCAPES)))
+    engine.dispose()
+
+    printed = [
+        run_cli(workspace, "posts", "list", env=WIDE),
+        run_cli(workspace, "posts", "search", "snöröjning", env=WIDE),
+        run_cli(workspace, "posts", "search", "snöröjning", "--format", "csv"),
+        run_cli(workspace, "digest", "show", "1"),
+    ]
+
+    for done in printed:
+        assert done.returncode == 0, done.stderr
+        assert not CONTROL & set(done.stdout.replace("\r\n", "\n")), done.args
+    listed, table, as_csv, digest = (done.stdout for done in printed)
+    assert "]0;pwned[2J31mSnöröjningen har startat" in listed
+    assert "]0;pwned[2J31mSnöröjningen har startat" in table
+    (hit,) = csv.DictReader(io.StringIO(as_csv))
+    assert hit["title"].startswith("]0;pwned[2J31mSnöröjningen har startat")
+    assert "Subject: Omvärld v. 48: ]0;pwned[2J31m" in digest
+    assert "1. ]0;pwned[2J31mSnöröjningen" in digest
+
+
+WIDE = {"COLUMNS": "400"}  # a table row on one line, so that a title is not wrapped
+
+
+def archived_digest(escapes: str) -> dict[str, Any]:
+    """A digest archived before the fix, its subject and text carrying a post's escapes."""
+    message = EmailMessage()
+    message["Subject"] = f"Omvärld v. 48: {escapes}"
+    message.set_content(f"Veckans inlägg\n\n1. {escapes}Snöröjningen har startat\n")
+    now = datetime.now(UTC)
+    return {
+        "recipient": "anna@example.se", "week": "2026-W48", "status": "sent",
+        "subject": message["Subject"], "message": message.as_string(), "created_at": now,
+        "claimed_at": now, "sent_at": now, "attempts": 1,
+    }  # fmt: skip
