@@ -252,6 +252,7 @@ def sources_import_opml(
             known.add(key)
             fresh.append(feed)
     target = output or config.path.parent / "sources" / f"{file.stem}.toml"
+    _refuse_own_files(config, "--out", target)  # a database journal need not exist yet
     if target.exists():
         fail(f"{target} exists; choose another file with --out")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -560,7 +561,7 @@ def posts_list(
 
 # Past these, a number is a typo or an attack, and SQLite cannot bind an integer over 2**63 - 1.
 MAX_LIMIT = 1_000_000  # more posts than a terminal or a search shows; `export` has no limit
-MAX_COUNT = 2**63 - 1  # the databases' largest integer
+MAX_INTEGER = 2**63 - 1  # the largest integer both databases store: counts, ids
 LimitOption = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many posts.")]
 
 # The filters `posts search` and `export` share (monitor.filters.PostFilter).
@@ -586,7 +587,7 @@ KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Only this
 MinEngagementOption = Annotated[
     int | None,
     typer.Option(
-        min=0, max=MAX_COUNT, help="Latest likes+reposts+replies+quotes+reactions at least."
+        min=0, max=MAX_INTEGER, help="Latest likes+reposts+replies+quotes+reactions at least."
     ),
 ]
 
@@ -867,7 +868,9 @@ def digest_list(ctx: typer.Context, week: WeekOption = None) -> None:
 @digest_app.command("show")
 def digest_show(
     ctx: typer.Context,
-    digest_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="From `list`.")] = None,
+    digest_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", min=1, max=MAX_INTEGER, help="From `list`.")
+    ] = None,
     week: WeekOption = None,
     recipient: Annotated[str | None, typer.Option(help="Whose digest (with --week).")] = None,
 ) -> None:
@@ -976,7 +979,9 @@ def erase(
     reason: Annotated[
         str, typer.Option("--reason", help="Why, for the audit log (e.g. a request's reference).")
     ],
-    post: Annotated[int | None, typer.Option("--post", help="The post's id.")] = None,
+    post: Annotated[
+        int | None, typer.Option("--post", min=1, max=MAX_INTEGER, help="The post's id.")
+    ] = None,
     author: Annotated[
         str | None, typer.Option("--author", help="Every post by this author (with or without @).")
     ] = None,

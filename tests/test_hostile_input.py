@@ -66,6 +66,14 @@ def unparsable_database_url(workspace: Workspace) -> None:
     write_config(workspace.directory, "postgresql+psycopg://omvarld:hemligt@[::1/omvarld")
 
 
+def write_opml(workspace: Workspace) -> None:
+    (workspace.directory / "feeds.opml").write_text(
+        '<opml version="2.0"><head/><body>'
+        '<outline type="rss" text="Nyheter" xmlUrl="https://example.se/rss"/></body></opml>',
+        encoding="utf-8",
+    )
+
+
 def words(count: int) -> str:
     return " ".join(["hus"] * count)
 
@@ -124,6 +132,8 @@ CASES = [
         2,
         "--min-engagement",
     ),
+    Case("digest-id-huge", ("digest", "show", HUGE), 2, "[ID]"),
+    Case("erase-post-huge", ("erase", "--post", HUGE, "--reason", "test", "--yes"), 2, "--post"),
     # Mistyped commands and options: one line, not a framed panel of usage.
     Case("unknown-command", ("posts", "lst"), 2, "No such command 'lst'"),
     Case("unknown-option", ("posts", "list", "--limt", "3"), 2, "No such option: --limt"),
@@ -150,6 +160,14 @@ CASES = [
         NEWER_MESSAGE,
         setup=stamp_newer_schema,
         databases=BOTH,
+    ),
+    # Files of the database as output: a journal that does not exist yet would be created.
+    Case(
+        "opml-import-out-journal",
+        ("sources", "import-opml", "feeds.opml", "--out", "omvarld.db-journal"),
+        2,
+        "--out: omvarld.db-journal is a file of the database",
+        write_opml,
     ),
     # Broken settings and surroundings.
     Case(
