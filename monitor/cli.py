@@ -1335,11 +1335,11 @@ def main() -> None:
         from monitor.db import first_line
 
         _print_traceback_if_verbose()
-        err.print(f"error: database: {first_line(error)}", markup=False)
+        err.print(f"error: database: {_one_line(first_line(error))}", markup=False)
         sys.exit(EXIT_FAILED)
     except Exception as error:
         _print_traceback_if_verbose()
-        message = " ".join(str(error).split()) or type(error).__name__
+        message = _one_line(str(error)) or type(error).__name__
         err.print(f"internal error: {message}; run with -v for details", markup=False)
         sys.exit(EXIT_FAILED)
     # A command returns None; an Exit (ours, or Ctrl-C's 130) comes back as its code.
@@ -1351,11 +1351,19 @@ def _report_usage_error(error: Any) -> int:
     # The help that `omvarld posts` (no command) asks for is already printed; checked by name
     # as Typer itself does, the class being internal to it.
     if type(error).__name__ != "NoArgsIsHelpError":
-        message = " ".join(error.format_message().split())
+        message = _one_line(error.format_message())
         context = getattr(error, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         err.print(f"error: {message}{hint}", markup=False)
     return int(getattr(error, "exit_code", EXIT_USAGE))
+
+
+def _one_line(text: str) -> str:
+    """An error's text on one line, without control characters: a database or a library may
+    quote stored text, or the input, in its message."""
+    from monitor.text import strip_control
+
+    return " ".join(strip_control(text).split())
 
 
 def _print_traceback_if_verbose() -> None:
