@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from monitor.config import DEFAULT_CONFIG_PATH
 
@@ -102,6 +103,31 @@ class Context:
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
+
+
+def _shown(value: str | None) -> Text:
+    """Stored text (a title, an author, a mail server's answer) as printed: plain, so that a
+    "[link=…]" in it is not Rich markup, and without the control characters of rows stored
+    before ingest removed them, so that it cannot drive the terminal."""
+    from monitor.text import strip_control
+
+    return Text(strip_control(value or ""))
+
+
+def _refuse_own_files(config: Config, option: str, *targets: Path) -> None:
+    """Refuse to write over the database, its journals or the configuration
+    (`export --out omvarld.db` once replaced the database with CSV and exited 0). Paths are
+    compared resolved, so neither a relative path nor a symbolic link gets past."""
+    from monitor.db import database_files
+
+    database = database_files(config.database_url)
+    own = dict.fromkeys(database[1:], "a file of the database")
+    own |= dict.fromkeys(database[:1], "the database")
+    own[config.path.resolve()] = "the configuration file"
+    for target in targets:
+        what = own.get(target.resolve())
+        if what:
+            fail(f"{option}: {target} is {what}; write to another file")
 
 
 @app.callback()
@@ -231,6 +257,7 @@ def sources_import_opml(
             known.add(key)
             fresh.append(feed)
     target = output or config.path.parent / "sources" / f"{file.stem}.toml"
+    _refuse_own_files(config, "--out", target)  # a database journal need not exist yet
     if target.exists():
         fail(f"{target} exists; choose another file with --out")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +297,11 @@ def sources_export_opml(
     if output is None:
         sys.stdout.write(document)
     else:
-        output.write_text(document, encoding="utf-8")
+        _refuse_own_files(config, "--out", output)
+        try:
+            output.write_text(document, encoding="utf-8")
+        except OSError as error:
+            fail(f"--out: cannot write {output}: {error.strerror or error}", EXIT_FAILED)
         out.print(f"wrote {len(feeds)} feeds to {output}", markup=False)
 
 
@@ -511,7 +542,7 @@ def posts_list(
     since: Annotated[
         str | None, typer.Option(help="Only posts published since (YYYY-MM-DD or 7d).")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many posts.")] = 20,
+    limit: LimitOption = 20,
 ) -> None:
     """The newest stored posts."""
     from monitor.queries import list_posts
@@ -525,13 +556,18 @@ def posts_list(
         headline = post.title or (post.text or "").replace("\n", " ")
         table.add_row(
             _when(post.published_at, zone),
-            post.organisation,
+            _shown(post.organisation),
             post.kind,
-            headline[:80] + ("…" if len(headline) > 80 else ""),
-            post.url or "",
+            _shown(headline[:80] + ("…" if len(headline) > 80 else "")),
+            _shown(post.url),
         )
     out.print(table)
 
+
+# Past these, a number is a typo or an attack, and SQLite cannot bind an integer over 2**63 - 1.
+MAX_LIMIT = 1_000_000  # more posts than a terminal or a search shows; `export` has no limit
+MAX_INTEGER = 2**63 - 1  # the largest integer both databases store: counts, ids
+LimitOption = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many posts.")]
 
 # The filters `posts search` and `export` share (monitor.filters.PostFilter).
 SinceOption = Annotated[
@@ -555,7 +591,9 @@ GroupsOption = Annotated[
 KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Only this kind of post.")]
 MinEngagementOption = Annotated[
     int | None,
-    typer.Option(min=0, help="Latest likes+reposts+replies+quotes+reactions at least."),
+    typer.Option(
+        min=0, max=MAX_INTEGER, help="Latest likes+reposts+replies+quotes+reactions at least."
+    ),
 ]
 
 
@@ -605,10 +643,10 @@ def posts_search(
     output: Annotated[
         str, typer.Option("--format", help="table, csv or jsonl (one JSON object a line).")
     ] = "table",
-    limit: Annotated[int, typer.Option(min=1, help="At most this many posts.")] = 20,
+    limit: LimitOption = 20,
 ) -> None:
     """Search stored posts, best match first (title matches above body-only ones)."""
-    from monitor.search import QueryError, SearchHit, search_posts
+    from monitor.search import QueryError, search_posts
 
     if output not in ("table", "csv", "jsonl"):
         fail(f"--format: expected table, csv or jsonl, got {output!r}")
@@ -620,15 +658,18 @@ def posts_search(
     except QueryError as error:
         fail(f"search: {error}")
     if output == "csv":
-        import csv
-        from dataclasses import astuple, fields
+        from dataclasses import astuple
 
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(field.name for field in fields(SearchHit))
-        writer.writerows(
-            tuple(v.isoformat() if isinstance(v, datetime) else v for v in astuple(hit))
-            for hit in hits
-        )
+        from monitor.export import CsvWriter
+        from monitor.search import HIT_COLUMNS
+
+        # The export's writer: the same quoting, and the same neutralised formulas, for a
+        # spreadsheet opened from either. No byte-order mark on a stream that may be piped.
+        sys.stdout.flush()
+        writer = CsvWriter(sys.stdout.buffer, HIT_COLUMNS, byte_order_mark=False)
+        for hit in hits:
+            writer.write(astuple(hit))
+        writer.close()
         return
     if output == "jsonl":
         from dataclasses import asdict
@@ -650,11 +691,11 @@ def posts_search(
         # A terminal row, not the whole excerpt: --format csv or jsonl carries all of it.
         table.add_row(
             _when(hit.published_at, zone),
-            hit.organisation,
+            _shown(hit.organisation),
             hit.platform,
-            post if len(post) <= 100 else post[:99] + "…",
+            _shown(post if len(post) <= 100 else post[:99] + "…"),
             "–" if hit.engagement is None else str(hit.engagement),
-            hit.url or "",
+            _shown(hit.url),
         )
     out.print(table)
 
@@ -820,8 +861,8 @@ def digest_list(ctx: typer.Context, week: WeekOption = None) -> None:
     table = Table("id", "week", "recipient", "status", "subject", "sent", "attempts", "error")
     for r in records:
         table.add_row(
-            str(r.id), r.week, r.recipient, r.status, r.subject or "", _when(r.sent_at, zone),
-            str(r.attempts), r.error or "",
+            str(r.id), r.week, r.recipient, r.status, _shown(r.subject), _when(r.sent_at, zone),
+            str(r.attempts), _shown(r.error),
         )  # fmt: skip
     out.print(table)
 
@@ -829,12 +870,15 @@ def digest_list(ctx: typer.Context, week: WeekOption = None) -> None:
 @digest_app.command("show")
 def digest_show(
     ctx: typer.Context,
-    digest_id: Annotated[int | None, typer.Argument(metavar="[ID]", help="From `list`.")] = None,
+    digest_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", min=1, max=MAX_INTEGER, help="From `list`.")
+    ] = None,
     week: WeekOption = None,
     recipient: Annotated[str | None, typer.Option(help="Whose digest (with --week).")] = None,
 ) -> None:
     """Print an archived digest as its recipient read it (the plain-text part)."""
     from digest.archive import find_digest, read_text_part
+    from monitor.text import strip_control
 
     config = ctx.obj.config()
     if digest_id is None and recipient is None:
@@ -853,13 +897,14 @@ def digest_show(
     out.print(f"Digest {record.id}: {record.recipient}, {record.week}", markup=False)
     out.print(f"Status: {record.status} (sent {_when(record.sent_at, zone)})", markup=False)
     if record.error:
-        out.print(f"Error: {record.error}", markup=False)
+        out.print(Text("Error: ") + _shown(record.error))
     if record.message is None:
         out.print("No message archived (nothing was composed).")
         return
-    out.print(f"Subject: {record.subject}", markup=False)
+    out.print(Text("Subject: ") + _shown(record.subject))
     out.print("")
-    sys.stdout.write(read_text_part(record.message))
+    # Digests archived before ingest removed control characters carry them in their text.
+    sys.stdout.write(strip_control(read_text_part(record.message)))
 
 
 def _digest_week(config: Config, text: str | None) -> Any:
@@ -936,7 +981,9 @@ def erase(
     reason: Annotated[
         str, typer.Option("--reason", help="Why, for the audit log (e.g. a request's reference).")
     ],
-    post: Annotated[int | None, typer.Option("--post", help="The post's id.")] = None,
+    post: Annotated[
+        int | None, typer.Option("--post", min=1, max=MAX_INTEGER, help="The post's id.")
+    ] = None,
     author: Annotated[
         str | None, typer.Option("--author", help="Every post by this author (with or without @).")
     ] = None,
@@ -1102,7 +1149,7 @@ def export(
     file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
     from collectors.base import KINDS
     from monitor.config import PLATFORMS
-    from monitor.export import Dataset, ExportError, ExportFormat, export_dataset
+    from monitor.export import Dataset, ExportError, ExportFormat, dictionary_path, export_dataset
 
     if what not in EXPORT_DATASETS:
         fail(f"export: expected posts or metrics, got {what!r}")
@@ -1116,6 +1163,7 @@ def export(
     _check_known("--platform", platform, PLATFORMS)
     _check_known("--kind", kind, KINDS)
     chosen = _post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
+    _refuse_own_files(ctx.obj.config(), "--out", output, dictionary_path(output))
     engine = ctx.obj.synced_engine()
     _check_source_keys(engine, source or [])
     try:
@@ -1269,6 +1317,8 @@ def _parse_moment(option: str, value: str) -> datetime:
         return parse_moment(value, datetime.now(UTC))
     except ValueError as error:
         fail(f"{option}: {error}")
+    except OverflowError:  # 99999999d back, or 9999-12-31 at -23:59 moved to UTC
+        fail(f"{option}: {value!r} reaches past the dates this can handle (years 1 to 9999)")
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
@@ -1279,16 +1329,60 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    """The console script: every way a command ends is an exit code and at most one line on
+    stderr; a traceback only with -v."""
     import sqlalchemy as sa
 
     try:
-        app()
+        # Not standalone: Typer would print a usage mistake as a framed panel of several lines.
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:  # Click's usage errors, raised before a command runs
+        sys.exit(_report_usage_error(error))
+    except typer.Abort:  # Ctrl-D at a confirmation prompt
+        err.print("Aborted.")
+        sys.exit(EXIT_FAILED)
     except sa.exc.SQLAlchemyError as error:
         # The database went away or refused mid-command: one line, not a traceback.
         from monitor.db import first_line
 
-        err.print(f"error: database: {first_line(error)}", markup=False)
+        _print_traceback_if_verbose()
+        err.print(f"error: database: {_one_line(first_line(error))}", markup=False)
         sys.exit(EXIT_FAILED)
+    except Exception as error:
+        _print_traceback_if_verbose()
+        message = _one_line(str(error)) or type(error).__name__
+        err.print(f"internal error: {message}; run with -v for details", markup=False)
+        sys.exit(EXIT_FAILED)
+    # A command returns None; an Exit (ours, or Ctrl-C's 130) comes back as its code.
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report_usage_error(error: Any) -> int:
+    """One line naming the option and what is wrong with it, and where the help is."""
+    # The help that `omvarld posts` (no command) asks for is already printed; checked by name
+    # as Typer itself does, the class being internal to it.
+    if type(error).__name__ != "NoArgsIsHelpError":
+        message = _one_line(error.format_message())
+        context = getattr(error, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        err.print(f"error: {message}{hint}", markup=False)
+    return int(getattr(error, "exit_code", EXIT_USAGE))
+
+
+def _one_line(text: str) -> str:
+    """An error's text on one line, without control characters: a database or a library may
+    quote stored text, or the input, in its message."""
+    from monitor.text import strip_control
+
+    return " ".join(strip_control(text).split())
+
+
+def _print_traceback_if_verbose() -> None:
+    # -v (and `run`, which logs each step) set the log to INFO: the place for the details.
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "datab
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
 # that commands check the schema without importing Alembic.
 SCHEMA_HEAD = "0009"
+SQLITE_JOURNALS = ("-wal", "-shm", "-journal")  # files beside an SQLite database, as it names them
+
+
+_PASSWORD_IN_URL = re.compile(r"(//[^/:@]*:).*@")  # to the last @: a password may hold one
 
 
 class DatabaseError(Exception):
@@ -29,6 +34,10 @@ def make_engine(url: str) -> Engine:
         engine = sa.create_engine(url, json_serializer=serialize_json)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
+    except ValueError:  # SQLAlchemy half-parsed it: a host "[::1" without its "]", a port "x"
+        raise DatabaseError(
+            f"database url {_redact(url)!r} is not a URL: check the host and port"
+        ) from None
     except ModuleNotFoundError as error:
         hint = (
             "pip install 'omvarld[postgresql]'"
@@ -95,11 +104,33 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """The revisions this version has migrations for (a migration's file name begins with its
+    revision), read without importing Alembic."""
+    return {path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("*.py")}
+
+
+def _refuse_newer(current: str | None) -> None:
+    """A revision we have no migration for was written by a later version of Omvärld: Alembic
+    would fail on it with a traceback, and this version's queries may not fit its tables."""
+    if current is not None and current not in known_revisions():
+        raise DatabaseError(
+            f"the database was written by a newer Omvärld (schema {current});"
+            f" this version knows up to {SCHEMA_HEAD}"
+        )
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
-    """Bring the schema to the newest revision. Returns (before, after)."""
+    """Bring the schema to the newest revision. Returns (before, after).
+
+    Raises:
+        DatabaseError: the database cannot be reached, or is at a revision this version does
+            not know.
+    """
     from alembic import command
 
     before = current_revision(engine)
+    _refuse_newer(before)
     try:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "head")
@@ -124,6 +155,7 @@ def ensure_schema(engine: Engine) -> None:
         ) from None
     if current == SCHEMA_HEAD:
         return
+    _refuse_newer(current)
     if engine.dialect.name == "sqlite":
         upgrade(engine)
         return
@@ -140,11 +172,26 @@ def describe_database(engine: Engine) -> str:
     return _redact(str(engine.url))
 
 
+def database_files(url: str) -> list[Path]:
+    """The files an SQLite database lives in, symbolic links resolved as SQLite resolves them:
+    the database and its journals (WAL, shared memory, rollback). None for a server database."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return []
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return []
+    path = Path(name).resolve()
+    return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_JOURNALS)]
+
+
 def _redact(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+    except (sa.exc.ArgumentError, ValueError):
+        # Unparsable, yet it may hold a password: hide whatever is between "user:" and "@".
+        return _PASSWORD_IN_URL.sub(r"\1***@", url)
 
 
 def first_line(error: BaseException) -> str:

@@ -206,12 +206,12 @@ def export_dataset(
         raise ExportError(f"--out: {out} is a directory; give a file name")
     if not out.parent.is_dir():
         raise ExportError(f"--out: directory {out.parent} does not exist")
-    dictionary_path = out.with_name(out.name + DICTIONARY_SUFFIX)
+    dictionary_file = dictionary_path(out)
     query = posts_query(chosen) if dataset is Dataset.POSTS else metrics_query(chosen)
     # Rows travel as tuples: the query's columns must be the dictionary's, in its order.
     assert list(query.selected_columns.keys()) == [c.name for c in columns]
     started = now or datetime.now(UTC)
-    with _replaced_at_end(out) as data_part, _replaced_at_end(dictionary_path) as dictionary_part:
+    with _replaced_at_end(out) as data_part, _replaced_at_end(dictionary_file) as dictionary_part:
         with engine.connect() as connection:
             rows = _write_rows(open_writer, data_part, columns, stream_rows(connection, query))
             dialect = connection.dialect.name
@@ -223,7 +223,12 @@ def export_dataset(
         with dictionary_part.open("x", encoding="utf-8") as handle:
             json.dump(dictionary, handle, ensure_ascii=False, indent=2)
             handle.write("\n")
-    return ExportResult(out, dictionary_path, rows, size, digest)
+    return ExportResult(out, dictionary_file, rows, size, digest)
+
+
+def dictionary_path(out: Path) -> Path:
+    """Where the data dictionary of an export to `out` goes: beside it."""
+    return out.with_name(out.name + DICTIONARY_SUFFIX)
 
 
 # The posts columns exported as they are stored, in order.
@@ -455,9 +460,18 @@ def _csv_cell(kind: str) -> Callable[[Any], Any]:
 
 
 class CsvWriter:
-    def __init__(self, handle: IO[bytes], columns: Sequence[ExportColumn]) -> None:
+    """RFC 4180 CSV with formulas neutralised: exports, and `posts search --format csv`."""
+
+    def __init__(
+        self,
+        handle: IO[bytes],
+        columns: Sequence[ExportColumn],
+        *,
+        byte_order_mark: bool = True,
+    ) -> None:
         # The byte-order mark by hand: TextIOWrapper's fast path is for "utf-8", not "utf-8-sig".
-        handle.write(codecs.BOM_UTF8)
+        if byte_order_mark:
+            handle.write(codecs.BOM_UTF8)
         self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
         # Converters chosen once per column: a million rows make the per-cell cost count.
         self._cells = [_csv_cell(c.type) for c in columns]

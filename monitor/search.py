@@ -15,9 +15,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.export import POST_COLUMNS, ExportColumn
 from monitor.filters import PostFilter, latest_engagement, where_posts
 from monitor.models import SEARCH_COLUMN, SEARCH_TABLE, posts, search_facets, sources
 from monitor.stems import stem_words, words
+from monitor.text import strip_control
 
 # bm25 weight of a title match against a body match. bm25 caps what repeating a word earns at
 # about twice one occurrence, so at ten a title match ranks above any body-only match.
@@ -25,6 +27,11 @@ TITLE_WEIGHT = 10.0
 # ts_rank weights for {D, C, B, A}: the text is indexed as B, the title as A (migration 0007).
 PG_RANK_WEIGHTS = "'{0, 0, 0.1, 1.0}'::float4[]"
 EXCERPT_CHARS = 200  # a few lines in a terminal, a cell in a spreadsheet
+# Longer queries are refused before they reach a database: PostgreSQL parses a query of
+# 20,000 words into a tree deeper than its stack ("stack depth limit exceeded"), and no one
+# types a hundred words to find a post.
+MAX_QUERY_WORDS = 100
+MAX_QUERY_CHARS = 2_000
 
 
 class QueryError(ValueError):
@@ -61,6 +68,17 @@ class SearchHit:
     rank: float  # higher is better; comparable within one search only
 
 
+# `posts search --format csv`'s columns, SearchHit's fields, for the export's CSV writer.
+_EXPORTED = {column.name: column for column in POST_COLUMNS}
+HIT_COLUMNS: tuple[ExportColumn, ...] = (
+    *(_EXPORTED[name] for name in ("id", "source_key", "organisation", "platform", "kind")),
+    *(_EXPORTED[name] for name in ("published_at", "title")),
+    ExportColumn("excerpt", "string", "plain text around the first match"),
+    *(_EXPORTED[name] for name in ("url", "engagement")),
+    ExportColumn("rank", "number", "higher is better; comparable within one search only"),
+)
+
+
 @dataclass(frozen=True)
 class _Token:
     kind: str  # "term" | "or"
@@ -76,11 +94,20 @@ def parse_query(text: str) -> ParsedQuery:
         QueryError: an unbalanced quote, OR without a term on each side, an exclusion of
             nothing or within OR, or nothing left to search for.
     """
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query has {len(text):,} characters; at most {MAX_QUERY_CHARS:,} can be searched"
+        )
     if text.count('"') % 2:
         raise QueryError(
             f'unbalanced quote in {text!r}: close the phrase with " or remove the lone "'
         )
     tokens = _tokens(text)
+    counted = sum(len(t.term.words) for t in tokens if t.term is not None)
+    if counted > MAX_QUERY_WORDS:
+        raise QueryError(
+            f"the query has {counted:,} words; at most {MAX_QUERY_WORDS} can be searched at once"
+        )
     required: list[tuple[Term, ...]] = []
     excluded: list[Term] = []
     position = 0
@@ -259,9 +286,11 @@ def _hit(row: sa.RowMapping, stems: set[str]) -> SearchHit:
         platform=row["platform"],
         kind=row["kind"],
         published_at=row["published_at"],
-        title=row["title"],
-        excerpt=make_excerpt(row["text"] or row["title"] or "", stems),
-        url=row["url"],
+        # Shown in a terminal: without the control characters of posts stored before ingest
+        # removed them.
+        title=row["title"] and strip_control(row["title"]),
+        excerpt=strip_control(make_excerpt(row["text"] or row["title"] or "", stems)),
+        url=row["url"] and strip_control(row["url"]),
         engagement=None if row["engagement"] is None else int(row["engagement"]),
         rank=float(row["rank"]),
     )

@@ -33,6 +33,7 @@ from monitor.models import (
 )
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 from monitor.terms import stored_terms
+from monitor.text import strip_control
 
 log = logging.getLogger(__name__)
 
@@ -421,9 +422,9 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "html": _clean(post.html),
         "language": _clean(post.language),
         # JSON columns lose their NULs in `serialize_json`, in one pass over the encoded text.
-        "tags": list(post.tags),
+        "tags": [strip_control(tag) for tag in post.tags],
         "links": list(post.links),
-        "mentions": list(post.mentions),
+        "mentions": [strip_control(mention) for mention in post.mentions],
         "other_mentions": post.other_mentions,
         "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
         "raw": post.raw,
@@ -435,8 +436,9 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
 
 
 def _clean(value: str | None) -> str | None:
-    """Drop NUL characters, which PostgreSQL refuses in text; SQLite gets the same."""
-    return value.replace("\x00", "") if value and "\x00" in value else value
+    """Drop control characters but tab and newline: NUL, which PostgreSQL refuses in text, and
+    the ESC sequences of a hostile feed, which a terminal showing the post would run."""
+    return strip_control(value) if value else value
 
 
 def _media_fields(media: Media) -> dict[str, Any]:
@@ -446,7 +448,7 @@ def _media_fields(media: Media) -> dict[str, Any]:
         "url": media.url,
         "thumbnail_url": media.thumbnail_url,
         "duration_s": media.duration_s,
-        "alt_text": media.alt_text,
+        "alt_text": _clean(media.alt_text),
         "width": media.width,
         "height": media.height,
     }

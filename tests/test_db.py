@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.db import head_revision, make_engine
+from monitor.db import SCHEMA_HEAD, head_revision, make_engine
 from tests.conftest import write_config
 
 runner = CliRunner()
@@ -68,3 +68,34 @@ def test_schema_head_constant_names_the_newest_migration() -> None:
     from monitor.db import SCHEMA_HEAD
 
     assert head_revision() == SCHEMA_HEAD
+
+
+def test_known_revisions_are_the_migrations_alembic_finds() -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from monitor.db import MIGRATIONS, known_revisions
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    walked = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    assert known_revisions() == walked
+
+
+def test_a_newer_database_is_left_as_it_is(tmp_path, engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as connection:  # as a later Omvärld with migration 0999 leaves it
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
+    config = str(write_config(tmp_path, engine.url.render_as_string(hide_password=False)))
+
+    upgraded = runner.invoke(app, ["--config", config, "db", "upgrade"])
+    listed = runner.invoke(app, ["--config", config, "posts", "list"])
+
+    for result in (upgraded, listed):
+        assert result.exit_code == 2
+        assert result.stderr == (
+            "error: the database was written by a newer Omvärld (schema 0999);"
+            f" this version knows up to {SCHEMA_HEAD}\n"
+        )
+    with engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert version.scalar_one() == "0999"

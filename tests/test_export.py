@@ -354,3 +354,43 @@ def test_failed_export_leaves_no_partial_file_and_keeps_the_previous_one(
     assert "nothing was written" in failed.stderr and "Traceback" not in failed.stderr
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
     assert sorted(before) == ["posts.csv", "posts.csv.dictionary.json"]
+
+
+def test_export_never_writes_over_the_database_or_the_config(
+    engine: Engine, sample: Sample, tmp_path: Path
+) -> None:
+    # `--out omvarld.db` replaced the database with CSV and exited 0.
+    refused = {"config.toml": "the configuration file"}
+    (tmp_path / "sub").mkdir()
+    if engine.dialect.name == "sqlite":  # a server database has no file to protect
+        (tmp_path / "link.csv").symlink_to(tmp_path / "omvarld.db")
+        refused |= {
+            "omvarld.db": "the database",
+            "sub/../omvarld.db": "the database",
+            str(tmp_path / "link.csv"): "the database",
+            "omvarld.db-wal": "a file of the database",
+            "omvarld.db-shm": "a file of the database",
+            "omvarld.db-journal": "a file of the database",
+        }
+    (tmp_path / "posts.csv.dictionary.json").symlink_to(sample.config)
+    kept = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+
+    done = {
+        out: _cli(sample.config, "export", "posts", "--format", "csv", "--out", out, cwd=tmp_path)
+        for out in refused
+    }
+    # Its data dictionary (FILE.dictionary.json) would have replaced the config.
+    beside = _cli(sample.config, "export", "posts", "--out", "posts.csv", cwd=tmp_path)
+    opml = _cli(sample.config, "sources", "export-opml", "--out", "config.toml", cwd=tmp_path)
+
+    for out, what in refused.items():
+        assert done[out].returncode == 2, done[out].stderr
+        assert done[out].stderr == f"error: --out: {Path(out)} is {what}; write to another file\n"
+    assert beside.returncode == 2
+    assert "--out: posts.csv.dictionary.json is the configuration file" in beside.stderr
+    assert opml.returncode == 2
+    assert (
+        opml.stderr
+        == "error: --out: config.toml is the configuration file; write to another file\n"
+    )
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == kept

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from monitor.db import _alembic_config, make_engine
 from monitor.filters import PostFilter, parse_moment
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
-from monitor.search import QueryError, make_excerpt, parse_query, search_posts
+from monitor.search import QueryError, SearchHit, make_excerpt, parse_query, search_posts
 from monitor.store import Attempt, record_attempt
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
@@ -281,6 +282,9 @@ def test_the_excerpt_is_plain_text_around_the_first_match() -> None:
         ("brand OR -skola", "an excluded word cannot be part of OR"),
         ("!!! ???", "nothing to search for"),
         ("", "nothing to search for"),
+        (" ".join(["hus"] * 101), "the query has 101 words; at most 100 can be searched"),
+        ('"' + " ".join(["hus"] * 101) + '"', "the query has 101 words"),  # a phrase's words
+        ("hus " * 501, "the query has 2,004 characters; at most 2,000 can be searched"),
     ],
 )
 def test_a_malformed_query_is_refused_with_a_reason(query: str, message: str) -> None:
@@ -341,6 +345,41 @@ def test_cli_search_writes_csv_and_jsonl_that_parse(
     assert datetime.fromisoformat(hit["published_at"]).tzinfo is not None
     assert table.exit_code == 0, table.output
     assert "Katrineholms kommun" in table.stdout
+
+
+FORMULA_FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Nyheter</title><link>https://example.se/</link><item>
+<title>=HYPERLINK("https://evil.example/","Klicka här")</title>
+<link>https://example.se/nyheter/1</link><guid>1</guid><author>@kommunen</author>
+<description>-2+3 timmar snöröjning i natt</description>
+<pubDate>Mon, 23 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>
+"""
+
+
+def test_cli_search_csv_neutralises_formulas_as_the_export_does(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/nyheter.xml", body=FORMULA_FEED.encode())
+    config = str(write_config(tmp_path, database_url, feed_source(url, key="exempel")))
+    assert runner.invoke(app, ["--config", config, "db", "upgrade"]).exit_code == 0
+    collected = runner.invoke(app, ["--config", config, "collect", "--all"])
+    assert collected.exit_code == 0, collected.output
+    out = tmp_path / "posts.csv"
+
+    searched = runner.invoke(
+        app, ["--config", config, "posts", "search", "snöröjning", "--format", "csv"]
+    )
+    exported = runner.invoke(app, ["--config", config, "export", "posts", "--out", str(out)])
+
+    assert searched.exit_code == 0 and exported.exit_code == 0, searched.output + exported.output
+    (hit,) = csv.DictReader(io.StringIO(searched.stdout, newline=""))
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert hit["title"] == row["title"] == '\'=HYPERLINK("https://evil.example/","Klicka här")'
+    assert hit["excerpt"] == row["text"] == "'-2+3 timmar snöröjning i natt"
+    assert hit["published_at"] == row["published_at"] == "2026-11-23T08:00:00Z"
+    assert list(hit) == [field.name for field in fields(SearchHit)]
+    assert searched.stdout_bytes.endswith(b"\r\n")  # RFC 4180, like the export
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,8 @@ from monitor.store import (
     ingest_posts,
     record_attempt,
 )
+from tests.conftest import collect_one, configure, feed_source
+from tests.feedserver import FeedServer
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -110,6 +113,50 @@ def test_nul_characters_are_dropped_on_both_databases(engine: Engine) -> None:
     assert record.status is CollectStatus.OK
     (stored,) = rows(engine, posts)
     assert stored.title == "Nolltecken" and stored.raw == {"a": "b"}
+
+
+# A malformed feed's item with raw ESC sequences and &#27; (which feedparser decodes to ESC):
+# a window title change, colours, a blink, a screen clear.
+HOSTILE_FEED = (
+    b"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>Nyheter</title>"
+    b"<link>https://example.se/</link><item>"
+    b"<title>Kris\x1b]0;pwned\x07 i l&#228;net &#27;[2Jnu</title>"
+    b"<link>https://example.se/nyheter/1</link><guid>kris-1</guid>"
+    b"<description>&lt;p&gt;Vatten \x1b[31mstiger\x1b[0m &amp;#27;[5m vid\tbron&lt;/p&gt;"
+    b"</description><author>info@example.se (\x1b[7mAnna)</author>"
+    b"<category>\x1b[7mkris</category>"
+    b"<pubDate>Mon, 23 Nov 2026 08:00:00 GMT</pubDate></item></channel></rss>"
+)
+CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} - {"\t", "\n"}
+
+
+def test_control_characters_from_a_hostile_feed_are_not_stored(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/nyheter.xml", body=HOSTILE_FEED)
+    config = configure(tmp_path, engine, feed_source(url))
+
+    collect_one(config, engine)
+
+    (stored,) = rows(engine, posts)
+    assert stored.title == "Kris]0;pwned i länet [2Jnu"
+    assert stored.text == "Vatten [31mstiger[0m [5m vid bron"
+    assert stored.author == "info@example.se ([7mAnna)"
+    assert stored.tags == ["[7mkris"]
+    fields = (stored.title, stored.text, stored.html, stored.author, *stored.tags)
+    assert not CONTROL & set("".join(fields))
+    assert "\t" in stored.html  # tab and newline are text, not control
+
+
+def test_c1_controls_from_an_api_are_not_stored(engine: Engine) -> None:
+    # JSON APIs hand over any code point: U+009B is a one-character CSI to many terminals.
+    source_id = add_source(engine)
+    hostile = post(1, title="Ny\x9b2Jhet", text="rad\x85ett\r\nrad två", author="\x9d0;x\x9cA")
+
+    attempt(engine, source_id, [hostile])
+
+    (stored,) = rows(engine, posts)
+    assert (stored.title, stored.text, stored.author) == ("Ny2Jhet", "radett\nrad två", "0;xA")
 
 
 def test_edit_and_new_counts_together_write_a_revision_and_a_metric(engine: Engine) -> None:
