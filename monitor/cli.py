@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collectors.base import ApiUsage
     from monitor.collect import SourceOutcome
     from monitor.config import Config
+    from monitor.queries import SourceHealth
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -450,7 +451,7 @@ def status(
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
-    health = list_source_health(engine, now=now)
+    health = [_with_current_skip_reason(config, h) for h in list_source_health(engine, now=now)]
     if as_json:
         records = [
             _jsonable(h.__dict__) | {"failing_over_a_day": h.failing_long(now)} for h in health
@@ -490,6 +491,21 @@ def status(
     out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
     for line in describe_api_usage(config, read_api_usage(engine, now)):
         out.print(line, markup=False)
+
+
+def _with_current_skip_reason(config: Config, health: SourceHealth) -> SourceHealth:
+    """A skipped source's reason as the config says it now: the one stored at the last
+    collection may name an environment variable the config has renamed since."""
+    from dataclasses import replace
+
+    from monitor.collect import find_skip_reason
+
+    if health.status != "skipped":
+        return health
+    reason = find_skip_reason(config, health.platform)
+    return replace(
+        health, last_error=reason or "nothing is missing now: collected at its next check"
+    )
 
 
 # Warn before a metered API's budget runs out, while there is still time to act.
