@@ -31,7 +31,7 @@ def make_engine(url: str) -> Engine:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
     except ModuleNotFoundError as error:
         hint = (
-            "pip install 'omvarld[postgresql]'"
+            "from the Omvärld checkout: pip install -e '.[postgresql]'"
             if url.startswith("postgresql")
             else "use sqlite:///FILE or postgresql+psycopg://…"
         )
