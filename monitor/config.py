@@ -62,6 +62,9 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 MAX_DURATION_DAYS = 365
 # Day counts (backfill, retention, pruning) beyond a century are typos too, and overflow dates.
 MAX_DAYS = 36_500
+# Seconds a connection or a read may take; TOML's `inf` passed a positive check and then failed
+# every fetch with an OverflowError.
+MAX_TIMEOUT = 3600.0
 
 
 def parse_duration(value: int | str) -> int:
@@ -102,8 +105,8 @@ class CollectConfig(_Strict):
     per_host: int = Field(2, ge=1, le=256)
     backfill_days: int = Field(30, ge=0, le=MAX_DAYS)
     backfill_posts: int = Field(200, ge=1)
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT)
+    read_timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT)
     max_body_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     contact_url: str = "https://github.com/omvarld/omvarld"
     # Scheduling, in seconds (durations like "15m" are accepted).
@@ -280,7 +283,7 @@ class SmtpConfig(_Strict):
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None  # the password is read from this environment variable
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT)
     # PEM file of the CA that signed the relay's certificate, for an internal CA; default: the
     # system's trusted CAs. Certificates are always verified.
     ca_file: str | None = None

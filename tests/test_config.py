@@ -132,6 +132,14 @@ def test_absurd_duration_of_a_source_is_a_problem_on_its_key(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.parametrize("setting", ["[collect]\nread_timeout", "[smtp]\ntimeout"])
+def test_infinite_timeout_is_a_problem_on_its_key(tmp_path: Path, setting: str) -> None:
+    path = write(tmp_path / "config.toml", f"{setting} = inf\n")
+    key = setting.replace("]\n", ".").lstrip("[")
+
+    assert problem_lines(path) == [f"{path}:2: {key}: Input should be less than or equal to 3600"]
+
+
 @pytest.mark.parametrize("setting", ["[collect]\nbackfill_days", "[retention]\nposts_after_days"])
 def test_absurd_day_count_is_a_problem_on_its_key(tmp_path: Path, setting: str) -> None:
     path = write(tmp_path / "config.toml", f"{setting} = 99999999999\n")
