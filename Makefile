@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make run` (collect once on SQLite) and `make test`.
 PYTHON ?= python3
+CONFIG ?= config.toml
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -19,14 +20,20 @@ config.toml:
 	cp config.example.toml config.toml
 	@echo "Created config.toml from config.example.toml; edit it to watch your own sources."
 
-# Collect every configured source once, then write last week's digest to outbox/. Exit code 1
-# from collect means some sources failed (named in the summary): the run completed, so make does.
-run: $(STAMP) config.toml
-	$(BIN)/omvarld --config config.toml db upgrade
-	$(BIN)/omvarld --config config.toml collect --all || [ $$? -eq 1 ]
-	$(BIN)/omvarld --config config.toml digest preview
+# Collect every configured source once, then write last week's digest to outbox/ beside the
+# config. Exit code 1 from collect means some sources failed (named in the summary): the run
+# completed, so make does. The last lines say how to type the next command: the virtual
+# environment is not on PATH, so a bare `omvarld` is "command not found".
+run: $(STAMP) $(CONFIG)
+	$(BIN)/omvarld --config $(CONFIG) db upgrade
+	$(BIN)/omvarld --config $(CONFIG) collect --all || [ $$? -eq 1 ]
+	$(BIN)/omvarld --config $(CONFIG) digest preview
+	@echo
+	@echo "omvarld is in $(BIN)/, which is not on PATH. Next, for example:"
+	@echo "  $(BIN)/omvarld --config $(CONFIG) status"
+	@echo "or, after '. $(BIN)/activate' in this shell: omvarld --config $(CONFIG) status"
 
-# The same, offline, against bundled sample feeds served on loopback.
+# The same, offline, against bundled sample feeds served on loopback; it writes only into demo/.
 demo: $(STAMP)
 	$(BIN)/python demo/run.py
 

@@ -2,24 +2,25 @@
 
 Runs offline. The feeds in demo/feeds/ are written in the style of Swedish public-sector
 publishers: a municipality's news, a region, Krisinformation, a YouTube channel feed, a Flickr
-photo feed and a Mastodon account feed.
+photo feed and a Mastodon account feed. Everything it writes (config, database, digests) goes
+into one directory, demo/ by default, apart from what `make run` writes.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
+import shlex
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FEEDS = HERE / "feeds"
-CONFIG = HERE / "omvarld-demo.toml"
-DATABASE = HERE / "omvarld-demo.db"
-OUTBOX = HERE.parent / "outbox"
 DEMO_WEEK = "2026-W48"
 
 # (key, file, organisation, groups)
@@ -43,11 +44,48 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def write_config(port: int) -> None:
+@dataclass(frozen=True)
+class Demo:
+    """Where the demo writes: its own config, database and outbox in one directory."""
+
+    directory: Path
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "omvarld-demo.toml"
+
+    @property
+    def database(self) -> Path:
+        return self.directory / "omvarld-demo.db"
+
+    @property
+    def outbox(self) -> Path:
+        return self.directory / "outbox"
+
+
+def shown(path: Path) -> str:
+    """A path as the reader types it here: relative when it is below the current directory."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def omvarld_command() -> list[str]:
+    """How to run omvarld from this shell: the virtual environment's own script, which is not
+    on PATH unless the environment is activated (so a bare `omvarld` is not found)."""
+    script = Path(sys.executable).parent / "omvarld"
+    program = [shown(script)] if script.exists() else [shown(Path(sys.executable)), "-m", "monitor"]
+    if "/" not in program[0]:  # a shell looks a bare name up on PATH
+        program[0] = f"./{program[0]}"
+    return program
+
+
+def write_config(demo: Demo, port: int) -> None:
     lines = [
         "# Written by demo/run.py for `make demo`; regenerated on every run.",
         "[database]",
-        f'url = "sqlite:///{DATABASE.name}"',
+        f'url = "sqlite:///{demo.database.name}"',
         "",
         "[collect]",
         "per_host = 8  # every demo feed is on one loopback host",
@@ -72,26 +110,38 @@ def write_config(port: int) -> None:
             f"groups = [{group_list}]",
             "",
         ]
-    CONFIG.write_text("\n".join(lines), encoding="utf-8")
+    demo.config.write_text("\n".join(lines), encoding="utf-8")
 
 
-def omvarld(*args: str) -> int:
-    command = [sys.executable, "-m", "monitor", "--config", str(CONFIG), *args]
-    print(f"\n$ omvarld --config {CONFIG.relative_to(HERE.parent)} {' '.join(args)}", flush=True)
+def omvarld(demo: Demo, *args: str) -> int:
+    """Run one command, echoed as the reader would type it."""
+    command = [*omvarld_command(), "--config", shown(demo.config), *args]
+    print(f"\n$ {shlex.join(command)}", flush=True)
     env = dict(os.environ)
     if not sys.stdout.isatty():
         env.setdefault("COLUMNS", "140")  # tables stay readable when the output is captured
-    return subprocess.call(command, env=env)
+    return subprocess.call(
+        [sys.executable, "-m", "monitor", "--config", str(demo.config), *args], env=env
+    )
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=HERE,
+        help="where the demo's config, database and outbox/ go (default: demo/)",
+    )
+    demo = Demo(parser.parse_args(argv).dir.resolve())
+    demo.directory.mkdir(parents=True, exist_ok=True)
     handler = functools.partial(QuietHandler, directory=str(FEEDS))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        write_config(port)
-        print(f"Serving {len(SOURCES)} sample feeds from {FEEDS} on 127.0.0.1:{port}")
+        write_config(demo, port)
+        print(f"Serving {len(SOURCES)} sample feeds from {shown(FEEDS)} on 127.0.0.1:{port}")
         steps = [
             ("db", "upgrade"),
             ("collect", "--all"),
@@ -99,13 +149,15 @@ def main() -> int:
             ("collect", "--all"),  # a second pass: conditional requests, nothing new
             ("status",),
             # The sample feeds are dated in week 48 of 2026: the digest of that week.
-            ("digest", "preview", "--week", DEMO_WEEK, "--outbox", str(OUTBOX)),
+            ("digest", "preview", "--week", DEMO_WEEK, "--outbox", shown(demo.outbox)),
         ]
         for step in steps:
-            if omvarld(*step) not in (0, 1):
+            if omvarld(demo, *step) not in (0, 1):
                 return 1
-        print(f"\nThe demo database is {DATABASE}; try: omvarld --config {CONFIG} posts list")
-        print(f"The digest for the demo recipient is in {OUTBOX}/ (.eml and .html).")
+        search = [*omvarld_command(), "--config", shown(demo.config), "posts", "search", "kommun"]
+        print(f"\nThe digest for the demo recipient is in {shown(demo.outbox)}/ (.eml and .html).")
+        print(f"The demo database is {shown(demo.database)}. Search it with:")
+        print(f"  {shlex.join(search)}")
         return 0
     finally:
         server.shutdown()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collectors.base import ApiUsage
     from monitor.collect import SourceOutcome
     from monitor.config import Config
+    from monitor.queries import SourceHealth
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -38,18 +39,21 @@ EXIT_USAGE = 2
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Help is plain text: Rich markup would take "[retention]" in a help text for a style and drop it.
+PLAIN_HELP: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None}
+
 app = typer.Typer(
     name="omvarld",
     help="Omvärld: monitor public-sector feeds and social accounts, and send weekly digests.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    **PLAIN_HELP,
 )
-config_app = typer.Typer(help="Check the configuration.", no_args_is_help=True)
-db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
-sources_app = typer.Typer(help="List, import and export sources.", no_args_is_help=True)
-posts_app = typer.Typer(help="Read stored posts.", no_args_is_help=True)
-digest_app = typer.Typer(help="Preview, send and read the weekly digests.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration.", **PLAIN_HELP)
+db_app = typer.Typer(help="Manage the database schema.", **PLAIN_HELP)
+sources_app = typer.Typer(help="List, import and export sources.", **PLAIN_HELP)
+posts_app = typer.Typer(help="Read stored posts.", **PLAIN_HELP)
+digest_app = typer.Typer(help="Preview, send and read the weekly digests.", **PLAIN_HELP)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(sources_app, name="sources")
@@ -130,6 +134,14 @@ def _refuse_own_files(config: Config, option: str, *targets: Path) -> None:
             fail(f"{option}: {target} is {what}; write to another file")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from monitor.export import omvarld_version
+
+        out.print(f"omvarld {omvarld_version()}", markup=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -138,6 +150,12 @@ def main_options(
         typer.Option("--config", "-c", envvar="OMVARLD_CONFIG", help="Configuration file."),
     ] = Path(DEFAULT_CONFIG_PATH),
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -469,7 +487,7 @@ def status(
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
-    health = list_source_health(engine, now=now)
+    health = [_with_current_skip_reason(config, h) for h in list_source_health(engine, now=now)]
     if as_json:
         records = [
             _jsonable(h.__dict__) | {"failing_over_a_day": h.failing_long(now)} for h in health
@@ -509,6 +527,21 @@ def status(
     out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
     for line in describe_api_usage(config, read_api_usage(engine, now)):
         out.print(line, markup=False)
+
+
+def _with_current_skip_reason(config: Config, health: SourceHealth) -> SourceHealth:
+    """A skipped source's reason as the config says it now: the one stored at the last
+    collection may name an environment variable the config has renamed since."""
+    from dataclasses import replace
+
+    from monitor.collect import find_skip_reason
+
+    if health.status != "skipped":
+        return health
+    reason = find_skip_reason(config, health.platform)
+    return replace(
+        health, last_error=reason or "nothing is missing now: collected at its next check"
+    )
 
 
 # Warn before a metered API's budget runs out, while there is still time to act.
@@ -940,7 +973,7 @@ def _kilobytes(message: Any) -> str:
 
 # ----------------------------------------------------------------------- retention, erase, audit
 
-retention_app = typer.Typer(help="Apply the [retention] settings.", no_args_is_help=True)
+retention_app = typer.Typer(help="Apply the [retention] settings.", **PLAIN_HELP)
 app.add_typer(retention_app, name="retention")
 
 
@@ -1107,7 +1140,7 @@ def _describe_counts(counts: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ export, archive
 
 archive_app = typer.Typer(
-    help="Write a source's records archive, and check one for changes.", no_args_is_help=True
+    help="Write a source's records archive, and check one for changes.", **PLAIN_HELP
 )
 app.add_typer(archive_app, name="archive")
 

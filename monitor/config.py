@@ -7,16 +7,19 @@ names the environment variable that holds its token, and `secret()` reads it at 
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import glob
 import os
 import re
 import stat
 import tomllib
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -55,6 +58,15 @@ DEFAULT_API_URLS: dict[str, str] = {
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
+# No interval, backoff, lease or tick is meant to be longer than a year: a bigger number is a typo,
+# and "99999999999999d" overflowed the date arithmetic of the first collection.
+MAX_DURATION_DAYS = 365
+# Day counts (backfill, retention, pruning) beyond a century are typos too, and overflow dates.
+MAX_DAYS = 36_500
+# Seconds a connection or a read may take; TOML's `inf` passed a positive check and then failed
+# every fetch with an OverflowError.
+MAX_TIMEOUT = 3600.0
+
 
 def parse_duration(value: int | str) -> int:
     """Seconds from an int or a string like "90", "15m", "2h", "1d"."""
@@ -72,6 +84,14 @@ def parse_duration(value: int | str) -> int:
     return seconds
 
 
+def parse_config_duration(value: int | str) -> int:
+    """`parse_duration` for a config key: at most MAX_DURATION_DAYS."""
+    seconds = parse_duration(value)
+    if seconds > MAX_DURATION_DAYS * 86400:
+        raise ValueError(f"at most {MAX_DURATION_DAYS} days, got {value!r}")
+    return seconds
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos far more often than they are intentional.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,10 +104,10 @@ class DatabaseConfig(_Strict):
 class CollectConfig(_Strict):
     concurrency: int = Field(64, ge=1, le=1024)
     per_host: int = Field(2, ge=1, le=256)
-    backfill_days: int = Field(30, ge=0)
+    backfill_days: int = Field(30, ge=0, le=MAX_DAYS)
     backfill_posts: int = Field(200, ge=1)
-    connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(30.0, gt=0)
+    connect_timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT)
+    read_timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT)
     max_body_bytes: int = Field(15 * 1024 * 1024, ge=1024)
     contact_url: str = "https://github.com/omvarld/omvarld"
     # Scheduling, in seconds (durations like "15m" are accepted).
@@ -101,8 +121,10 @@ class CollectConfig(_Strict):
     tick: int = 30  # seconds between looks for due sources
     lease: int = 600  # a claimed source is another worker's again after this
     parse_processes: int = Field(0, ge=0)  # 0: one per core
-    keep_runs_days: int = Field(90, ge=1)  # collection_runs older than this are pruned daily
-    refresh_days: int = Field(14, ge=0)  # counts of posts younger than this are refreshed
+    # collection_runs older than this are pruned daily
+    keep_runs_days: int = Field(90, ge=1, le=MAX_DAYS)
+    # counts of posts younger than this are refreshed
+    refresh_days: int = Field(14, ge=0, le=MAX_DAYS)
 
     @field_validator(
         "interval",
@@ -116,7 +138,7 @@ class CollectConfig(_Strict):
     )
     @classmethod
     def _duration(cls, value: int | str) -> int:
-        return parse_duration(value)
+        return parse_config_duration(value)
 
     @model_validator(mode="after")
     def _bounds(self) -> CollectConfig:
@@ -166,7 +188,7 @@ class SourceConfig(_Strict):
     @field_validator("interval", mode="before")
     @classmethod
     def _interval(cls, value: int | str | None) -> int | None:
-        return None if value is None else parse_duration(value)
+        return None if value is None else parse_config_duration(value)
 
     @field_validator("url", "api_url")
     @classmethod
@@ -186,15 +208,23 @@ class SourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _address(self) -> SourceConfig:
-        if self.platform == "feed" and not self.url:
-            raise ValueError("a feed source needs url")
-        if self.platform != "feed" and not (self.handle or self.url):
-            raise ValueError(f"a {self.platform} source needs handle")
+        missing = find_missing_address(self.platform, self.url, self.handle)
+        if missing:
+            raise ValueError(missing)
         return self
 
     @property
     def stable_key(self) -> str:
         return self.key or derive_source_key(self.platform, self.url, self.handle)
+
+
+def find_missing_address(platform: str, url: str | None, handle: str | None) -> str | None:
+    """What a source of this platform lacks to be found, or None."""
+    if platform == "feed" and not url:
+        return "a feed source needs url"
+    if platform != "feed" and not (handle or url):
+        return f"a {platform} source needs handle"
+    return None
 
 
 _SCHEDULE = re.compile(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):([0-5]\d)")
@@ -270,7 +300,7 @@ class SmtpConfig(_Strict):
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None  # the password is read from this environment variable
-    timeout: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT)
     # PEM file of the CA that signed the relay's certificate, for an internal CA; default: the
     # system's trusted CAs. Certificates are always verified.
     ca_file: str | None = None
@@ -316,9 +346,9 @@ class RetentionConfig(_Strict):
     """
 
     # Strict: `true` or "30" for a number of days is a mistake, not something to coerce.
-    posts_after_days: StrictInt | None = Field(None, ge=1)
-    raw_after_days: StrictInt | None = Field(None, ge=1)
-    metrics_daily_after_days: StrictInt | None = Field(None, ge=1)
+    posts_after_days: StrictInt | None = Field(None, ge=1, le=MAX_DAYS)
+    raw_after_days: StrictInt | None = Field(None, ge=1, le=MAX_DAYS)
+    metrics_daily_after_days: StrictInt | None = Field(None, ge=1, le=MAX_DAYS)
 
     @field_validator("raw_after_days", "metrics_daily_after_days")
     @classmethod
@@ -408,16 +438,16 @@ def _default_env_name(platform: str, setting: str) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a configuration file."""
+    """One thing wrong with a configuration file, at a 1-based line of it when that is known."""
 
     file: str
     key: str
     reason: str
+    line: int | None = None
 
     def __str__(self) -> str:
-        return (
-            f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
-        )
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
 
 
 class ConfigError(Exception):
@@ -431,7 +461,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class _Origin:
     file: str
-    index: int
+    position: int  # 1-based, as problems name it: sources[1] is the file's first [[sources]]
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
@@ -467,7 +497,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         try:
             source = SourceConfig.model_validate(raw)
         except ValidationError as error:
-            problems += _problems_from(error, origin.file, f"sources[{origin.index}]")
+            where = f"sources[{origin.position}]"
+            problems += _problems_from(error, origin.file, where, SourceConfig)
+            problems += _address_problems(error, raw, origin.file, where)
             continue
         origins[len(sources)] = origin
         sources.append(source)
@@ -476,12 +508,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         config = Config.model_validate({**document, "path": path, "sources": ()})
     except ValidationError as error:
-        problems += _problems_from(error, shown, "")
+        problems += _problems_from(error, shown, "", Config)
         config = None
-    if config is not None:
-        problems += _check_groups(config, sources, origins)
+    # Checked against the declared names even when the rest of the file is broken, so that one
+    # round of `config check` shows every problem.
+    problems += _check_groups(document.get("groups"), raw_sources)
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(_in_file_order(problems, shown))
     return config.model_copy(update={"sources": tuple(sources)})
 
 
@@ -489,7 +522,7 @@ def _source_entries(entries: Any, file: str, problems: list[Problem]) -> list[tu
     if not isinstance(entries, list):
         problems.append(Problem(file, "sources", "expected an array of tables: write [[sources]]"))
         return []
-    return [(entry, _Origin(file, i)) for i, entry in enumerate(entries)]
+    return [(entry, _Origin(file, i)) for i, entry in enumerate(entries, 1)]
 
 
 # The largest configuration or included file read: 2,000 sources take about 400 kB.
@@ -521,8 +554,21 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
         raise ConfigError([Problem(shown, "", "file not found")]) from None
     except OSError as error:
         raise ConfigError([Problem(shown, "", f"cannot read: {error.strerror}")]) from None
+    except UnicodeDecodeError as error:
+        data = error.object
+        line_of_byte = data.count(b"\n", 0, error.start) + 1
+        reason = f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
+        raise ConfigError([Problem(shown, "", reason, line_of_byte)]) from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([Problem(shown, "", f"invalid TOML: {error}")]) from None
+        # tomllib names the position only inside its message: "… (at line 3, column 9)".
+        message = str(error)
+        position = re.search(r" \(at line (\d+), column \d+\)$", message)
+        line = int(position[1]) if position else None
+        reason = f"invalid TOML: {message[: position.start()] if position else message}"
+        raise ConfigError([Problem(shown, "", reason, line)]) from None
+    except RecursionError:
+        # tomllib recurses once per nesting level of arrays and inline tables.
+        raise ConfigError([Problem(shown, "", "invalid TOML: nested too deeply")]) from None
 
 
 def _expand_include(base: Path, pattern: str, shown: str, problems: list[Problem]) -> list[Path]:
@@ -535,11 +581,15 @@ def _expand_include(base: Path, pattern: str, shown: str, problems: list[Problem
     return [Path(full)]
 
 
-def _problems_from(error: ValidationError, file: str, prefix: str) -> list[Problem]:
+def _problems_from(
+    error: ValidationError, file: str, prefix: str, model: type[BaseModel]
+) -> list[Problem]:
     problems = []
     for item in error.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in item["loc"])
-        key = (prefix + loc).lstrip(".")
+        loc = item["loc"]
+        # Positions are shown 1-based, as a person counts the tables in the file.
+        path = "".join(f"[{p + 1}]" if isinstance(p, int) else f".{p}" for p in loc)
+        key = (prefix + path).lstrip(".")
         reason = item["msg"].removeprefix("Value error, ")
         if key.endswith(".[key]"):  # a bad table name, such as [platforms.tiktok]
             key = key.removesuffix(".[key]")
@@ -547,10 +597,54 @@ def _problems_from(error: ValidationError, file: str, prefix: str) -> list[Probl
             reason = f"unknown platform {item['input']!r}; expected one of {', '.join(PLATFORMS)}"
         elif item["type"] == "model_type":
             reason = "expected a table"
+        elif item["type"] == "missing":
+            reason = "missing required key"
         elif item["type"] == "extra_forbidden":
-            reason = "unknown key"
+            reason = "unknown key" + _suggest_key(model, loc)
         problems.append(Problem(file, key, reason))
     return problems
+
+
+def _suggest_key(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """'; did you mean 'organisation'?' for a misspelt key, or nothing."""
+    known = _known_keys(model, loc[:-1])
+    if model is Config:
+        known = [k for k in known if k != "path"] + ["include"]  # path is set by load_config
+    match = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the table at `loc` below `model` may hold, as written in the file."""
+    annotation: Any = model
+    for part in (*loc, None):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
+            annotation = args[0]  # X | None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            by_key = {f.alias or name: f for name, f in annotation.model_fields.items()}
+            if part is None:
+                return list(by_key)
+            if part not in by_key:
+                return []
+            annotation = by_key[str(part)].annotation
+        elif part is not None and get_origin(annotation) in (tuple, list):
+            annotation = get_args(annotation)[0]
+        elif part is not None and get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return []
+    return []
+
+
+def _address_problems(error: ValidationError, raw: Any, file: str, where: str) -> list[Problem]:
+    """A missing url or handle, which pydantic checks only once every field is valid."""
+    if not isinstance(raw, dict) or raw.get("platform") not in PLATFORMS:
+        return []
+    if any(not item["loc"] or item["loc"][0] in ("url", "handle") for item in error.errors()):
+        return []  # already said
+    missing = find_missing_address(raw["platform"], raw.get("url"), raw.get("handle"))
+    return [Problem(file, where, missing)] if missing else []
 
 
 def _find_duplicates(sources: list[SourceConfig], origins: Mapping[int, _Origin]) -> list[Problem]:
@@ -565,9 +659,9 @@ def _find_duplicates(sources: list[SourceConfig], origins: Mapping[int, _Origin]
                 problems.append(
                     Problem(
                         here.file,
-                        f"sources[{here.index}]",
+                        f"sources[{here.position}]",
                         f"duplicate source {marker[0]} {marker[1]!r} "
-                        f"(first in {first.file} sources[{first.index}])",
+                        f"(first in {first.file} sources[{first.position}])",
                     )
                 )
                 break
@@ -576,23 +670,111 @@ def _find_duplicates(sources: list[SourceConfig], origins: Mapping[int, _Origin]
     return problems
 
 
-def _check_groups(
-    config: Config, sources: Iterable[SourceConfig], origins: Mapping[int, _Origin]
-) -> list[Problem]:
+def _check_groups(declared: Any, raw_sources: Iterable[tuple[Any, _Origin]]) -> list[Problem]:
     # Groups need no declaration; once [groups] declares some, a reference to an undeclared
-    # one is most likely a typo.
-    if not config.groups:
+    # one is most likely a typo. Read from the raw tables, so that a source with other problems
+    # has this one named in the same round.
+    if not isinstance(declared, dict) or not declared:
         return []
     problems = []
-    for i, source in enumerate(sources):
-        for group in source.groups:
-            if group not in config.groups:
-                origin = origins[i]
+    for raw, origin in raw_sources:
+        groups = raw.get("groups") if isinstance(raw, dict) else None
+        for group in groups if isinstance(groups, list) else ():
+            if isinstance(group, str) and group not in declared:
                 problems.append(
                     Problem(
                         origin.file,
-                        f"sources[{origin.index}].groups",
+                        f"sources[{origin.position}].groups",
                         f"undeclared group {group!r}",
                     )
                 )
     return problems
+
+
+def _in_file_order(problems: list[Problem], main_file: str) -> list[Problem]:
+    """The problems with their line numbers, top to bottom: the main file, then each include."""
+    lines: dict[str, dict[str, int]] = {}
+    located = []
+    for problem in problems:
+        if problem.line is None and problem.key:
+            if problem.file not in lines:
+                lines[problem.file] = _read_key_lines(Path(problem.file))
+            line = find_line(lines[problem.file], problem.key)
+            problem = dataclasses.replace(problem, line=line)
+        located.append(problem)
+    files = list(dict.fromkeys([main_file, *(p.file for p in located)]))
+    return sorted(located, key=lambda p: (files.index(p.file), p.line or 0))
+
+
+def _read_key_lines(path: Path) -> dict[str, int]:
+    try:
+        return find_key_lines(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return {}
+
+
+_BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_ARRAY_TABLE_LINE = re.compile(rf"\s*\[\[\s*({_DOTTED})\s*\]\]\s*(?:#.*)?")
+_TABLE_LINE = re.compile(rf"\s*\[\s*({_DOTTED})\s*\]\s*(?:#.*)?")
+_KEY_LINE = re.compile(rf"\s*({_DOTTED})\s*=")
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'[^\']*\'')
+
+
+def find_key_lines(text: str) -> dict[str, int]:
+    """The 1-based line of each table and key in a TOML text, by the paths problems name:
+    `collect.concurrency`, `platforms.x`, `sources[2].url` (in the second [[sources]]).
+
+    TOML parsers keep no positions, so the lines are read here. It only points at a line:
+    something it misreads, such as a "[table]" line inside a multi-line string, costs a line
+    number, nothing more.
+    """
+    found: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    table = ""
+    string_end: str | None = None  # the quotes closing the multi-line string being passed over
+    depth = 0  # of the multi-line array or inline table being passed over
+    for number, line in enumerate(text.splitlines(), 1):
+        if string_end is not None:
+            if line.count(string_end) % 2:
+                string_end = None
+            continue
+        if depth > 0:
+            depth += _open_brackets(line)
+            continue
+        if match := _ARRAY_TABLE_LINE.fullmatch(line):
+            name = _key_path(match[1])
+            counts[name] = counts.get(name, 0) + 1
+            table = f"{name}[{counts[name]}]"
+            found.setdefault(table, number)
+        elif match := _TABLE_LINE.fullmatch(line):
+            table = _key_path(match[1])
+            found.setdefault(table, number)
+        elif match := _KEY_LINE.match(line):
+            key = _key_path(match[1])
+            found.setdefault(f"{table}.{key}" if table else key, number)
+            value = line[match.end() :]
+            string_end = next((q for q in ('"""', "'''") if value.count(q) % 2), None)
+            if string_end is None:
+                depth = _open_brackets(value)
+    return found
+
+
+def _open_brackets(text: str) -> int:
+    """How many more arrays and inline tables `text` opens than it closes."""
+    code = _STRING.sub("", text).split("#", 1)[0]
+    return code.count("[") + code.count("{") - code.count("]") - code.count("}")
+
+
+def _key_path(dotted: str) -> str:
+    parts = re.findall(r"""([A-Za-z0-9_-]+)|"([^"]*)"|'([^']*)'""", dotted)
+    return ".".join("".join(groups) for groups in parts)
+
+
+def find_line(lines: Mapping[str, int], key: str) -> int | None:
+    """The line of `key`, else of the nearest table holding it (a missing key: its table's)."""
+    while key:
+        if key in lines:
+            return lines[key]
+        key = re.sub(r"(?:\.[^.\[\]]*|\[\d+\])$", "", key)
+    return None

@@ -40,7 +40,7 @@ def make_engine(url: str) -> Engine:
         ) from None
     except ModuleNotFoundError as error:
         hint = (
-            "pip install 'omvarld[postgresql]'"
+            "from the Omvärld checkout: pip install -e '.[postgresql]'"
             if url.startswith("postgresql")
             else "use sqlite:///FILE or postgresql+psycopg://…"
         )

@@ -41,7 +41,7 @@ PARQUET_ROW_GROUP = 10_000
 # Bytes read at a time when hashing a written file.
 HASH_CHUNK = 1 << 20
 
-PARQUET_MISSING = "Parquet needs pyarrow: pip install 'omvarld[parquet]'"
+PARQUET_MISSING = "Parquet needs pyarrow: from the Omvärld checkout, pip install -e '.[parquet]'"
 DICTIONARY_SUFFIX = ".dictionary.json"
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP "CSV injection";

@@ -153,12 +153,12 @@ def test_config_check_on_broken_file_prints_one_line_per_problem_and_exits_2(
 
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert sorted(result.stderr.splitlines()) == [
-        f"{config}: sources[0].platform: unknown platform 'tiktok'; "
+    assert result.stderr.splitlines() == [
+        f"{config}:5: sources[1].platform: unknown platform 'tiktok'; "
         "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr",
-        f"{config}: sources[1].organisation: Field required",
-        f"{config}: sources[1].organization: unknown key",
-        f"{config}: sources[2]: a feed source needs url",
+        f"{config}:9: sources[2].organisation: missing required key",
+        f"{config}:12: sources[2].organization: unknown key; did you mean 'organisation'?",
+        f"{config}:14: sources[3]: a feed source needs url",
     ]
 
 
@@ -191,7 +191,7 @@ def test_config_check_as_a_process_exits_2_without_traceback_on_a_broken_file(
     assert "Traceback" not in process.stderr
     lines = process.stderr.splitlines()
     assert len(lines) == 4
-    assert all(line.startswith("config.toml: sources[") for line in lines)
+    assert all(re.match(r"config\.toml:\d+: sources\[[1-3]\]", line) for line in lines)
 
 
 def test_missing_config_as_a_process_exits_2_without_traceback(tmp_path: Path) -> None:
@@ -208,7 +208,63 @@ def test_invalid_toml_as_a_process_exits_2_naming_the_file(tmp_path: Path) -> No
 
     assert process.returncode == 2
     assert "Traceback" not in process.stderr
-    assert process.stderr.startswith("config.toml: invalid TOML: ")
+    assert process.stderr.startswith("config.toml:1: invalid TOML: ")
+
+
+HOSTILE_CONFIGS = {
+    # Each of these was a traceback (or accepted, and a traceback later) before.
+    "binary": (
+        bytes(range(256)),
+        "config.toml:2: not UTF-8 text (byte 0x80); save the file as UTF-8",
+    ),
+    "latin-1": (
+        '[[sources]]\nplatform = "feed"\nurl = "https://www.varnamo.se/rss"\n'
+        'organisation = "Värnamo kommun"\n'.encode("latin-1"),
+        "config.toml:4: not UTF-8 text (byte 0xe4); save the file as UTF-8",
+    ),
+    "deeply nested": (
+        b"groups = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+        "config.toml: invalid TOML: nested too deeply",
+    ),
+    "absurd interval": (
+        b'[collect]\nconcurrency = 8\ninterval = "99999999999999d"\n',
+        "config.toml:3: collect.interval: at most 365 days, got '99999999999999d'",
+    ),
+    "absurd source interval": (
+        b'[[sources]]\nplatform = "feed"\nurl = "https://www.flen.se/rss"\n'
+        b'organisation = "Flens kommun"\ninterval = 99999999999999999999\n',
+        "config.toml:5: sources[1].interval: at most 365 days, got 99999999999999999999",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_CONFIGS)
+def test_hostile_config_file_is_one_line_and_exit_2_as_a_process(tmp_path: Path, name: str) -> None:
+    content, line = HOSTILE_CONFIGS[name]
+    (tmp_path / "config.toml").write_bytes(content)
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert (process.returncode, process.stdout, process.stderr) == (2, "", line + "\n")
+
+
+def test_config_check_names_the_line_and_suggests_the_key_as_a_process(tmp_path: Path) -> None:
+    sources = [feed_source(f"https://www.kommun{n}.se/rss", f"Kommun {n}") for n in range(1, 16)]
+    misspelt = feed_source("https://www.kommun16.se/rss", "Kommun 16").replace(
+        "organisation", "organization"
+    )
+    path = write_config(tmp_path, "sqlite:///omvarld.db", "".join(sources) + misspelt)
+    numbered = list(enumerate(path.read_text(encoding="utf-8").splitlines(), 1))
+    header = max(n for n, line in numbered if line == "[[sources]]")
+    typo = next(n for n, line in numbered if line.startswith("organization"))
+
+    process = run_process("config.toml", "config", "check", cwd=tmp_path)
+
+    assert process.returncode == 2
+    assert process.stderr.splitlines() == [
+        f"config.toml:{header}: sources[16].organisation: missing required key",
+        f"config.toml:{typo}: sources[16].organization: unknown key; did you mean 'organisation'?",
+    ]
 
 
 # ------------------------------------------------------------------------------ sources list

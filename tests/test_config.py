@@ -106,12 +106,46 @@ def test_durations_parse_to_seconds_for_sources_and_collect(
         ),
         ("0", "a duration must be positive"),
         ('"0m"', "a duration must be positive"),
+        # Accepted once, then an OverflowError at the first collection.
+        ('"99999999999999d"', "at most 365 days, got '99999999999999d'"),
+        ("99999999999999999999", "at most 365 days, got 99999999999999999999"),
+        ('"366d"', "at most 365 days, got '366d'"),
     ],
 )
 def test_bad_duration_is_a_problem_on_its_key(tmp_path: Path, written: str, reason: str) -> None:
     path = write(tmp_path / "config.toml", f"[collect]\ninterval = {written}\n")
 
-    assert problem_lines(path) == [f"{path}: collect.interval: {reason}"]
+    assert problem_lines(path) == [f"{path}:2: collect.interval: {reason}"]
+
+
+def test_a_year_is_the_longest_duration_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", '[collect]\nmax_backoff = "365d"\n' + MINIMAL)
+
+    assert load_config(path).collect.max_backoff == 365 * 86400
+
+
+def test_absurd_duration_of_a_source_is_a_problem_on_its_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "config.toml", MINIMAL + 'interval = "99999999999999d"\n')
+
+    assert problem_lines(path) == [
+        f"{path}:5: sources[1].interval: at most 365 days, got '99999999999999d'"
+    ]
+
+
+@pytest.mark.parametrize("setting", ["[collect]\nread_timeout", "[smtp]\ntimeout"])
+def test_infinite_timeout_is_a_problem_on_its_key(tmp_path: Path, setting: str) -> None:
+    path = write(tmp_path / "config.toml", f"{setting} = inf\n")
+    key = setting.replace("]\n", ".").lstrip("[")
+
+    assert problem_lines(path) == [f"{path}:2: {key}: Input should be less than or equal to 3600"]
+
+
+@pytest.mark.parametrize("setting", ["[collect]\nbackfill_days", "[retention]\nposts_after_days"])
+def test_absurd_day_count_is_a_problem_on_its_key(tmp_path: Path, setting: str) -> None:
+    path = write(tmp_path / "config.toml", f"{setting} = 99999999999\n")
+    key = setting.replace("]\n", ".").lstrip("[")
+
+    assert problem_lines(path) == [f"{path}:2: {key}: Input should be less than or equal to 36500"]
 
 
 def test_keys_are_derived_from_address_unless_given(tmp_path: Path) -> None:
@@ -193,7 +227,7 @@ def test_include_glob_matching_nothing_is_not_a_problem(tmp_path: Path) -> None:
 def test_missing_include_without_glob_names_config_file_and_include(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", 'include = ["sources/extra.toml"]\n' + MINIMAL)
 
-    assert problem_lines(path) == [f"{path}: include: 'sources/extra.toml': file not found"]
+    assert problem_lines(path) == [f"{path}:1: include: 'sources/extra.toml': file not found"]
 
 
 def test_include_with_invalid_toml_names_the_included_file(tmp_path: Path) -> None:
@@ -203,7 +237,7 @@ def test_include_with_invalid_toml_names_the_included_file(tmp_path: Path) -> No
     lines = problem_lines(path)
 
     assert len(lines) == 1
-    assert lines[0].startswith(f"{broken}: invalid TOML: ")
+    assert lines[0].startswith(f"{broken}:1: invalid TOML: ")
 
 
 def test_include_holding_more_than_sources_is_a_problem(tmp_path: Path) -> None:
@@ -216,7 +250,7 @@ def test_include_holding_more_than_sources_is_a_problem(tmp_path: Path) -> None:
         """,
     )
 
-    assert problem_lines(path) == [f"{extra}: database: an included file holds only [[sources]]"]
+    assert problem_lines(path) == [f"{extra}:1: database: an included file holds only [[sources]]"]
 
 
 def test_include_with_single_bracket_sources_table_gets_the_array_of_tables_hint(
@@ -236,7 +270,7 @@ def test_include_with_single_bracket_sources_table_gets_the_array_of_tables_hint
     )
 
     assert problem_lines(path) == [
-        f"{extra}: sources: expected an array of tables: write [[sources]]"
+        f"{extra}:1: sources: expected an array of tables: write [[sources]]"
     ]
 
 
@@ -254,7 +288,7 @@ def test_single_bracket_sources_table_in_main_file_gets_the_array_of_tables_hint
     )
 
     assert problem_lines(path) == [
-        f"{path}: sources: expected an array of tables: write [[sources]]"
+        f"{path}:1: sources: expected an array of tables: write [[sources]]"
     ]
 
 
@@ -276,7 +310,7 @@ def test_problem_in_included_file_names_that_file_and_its_own_index(tmp_path: Pa
     )
 
     assert problem_lines(path) == [
-        f"{included}: sources[1].platform: unknown platform 'tiktok'; "
+        f"{included}:7: sources[2].platform: unknown platform 'tiktok'; "
         f"expected one of {VALID_PLATFORMS}"
     ]
 
@@ -296,7 +330,7 @@ def test_unknown_platform_lists_the_valid_ones(tmp_path: Path) -> None:
     )
 
     assert problem_lines(path) == [
-        f"{path}: sources[0].platform: unknown platform 'myspace'; "
+        f"{path}:2: sources[1].platform: unknown platform 'myspace'; "
         "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr"
     ]
 
@@ -311,7 +345,7 @@ def test_feed_without_url_is_a_problem(tmp_path: Path) -> None:
         """,
     )
 
-    assert problem_lines(path) == [f"{path}: sources[0]: a feed source needs url"]
+    assert problem_lines(path) == [f"{path}:1: sources[1]: a feed source needs url"]
 
 
 @pytest.mark.parametrize("platform", ["x", "mastodon", "bluesky", "youtube"])
@@ -325,7 +359,7 @@ def test_social_source_without_handle_is_a_problem(tmp_path: Path, platform: str
         """,
     )
 
-    assert problem_lines(path) == [f"{path}: sources[0]: a {platform} source needs handle"]
+    assert problem_lines(path) == [f"{path}:1: sources[1]: a {platform} source needs handle"]
 
 
 @pytest.mark.parametrize("url", ["ftp://www.example.se/rss", "www.example.se/rss", "https://"])
@@ -340,10 +374,14 @@ def test_url_that_is_not_http_is_a_problem(tmp_path: Path, url: str) -> None:
         """,
     )
 
-    assert problem_lines(path) == [f"{path}: sources[0].url: expected an http(s) URL, got {url!r}"]
+    assert problem_lines(path) == [
+        f"{path}:3: sources[1].url: expected an http(s) URL, got {url!r}"
+    ]
 
 
-def test_misspelt_key_is_reported_as_unknown_alongside_the_missing_one(tmp_path: Path) -> None:
+def test_misspelt_key_is_reported_with_a_suggestion_alongside_the_missing_one(
+    tmp_path: Path,
+) -> None:
     path = write(
         tmp_path / "config.toml",
         """\
@@ -354,30 +392,32 @@ def test_misspelt_key_is_reported_as_unknown_alongside_the_missing_one(tmp_path:
         """,
     )
 
-    assert sorted(problem_lines(path)) == [
-        f"{path}: sources[0].organisation: Field required",
-        f"{path}: sources[0].organization: unknown key",
+    assert problem_lines(path) == [
+        f"{path}:1: sources[1].organisation: missing required key",
+        f"{path}:4: sources[1].organization: unknown key; did you mean 'organisation'?",
     ]
 
 
 def test_unknown_key_in_a_settings_table_is_a_problem(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", "[collect]\nconcurency = 8\n" + MINIMAL)
 
-    assert problem_lines(path) == [f"{path}: collect.concurency: unknown key"]
+    assert problem_lines(path) == [
+        f"{path}:2: collect.concurency: unknown key; did you mean 'concurrency'?"
+    ]
 
 
 def test_unknown_platform_table_lists_the_valid_ones(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", '[platforms.tiktok]\napi_url = "https://t.example"\n')
 
     assert problem_lines(path) == [
-        f"{path}: platforms.tiktok: unknown platform 'tiktok'; expected one of {VALID_PLATFORMS}"
+        f"{path}:1: platforms.tiktok: unknown platform 'tiktok'; expected one of {VALID_PLATFORMS}"
     ]
 
 
 def test_settings_given_as_a_value_instead_of_a_table_is_a_problem(tmp_path: Path) -> None:
     path = write(tmp_path / "config.toml", "collect = 5\n")
 
-    assert problem_lines(path) == [f"{path}: collect: expected a table"]
+    assert problem_lines(path) == [f"{path}:1: collect: expected a table"]
 
 
 def test_duplicate_key_names_both_entries(tmp_path: Path) -> None:
@@ -399,7 +439,7 @@ def test_duplicate_key_names_both_entries(tmp_path: Path) -> None:
     )
 
     assert problem_lines(path) == [
-        f"{path}: sources[1]: duplicate source key 'flen' (first in {path} sources[0])"
+        f"{path}:7: sources[2]: duplicate source key 'flen' (first in {path} sources[1])"
     ]
 
 
@@ -422,8 +462,8 @@ def test_same_address_under_two_keys_names_both_locations(tmp_path: Path) -> Non
     )
 
     assert problem_lines(path) == [
-        f"{included}: sources[1]: duplicate source address 'feed:www.example.se/rss' "
-        f"(first in {path} sources[0])"
+        f"{included}:6: sources[2]: duplicate source address 'feed:www.example.se/rss' "
+        f"(first in {path} sources[1])"
     ]
 
 
@@ -448,7 +488,7 @@ def test_undeclared_group_is_a_problem_once_groups_are_declared(tmp_path: Path) 
         """,
     )
 
-    assert problem_lines(path) == [f"{path}: sources[1].groups: undeclared group 'kommunr'"]
+    assert problem_lines(path) == [f"{path}:14: sources[2].groups: undeclared group 'kommunr'"]
 
 
 def test_groups_need_no_declaration_when_none_are_declared(tmp_path: Path) -> None:
@@ -472,7 +512,7 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     lines = problem_lines(path)
 
     assert len(lines) == 1
-    assert lines[0].startswith(f"{path}: invalid TOML: ")
+    assert lines[0].startswith(f"{path}:2: invalid TOML: ")
 
 
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
@@ -505,12 +545,122 @@ def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
     )
 
     assert problem_lines(path) == [
-        f"{path}: sources[0].platform: unknown platform 'tiktok'; "
+        f"{path}:2: collect.concurrency: Input should be greater than or equal to 1",
+        f"{path}:5: sources[1].platform: unknown platform 'tiktok'; "
         f"expected one of {VALID_PLATFORMS}",
-        f"{path}: sources[1]: a feed source needs url",
-        f"{path}: sources[2].url: expected an http(s) URL, got 'gopher://www.vingaker.se/rss'",
-        f"{path}: collect.concurrency: Input should be greater than or equal to 1",
+        f"{path}:9: sources[2]: a feed source needs url",
+        f"{path}:15: sources[3].url: expected an http(s) URL, got 'gopher://www.vingaker.se/rss'",
     ]
+
+
+def test_a_broken_source_has_every_problem_named_in_one_round(tmp_path: Path) -> None:
+    # Before, the missing url and the undeclared group came only after the typo was fixed, and
+    # the group check waited for [collect] to be valid.
+    path = write(
+        tmp_path / "config.toml",
+        """\
+        [collect]
+        concurrency = 0
+
+        [groups.kommuner]
+
+        [[sources]]
+        platform = "feed"
+        organization = "Flens kommun"
+        groups = ["kommunr"]
+        """,
+    )
+
+    assert problem_lines(path) == [
+        f"{path}:2: collect.concurrency: Input should be greater than or equal to 1",
+        f"{path}:6: sources[1].organisation: missing required key",
+        f"{path}:6: sources[1]: a feed source needs url",
+        f"{path}:8: sources[1].organization: unknown key; did you mean 'organisation'?",
+        f"{path}:9: sources[1].groups: undeclared group 'kommunr'",
+    ]
+
+
+def test_misspelt_keys_of_every_table_get_a_suggestion(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        """\
+        includes = ["sources/*.toml"]
+
+        [digest]
+        form = "Omvärld <omvarld@katrineholm.se>"
+
+        [platforms.x]
+        bearer_token = "X_BEARER_TOKEN"
+
+        [[recipients]]
+        email = "anna@katrineholm.se"
+        organization = "Katrineholms kommun"
+
+        [smtp]
+        hostname = "smtp.katrineholm.se"
+        """,
+    )
+
+    assert problem_lines(path) == [
+        f"{path}:1: includes: unknown key; did you mean 'include'?",
+        f"{path}:4: digest.form: unknown key; did you mean 'from'?",
+        f"{path}:7: platforms.x.bearer_token: unknown key; did you mean 'bearer_token_env'?",
+        f"{path}:11: recipients[1].organization: unknown key; did you mean 'organisation'?",
+        f"{path}:14: smtp.hostname: unknown key; did you mean 'host'?",
+    ]
+
+
+def test_line_numbers_are_not_misled_by_multiline_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "config.toml",
+        '''\
+        [[sources]]
+        platform = "feed"
+        url = "https://www.flen.se/rss"
+        organisation = "Flens kommun"
+        name = """
+        [[sources]]
+        platform = "feed"
+        """
+        groups = [
+          "kommuner",
+          ["sörmland"]
+        ]
+
+        [[sources]]
+        platform = "feed"
+        url = "https://www.gnesta.se/rss"
+        organisation = "Gnesta kommun"
+        enabled = "ja"
+        ''',
+    )
+
+    assert problem_lines(path) == [
+        f"{path}:9: sources[1].groups[2]: Input should be a valid string",
+        f"{path}:18: sources[2].enabled: Input should be a valid boolean, "
+        "unable to interpret input",
+    ]
+
+
+def test_non_utf8_file_names_the_line_of_the_bad_byte(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b'[database]\nurl = "sqlite:///omvarld.db"\n# V\xe4rnamo kommun\n')
+
+    assert problem_lines(path) == [f"{path}:3: not UTF-8 text (byte 0xe4); save the file as UTF-8"]
+
+
+def test_binary_file_is_one_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    assert problem_lines(path) == [f"{path}:1: not UTF-8 text (byte 0x89); save the file as UTF-8"]
+
+
+def test_deeply_nested_toml_is_one_problem(tmp_path: Path) -> None:
+    # tomllib recursed into a RecursionError traceback.
+    path = write(tmp_path / "config.toml", "groups = " + "[" * 5000 + "]" * 5000 + "\n")
+
+    assert problem_lines(path) == [f"{path}: invalid TOML: nested too deeply"]
 
 
 # --------------------------------------------------------------------------------- database

@@ -323,7 +323,9 @@ def test_parquet_without_pyarrow_says_how_to_install_it_and_writes_nothing(
                 "--out", str(out / "posts.parquet"), code=block)  # fmt: skip
 
     assert done.returncode == 2
-    assert done.stderr == "error: Parquet needs pyarrow: pip install 'omvarld[parquet]'\n"
+    assert done.stderr == (
+        "error: Parquet needs pyarrow: from the Omvärld checkout, pip install -e '.[parquet]'\n"
+    )
     assert list(out.iterdir()) == []
 
 

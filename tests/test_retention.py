@@ -166,15 +166,17 @@ def test_handles_compare_without_case_at_or_space() -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ("posts_after_day = 30", "retention.posts_after_day: unknown key"),
-        ("raw_after_days = 0", "retention.raw_after_days: Input should be greater than or equal"
-         " to 1"),
-        ('posts_after_days = "30"', "retention.posts_after_days: Input should be a valid integer"),
-        ("metrics_daily_after_days = true", "retention.metrics_daily_after_days: Input should be"
-         " a valid integer"),
+        ("posts_after_day = 30", "2: retention.posts_after_day: unknown key; did you mean"
+         " 'posts_after_days'?"),
+        ("raw_after_days = 0", "2: retention.raw_after_days: Input should be greater than or"
+         " equal to 1"),
+        ('posts_after_days = "30"', "2: retention.posts_after_days: Input should be a valid"
+         " integer"),
+        ("metrics_daily_after_days = true", "2: retention.metrics_daily_after_days: Input should"
+         " be a valid integer"),
         (
             "posts_after_days = 90\nraw_after_days = 90",
-            "retention.raw_after_days: 90 days is not shorter than posts_after_days (90): posts "
+            "3: retention.raw_after_days: 90 days is not shorter than posts_after_days (90): posts "
             "are deleted before this would apply; make it shorter or remove it",
         ),
     ],
@@ -184,11 +186,11 @@ def test_config_problems_name_the_retention_key(tmp_path: Path, body: str, probl
     path.write_text(f"[retention]\n{body}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
         load_config(path)
-    assert [str(p) for p in raised.value.problems] == [f"{path}: {problem}"]
+    assert [str(p) for p in raised.value.problems] == [f"{path}:{problem}"]
 
     result = CliRunner().invoke(app, ["--config", str(path), "retention", "apply"], env=WIDE)
     assert result.exit_code == 2
-    assert result.stderr.splitlines() == [f"{path}: {problem}"]
+    assert result.stderr.splitlines() == [f"{path}:{problem}"]
 
 
 def test_without_retention_settings_apply_keeps_everything_and_logs_nothing(

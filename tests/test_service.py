@@ -205,7 +205,7 @@ email = "c@vingaker.se"
     with pytest.raises(ConfigError) as error:
         load_config(bad)
     assert str(error.value) == (
-        f'{bad}: recipients[1].schedule: expected a weekday and time like "mon 07:00",'
+        f'{bad}:13: recipients[2].schedule: expected a weekday and time like "mon 07:00",'
         " got 'tisdag 8'"
     )
 
