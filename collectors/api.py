@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from collectors.base import CollectResult, CollectStatus, SourceState
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after
+from collectors.http import (
+    FetchError,
+    HttpClient,
+    Response,
+    bound_wait,
+    parse_retry_after,
+    wait_seconds,
+    wait_until_epoch,
+)
 
 if TYPE_CHECKING:
     from monitor.config import CollectConfig
@@ -123,20 +131,20 @@ def find_rate_limit_reset(response: Response, now: datetime) -> datetime | None:
         if not value:
             continue
         if value.strip().isdigit():
-            return max(datetime.fromtimestamp(int(value), UTC), now)
+            return wait_until_epoch(now, int(value))
         try:
             when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             continue
-        return max(when if when.tzinfo else when.replace(tzinfo=UTC), now)
+        return bound_wait(when, now)
     value = response.header("ratelimit-reset")
     if value and value.strip().isdigit():
         number = int(value)
         # The IETF draft says seconds from now; Bluesky sends an epoch time
         # (bluesky-social/atproto#3436). No reset is 30 years away.
         if number > EPOCH_THRESHOLD:
-            return max(datetime.fromtimestamp(number, UTC), now)
-        return now + timedelta(seconds=number)
+            return wait_until_epoch(now, number)
+        return wait_seconds(now, number)
     return None
 
 

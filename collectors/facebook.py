@@ -36,7 +36,7 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after
+from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
@@ -324,7 +324,7 @@ def find_regain_time(response: Response, now: datetime) -> datetime | None:
         )
     ]
     longest = max(minutes, default=0)
-    return now + timedelta(minutes=longest) if longest > 0 else None
+    return wait_seconds(now, longest * 60) if longest > 0 else None
 
 
 def scrub(text: str, token: str) -> str:

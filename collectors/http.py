@@ -22,6 +22,10 @@ from monitor import __version__
 
 PERMANENT_REDIRECTS = frozenset({301, 308})
 CHUNK_SIZE = 64 * 1024
+# No server's wish (Retry-After, rate-limit resets, max-age) is taken as further away than this.
+# The schedule caps waits much tighter (`plan_next_check`); this bound keeps absurd values such
+# as `Retry-After: 99999999999999` from overflowing datetime on the way there.
+LONGEST_SERVER_WAIT = timedelta(days=366)
 
 
 def make_user_agent(contact_url: str) -> str:
@@ -159,14 +163,12 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return now + timedelta(seconds=int(value))
+        return wait_seconds(now, int(value))
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when, now)
+    return bound_wait(when, now)
 
 
 def parse_freshness(
@@ -179,15 +181,33 @@ def parse_freshness(
     for directive in directives:
         name, _, value = directive.partition("=")
         if name == "max-age" and value.strip().isdigit():
-            return now + timedelta(seconds=int(value))
+            return wait_seconds(now, int(value))
     if expires:
         try:
             when = parsedate_to_datetime(expires)
         except (TypeError, ValueError):
             return None  # "Expires: 0" and other invalid dates mean "already stale"
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        return when if when > now else None
+        return bound_wait(when, now) if when > now else None
     return None
+
+
+def wait_seconds(now: datetime, seconds: float) -> datetime:
+    """`now` plus a wait a server asked for, in seconds, at most LONGEST_SERVER_WAIT."""
+    if seconds >= LONGEST_SERVER_WAIT.total_seconds():
+        return now + LONGEST_SERVER_WAIT
+    return now + timedelta(seconds=max(seconds, 0))
+
+
+def wait_until_epoch(now: datetime, epoch_seconds: float) -> datetime:
+    """The moment an epoch time a server sent names, between `now` and LONGEST_SERVER_WAIT."""
+    return wait_seconds(now, epoch_seconds - now.timestamp())
+
+
+def bound_wait(when: datetime, now: datetime) -> datetime:
+    """A moment a server named, between `now` and LONGEST_SERVER_WAIT from now (naive is UTC)."""
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return min(max(when, now), now + LONGEST_SERVER_WAIT)
 
 
 def _describe_connect_error(host: str, error: aiohttp.ClientConnectorError) -> str:

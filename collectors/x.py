@@ -60,7 +60,7 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import HttpClient, Response, make_user_agent
+from collectors.http import HttpClient, Response, make_user_agent, wait_until_epoch
 from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ class RateLimits:
             return
         with self._lock:
             self._limits[endpoint] = RateLimit(
-                int(remaining), datetime.fromtimestamp(int(reset), UTC)
+                int(remaining), wait_until_epoch(datetime.now(UTC), int(reset))
             )
 
     def spent_until(self, endpoint: str, now: datetime) -> datetime | None:

@@ -87,9 +87,10 @@ def plan_next_check(
         status = "failing"
     planned = now + base + base * policy.jitter * max(-1.0, min(1.0, jitter))
     # Servers' own wishes win over our rhythm, within reason: a feed claiming to stay fresh for
-    # a year is still looked at after max_interval.
-    if fresh_until is not None:
-        planned = max(planned, min(fresh_until, now + policy.max_interval))
-    if retry_after is not None:
-        planned = max(planned, retry_after)
+    # a year, or asking us to come back in 2100, is still looked at after max_interval (or the
+    # broken-source retry, when that is longer).
+    longest = now + max(policy.max_interval, base)
+    for wish in (fresh_until, retry_after):
+        if wish is not None:
+            planned = max(planned, min(wish, longest))
     return CheckPlan(next_check_at=planned, status=status)

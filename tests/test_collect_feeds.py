@@ -168,6 +168,23 @@ def test_retry_after_is_honoured_for_rate_limits_and_unavailability(
     assert row.consecutive_failures == 1
 
 
+@pytest.mark.parametrize("retry_after", ["Fri, 31 Dec 2100 23:59:59 GMT", "99999999999999"])
+def test_retry_after_far_away_waits_no_longer_than_the_longest_interval(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, retry_after: str
+) -> None:
+    url = feed_server.add(
+        "/away.xml", status=503, body=b"later", headers={"Retry-After": retry_after},
+        validators=False,
+    )  # fmt: skip
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error and "service unavailable (HTTP 503)" in outcome.error
+    row = source_row(engine, outcome.key)
+    longest = timedelta(seconds=config.collect.max_interval)
+    assert row.next_check_at <= datetime.now(UTC) + longest
+
+
 def test_stalled_response_times_out_without_holding_up_other_sources(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
