@@ -40,12 +40,14 @@ class ApiError(Exception):
         *,
         http_status: int | None = None,
         retry_after: datetime | None = None,
+        resume_at: datetime | None = None,
         gone: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # the server's wish, capped by the schedule
+        self.resume_at = resume_at  # a limit we know lifts then (see CollectResult.resume_at)
         self.gone = gone  # the account itself does not exist (any more)
 
 
@@ -156,6 +158,7 @@ def failed(state: SourceState, error: ApiError, **changes: Any) -> CollectResult
         http_status=error.http_status,
         error=error.message,
         retry_after=error.retry_after,
+        resume_at=error.resume_at,
     )
     return replace(result, **changes) if changes else result
 

@@ -537,6 +537,7 @@ def replace_message(error: ApiError, prefix: str) -> ApiError:
         prefix + body,
         http_status=error.http_status,
         retry_after=error.retry_after,
+        resume_at=error.resume_at,
         gone=error.gone,
     )
 

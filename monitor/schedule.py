@@ -60,6 +60,7 @@ def plan_next_check(
     rhythm: timedelta | None = None,
     retry_after: datetime | None = None,
     fresh_until: datetime | None = None,
+    resume_at: datetime | None = None,
     jitter: float = 0.0,
 ) -> CheckPlan:
     """The next check of a source after an attempt, and its health state.
@@ -72,6 +73,7 @@ def plan_next_check(
         rhythm: the interval the source's posting rhythm asks for (`find_rhythm`).
         retry_after: the server asked us not to return before this (429, 503).
         fresh_until: the server said the response stays fresh until then (max-age, Expires).
+        resume_at: a limit we know lifts then (a spent monthly budget): never capped.
         jitter: a random number in [-1, 1], scaled by the policy.
     """
     if succeeded or consecutive_failures == 0:
@@ -93,4 +95,6 @@ def plan_next_check(
     for wish in (fresh_until, retry_after):
         if wish is not None:
             planned = max(planned, min(wish, longest))
+    if resume_at is not None:
+        planned = max(planned, resume_at)
     return CheckPlan(next_check_at=planned, status=status)

@@ -137,6 +137,31 @@ def test_permanent_redirect_updates_the_stored_url_and_temporary_does_not(
     assert len(feed_server.requests_to("/old/rss.xml")) == 1  # the next pass went straight there
 
 
+def test_redirect_to_another_loopback_server_is_followed_because_the_source_is_internal(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    # The configured URL is itself on loopback, so `may_follow` lets it go to other internal
+    # addresses; the refusal for public sources is tested on `may_follow` in test_http.py.
+    with FeedServer() as internal:
+        target = internal.add_fixture("/rss.xml", "rss20.xml")
+        url = feed_server.add("/feed.xml", status=302, location=target, validators=False)
+        config = configure(tmp_path, engine, feed_source(url))
+        outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 4
+    assert len(internal.requests_to("/rss.xml")) == 1
+
+
+def test_redirect_to_a_non_http_url_is_refused_in_one_line(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/feed.xml", status=301, location="file:///etc/passwd", validators=False)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == "127.0.0.1 redirected to a URL that is not http(s)"
+    assert source_row(engine, outcome.key).fetch_url is None
+
+
 def test_gone_feed_is_retired_with_the_reason_and_no_longer_collected(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
@@ -198,6 +223,23 @@ def test_stalled_response_times_out_without_holding_up_other_sources(
     assert by_path["stall"].status is CollectStatus.FAILED
     assert by_path["stall"].error and "timed out" in by_path["stall"].error
     assert by_path["ok"].status is CollectStatus.OK and by_path["ok"].counts.new == 3
+
+
+def test_trickling_response_says_it_was_slow_not_silent(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    # One byte a second never trips the 1.5 s read timeout; the whole-response deadline
+    # (connect timeout + 4 read timeouts = 6.5 s) ends it, and the message says so.
+    url = feed_server.add_fixture("/trickle.xml", "rss20.xml", trickle_seconds=1.0)
+    collect = "[collect]\nconnect_timeout = 0.5\nread_timeout = 1.5\n\n"
+    config = configure(tmp_path, engine, feed_source(url), collect)
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == (
+        "timed out: 127.0.0.1 did not finish sending the response within 6.5 s "
+        "(it kept sending slowly; read timeout 1.5 s between bytes)"
+    )
+    assert 6.5 <= outcome.seconds < 9
 
 
 @pytest.mark.parametrize(

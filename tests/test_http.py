@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 
 import pytest
 
 from collectors.api import find_rate_limit_reset
 from collectors.facebook import find_regain_time
-from collectors.http import LONGEST_SERVER_WAIT, Response, parse_freshness, parse_retry_after
+from collectors.http import (
+    LONGEST_SERVER_WAIT,
+    Response,
+    find_credentials,
+    is_internal_address,
+    may_follow,
+    parse_freshness,
+    parse_retry_after,
+    redact,
+    redact_bytes,
+)
 from collectors.x import RateLimits
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -79,3 +91,74 @@ def test_x_rate_limit_reset_far_away_is_bounded() -> None:
     )
     until = limits.spent_until("/2/users/:id/tweets", datetime.now(UTC))
     assert until is not None and until <= datetime.now(UTC) + LONGEST_SERVER_WAIT
+
+
+@pytest.mark.parametrize(
+    ("address", "internal"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),  # cloud metadata services live here
+        ("0.0.0.0", True),
+        ("::1", True),
+        ("fe80::1", True),
+        ("fd00::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("::ffff:10.0.0.1", True),
+        ("193.180.18.1", False),
+        ("8.8.8.8", False),
+        ("2a00:1450:4001::1", False),
+        ("::ffff:8.8.8.8", False),
+    ],
+)
+def test_is_internal_address(address: str, internal: bool) -> None:
+    assert is_internal_address(ip_address(address)) is internal
+
+
+PUBLIC = (ip_address("193.180.18.1"),)
+OTHER_PUBLIC = (ip_address("8.8.8.8"), ip_address("2a00:1450:4001::1"))
+LOOPBACK = (ip_address("127.0.0.1"),)
+PRIVATE = (ip_address("10.0.0.5"),)
+
+
+@pytest.mark.parametrize(
+    ("configured", "target", "allowed"),
+    [
+        (PUBLIC, OTHER_PUBLIC, True),
+        (PUBLIC, LOOPBACK, False),
+        (PUBLIC, PRIVATE, False),
+        (PUBLIC, (ip_address("169.254.169.254"),), False),
+        (PUBLIC, (*OTHER_PUBLIC, *LOOPBACK), False),  # one internal answer is enough to refuse
+        (PUBLIC, (), False),  # a target that resolves to nothing is not followed
+        (LOOPBACK, PRIVATE, True),  # a source configured internal may stay internal
+        (PRIVATE, LOOPBACK, True),
+        ((*PUBLIC, *PRIVATE), LOOPBACK, True),
+        ((), LOOPBACK, False),
+    ],
+)
+def test_may_follow_keeps_public_sources_out_of_internal_addresses(
+    configured: tuple[ipaddress.IPv4Address, ...],
+    target: tuple[ipaddress.IPv4Address, ...],
+    allowed: bool,
+) -> None:
+    assert may_follow(configured, target) is allowed
+
+
+def test_credentials_are_found_in_the_authorization_header_and_credential_parameters() -> None:
+    found = find_credentials(
+        "https://api.example/v3/x?key=yt-secret-1&part=snippet",
+        {"Authorization": "Bearer bearer-secret-2", "Accept": "application/json"},
+        {"api_key": "flickr-secret-3", "access_token": "graph-secret-4", "method": "m"},
+    )
+    assert sorted(found) == ["bearer-secret-2", "flickr-secret-3", "graph-secret-4", "yt-secret-1"]
+
+
+def test_redact_replaces_plain_and_url_encoded_secrets() -> None:
+    secret = "a+b/c=d secret"
+    text = f"url=https://h/?key=a%2Bb%2Fc%3Dd+secret and {secret} and a%2Bb%2Fc%3Dd%20secret"
+    assert secret not in redact(text, [secret])
+    assert "a%2Bb" not in redact(text, [secret])
+    assert redact_bytes(b'{"q": "a+b/c=d secret"}', [secret]) == b'{"q": "[redacted]"}'
