@@ -77,6 +77,9 @@ if TYPE_CHECKING:
 
 # tweepy logs every request's headers at DEBUG, the bearer token included.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
+# urllib3 logs an answer with a malformed header as a warning with a traceback and the URL;
+# the attempt's own error line says what went wrong.
+logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 
 PLATFORM = "X"
 DEFAULT_TOKEN_ENV = "X_BEARER_TOKEN"

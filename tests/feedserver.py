@@ -59,6 +59,8 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.handlers: dict[str, Callable[[Request], Route]] = {}
+        # Serves every path no route or handler claims: a server that misbehaves everywhere.
+        self.fallback: Callable[[Request], Route] | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
@@ -117,6 +119,7 @@ class FeedServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 route = server.routes.get(self.path)
                 handler = server.handlers.get(urlsplit(self.path).path)
+                handler = handler or server.fallback
                 if route is None and handler is not None:
                     route = handler(Request(self.path, headers, 0))
                 if route is None:
