@@ -213,6 +213,7 @@ class FlickrCollector:
             response.body,
             url=response.url,
             content_type=response.header("content-type"),
+            max_entries=self.config.collect.max_entries,
         )
         try:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.

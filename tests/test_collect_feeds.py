@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from collectors.base import CollectStatus
+from monitor.cli import app
 from monitor.models import collection_runs, post_metrics, post_revisions, posts
 from monitor.sources import select_sources
 from tests.conftest import (
@@ -20,6 +23,7 @@ from tests.conftest import (
     feed_source,
     only,
     source_row,
+    stored_posts,
 )
 from tests.feedserver import FIXTURES, FeedServer, Route
 
@@ -325,10 +329,41 @@ def test_five_megabyte_feed_is_stored_in_full(
     body = big_feed(2700)
     assert len(body) > 5_000_000
     url = feed_server.add("/big.xml", body=body)
-    config = configure(tmp_path, engine, feed_source(url))
+    config = configure(tmp_path, engine, feed_source(url), "[collect]\nmax_entries = 3000\n\n")
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 2700
     assert count(engine, posts) == 2700
+
+
+def long_feed(entries: int) -> bytes:
+    """A feed of `entries` short items, oldest first (as some CMS exports are), a minute apart."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    items = "".join(
+        f"<item><guid>post-{i}</guid><title>Nyhet {i}</title>"
+        f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate></item>"
+        for i in range(entries)
+    )
+    head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Lång</title>'
+    return f"{head}{items}</channel></rss>".encode()
+
+
+def test_a_feed_of_thousands_of_entries_stores_the_newest_max_entries_and_says_so(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/long.xml", body=long_feed(5000))
+    configure(tmp_path, engine, feed_source(url, key="lang"))  # [collect] max_entries: 500
+
+    result = CliRunner().invoke(
+        app, ["--config", str(tmp_path / "config.toml"), "collect", "--all"], env={"COLUMNS": "200"}
+    )
+
+    note = "5,000 entries in the feed; the newest 500 taken ([collect] max_entries)"
+    assert result.exit_code == 0, result.output
+    assert f"lang: partial: {note}" in result.stdout.splitlines()
+    assert set(stored_posts(engine)) == {f"post-{i}" for i in range(4500, 5000)}
+    with engine.connect() as connection:
+        run = connection.execute(sa.select(collection_runs)).one()
+    assert (run.status, run.posts_new, run.error) == ("partial", 500, note)
 
 
 def test_body_over_the_limit_is_refused_even_when_compressed(
