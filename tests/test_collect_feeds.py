@@ -312,11 +312,15 @@ def test_compressed_feeds_are_decoded(
     assert encoding in feed_server.requests_to("/z.xml")[0].headers["accept-encoding"]
 
 
-def big_feed(entries: int) -> bytes:
+def big_feed(
+    entries: int, description: str = "Kommunen informerar om vinterväghållning. " * 40
+) -> bytes:
+    """A feed of `entries` items, oldest first (as some CMS exports are), a minute apart."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     items = "".join(
         f"<item><guid>post-{i}</guid><title>Nyhet {i} från kommunen</title>"
-        f"<pubDate>Mon, 23 Nov 2026 08:{i % 60:02d}:00 +0100</pubDate>"
-        f"<description>{'Kommunen informerar om vinterväghållning. ' * 40}</description></item>"
+        f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate>"
+        f"<description>{description}</description></item>"
         for i in range(entries)
     )
     head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Stor</title>'
@@ -335,22 +339,10 @@ def test_five_megabyte_feed_is_stored_in_full(
     assert count(engine, posts) == 2700
 
 
-def long_feed(entries: int) -> bytes:
-    """A feed of `entries` short items, oldest first (as some CMS exports are), a minute apart."""
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    items = "".join(
-        f"<item><guid>post-{i}</guid><title>Nyhet {i}</title>"
-        f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate></item>"
-        for i in range(entries)
-    )
-    head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Lång</title>'
-    return f"{head}{items}</channel></rss>".encode()
-
-
 def test_a_feed_of_thousands_of_entries_stores_the_newest_max_entries_and_says_so(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
-    url = feed_server.add("/long.xml", body=long_feed(5000))
+    url = feed_server.add("/long.xml", body=big_feed(5000, description="Kort."))
     configure(tmp_path, engine, feed_source(url, key="lang"))  # [collect] max_entries: 500
 
     result = CliRunner().invoke(
