@@ -168,8 +168,6 @@ class HttpClient:
             raise FetchError(
                 self._describe_timeout(progress, overall.expired(), deadline)
             ) from None
-        except aiohttp.TooManyRedirects:
-            raise FetchError(f"too many redirects from {host}") from None
         except aiohttp.InvalidURL:
             raise FetchError(f"invalid URL {url!r}") from None
         except aiohttp.ClientConnectorError as error:

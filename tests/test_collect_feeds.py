@@ -166,6 +166,17 @@ def test_redirect_to_a_non_http_url_is_refused_in_one_line(
     assert source_row(engine, outcome.key).fetch_url is None
 
 
+def test_redirect_loop_ends_after_ten_hops_in_one_line(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.url("/loop.xml")
+    feed_server.add("/loop.xml", status=302, location=url, validators=False)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.error == "too many redirects from 127.0.0.1"
+    assert len(feed_server.requests_to("/loop.xml")) == 11
+
+
 def test_gone_feed_is_retired_with_the_reason_and_no_longer_collected(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
