@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
@@ -103,7 +103,12 @@ class FeedCollector:
                 error="gone (HTTP 410): the publisher has removed this feed",
             )
         if response.status in (429, 503):
-            retry_after = parse_retry_after(response.header("retry-after"), datetime.now(UTC))
+            now = datetime.now(UTC)
+            retry_after = parse_retry_after(response.header("retry-after"), now)
+            if retry_after is not None:
+                # The schedule waits no longer than this; the message must not promise more.
+                longest = now + timedelta(seconds=self.config.collect.max_interval)
+                retry_after = min(retry_after, longest)
             when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
             reason = "rate limited" if response.status == 429 else "service unavailable"
             return replace(
