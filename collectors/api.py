@@ -14,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from collectors.base import CollectResult, CollectStatus, SourceState
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after
+from collectors.http import (
+    FetchError,
+    HttpClient,
+    Response,
+    bound_wait,
+    parse_retry_after,
+    wait_seconds,
+    wait_until_epoch,
+)
 
 if TYPE_CHECKING:
     from monitor.config import CollectConfig
@@ -32,12 +40,14 @@ class ApiError(Exception):
         *,
         http_status: int | None = None,
         retry_after: datetime | None = None,
+        resume_at: datetime | None = None,
         gone: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
-        self.retry_after = retry_after
+        self.retry_after = retry_after  # the server's wish, capped by the schedule
+        self.resume_at = resume_at  # a limit we know lifts then (see CollectResult.resume_at)
         self.gone = gone  # the account itself does not exist (any more)
 
 
@@ -123,20 +133,20 @@ def find_rate_limit_reset(response: Response, now: datetime) -> datetime | None:
         if not value:
             continue
         if value.strip().isdigit():
-            return max(datetime.fromtimestamp(int(value), UTC), now)
+            return wait_until_epoch(now, int(value))
         try:
             when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             continue
-        return max(when if when.tzinfo else when.replace(tzinfo=UTC), now)
+        return bound_wait(when, now)
     value = response.header("ratelimit-reset")
     if value and value.strip().isdigit():
         number = int(value)
         # The IETF draft says seconds from now; Bluesky sends an epoch time
         # (bluesky-social/atproto#3436). No reset is 30 years away.
         if number > EPOCH_THRESHOLD:
-            return max(datetime.fromtimestamp(number, UTC), now)
-        return now + timedelta(seconds=number)
+            return wait_until_epoch(now, number)
+        return wait_seconds(now, number)
     return None
 
 
@@ -148,6 +158,7 @@ def failed(state: SourceState, error: ApiError, **changes: Any) -> CollectResult
         http_status=error.http_status,
         error=error.message,
         retry_after=error.retry_after,
+        resume_at=error.resume_at,
     )
     return replace(result, **changes) if changes else result
 

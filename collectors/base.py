@@ -103,7 +103,9 @@ class CollectResult:
     state: SourceState = SourceState()
     http_status: int | None = None
     error: str | None = None  # one line for admins: what went wrong and, where known, the fix
-    retry_after: datetime | None = None  # the server asked us not to come back before this
+    retry_after: datetime | None = None  # the server asked us not to come back before this (capped)
+    # A limit we know lifts then (X's monthly read budget or usage cap): not before this, uncapped.
+    resume_at: datetime | None = None
     fresh_until: datetime | None = None  # the server said its answer stays fresh until then
     moved_to: str | None = None  # a permanent redirect: fetch here from now on
     bytes_received: int = 0

@@ -14,7 +14,7 @@ Endpoints (Graph API reference, the version in the configured api_url, v21.0 by 
 We call the Graph API over the shared aiohttp client: the official facebook-sdk for Python is
 unmaintained (no release since 2019) and synchronous. The token travels only in the
 `Authorization: Bearer` header; the `access_token` that Graph writes into `paging.next` is
-stripped, and the token is scrubbed from every error line.
+stripped, and the HTTP layer redacts the token from every error and answer.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after
+from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
@@ -243,12 +243,10 @@ class _Graph:
         try:
             response = await self.http.get(url, headers, params)
         except FetchError as error:
-            raise ApiError(f"{PLATFORM}: {scrub(str(error), self.token)}") from None
+            raise ApiError(f"{PLATFORM}: {error}") from None
         self.bytes_received += len(response.body)
         if response.status >= 400:
-            raise make_graph_error(
-                response, token=self.token, token_env=self.token_env, page_handle=page_handle
-            )
+            raise make_graph_error(response, token_env=self.token_env, page_handle=page_handle)
         try:
             document = json.loads(response.body)
         except ValueError:
@@ -263,7 +261,7 @@ class _Graph:
 
 
 def make_graph_error(
-    response: Response, *, token: str, token_env: str, page_handle: str | None = None
+    response: Response, *, token_env: str, page_handle: str | None = None
 ) -> GraphError:
     """The one-line error a failed Graph call means, with the time to come back when known.
 
@@ -282,9 +280,7 @@ def make_graph_error(
         detail += f", fbtrace_id {trace}"
 
     def graph_error(message: str, **rest: Any) -> GraphError:
-        return GraphError(
-            scrub(message, token), code=code, subcode=subcode, http_status=status, **rest
-        )
+        return GraphError(message, code=code, subcode=subcode, http_status=status, **rest)
 
     if status == 429 or code in RATE_LIMIT_CODES or code in BUSINESS_RATE_LIMIT_CODES:
         until = find_regain_time(response, now) or find_rate_limit_reset(response, now)
@@ -324,12 +320,7 @@ def find_regain_time(response: Response, now: datetime) -> datetime | None:
         )
     ]
     longest = max(minutes, default=0)
-    return now + timedelta(minutes=longest) if longest > 0 else None
-
-
-def scrub(text: str, token: str) -> str:
-    """The text with the token replaced, should any message ever echo it."""
-    return text.replace(token, "[token]") if token else text
+    return wait_seconds(now, longest * 60) if longest > 0 else None
 
 
 def find_handle(source: SourceRef) -> str | None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
@@ -103,7 +103,12 @@ class FeedCollector:
                 error="gone (HTTP 410): the publisher has removed this feed",
             )
         if response.status in (429, 503):
-            retry_after = parse_retry_after(response.header("retry-after"), datetime.now(UTC))
+            now = datetime.now(UTC)
+            retry_after = parse_retry_after(response.header("retry-after"), now)
+            if retry_after is not None:
+                # The schedule waits no longer than this; the message must not promise more.
+                longest = now + timedelta(seconds=self.config.collect.max_interval)
+                retry_after = min(retry_after, longest)
             when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
             reason = "rate limited" if response.status == 429 else "service unavailable"
             return replace(
@@ -120,6 +125,7 @@ class FeedCollector:
             response.body,
             url=response.url,
             content_type=response.header("content-type"),
+            max_entries=self.config.collect.max_entries,
         )
         try:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.
@@ -140,8 +146,14 @@ class FeedCollector:
         )
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(
+    body: bytes, *, url: str, content_type: str | None = None, max_entries: int | None = None
+) -> ParsedFeed:
     """Posts from the bytes of a feed. Pure: no network, no database.
+
+    Args:
+        max_entries: take at most this many entries, the newest (by date; undated ones last,
+            in the feed's order); `problem` then says how many the feed listed.
 
     Raises:
         FeedError: the body is not a feed (an HTML page, an empty or unparseable document).
@@ -164,11 +176,23 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
     flavour = _detect_flavour(document)
     feed_language = document.feed.get("language")
-    posts = tuple(_make_post(entry, flavour, url, feed_language) for entry in document.entries)
+    entries = document.entries
+    problems = []
+    if max_entries is not None and len(entries) > max_entries:
+        problems.append(
+            f"{len(entries):,} entries in the feed; the newest {max_entries:,} taken "
+            "([collect] max_entries)"
+        )
+        # sorted() is stable: undated entries keep the feed's own order, after the dated ones.
+        entries = sorted(entries, key=_entry_sort_key, reverse=True)[:max_entries]
+    posts = tuple(_make_post(entry, flavour, url, feed_language) for entry in entries)
     if problem:
-        problem = f"feed is not well-formed ({problem}); {len(posts)} entries recovered"
+        problems.insert(0, f"feed is not well-formed ({problem}); {len(posts)} entries recovered")
     return ParsedFeed(
-        title=document.feed.get("title"), flavour=flavour, posts=posts, problem=problem
+        title=document.feed.get("title"),
+        flavour=flavour,
+        posts=posts,
+        problem="; ".join(problems) or None,
     )
 
 
@@ -185,12 +209,22 @@ def _detect_flavour(document: Any) -> str:
     return "generic"
 
 
+def _entry_time(entry: Any) -> datetime | None:
+    return _to_datetime(
+        entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
+    )
+
+
+def _entry_sort_key(entry: Any) -> tuple[bool, datetime]:
+    # Reverse-sorted: dated entries newest first, then the undated ones.
+    published = _entry_time(entry)
+    return (published is not None, published or datetime.min.replace(tzinfo=UTC))
+
+
 def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | None) -> PostData:
     link = entry.get("link")
     link = urljoin(feed_url, link) if link else None
-    published = _to_datetime(
-        entry.get("published_parsed") or entry.get("updated_parsed") or entry.get("created_parsed")
-    )
+    published = _entry_time(entry)
     markup, is_plain = _choose_body(entry)
     title = entry.get("title") or None
     if title and entry.get("title_detail", {}).get("type") == "text/html":

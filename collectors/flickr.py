@@ -213,6 +213,7 @@ class FlickrCollector:
             response.body,
             url=response.url,
             content_type=response.header("content-type"),
+            max_entries=self.config.collect.max_entries,
         )
         try:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.
@@ -259,16 +260,11 @@ class FlickrApi:
             "nojsoncallback": 1,
             **params,
         }
-        try:
-            document, response = await get_json(
-                self.http, self.url, platform=PLATFORM, params=query, credential_env=self.key_env
-            )
-        except ApiError as error:
-            error.message = redact(error.message, self.key)
-            raise
+        # The HTTP layer redacts the key from errors and from the answer (Flickr echoes it).
+        document, response = await get_json(
+            self.http, self.url, platform=PLATFORM, params=query, credential_env=self.key_env
+        )
         self.bytes_received += len(response.body)
-        if self.key.encode() in response.body:
-            document = _scrub(document, self.key)
         if not isinstance(document, dict):
             raise ApiError(f"{PLATFORM}: {method} answered JSON that is not an object")
         if document.get("stat") == "fail":
@@ -277,7 +273,7 @@ class FlickrApi:
 
     def _describe_failure(self, method: str, document: Mapping[str, Any]) -> FlickrError:
         code = _to_int(document.get("code"))
-        message = redact(str(document.get("message") or "no message"), self.key)
+        message = str(document.get("message") or "no message")
         if code == CODE_INVALID_KEY:
             return FlickrError(
                 f"{PLATFORM}: credentials invalid: the API key was refused "
@@ -521,21 +517,6 @@ def find_feed_address(source: SourceRef, key_env: str) -> tuple[str, str | None]
             f"needs the account's NSID (like 12345678@N02); set {key_env} or use the NSID as handle"
         )
     return f"{FEED_URL}?{urlencode({'id': nsid, 'format': 'atom'})}", nsid
-
-
-def redact(text: str, key: str) -> str:
-    """The text without the API key (aiohttp puts the full URL in some errors)."""
-    return text.replace(key, "[FLICKR_API_KEY]") if key else text
-
-
-def _scrub(value: Any, key: str) -> Any:
-    if isinstance(value, str):
-        return redact(value, key)
-    if isinstance(value, dict):
-        return {k: _scrub(v, key) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v, key) for v in value]
-    return value
 
 
 def _make_media(photo: Mapping[str, Any]) -> tuple[Media, ...]:

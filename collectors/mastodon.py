@@ -320,6 +320,7 @@ class MastodonCollector:
             response.body,
             url=response.url,
             content_type=response.header("content-type"),
+            max_entries=self.config.collect.max_entries,
         )
         try:
             parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)

@@ -60,7 +60,14 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import HttpClient, Response, make_user_agent
+from collectors.http import (
+    HttpClient,
+    Response,
+    find_credentials,
+    make_user_agent,
+    redact_bytes,
+    wait_until_epoch,
+)
 from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
@@ -70,6 +77,9 @@ if TYPE_CHECKING:
 
 # tweepy logs every request's headers at DEBUG, the bearer token included.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
+# urllib3 logs an answer with a malformed header as a warning with a traceback and the URL;
+# the attempt's own error line says what went wrong.
+logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 
 PLATFORM = "X"
 DEFAULT_TOKEN_ENV = "X_BEARER_TOKEN"
@@ -412,6 +422,12 @@ class BaseUrlAdapter(requests.adapters.HTTPAdapter):
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
         response = super().send(request, **kwargs)
         self.on_headers(find_endpoint(parts.path), response.headers)
+        # tweepy does not go through HttpClient: redact the bearer token from X's answer here,
+        # the same way, should an error body ever echo the request.
+        headers = {k: v if isinstance(v, str) else v.decode() for k, v in request.headers.items()}
+        secrets = find_credentials(request.url or "", headers)
+        if secrets and not kwargs.get("stream"):
+            response._content = redact_bytes(response.content, secrets)
         return response
 
 
@@ -441,7 +457,7 @@ class RateLimits:
             return
         with self._lock:
             self._limits[endpoint] = RateLimit(
-                int(remaining), datetime.fromtimestamp(int(reset), UTC)
+                int(remaining), wait_until_epoch(datetime.now(UTC), int(reset))
             )
 
     def spent_until(self, endpoint: str, now: datetime) -> datetime | None:
@@ -545,6 +561,7 @@ class XCollector:
                 posts=progress.posts(),
                 error=f"{error.message}; counts of recent posts not refreshed",
                 retry_after=error.retry_after,
+                resume_at=error.resume_at,
                 api_units=progress.units,
             )
         return replace(
@@ -769,7 +786,7 @@ class XCollector:
         return ApiError(
             f"{PLATFORM} monthly read budget of {self.budget.limit or 0:,} reads spent;"
             " X collection resumes next month",
-            retry_after=first_of_next_month(now),
+            resume_at=first_of_next_month(now),
         )
 
     async def _call(
@@ -826,7 +843,7 @@ def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str)
             f"{PLATFORM}: the app's API usage cap is reached{_explain(document)}; collection"
             " resumes when X resets the cap",
             http_status=status,
-            retry_after=until,
+            resume_at=until,
         )
     if isinstance(error, tweepy.NotFound):
         return ApiError(f"{PLATFORM}: {not_found} (HTTP 404)", http_status=404, gone=True)

@@ -406,6 +406,7 @@ class YouTubeCollector:
             response.body,
             url=response.url,
             content_type=response.header("content-type"),
+            max_entries=self.config.collect.max_entries,
         )
         try:
             # feedparser is CPU-bound and synchronous: keep it off the event loop.
@@ -537,6 +538,7 @@ def replace_message(error: ApiError, prefix: str) -> ApiError:
         prefix + body,
         http_status=error.http_status,
         retry_after=error.retry_after,
+        resume_at=error.resume_at,
         gone=error.gone,
     )
 

@@ -109,6 +109,7 @@ class CollectConfig(_Strict):
     connect_timeout: float = Field(10.0, gt=0, le=MAX_TIMEOUT)
     read_timeout: float = Field(30.0, gt=0, le=MAX_TIMEOUT)
     max_body_bytes: int = Field(15 * 1024 * 1024, ge=1024)
+    max_entries: int = Field(500, ge=1, le=100_000)  # a feed's newest entries taken per fetch
     contact_url: str = "https://github.com/omvarld/omvarld"
     # Scheduling, in seconds (durations like "15m" are accepted).
     interval: int = 3600  # until a source has a posting rhythm

@@ -60,6 +60,7 @@ def plan_next_check(
     rhythm: timedelta | None = None,
     retry_after: datetime | None = None,
     fresh_until: datetime | None = None,
+    resume_at: datetime | None = None,
     jitter: float = 0.0,
 ) -> CheckPlan:
     """The next check of a source after an attempt, and its health state.
@@ -72,6 +73,7 @@ def plan_next_check(
         rhythm: the interval the source's posting rhythm asks for (`find_rhythm`).
         retry_after: the server asked us not to return before this (429, 503).
         fresh_until: the server said the response stays fresh until then (max-age, Expires).
+        resume_at: a limit we know lifts then (a spent monthly budget): never capped.
         jitter: a random number in [-1, 1], scaled by the policy.
     """
     if succeeded or consecutive_failures == 0:
@@ -87,9 +89,12 @@ def plan_next_check(
         status = "failing"
     planned = now + base + base * policy.jitter * max(-1.0, min(1.0, jitter))
     # Servers' own wishes win over our rhythm, within reason: a feed claiming to stay fresh for
-    # a year is still looked at after max_interval.
-    if fresh_until is not None:
-        planned = max(planned, min(fresh_until, now + policy.max_interval))
-    if retry_after is not None:
-        planned = max(planned, retry_after)
+    # a year, or asking us to come back in 2100, is still looked at after max_interval (or the
+    # broken-source retry, when that is longer).
+    longest = now + max(policy.max_interval, base)
+    for wish in (fresh_until, retry_after):
+        if wish is not None:
+            planned = max(planned, min(wish, longest))
+    if resume_at is not None:
+        planned = max(planned, resume_at)
     return CheckPlan(next_check_at=planned, status=status)

@@ -494,6 +494,7 @@ def _source_values(
         rhythm=rhythm,
         retry_after=result.retry_after,
         fresh_until=result.fresh_until,
+        resume_at=result.resume_at,
         jitter=attempt.jitter,
     )
     values |= {

@@ -38,6 +38,7 @@ class Route:
     encoding: str | None = None  # "gzip" or "br"
     location: str | None = None  # for redirects
     stall_seconds: float = 0.0  # after the headers, before the body
+    trickle_seconds: float = 0.0  # send the body one byte at a time, this long apart
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.handlers: dict[str, Callable[[Request], Route]] = {}
+        # Serves every path no route or handler claims: a server that misbehaves everywhere.
+        self.fallback: Callable[[Request], Route] | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
@@ -116,6 +119,7 @@ class FeedServer:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 route = server.routes.get(self.path)
                 handler = server.handlers.get(urlsplit(self.path).path)
+                handler = handler or server.fallback
                 if route is None and handler is not None:
                     route = handler(Request(self.path, headers, 0))
                 if route is None:
@@ -124,7 +128,9 @@ class FeedServer:
                     return
                 status, body, out = self._respond(route, headers)
                 server._record(Request(self.path, headers, status))
-                self._send(status, body, out, stall=route.stall_seconds)
+                self._send(
+                    status, body, out, stall=route.stall_seconds, trickle=route.trickle_seconds
+                )
 
             def _respond(
                 self, route: Route, headers: dict[str, str]
@@ -150,7 +156,12 @@ class FeedServer:
                 return route.status, body, out
 
             def _send(
-                self, status: int, body: bytes, headers: dict[str, str], stall: float = 0.0
+                self,
+                status: int,
+                body: bytes,
+                headers: dict[str, str],
+                stall: float = 0.0,
+                trickle: float = 0.0,
             ) -> None:
                 self.send_response(status)
                 for name, value in headers.items():
@@ -162,6 +173,11 @@ class FeedServer:
                 if stall:
                     time.sleep(stall)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)  # the client may have given up on a stall
+                    if not trickle:
+                        self.wfile.write(body)  # the client may have given up on a stall
+                    for index in range(len(body) if trickle else 0):
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(trickle)
 
         return Handler

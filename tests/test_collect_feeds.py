@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from collectors.base import CollectStatus
+from monitor.cli import app
 from monitor.models import collection_runs, post_metrics, post_revisions, posts
 from monitor.sources import select_sources
 from tests.conftest import (
@@ -20,6 +23,7 @@ from tests.conftest import (
     feed_source,
     only,
     source_row,
+    stored_posts,
 )
 from tests.feedserver import FIXTURES, FeedServer, Route
 
@@ -137,6 +141,42 @@ def test_permanent_redirect_updates_the_stored_url_and_temporary_does_not(
     assert len(feed_server.requests_to("/old/rss.xml")) == 1  # the next pass went straight there
 
 
+def test_redirect_to_another_loopback_server_is_followed_because_the_source_is_internal(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    # The configured URL is itself on loopback, so `may_follow` lets it go to other internal
+    # addresses; the refusal for public sources is tested on `may_follow` in test_http.py.
+    with FeedServer() as internal:
+        target = internal.add_fixture("/rss.xml", "rss20.xml")
+        url = feed_server.add("/feed.xml", status=302, location=target, validators=False)
+        config = configure(tmp_path, engine, feed_source(url))
+        outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 4
+    assert len(internal.requests_to("/rss.xml")) == 1
+
+
+def test_redirect_to_a_non_http_url_is_refused_in_one_line(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/feed.xml", status=301, location="file:///etc/passwd", validators=False)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == "127.0.0.1 redirected to a URL that is not http(s)"
+    assert source_row(engine, outcome.key).fetch_url is None
+
+
+def test_redirect_loop_ends_after_ten_hops_in_one_line(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.url("/loop.xml")
+    feed_server.add("/loop.xml", status=302, location=url, validators=False)
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.error == "too many redirects from 127.0.0.1"
+    assert len(feed_server.requests_to("/loop.xml")) == 11
+
+
 def test_gone_feed_is_retired_with_the_reason_and_no_longer_collected(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
@@ -168,6 +208,26 @@ def test_retry_after_is_honoured_for_rate_limits_and_unavailability(
     assert row.consecutive_failures == 1
 
 
+@pytest.mark.parametrize("retry_after", ["Fri, 31 Dec 2100 23:59:59 GMT", "99999999999999"])
+def test_retry_after_far_away_waits_no_longer_than_the_longest_interval(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, retry_after: str
+) -> None:
+    url = feed_server.add(
+        "/away.xml", status=503, body=b"later", headers={"Retry-After": retry_after},
+        validators=False,
+    )  # fmt: skip
+    config = configure(tmp_path, engine, feed_source(url))
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    row = source_row(engine, outcome.key)
+    longest = timedelta(seconds=config.collect.max_interval)
+    assert row.next_check_at <= datetime.now(UTC) + longest
+    # The line promises what the schedule does: tomorrow, not 2100.
+    assert outcome.error == (
+        f"service unavailable (HTTP 503); retry after {row.next_check_at:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 def test_stalled_response_times_out_without_holding_up_other_sources(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
@@ -181,6 +241,23 @@ def test_stalled_response_times_out_without_holding_up_other_sources(
     assert by_path["stall"].status is CollectStatus.FAILED
     assert by_path["stall"].error and "timed out" in by_path["stall"].error
     assert by_path["ok"].status is CollectStatus.OK and by_path["ok"].counts.new == 3
+
+
+def test_trickling_response_says_it_was_slow_not_silent(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    # One byte a second never trips the 1.5 s read timeout; the whole-response deadline
+    # (connect timeout + 4 read timeouts = 6.5 s) ends it, and the message says so.
+    url = feed_server.add_fixture("/trickle.xml", "rss20.xml", trickle_seconds=1.0)
+    collect = "[collect]\nconnect_timeout = 0.5\nread_timeout = 1.5\n\n"
+    config = configure(tmp_path, engine, feed_source(url), collect)
+    outcome = only(collect_all(config, engine))
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == (
+        "timed out: 127.0.0.1 did not finish sending the response within 6.5 s "
+        "(it kept sending slowly; read timeout 1.5 s between bytes)"
+    )
+    assert 6.5 <= outcome.seconds < 9
 
 
 @pytest.mark.parametrize(
@@ -249,11 +326,15 @@ def test_compressed_feeds_are_decoded(
     assert encoding in feed_server.requests_to("/z.xml")[0].headers["accept-encoding"]
 
 
-def big_feed(entries: int) -> bytes:
+def big_feed(
+    entries: int, description: str = "Kommunen informerar om vinterväghållning. " * 40
+) -> bytes:
+    """A feed of `entries` items, oldest first (as some CMS exports are), a minute apart."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     items = "".join(
         f"<item><guid>post-{i}</guid><title>Nyhet {i} från kommunen</title>"
-        f"<pubDate>Mon, 23 Nov 2026 08:{i % 60:02d}:00 +0100</pubDate>"
-        f"<description>{'Kommunen informerar om vinterväghållning. ' * 40}</description></item>"
+        f"<pubDate>{format_datetime(start + timedelta(minutes=i))}</pubDate>"
+        f"<description>{description}</description></item>"
         for i in range(entries)
     )
     head = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Stor</title>'
@@ -266,10 +347,29 @@ def test_five_megabyte_feed_is_stored_in_full(
     body = big_feed(2700)
     assert len(body) > 5_000_000
     url = feed_server.add("/big.xml", body=body)
-    config = configure(tmp_path, engine, feed_source(url))
+    config = configure(tmp_path, engine, feed_source(url), "[collect]\nmax_entries = 3000\n\n")
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 2700
     assert count(engine, posts) == 2700
+
+
+def test_a_feed_of_thousands_of_entries_stores_the_newest_max_entries_and_says_so(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add("/long.xml", body=big_feed(5000, description="Kort."))
+    configure(tmp_path, engine, feed_source(url, key="lang"))  # [collect] max_entries: 500
+
+    result = CliRunner().invoke(
+        app, ["--config", str(tmp_path / "config.toml"), "collect", "--all"], env={"COLUMNS": "200"}
+    )
+
+    note = "5,000 entries in the feed; the newest 500 taken ([collect] max_entries)"
+    assert result.exit_code == 0, result.output
+    assert f"lang: partial: {note}" in result.stdout.splitlines()
+    assert set(stored_posts(engine)) == {f"post-{i}" for i in range(4500, 5000)}
+    with engine.connect() as connection:
+        run = connection.execute(sa.select(collection_runs)).one()
+    assert (run.status, run.posts_new, run.error) == ("partial", 500, note)
 
 
 def test_body_over_the_limit_is_refused_even_when_compressed(

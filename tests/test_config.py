@@ -763,3 +763,15 @@ def test_platforms_without_required_credentials_need_no_secret(
     config = load_config(write(tmp_path / "config.toml", ""))
 
     assert missing_secret(config, platform) is None
+
+
+@pytest.mark.parametrize("value", ["0", "100001", '"many"'])
+def test_max_entries_outside_its_range_is_refused(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path / "config.toml", f"[collect]\nmax_entries = {value}\n" + MINIMAL)
+    assert any("collect.max_entries" in line for line in problem_lines(path))
+
+
+def test_max_entries_defaults_to_500_and_can_be_set(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path / "a.toml", MINIMAL)).collect.max_entries == 500
+    path = write(tmp_path / "b.toml", "[collect]\nmax_entries = 2000\n" + MINIMAL)
+    assert load_config(path).collect.max_entries == 2000

@@ -147,3 +147,26 @@ def test_script_and_javascript_links_stay_inert_in_text() -> None:
     assert post.url is None  # only http(s) links are kept as the post's link
     assert post.text == "Text\nklick"
     assert post.html and "<script>" in post.html  # kept as published; sanitised when rendered
+
+
+def test_max_entries_takes_the_newest_dated_entries_then_undated_ones_in_feed_order() -> None:
+    dates = ["Mon, 02 Nov 2026 08:00:00 GMT", None, "Mon, 23 Nov 2026 08:00:00 GMT", None,
+             "Mon, 09 Nov 2026 08:00:00 GMT"]  # fmt: skip
+    items = "".join(
+        f"<item><guid>e{i}</guid><title>t{i}</title>"
+        + (f"<pubDate>{date}</pubDate>" if date else "")
+        + "</item>"
+        for i, date in enumerate(dates)
+    )
+    body = f'<rss version="2.0"><channel><title>f</title>{items}</channel></rss>'.encode()
+
+    def taken(limit: int) -> list[str]:
+        parsed = parse_feed(body, url="https://example.se/rss", max_entries=limit)
+        return [post.platform_post_id for post in parsed.posts]
+
+    assert taken(2) == ["e2", "e4"]
+    assert taken(4) == ["e2", "e4", "e0", "e1"]
+    assert parse_feed(body, url="https://example.se/rss", max_entries=5).problem is None
+    assert parse_feed(body, url="https://example.se/rss", max_entries=1).problem == (
+        "5 entries in the feed; the newest 1 taken ([collect] max_entries)"
+    )

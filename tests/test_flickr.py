@@ -534,7 +534,7 @@ def test_the_key_never_reaches_errors_payloads_or_the_database(
 
     assert outcome.error == (
         "Flickr: flickr.people.getPublicPhotos failed: "
-        "Insufficient permissions (api_key=[FLICKR_API_KEY]) (error 99)"
+        "Insufficient permissions (api_key=[redacted]) (error 99)"
     )
     with engine.connect() as connection:
         everything = [

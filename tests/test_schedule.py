@@ -111,6 +111,30 @@ def test_max_age_or_expires_delays_the_check_but_not_beyond_the_longest_interval
     assert year.next_check_at == NOW + POLICY.max_interval
 
 
+def test_retry_after_far_away_is_capped_at_the_longest_interval() -> None:
+    plan = plan_next_check(
+        now=NOW,
+        policy=POLICY,
+        succeeded=False,
+        consecutive_failures=1,
+        retry_after=datetime(2100, 12, 31, tzinfo=UTC),
+    )
+    assert plan.next_check_at == NOW + POLICY.max_interval
+
+
+def test_retry_after_of_a_broken_source_is_capped_at_the_broken_retry() -> None:
+    policy = SchedulePolicy(jitter=0.0, broken_retry=timedelta(days=3))
+    plan = plan_next_check(
+        now=NOW,
+        policy=policy,
+        succeeded=False,
+        consecutive_failures=9,
+        failing_since=NOW - timedelta(days=2),
+        retry_after=datetime(2100, 12, 31, tzinfo=UTC),
+    )
+    assert (plan.next_check_at, plan.status) == (NOW + timedelta(days=3), "broken")
+
+
 @pytest.mark.parametrize(("jitter", "expected"), [(-1.0, 54), (0.0, 60), (1.0, 66), (5.0, 66)])
 def test_jitter_spreads_checks_within_a_tenth_of_the_interval(jitter: float, expected: int) -> None:
     plan = plan_next_check(now=NOW, policy=SchedulePolicy(), succeeded=True, jitter=jitter)

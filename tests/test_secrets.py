@@ -1,0 +1,145 @@
+"""No collector lets a credential out: not on screen, in the log, the database or `status`.
+
+Each platform's API is played by a loopback server that misbehaves on every request, in the
+two ways that leaked YouTube's key: a malformed header (aiohttp's error names the URL, `key=`
+and all) and an error answer that echoes the request's URL and Authorization header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.db import make_engine, upgrade
+from monitor.models import collection_runs, sources
+from tests.conftest import write_config
+from tests.feedserver import FeedServer, Request, Route
+
+# Fake credentials, one per platform; each is looked for in everything a user can see.
+SECRETS = {
+    "youtube": ("YOUTUBE_API_KEY", "yt-key-5ecret-aa11bb22"),
+    "flickr": ("FLICKR_API_KEY", "flickr-key-5ecret-cc33dd44"),
+    "x": ("X_BEARER_TOKEN", "x-bearer-5ecret-ee55ff66"),
+    "facebook": ("FACEBOOK_ACCESS_TOKEN", "fb-token-5ecret-gg77hh88"),
+    "mastodon": ("MASTODON_ACCESS_TOKEN", "masto-token-5ecret-ii99jj00"),
+    "bluesky": ("BLUESKY_ACCESS_TOKEN", "bsky-token-5ecret-kk11ll22"),
+}
+
+
+def echo(request: Request) -> str:
+    """What a careless API says back: the request's URL and credentials."""
+    return f"cannot serve {request.path} for {request.headers.get('authorization', 'anyone')}"
+
+
+def json_answer(status: int, document: dict[str, Any]) -> Route:
+    return Route(
+        status=status,
+        body=json.dumps(document).encode(),
+        content_type="application/json",
+        validators=False,
+    )
+
+
+# Each platform's error format, so that the echo reaches the collector's own error mapping.
+ECHOES: dict[str, Callable[[Request], Route]] = {
+    "youtube": lambda r: json_answer(
+        400, {"error": {"code": 400, "message": echo(r), "errors": [{"reason": "badRequest"}]}}
+    ),
+    "flickr": lambda r: json_answer(200, {"stat": "fail", "code": 99, "message": echo(r)}),
+    "x": lambda r: json_answer(403, {"title": "Forbidden", "detail": echo(r)}),
+    "facebook": lambda r: json_answer(
+        400, {"error": {"message": echo(r), "type": "OAuthException", "code": 100}}
+    ),
+    "mastodon": lambda r: json_answer(422, {"error": echo(r)}),
+    "bluesky": lambda r: json_answer(400, {"error": "InvalidRequest", "message": echo(r)}),
+}
+
+
+def malformed_header(request: Request) -> Route:
+    # A header name with a space: aiohttp refuses the answer with the full URL in its error.
+    return Route(body=b"{}", content_type="application/json", headers={"Bad Name": "x"})
+
+
+def platform_config(platform: str, server: FeedServer) -> str:
+    base = server.url("")
+    env = SECRETS[platform][0]
+    settings = {
+        "youtube": f'[platforms.youtube]\napi_url = "{base}/youtube/v3"\n',
+        "flickr": f'[platforms.flickr]\napi_url = "{base}/services/rest"\n',
+        "x": f'[platforms.x]\napi_url = "{base}"\n',
+        "facebook": f'[platforms.facebook]\napi_url = "{base}/v21.0"\n',
+        "mastodon": f'[platforms.mastodon]\napi_url = "{base}"\naccess_token_env = "{env}"\n',
+        "bluesky": f'[platforms.bluesky]\napi_url = "{base}"\naccess_token_env = "{env}"\n',
+    }[platform]
+    handle = {
+        "youtube": "@skatteverket",
+        "flickr": "trafikverket",
+        "x": "@polisen",
+        "facebook": "flenskommun",
+        "mastodon": "@krisinformation@mastodon.nu",
+        "bluesky": "@polisen.bsky.social",
+    }[platform]
+    source = (
+        f'[[sources]]\nplatform = "{platform}"\nhandle = "{handle}"\n'
+        f'organisation = "Testkommun"\nkey = "leaky"\n'
+    )
+    if platform in ("mastodon", "bluesky"):
+        source += f'api_url = "{base}"\n'
+    # X's client (urllib3) waits for the body a malformed header hid: do not wait 30 s.
+    return "[collect]\nread_timeout = 2\n\n" + settings + "\n" + source
+
+
+def omvarld(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("misbehaviour", ["malformed-header", "echo"])
+@pytest.mark.parametrize("platform", list(SECRETS))
+def test_no_credential_reaches_output_log_database_or_status(
+    tmp_path: Path, database_url: str, feed_server: FeedServer, platform: str, misbehaviour: str
+) -> None:
+    env_name, secret = SECRETS[platform]
+    feed_server.fallback = (
+        malformed_header if misbehaviour == "malformed-header" else ECHOES[platform]
+    )
+    config = write_config(tmp_path, database_url, platform_config(platform, feed_server))
+    env = {**os.environ, "COLUMNS": "200", env_name: secret}
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    collect = omvarld(config, env, "-v", "collect", "--all")
+    status = omvarld(config, env, "status", "--json")
+
+    assert feed_server.requests, "the collector never called the API"
+    sent = [r for r in feed_server.requests if secret in r.path + json.dumps(r.headers)]
+    assert sent, "the credential was never sent, so this test proves nothing"
+    assert collect.returncode == 1, collect.stdout + collect.stderr
+    assert "leaky: failed: " in collect.stdout
+    assert "Traceback" not in collect.stdout + collect.stderr
+    try:
+        with engine.connect() as connection:
+            stored = [
+                json.dumps([list(row) for row in connection.execute(sa.select(table))], default=str)
+                for table in (collection_runs, sources)
+            ]
+            errors = connection.execute(sa.select(collection_runs.c.error)).scalars().all()
+    finally:
+        engine.dispose()
+    assert errors and all(errors)
+    for seen in (collect.stdout, collect.stderr, status.stdout, status.stderr, *stored):
+        assert secret not in seen
