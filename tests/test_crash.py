@@ -330,7 +330,9 @@ def test_another_hosts_worker_keeps_its_sources_while_it_beats_and_loses_them_wh
         pytest.skip("no unshare(1) to give a worker a host name of its own")
     feeds = Feeds(feed_server, 4)
     lease = 3
-    fast = f'[collect]\ntick = 1\nlease = {lease}\ninterval = "1d"\nmin_interval = 1\n'
+    fast = (
+        f'[collect]\nper_host = 8\ntick = 1\nlease = {lease}\ninterval = "1d"\nmin_interval = 1\n'
+    )
     config = write_config(tmp_path, database_url, fast + feeds.config)
     assert omvarld(config, "db", "upgrade").returncode == 0
     feeds.stall(range(4))
