@@ -6,7 +6,7 @@ import os
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,6 +112,21 @@ def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
 def collect_one(config: Config, engine: Engine) -> SourceOutcome:
     """Collect the config's only source; its outcome."""
     return only(collect_all(config, engine))
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether `condition` came true within `seconds` (real processes take real time)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def scalar(engine: Engine, query: sa.Select) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def count(engine: Engine, table: sa.Table) -> int:

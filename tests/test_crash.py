@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.db import make_engine
 from monitor.models import collection_runs, sources
-from tests.conftest import feed_source, write_config
+from tests.conftest import feed_source, scalar, wait_for, write_config
 from tests.feedserver import FeedServer, Route
 
 OMVARLD = [sys.executable, "-m", "monitor"]
@@ -68,6 +68,14 @@ class Feeds:
             self.stalled = set(numbers)
 
 
+def prepare(directory: Path, database_url: str, body: str) -> Path:
+    """A config of `body` on the database, its schema made as an admin would."""
+    config = write_config(directory, database_url, body)
+    done = omvarld(config, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    return config
+
+
 def omvarld(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*OMVARLD, "--config", str(config), *args],
@@ -95,20 +103,6 @@ def kill_group(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.communicate(timeout=10)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
-def scalar(engine: Engine, query: sa.Select) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
 
 
 def leased(engine: Engine) -> int:
@@ -210,8 +204,7 @@ def test_a_database_that_refuses_even_the_failure_fails_every_source_and_gives_l
     tmp_path: Path, database_url: str, database: Engine, feed_server: FeedServer
 ) -> None:
     feeds = Feeds(feed_server, 20)  # past the process-pool threshold, as in production
-    config = write_config(tmp_path, database_url, feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
+    config = prepare(tmp_path, database_url, feeds.config)
     with database.begin() as connection:
         statements = REFUSE_SQLITE if database.dialect.name == "sqlite" else REFUSE_POSTGRESQL
         for statement in [statements] if isinstance(statements, str) else statements:
@@ -235,19 +228,28 @@ def test_a_database_that_refuses_even_the_failure_fails_every_source_and_gives_l
 # ----------------------------------------------------------------------- 2. a collection killed
 
 
+def start_stalled_collect(
+    directory: Path, database_url: str, database: Engine, server: FeedServer
+) -> tuple[Feeds, Path, subprocess.Popen[str]]:
+    """`collect --all` of 20 feeds, all leased and hanging: it is mid-pass."""
+    feeds = Feeds(server, 20)
+    config = prepare(directory, database_url, feeds.config)
+    feeds.stall(range(20))
+    collect = start(config, "collect", "--all")
+    try:
+        assert wait_for(lambda: leased(database) == 20, 30)
+        assert wait_for(lambda: len(server.requests_to("/k0.xml")) == 1, 10)
+    except BaseException:
+        kill_group(collect)
+        raise
+    return feeds, config, collect
+
+
 def test_a_sigkilled_collect_locks_nothing(
     tmp_path: Path, database_url: str, database: Engine, feed_server: FeedServer
 ) -> None:
-    feeds = Feeds(feed_server, 20)
-    config = write_config(tmp_path, database_url, feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
-    feeds.stall(range(20))
-    first = start(config, "collect", "--all")
-    try:
-        assert wait_for(lambda: leased(database) == 20, 30)
-        assert wait_for(lambda: len(feed_server.requests) >= 2, 10)  # mid-pass
-    finally:
-        kill_group(first)
+    feeds, config, first = start_stalled_collect(tmp_path, database_url, database, feed_server)
+    kill_group(first)
     feeds.stall(set())
 
     status = omvarld(config, "status")
@@ -265,14 +267,8 @@ def test_a_sigkilled_collect_locks_nothing(
 def test_a_live_collection_is_named_left_alone_and_overridden_only_by_source(
     tmp_path: Path, database_url: str, database: Engine, feed_server: FeedServer
 ) -> None:
-    feeds = Feeds(feed_server, 20)
-    config = write_config(tmp_path, database_url, feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
-    feeds.stall(range(20))
-    first = start(config, "collect", "--all")
+    feeds, config, first = start_stalled_collect(tmp_path, database_url, database, feed_server)
     try:
-        assert wait_for(lambda: leased(database) == 20, 30)
-        assert wait_for(lambda: len(feed_server.requests_to("/k0.xml")) == 1, 10)
         feeds.stall(range(1, 20))  # kommun-0's first request hangs; another one would not
 
         second = omvarld(config, "collect", "--all")
@@ -296,8 +292,7 @@ def test_a_live_collection_is_named_left_alone_and_overridden_only_by_source(
 def test_nothing_to_collect_says_why_instead_of_suggesting_all(
     tmp_path: Path, database_url: str, feed_server: FeedServer
 ) -> None:
-    config = write_config(tmp_path, database_url, "")
-    assert omvarld(config, "db", "upgrade").returncode == 0
+    config = prepare(tmp_path, database_url, "")
     empty = omvarld(config, "collect", "--all")
     assert empty.returncode == 0
     assert empty.stdout.splitlines()[0] == (
@@ -333,8 +328,7 @@ def test_another_hosts_worker_keeps_its_sources_while_it_beats_and_loses_them_wh
     fast = (
         f'[collect]\nper_host = 8\ntick = 1\nlease = {lease}\ninterval = "1d"\nmin_interval = 1\n'
     )
-    config = write_config(tmp_path, database_url, fast + feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
+    config = prepare(tmp_path, database_url, fast + feeds.config)
     feeds.stall(range(4))
     remote = start_elsewhere(config, "omvarld-elsewhere")
     local: subprocess.Popen[str] | None = None
@@ -377,8 +371,7 @@ def test_a_sigkilled_run_workers_sources_are_taken_over_at_once_by_another_worke
     feeds = Feeds(feed_server, 10)
     # A long lease: only seeing that the holder is gone can hand its sources on in time.
     slow = '[collect]\ntick = 1\nlease = "10m"\ninterval = "1d"\nmin_interval = 1\n'
-    config = write_config(tmp_path, database_url, slow + feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
+    config = prepare(tmp_path, database_url, slow + feeds.config)
     feeds.stall(range(10))
     first = start(config, "run")
     second: subprocess.Popen[str] | None = None
@@ -425,8 +418,7 @@ def test_a_sigkilled_collect_leaves_no_forkserver_or_pool_worker_behind(
         pytest.skip("no /proc to find the children by")
     feeds = Feeds(feed_server, 20)  # the pool starts at 16 sources
     # All in flight at once: stalled feeds must not hold the only connections to the server.
-    config = write_config(tmp_path, database_url, "[collect]\nper_host = 32\n" + feeds.config)
-    assert omvarld(config, "db", "upgrade").returncode == 0
+    config = prepare(tmp_path, database_url, "[collect]\nper_host = 32\n" + feeds.config)
     feeds.stall(range(10, 20))  # half are parsed (the pool starts), half keep the pass going
     marker = f"OMVARLD_TEST_MARK={uuid.uuid4().hex}"
     name, value = marker.split("=")
