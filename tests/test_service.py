@@ -130,7 +130,7 @@ def test_three_workers_collect_each_source_exactly_once_though_one_is_killed(
     workers = [start_service(config) for _ in range(3)]
     try:
         assert wait_for(lambda: scalar(engine, count_runs) >= 30, 30)
-        os.kill(workers[0].pid, signal.SIGKILL)  # mid-pass: its leases must expire and move on
+        os.kill(workers[0].pid, signal.SIGKILL)  # mid-pass: its pid is gone, its leases move on
         assert wait_for(
             lambda: (
                 scalar(engine, sa.select(sa.func.count(sa.distinct(collection_runs.c.source_id))))
