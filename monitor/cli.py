@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from monitor.collect import SourceOutcome
     from monitor.config import Config
     from monitor.queries import SourceHealth
+    from monitor.sources import LeaseHolder
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -339,10 +340,11 @@ def collect(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from collectors.base import CollectStatus
-    from monitor.collect import collect_sources, make_worker_id
+    from monitor.collect import collect_sources
     from monitor.config import PLATFORMS
     from monitor.db import describe_database
-    from monitor.sources import claim_sources, select_sources
+    from monitor.sources import claim_sources, find_lease_holders, select_sources
+    from monitor.workers import make_worker_id
 
     if platform is not None and platform not in PLATFORMS:
         fail(f"--platform: unknown platform {platform!r}; expected one of {', '.join(PLATFORMS)}")
@@ -359,11 +361,16 @@ def collect(
     lease = timedelta(seconds=config.collect.lease)
     chosen: dict[str, Any] = {"everything": everything, "keys": keys, "platform": platform}
     rows = claim_sources(engine, now=now, worker=worker, lease=lease, **chosen)
-    busy = len(select_sources(engine, now=now, **chosen)) - len(rows)
-    if busy:
-        out.print(f"{busy} sources are being collected by a running service; left to it.")
+    holders = find_lease_holders(engine, now=now, worker=worker, **chosen)
+    for holder in holders:
+        out.print(
+            f"{holder.sources} sources are being collected by {_describe_holder(holder, config)};"
+            " left to it.",
+            markup=False,
+        )
     if not rows:
-        out.print("Nothing is due. Use --all to collect every source now.")
+        if not holders:
+            out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
         out.print(f"Database: {describe_database(engine)}", markup=False)
         return
 
@@ -389,6 +396,42 @@ def collect(
     out.print(f"Database: {describe_database(engine)}", markup=False)
     if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
+
+
+def _describe_holder(holder: LeaseHolder, config: Config) -> str:
+    """Host, pid and since when: the process start where this host can see it, else how long
+    its renewed lease runs."""
+    from monitor.workers import Worker
+
+    worker = Worker.parse(holder.worker)
+    if worker is None:
+        return holder.worker
+    zone = _timezone(config)
+    started = worker.started_at()
+    since = (
+        f"running since {_when(started, zone)}"
+        if started
+        else f"lease renewed until {_when(holder.until, zone)}"
+    )
+    return f"host {worker.host}, pid {worker.pid} ({since})"
+
+
+def _describe_nothing_due(
+    engine: Engine, config: Config, now: datetime, platform: str | None
+) -> str:
+    """Why a collection found nothing to do, and when there will be something."""
+    from monitor.sources import find_next_due
+
+    following = find_next_due(engine, now=now, platform=platform)
+    kind = f"{platform} sources" if platform else "sources"
+    if not following.sources:
+        return f"Nothing to collect: no active, enabled {kind} (see `omvarld sources list`)."
+    if following.at is None:
+        return f"Nothing is due: none of the {following.sources} {kind} has a next check."
+    return (
+        f"Nothing is due: the next of {following.sources} {kind}, {following.key}, is due at "
+        f"{_when(following.at, _timezone(config))}. Use --all to collect every source now."
+    )
 
 
 # A table longer than this is no longer read: past it, only sources with news or problems are

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from collectors import get_collector_class
 from collectors.base import ApiUsage, Collector, CollectResult, CollectStatus
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
+from monitor.db import first_line
 from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
 from monitor.sources import SourceRow, claim_sources
@@ -38,6 +39,7 @@ from monitor.store import (
     read_api_usage,
     record_attempts,
     release_leases,
+    renew_leases,
 )
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,9 @@ STOP_GRACE_SECONDS = 8.0
 STOP_POLL_SECONDS = 0.2
 # At most this many attempts share one transaction.
 STORE_BATCH = 200
+# Leases are renewed this many times per lease length, so one late or failed renewal (a slow
+# write ahead of it on the database thread) does not let another worker take a source over.
+HEARTBEATS_PER_LEASE = 3
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,6 @@ class SourceOutcome:
     http_status: int | None = None
     moved_to: str | None = None
     seconds: float = 0.0
-
-
-def make_worker_id() -> str:
-    """Who holds a lease: host and process, so an admin can tell workers apart."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def find_skip_reason(config: Config, platform: str) -> str | None:
@@ -92,8 +92,8 @@ def collect_sources(
 ) -> list[SourceOutcome]:
     """Collect the given sources once and store what they yield. Never raises for a source.
 
-    With `worker`, the rows must be leased to it (see `claim_sources`), and an attempt whose
-    lease was lost is not stored.
+    With `worker`, the rows must be leased to it (see `claim_sources`); the leases are renewed
+    while the run lasts, and an attempt whose lease was lost is not stored.
     """
     run = _Run(config, engine, worker, on_outcome, stop, expected=len(rows))
     return asyncio.run(run.collect(rows))
@@ -232,26 +232,70 @@ class _Run:
             unfinished = [row.id for row in rows if row.key not in finished]
             # The database thread runs in order: a write already queued lands first, and its
             # lease is then no longer ours to release.
-            await self._in_database(release_leases, self.engine, unfinished, self.worker)
+            await self._release(unfinished)
+
+    async def _release(self, source_ids: list[int]) -> None:
+        """Give sources back, best effort: if the database refuses (a full disk), the leases
+        are reclaimed once this process is gone (see `claim_sources`)."""
+        assert self.worker is not None
+        try:
+            await self._in_database(release_leases, self.engine, source_ids, self.worker)
+        except Exception as error:
+            # Info, not a warning: this process's leases are reclaimed once it has exited.
+            log.info("could not give back %d sources: %s", len(source_ids), first_line(error))
 
     @contextlib.asynccontextmanager
     async def _resources(self) -> AsyncIterator[None]:
+        heartbeat = asyncio.create_task(self._heartbeat()) if self.worker else None
         try:
             async with self.http:
                 yield
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             self.parsing.shutdown(wait=True, cancel_futures=True)
             self.database.shutdown(wait=True)
+
+    async def _heartbeat(self) -> None:
+        """Renew this worker's leases while the run lasts: a lease is short, so the sources of
+        a worker that died where nobody can see it (another host) return within one lease."""
+        assert self.worker is not None
+        lease = self.config.collect.lease
+        while True:
+            await asyncio.sleep(lease / HEARTBEATS_PER_LEASE)
+            until = datetime.now(UTC) + timedelta(seconds=lease)
+            try:
+                await self._in_database(renew_leases, self.engine, self.worker, until)
+            except Exception as error:  # the next beat tries again; the lease has time left
+                log.warning("could not renew leases: %s", first_line(error))
 
     async def _in_database(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.database, lambda: function(*args, **kwargs))
 
     async def _one(self, row: SourceRow) -> None:
+        """Attempt one source; whatever happens, the source gets an outcome (and the task ends
+        without an exception nobody would read)."""
         async with self.slots:
             if self.stop.is_set():
                 return  # not started: the source is handed back, still due
-            outcome = await self._attempt(row)
+            started = time.monotonic()
+            try:
+                outcome = await self._attempt(row)
+            except Exception as error:  # the database failed, and then recording that too
+                log.info("source %s failed", row.key, exc_info=True)
+                if self.worker is not None:
+                    await self._release([row.id])
+                reason = (
+                    f"database: {first_line(error)}"
+                    if isinstance(error, SQLAlchemyError)
+                    else f"internal error: {error!r}"
+                )
+                outcome = SourceOutcome(
+                    row.key, row.organisation, row.platform, CollectStatus.FAILED, IngestCounts(),
+                    reason, seconds=time.monotonic() - started,
+                )  # fmt: skip
         self.outcomes.append(outcome)
         log.info(
             "source=%s status=%s http=%s new=%d updated=%d seconds=%.2f%s",
@@ -302,6 +346,8 @@ class _Run:
             published_since=find_cutoffs(self.config.retention, started_at).posts,
         )
         record = await self._store(attempt, result)
+        if not record.stored and self.worker is not None:
+            await self._release([row.id])
         return SourceOutcome(
             key=row.key,
             organisation=row.organisation,

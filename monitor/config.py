@@ -120,7 +120,9 @@ class CollectConfig(_Strict):
     jitter: float = Field(0.1, ge=0, le=0.5)
     # The service.
     tick: int = 30  # seconds between looks for due sources
-    lease: int = 600  # a claimed source is another worker's again after this
+    # A claimed source is another worker's again after this unless its holder renews it;
+    # holders renew while they work, so a dead worker's sources return within one lease.
+    lease: int = Field(60, ge=3)
     parse_processes: int = Field(0, ge=0)  # 0: one per core
     # collection_runs older than this are pruned daily
     keep_runs_days: int = Field(90, ge=1, le=MAX_DAYS)

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import select
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+
+from monitor.workers import read_start_ticks
+
+# Where a pidfd is missing (not Linux), a worker looks for its parent this often.
+PARENT_POLL_SECONDS = 0.5
 
 
 def start_process_pool(processes: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
@@ -14,8 +23,54 @@ def start_process_pool(processes: int, preload: Sequence[str] = ()) -> ProcessPo
     scheduler and database threads) could inherit a lock another thread held; the forkserver
     forks from a clean, single-threaded process. The preload is the first pool's: the server
     starts once per process.
+
+    Each worker exits as soon as the process that started the pool is gone, even when that one
+    was SIGKILLed: the workers are the forkserver's children, not its, so no parent-death
+    signal reaches them, and they hold both ends of their task queue, so they would wait on it
+    forever. The forkserver itself stops when the last of them has (it watches a pipe they and
+    the parent hold).
     """
     context = multiprocessing.get_context("forkserver")
     if preload:
         context.set_forkserver_preload(list(preload))
-    return ProcessPoolExecutor(processes, mp_context=context)
+    parent = os.getpid()
+    return ProcessPoolExecutor(
+        processes,
+        mp_context=context,
+        initializer=watch_parent,
+        initargs=(parent, read_start_ticks(parent)),
+    )
+
+
+def watch_parent(pid: int, start_ticks: int | None) -> None:
+    """In a pool worker: end this process when process `pid` (started at `start_ticks`) ends."""
+    threading.Thread(
+        target=_exit_with, args=(pid, start_ticks), name="omvarld-parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with(pid: int, start_ticks: int | None) -> None:
+    try:
+        descriptor = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd here, or the parent is already gone
+        descriptor = None
+    # Opened after the parent may have died: a pid handed to a newer process is not it.
+    if read_start_ticks(pid) != start_ticks:
+        os._exit(1)
+    if descriptor is not None:
+        select.select([descriptor], [], [])  # readable once the process has exited
+    else:
+        while read_start_ticks(pid) == start_ticks and _exists(pid):
+            time.sleep(PARENT_POLL_SECONDS)
+    # Not sys.exit: the main thread may be deep in a parse; nothing it holds needs saving.
+    os._exit(1)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

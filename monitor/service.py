@@ -23,10 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.audit import SERVICE_ACTOR
-from monitor.collect import collect_due, make_worker_id
+from monitor.collect import collect_due
 from monitor.config import Config
 from monitor.models import collection_runs
 from monitor.retention import RetentionReport, apply_retention
+from monitor.workers import make_worker_id
 
 log = logging.getLogger(__name__)
 

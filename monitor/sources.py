@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from collectors.base import SourceRef, SourceState
 from monitor.config import Config, SourceConfig
 from monitor.models import sources
 from monitor.store import insert_for as _insert_for
+from monitor.workers import find_gone
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,19 @@ def select_sources(
         return [SourceRow(**row._mapping) for row in connection.execute(query)]
 
 
+def _free(now: datetime, gone: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Sources no live worker holds: never leased, lease run out, or held by a process on this
+    host that is gone (a crash, a SIGKILL, a full disk that kept it from giving them back)."""
+    free = sa.or_(sources.c.leased_until.is_(None), sources.c.leased_until < now)
+    return sa.or_(free, sources.c.leased_by.in_(list(gone))) if gone else free
+
+
+def _find_gone_holders(connection: Connection, now: datetime) -> list[str]:
+    """Holders of unexpired leases that ran on this host and no longer do."""
+    held = sa.select(sources.c.leased_by).where(sources.c.leased_until >= now).distinct()
+    return find_gone([name for name in connection.execute(held).scalars() if name])
+
+
 def claim_sources(
     engine: Engine,
     *,
@@ -182,36 +196,99 @@ def claim_sources(
 
     One statement. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets any number of workers claim at
     once without waiting for or doubling each other; a source stays leased until the attempt is
-    stored or the lease runs out (a worker that died), whichever comes first.
+    stored, its holder is seen to be gone, or the lease runs out (a worker on another host that
+    stopped renewing it), whichever comes first. Named sources are taken even from a live
+    holder: someone asked for them; the holder's attempt is then not stored.
     """
-    ids = (
-        _selection(now, everything, keys, platform)
-        .where(sa.or_(sources.c.leased_until.is_(None), sources.c.leased_until < now))
-        .order_by(sources.c.next_check_at, sources.c.id)
-        .limit(limit)
-    )
-    if engine.dialect.name == "postgresql":
-        ids = ids.with_for_update(skip_locked=True)
-    statement = (
-        sources.update()
-        .where(sources.c.id.in_(ids.scalar_subquery()))
-        .values(leased_until=now + lease, leased_by=worker)
-        .returning(*_ROW_COLUMNS)
-    )
     with engine.begin() as connection:
+        ids = _selection(now, everything, keys, platform)
+        if not keys:
+            ids = ids.where(_free(now, _find_gone_holders(connection, now)))
+        ids = ids.order_by(sources.c.next_check_at, sources.c.id).limit(limit)
+        if engine.dialect.name == "postgresql":
+            ids = ids.with_for_update(skip_locked=True)
+        statement = (
+            sources.update()
+            .where(sources.c.id.in_(ids.scalar_subquery()))
+            .values(leased_until=now + lease, leased_by=worker)
+            .returning(*_ROW_COLUMNS)
+        )
         rows = [SourceRow(**row._mapping) for row in connection.execute(statement)]
     return sorted(rows, key=lambda row: row.key)
 
 
-def count_due_sources(engine: Engine, now: datetime) -> int:
-    """How many sources are due and not leased: what the service still has to do."""
+@dataclass(frozen=True)
+class LeaseHolder:
+    """A live worker holding some of the sources a collection wanted."""
+
+    worker: str
+    sources: int
+    until: datetime  # its latest lease: renewed while it works
+
+
+def find_lease_holders(
+    engine: Engine,
+    *,
+    now: datetime,
+    worker: str,
+    everything: bool = False,
+    keys: Sequence[str] = (),
+    platform: str | None = None,
+) -> list[LeaseHolder]:
+    """Other live workers holding sources of this selection, most sources first."""
     query = (
-        sa.select(sa.func.count())
-        .select_from(sources)
+        sa.select(sources.c.leased_by, sa.func.count(), sa.func.max(sources.c.leased_until))
         .where(
-            sources.c.id.in_(_selection(now, False, (), None)),
-            sa.or_(sources.c.leased_until.is_(None), sources.c.leased_until < now),
+            sources.c.id.in_(_selection(now, everything, keys, platform)),
+            sources.c.leased_until >= now,
+            sources.c.leased_by != worker,
         )
+        .group_by(sources.c.leased_by)
     )
     with engine.connect() as connection:
+        held = connection.execute(query).all()
+        gone = set(find_gone([name for name, _, _ in held]))
+    holders = [LeaseHolder(name, count, until) for name, count, until in held]
+    return sorted(
+        (h for h in holders if h.worker not in gone), key=lambda h: (-h.sources, h.worker)
+    )
+
+
+@dataclass(frozen=True)
+class NextDue:
+    """When the next of the sources a collection could take is due."""
+
+    sources: int  # collectable sources (active, enabled, not retired)
+    key: str | None = None
+    at: datetime | None = None
+
+
+def find_next_due(engine: Engine, *, now: datetime, platform: str | None = None) -> NextDue:
+    """The source due next among those a collection would take, and how many there are."""
+    selection = _selection(now, True, (), platform)
+    with engine.connect() as connection:
+        total = connection.execute(
+            sa.select(sa.func.count()).where(sources.c.id.in_(selection))
+        ).scalar_one()
+        first = connection.execute(
+            sa.select(sources.c.key, sources.c.next_check_at)
+            .where(sources.c.id.in_(selection), sources.c.next_check_at.is_not(None))
+            .order_by(sources.c.next_check_at, sources.c.key)
+            .limit(1)
+        ).first()
+    if first is None:
+        return NextDue(total)
+    return NextDue(total, first.key, first.next_check_at)
+
+
+def count_due_sources(engine: Engine, now: datetime) -> int:
+    """How many sources are due and not held by a live worker: what the service still has to
+    do."""
+    with engine.connect() as connection:
+        free = _free(now, _find_gone_holders(connection, now))
+        query = (
+            sa.select(sa.func.count())
+            .select_from(sources)
+            .where(sources.c.id.in_(_selection(now, False, (), None)), free)
+        )
         return int(connection.execute(query).scalar_one())

@@ -56,6 +56,9 @@ class AttemptRecord:
     status: CollectStatus
     counts: IngestCounts
     error: str | None
+    # False when not even the failure could be written (a full disk): the source's row, lease
+    # included, is as it was.
+    stored: bool = True
 
 
 def compute_content_hash(post: PostData) -> str:
@@ -105,7 +108,9 @@ def record_attempts(
     Several attempts share one transaction, because a commit per source would cost more than
     the source's rows. If that transaction fails, each attempt is stored again on its own, so a
     bad source costs only itself and never leaves partial rows. An attempt whose worker no longer
-    holds the source's lease stores nothing, so no slot is collected twice.
+    holds the source's lease stores nothing, so no slot is collected twice. When not even the
+    failure can be written (a full disk), the record says so (`stored` is False) instead of
+    raising: every attempt gets its record.
     """
     if not items:
         return []
@@ -116,11 +121,18 @@ def record_attempts(
         if len(items) > 1:
             return [record for item in items for record in record_attempts(engine, [item])]
         ((attempt, result),) = items
-        log.exception("storing source %s failed", attempt.source_id)
+        # One line: the summary names the source and the error; -v adds this to the log.
+        log.info("storing source %s failed: %s", attempt.source_id, first_line(error))
         message = f"could not store posts: {first_line(error)}"
         failed = dataclasses.replace(result, status=CollectStatus.FAILED, posts=(), error=message)
-        with engine.begin() as connection:
-            return _record(connection, [(attempt, failed)])
+        try:
+            with engine.begin() as connection:
+                return _record(connection, [(attempt, failed)])
+        except sa.exc.SQLAlchemyError as again:
+            log.info(
+                "recording source %s's failure failed: %s", attempt.source_id, first_line(again)
+            )
+            return [AttemptRecord(CollectStatus.FAILED, IngestCounts(), message, stored=False)]
 
 
 def record_attempt(engine: Engine, attempt: Attempt, result: CollectResult) -> AttemptRecord:
@@ -575,6 +587,16 @@ def mark_skipped(
                 leased_by=None,
             )
         )
+
+
+def renew_leases(engine: Engine, worker: str, until: datetime) -> int:
+    """Extend every lease this worker holds (its heartbeat); how many it holds."""
+    with engine.begin() as connection:
+        return connection.execute(
+            sources.update()
+            .where(sources.c.leased_by == worker, sources.c.leased_until.is_not(None))
+            .values(leased_until=until)
+        ).rowcount
 
 
 def release_leases(engine: Engine, source_ids: Sequence[int], worker: str) -> None:

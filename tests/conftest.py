@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
+# Every process the suite starts inherits this, so the processes it leaves behind can be found
+# at the end, wherever they were reparented (see pytest_sessionfinish).
+SESSION_MARK = f"OMVARLD_TEST_SESSION={uuid.uuid4().hex}"
+os.environ["OMVARLD_TEST_SESSION"] = SESSION_MARK.partition("=")[2]
+# How long processes of killed commands get to notice and exit before they count as left.
+LEFTOVER_GRACE_SECONDS = 5.0
 
 
 def _postgres_url_with_schema(base: str, schema: str) -> str:
@@ -107,6 +114,21 @@ def collect_one(config: Config, engine: Engine) -> SourceOutcome:
     return only(collect_all(config, engine))
 
 
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether `condition` came true within `seconds` (real processes take real time)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def scalar(engine: Engine, query: sa.Select) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
 def count(engine: Engine, table: sa.Table) -> int:
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
@@ -132,3 +154,39 @@ def stored_posts(engine: Engine) -> dict[str, sa.Row]:
     """Every stored post, by its platform post id."""
     with engine.connect() as connection:
         return {row.platform_post_id: row for row in connection.execute(sa.select(posts))}
+
+
+def find_leftover_processes() -> list[str]:
+    """Processes this session started that still run, but this one and its own forkserver and
+    resource tracker (they end with it): orphans of killed commands, workers of pools that
+    were never shut down. As "pid: command line"."""
+    own = os.getpid()
+    left = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == own:
+            continue
+        try:
+            if SESSION_MARK.encode() not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        helper = "multiprocessing.forkserver" in command or "resource_tracker" in command
+        if not (parent == own and helper):
+            left.append(f"{entry.name}: {command[:200]}")
+    return left
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the suite leaves any process of its own behind (forkservers and pool
+    workers outliving a killed parent used to)."""
+    if not Path("/proc/self/environ").exists():
+        print("\nleft-over process check skipped: no /proc on this machine")
+        return
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    while (left := find_leftover_processes()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        print("\nprocesses started by the tests are still running:\n" + "\n".join(left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
