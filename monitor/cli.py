@@ -364,7 +364,8 @@ def collect(
     holders = find_lease_holders(engine, now=now, worker=worker, **chosen)
     for holder in holders:
         out.print(
-            f"{holder.sources} sources are being collected by {_describe_holder(holder, config)};"
+            f"{_count(holder.sources, 'source')} {'is' if holder.sources == 1 else 'are'} being"
+            f" collected by {_describe_holder(holder, config)};"
             " left to it.",
             markup=False,
         )
@@ -423,13 +424,14 @@ def _describe_nothing_due(
     from monitor.sources import find_next_due
 
     following = find_next_due(engine, now=now, platform=platform)
-    kind = f"{platform} sources" if platform else "sources"
+    noun = f"{platform} source" if platform else "source"
     if not following.sources:
-        return f"Nothing to collect: no active, enabled {kind} (see `omvarld sources list`)."
+        return f"Nothing to collect: no active, enabled {noun}s (see `omvarld sources list`)."
+    counted = _count(following.sources, noun)
     if following.at is None:
-        return f"Nothing is due: none of the {following.sources} {kind} has a next check."
+        return f"Nothing is due: no next check is set for the {counted}."
     return (
-        f"Nothing is due: the next of {following.sources} {kind}, {following.key}, is due at "
+        f"Nothing is due: the next of the {counted}, {following.key}, is due at "
         f"{_when(following.at, _timezone(config))}. Use --all to collect every source now."
     )
 
@@ -480,11 +482,11 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
                 markup=False,
             )
         if outcome.error:
-            out.print(f"{outcome.key}: {outcome.status.value}: {outcome.error}", markup=False)
+            out.print(Text(f"{outcome.key}: {outcome.status.value}: ") + _shown(outcome.error))
     failed = sum(o.status is CollectStatus.FAILED for o in outcomes)
     not_modified = sum(o.status is CollectStatus.NOT_MODIFIED for o in outcomes)
     out.print(
-        f"{len(outcomes)} sources: {sum(o.counts.new for o in outcomes)} new, "
+        f"{_count(len(outcomes), 'source')}: {sum(o.counts.new for o in outcomes)} new, "
         f"{sum(o.counts.updated for o in outcomes)} updated, "
         f"{sum(o.counts.unchanged for o in outcomes)} unchanged posts; "
         f"{not_modified} not modified, {failed} failed"
@@ -562,7 +564,7 @@ def status(
         if h.last_error:
             flag = "FAILING FOR OVER A DAY: " if h.failing_long(now) else ""
             since = _when(h.failing_since or h.last_error_at, zone)
-            out.print(f"{flag}{h.key}: {h.status} since {since}: {h.last_error}", markup=False)
+            out.print(Text(f"{flag}{h.key}: {h.status} since {since}: ") + _shown(h.last_error))
     by_state: dict[str, int] = {}
     for h in health:
         by_state[h.status] = by_state.get(h.status, 0) + 1
@@ -877,7 +879,7 @@ def digest_send(
             status,
             outcome.subject or "",
             str(outcome.attempts),
-            outcome.error or "",
+            _shown(outcome.error),
             style=styles.get(outcome.status),
         )
     out.print(table)

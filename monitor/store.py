@@ -483,7 +483,7 @@ def _source_values(
     if result.resolved_id:
         values["platform_id"] = result.resolved_id
     if result.error:
-        values |= {"last_error": result.error, "last_error_at": now}
+        values |= {"last_error": _clean(result.error), "last_error_at": now}
     if result.status is CollectStatus.RETIRED:
         return values | {"status": "retired", "retired_at": now, "next_check_at": None}
 
@@ -560,7 +560,8 @@ def _run_row(attempt: Attempt, result: CollectResult, counts: IngestCounts) -> d
         "posts_unchanged": counts.unchanged,
         "metrics_written": counts.metrics,
         "bytes_received": result.bytes_received,
-        "error": result.error,
+        # A server's error text is as untrusted as a post: `status` prints it.
+        "error": _clean(result.error),
     }
 
 

@@ -449,7 +449,7 @@ def test_cli_collect_all_prints_the_summary_and_exits_zero(
     result = runner.invoke(app, ["--config", config, "collect", "--all"], env=env)
 
     assert result.exit_code == 0, result.output
-    summary = f"1 sources: {len(FIRST_RUN)} new, 0 updated, 0 unchanged posts; 0 not modified, "
+    summary = f"1 source: {len(FIRST_RUN)} new, 0 updated, 0 unchanged posts; 0 not modified, "
     assert summary + "0 failed" in result.stdout.splitlines()
     assert "Traceback" not in result.output
 

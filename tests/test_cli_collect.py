@@ -61,13 +61,14 @@ def test_collect_exits_zero_when_nothing_failed_and_then_finds_nothing_due(
     assert again.exit_code == 0
     # What is true: when the next source is due, not a hint to use an option.
     assert re.match(
-        r"Nothing is due: the next of 1 sources, katrineholm, is due at \d{4}-\d\d-\d\d \d\d:\d\d\."
+        r"Nothing is due: the next of the 1 source, katrineholm,"
+        r" is due at \d{4}-\d\d-\d\d \d\d:\d\d\."
         r" Use --all to collect every source now\.$",
         again.stdout.splitlines()[0],
     ), again.stdout
     forced = wide("--config", config, "collect", "--source", "katrineholm")
     assert (
-        "1 sources: 0 new, 0 updated, 0 unchanged posts; 1 not modified, 0 failed" in forced.stdout
+        "1 source: 0 new, 0 updated, 0 unchanged posts; 1 not modified, 0 failed" in forced.stdout
     )
 
 

@@ -256,7 +256,7 @@ def test_a_sigkilled_collect_locks_nothing(
     assert status.stdout.splitlines()[-1].endswith("; 20 due now"), status.stdout
     one = omvarld(config, "collect", "--source", "kommun-3")
     assert one.returncode == 0, one.stdout + one.stderr
-    assert summary_line(one.stdout).startswith("1 sources: 1 new")
+    assert summary_line(one.stdout).startswith("1 source: 1 new")
     again = omvarld(config, "collect", "--all")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "being collected" not in again.stdout
@@ -286,7 +286,7 @@ def test_a_live_collection_is_named_left_alone_and_overridden_only_by_source(
     assert second.returncode == 0
     assert status.stdout.splitlines()[-1].endswith("; 0 due now")
     assert taken.returncode == 0, taken.stdout + taken.stderr
-    assert summary_line(taken.stdout).startswith("1 sources: 1 new")
+    assert summary_line(taken.stdout).startswith("1 source: 1 new")
 
 
 def test_nothing_to_collect_says_why_instead_of_suggesting_all(

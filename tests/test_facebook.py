@@ -519,5 +519,5 @@ def test_cli_collect_all_prints_the_summary_and_exits_zero(
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "1 sources: 6 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
+    assert "1 source: 6 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
     assert TOKEN not in result.output

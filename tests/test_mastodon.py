@@ -526,7 +526,7 @@ def test_cli_collect_all_prints_the_summary_and_exits_zero(
     result = runner.invoke(app, ["--config", config, "collect", "--all"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "1 sources: 9 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
+    assert "1 source: 9 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
     assert "Traceback" not in result.output
     engine = sa.create_engine(database_url)
     with engine.connect() as connection:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +47,21 @@ def json_answer(status: int, document: dict[str, Any]) -> Route:
     )
 
 
-# Each platform's error format, so that the echo reaches the collector's own error mapping.
-ECHOES: dict[str, Callable[[Request], Route]] = {
-    "youtube": lambda r: json_answer(
-        400, {"error": {"code": 400, "message": echo(r), "errors": [{"reason": "badRequest"}]}}
-    ),
-    "flickr": lambda r: json_answer(200, {"stat": "fail", "code": 99, "message": echo(r)}),
-    "x": lambda r: json_answer(403, {"title": "Forbidden", "detail": echo(r)}),
-    "facebook": lambda r: json_answer(
-        400, {"error": {"message": echo(r), "type": "OAuthException", "code": 100}}
-    ),
-    "mastodon": lambda r: json_answer(422, {"error": echo(r)}),
-    "bluesky": lambda r: json_answer(400, {"error": "InvalidRequest", "message": echo(r)}),
-}
+def error_answer(platform: str, message: str) -> Route:
+    """An error in the platform's own format, so that its message reaches the collector's own
+    error mapping."""
+    return {
+        "youtube": lambda: json_answer(
+            400, {"error": {"code": 400, "message": message, "errors": [{"reason": "badRequest"}]}}
+        ),
+        "flickr": lambda: json_answer(200, {"stat": "fail", "code": 99, "message": message}),
+        "x": lambda: json_answer(403, {"title": "Forbidden", "detail": message}),
+        "facebook": lambda: json_answer(
+            400, {"error": {"message": message, "type": "OAuthException", "code": 100}}
+        ),
+        "mastodon": lambda: json_answer(422, {"error": message}),
+        "bluesky": lambda: json_answer(400, {"error": "InvalidRequest", "message": message}),
+    }[platform]()
 
 
 def malformed_header(request: Request) -> Route:
@@ -115,7 +116,9 @@ def test_no_credential_reaches_output_log_database_or_status(
 ) -> None:
     env_name, secret = SECRETS[platform]
     feed_server.fallback = (
-        malformed_header if misbehaviour == "malformed-header" else ECHOES[platform]
+        malformed_header
+        if misbehaviour == "malformed-header"
+        else lambda request: error_answer(platform, echo(request))
     )
     config = write_config(tmp_path, database_url, platform_config(platform, feed_server))
     env = {**os.environ, "COLUMNS": "200", env_name: secret}
@@ -143,3 +146,36 @@ def test_no_credential_reaches_output_log_database_or_status(
     assert errors and all(errors)
     for seen in (collect.stdout, collect.stderr, status.stdout, status.stderr, *stored):
         assert secret not in seen
+
+
+# A server's error text is as untrusted as a post: a terminal escape in it must not reach the
+# screen through `collect` or `status`, nor be stored.
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+CONTROL = {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))} - {"\t", "\n"}
+
+
+@pytest.mark.parametrize("platform", list(SECRETS))
+def test_escape_sequences_in_an_api_error_reach_neither_screen_nor_database(
+    tmp_path: Path, database_url: str, feed_server: FeedServer, platform: str
+) -> None:
+    env_name, secret = SECRETS[platform]
+    feed_server.fallback = lambda request: error_answer(platform, f"{ESCAPES}bad request")
+    config = write_config(tmp_path, database_url, platform_config(platform, feed_server))
+    env = {**os.environ, "COLUMNS": "200", env_name: secret}
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    collect = omvarld(config, env, "collect", "--all")
+    status = omvarld(config, env, "status")
+
+    assert collect.returncode == 1, collect.stdout + collect.stderr
+    assert "leaky: failed: " in collect.stdout
+    try:
+        with engine.connect() as connection:
+            errors = connection.execute(sa.select(collection_runs.c.error)).scalars().all()
+            last = connection.execute(sa.select(sources.c.last_error)).scalars().all()
+    finally:
+        engine.dispose()
+    assert errors and all(errors)
+    for seen in (collect.stdout, status.stdout, *errors, *last):
+        assert not CONTROL & set(seen), repr(seen)

@@ -742,7 +742,7 @@ def test_cli_collect_all_collects_x_and_prints_the_summary(
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "1 sources: 8 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
+    assert "1 source: 8 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
     assert any("polisen" in line and "ok" in line for line in lines)
     status = runner.invoke(app, ["--config", config, "status"], env=env)
     assert "X reads this month: 10 (no budget set)" in status.stdout

@@ -598,7 +598,7 @@ def test_cli_collect_prints_the_summary_and_status_shows_the_quota(
 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "1 sources: 6 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
+    assert "1 source: 6 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed" in lines
     status = runner.invoke(app, ["--config", config, "status"], env=env)
     assert "YouTube API quota today: 5 of 10,000 units" in status.stdout.splitlines()
 
