@@ -56,14 +56,15 @@ class Request:
 class FeedServer:
     """Start with `with FeedServer() as server:`; `server.url(path)` gives the address."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host  # another address only inside a network namespace: see redirect_driver
         self.routes: dict[str, Route] = {}
         self.handlers: dict[str, Callable[[Request], Route]] = {}
         # Serves every path no route or handler claims: a server that misbehaves everywhere.
         self.fallback: Callable[[Request], Route] | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
+        self._httpd = ThreadingHTTPServer((host, 0), self._make_handler())
         self._httpd.daemon_threads = True
         # A short poll interval: shutdown() waits up to one interval, once per test.
         self._thread = threading.Thread(
@@ -83,7 +84,7 @@ class FeedServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def add(self, path: str, route: Route | None = None, **options: Any) -> str:
         self.routes[path] = route or Route(**options)
