@@ -121,7 +121,7 @@ def database(database_url: str) -> Iterator[Engine]:
 
 
 def summary_line(output: str) -> str:
-    (line,) = [line for line in output.splitlines() if re.match(r"\d+ sources: ", line)]
+    (line,) = [line for line in output.splitlines() if re.match(r"\d+ sources?: ", line)]
     return line
 
 
