@@ -383,6 +383,8 @@ def collect(
         TextColumn("{task.description}"),
         console=err,
         transient=True,
+        # Only for a person watching: in a pipe or a log it would leave an empty line.
+        disable=not err.is_terminal,
     )
     with progress:
         task = progress.add_task("", total=len(rows))
