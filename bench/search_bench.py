@@ -44,13 +44,13 @@ import sqlalchemy as sa
 from digest_bench import FILLER, PLATFORM_SHARES, WORDS, make_organisations
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, PostData, SourceState
 from monitor.db import make_engine, upgrade
 from monitor.filters import PostFilter
 from monitor.models import sources
 from monitor.schedule import SchedulePolicy
 from monitor.search import search_posts
 from monitor.store import Attempt, record_attempt
+from monitor.types import CollectResult, CollectStatus, PostData, SourceState
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 DAYS = 365  # posts spread over a year

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from collectors.base import CollectResult, CollectStatus, SourceState
 from collectors.http import (
     FetchError,
     HttpClient,
@@ -23,6 +22,7 @@ from collectors.http import (
     wait_seconds,
     wait_until_epoch,
 )
+from monitor.types import CollectResult, CollectStatus, SourceState
 
 if TYPE_CHECKING:
     from monitor.config import CollectConfig

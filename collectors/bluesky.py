@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from collectors.api import ApiError, Backfill, error_for_status, failed, find_rate_limit_reset
-from collectors.base import (
+from collectors.http import FetchError, HttpClient, Response
+from monitor.config import DEFAULT_API_URLS, secret
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -42,8 +44,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import FetchError, HttpClient, Response
-from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

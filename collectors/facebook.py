@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset
-from collectors.base import (
+from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
+from monitor.config import DEFAULT_API_URLS, secret
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -36,8 +38,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
-from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -18,7 +18,9 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from collectors.base import (
+from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
+from collectors.text import html_to_text
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -27,8 +29,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
-from collectors.text import html_to_text
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

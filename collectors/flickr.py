@@ -38,7 +38,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from collectors.api import ApiError, Backfill, error_for_status, failed, get_json
-from collectors.base import (
+from collectors.feeds import ACCEPT, FeedError, parse_feed
+from collectors.http import FetchError, HttpClient
+from collectors.text import html_to_text
+from monitor.config import DEFAULT_API_URLS, secret
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -47,10 +51,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.feeds import ACCEPT, FeedError, parse_feed
-from collectors.http import FetchError, HttpClient
-from collectors.text import html_to_text
-from monitor.config import DEFAULT_API_URLS, secret
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

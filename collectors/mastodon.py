@@ -31,7 +31,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset, get_json
-from collectors.base import (
+from collectors.feeds import ACCEPT as FEED_ACCEPT
+from collectors.feeds import FeedError, parse_feed
+from collectors.http import FetchError, HttpClient, Response
+from collectors.text import html_to_text
+from monitor.config import secret
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -40,11 +45,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.feeds import ACCEPT as FEED_ACCEPT
-from collectors.feeds import FeedError, parse_feed
-from collectors.http import FetchError, HttpClient, Response
-from collectors.text import html_to_text
-from monitor.config import secret
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -51,15 +51,6 @@ import requests.adapters
 import tweepy
 
 from collectors.api import ApiError, Backfill, error_for_status, failed
-from collectors.base import (
-    ApiUsage,
-    CollectResult,
-    CollectStatus,
-    Media,
-    PostData,
-    SourceRef,
-    SourceState,
-)
 from collectors.http import (
     HttpClient,
     Response,
@@ -69,6 +60,15 @@ from collectors.http import (
     wait_until_epoch,
 )
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.types import (
+    ApiUsage,
+    CollectResult,
+    CollectStatus,
+    Media,
+    PostData,
+    SourceRef,
+    SourceState,
+)
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

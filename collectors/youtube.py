@@ -41,7 +41,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from collectors.api import ApiError, Backfill, error_for_status, failed, find_rate_limit_reset
-from collectors.base import (
+from collectors.feeds import FeedError, parse_feed
+from collectors.http import FetchError, HttpClient, Response
+from monitor.config import secret
+from monitor.types import (
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -50,9 +53,6 @@ from collectors.base import (
     SourceRef,
     SourceState,
 )
-from collectors.feeds import FeedError, parse_feed
-from collectors.http import FetchError, HttpClient, Response
-from monitor.config import secret
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import ENGAGEMENT_NAMES, METRIC_NAMES
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -45,6 +44,7 @@ from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, sources
 from monitor.processes import start_process_pool
 from monitor.terms import TermExtractor
+from monitor.types import ENGAGEMENT_NAMES, METRIC_NAMES
 
 BASELINE_WEEKS = 4  # "the 4-week average" of issue 5
 # Below this many posts in the four weeks before, the baseline is loaded on a thread: starting a

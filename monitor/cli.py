@@ -27,11 +27,11 @@ from monitor.config import DEFAULT_CONFIG_PATH
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from collectors.base import ApiUsage
     from monitor.collect import SourceOutcome
     from monitor.config import Config
     from monitor.queries import SourceHealth
     from monitor.sources import LeaseHolder
+    from monitor.types import ApiUsage
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -339,11 +339,11 @@ def collect(
     """Collect the sources that are due (or --all, or --source KEY) once, and store their posts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from collectors.base import CollectStatus
     from monitor.collect import collect_sources
     from monitor.config import PLATFORMS
     from monitor.db import describe_database
     from monitor.sources import claim_sources, find_lease_holders, select_sources
+    from monitor.types import CollectStatus
     from monitor.workers import make_worker_id
 
     if platform is not None and platform not in PLATFORMS:
@@ -445,7 +445,7 @@ SUMMARY_ROWS = 40
 
 def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
     """A table of counts per source, then one line per source that needs attention."""
-    from collectors.base import CollectStatus
+    from monitor.types import CollectStatus
 
     quiet = (CollectStatus.NOT_MODIFIED, CollectStatus.OK)
     shown = list(outcomes)
@@ -1227,9 +1227,9 @@ def export(
 ) -> None:
     """Export stored posts, or their engagement history, with a data dictionary beside the
     file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
-    from collectors.base import KINDS
     from monitor.config import PLATFORMS
     from monitor.export import Dataset, ExportError, ExportFormat, dictionary_path, export_dataset
+    from monitor.types import KINDS
 
     if what not in EXPORT_DATASETS:
         fail(f"export: expected posts or metrics, got {what!r}")

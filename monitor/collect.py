@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors import get_collector_class
-from collectors.base import ApiUsage, Collector, CollectResult, CollectStatus
+from collectors.base import Collector
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret
 from monitor.db import first_line
@@ -41,6 +41,7 @@ from monitor.store import (
     release_leases,
     renew_leases,
 )
+from monitor.types import ApiUsage, CollectResult, CollectStatus
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from typing import IO, Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES
 from monitor.filters import PostFilter, latest_engagement, where_posts
 from monitor.models import post_metrics, posts, sources
+from monitor.types import METRIC_NAMES
 
 # Rows fetched per round trip from PostgreSQL's server-side cursor: large enough that round
 # trips cost little, small enough that a batch of long posts stays a few megabytes.

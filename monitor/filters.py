@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from collectors.base import ENGAGEMENT_NAMES
 from monitor.models import post_metrics, posts, sources
+from monitor.types import ENGAGEMENT_NAMES
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES
 from monitor.audit import current_user, list_audit, record_audit
 from monitor.export import iso_utc, omvarld_version, stream_rows
 from monitor.filters import PostFilter, where_posts
@@ -43,6 +42,7 @@ from monitor.models import (
     posts,
     sources,
 )
+from monitor.types import METRIC_NAMES
 
 MANIFEST = "manifest.json"
 CHECKSUMS = "SHA256SUMS"

@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import SourceRef, SourceState
 from monitor.config import Config, SourceConfig
 from monitor.models import sources
 from monitor.store import insert_for as _insert_for
+from monitor.types import SourceRef, SourceState
 from monitor.workers import find_gone
 
 

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
 from monitor.db import chunks, first_line
 from monitor.models import (
     REVISION_COLUMNS,
@@ -34,6 +33,7 @@ from monitor.models import (
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 from monitor.terms import stored_terms
 from monitor.text import strip_control
+from monitor.types import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
 
 log = logging.getLogger(__name__)
 

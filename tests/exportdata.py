@@ -10,11 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, PostData
 from monitor.models import posts
 from monitor.retention import erase_post
 from monitor.schedule import SchedulePolicy
 from monitor.store import Attempt, AttemptRecord, record_attempt
+from monitor.types import CollectResult, CollectStatus, PostData
 from tests.conftest import configure, source_row
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from collectors.api import find_rate_limit_reset
-from collectors.base import CollectStatus, Media
 from collectors.bluesky import (
     FeedEntry,
     ReadWindow,
@@ -35,6 +34,7 @@ from monitor.cli import app
 from monitor.config import Config, load_config
 from monitor.models import post_metrics, post_revisions, posts
 from monitor.sources import sync_sources
+from monitor.types import CollectStatus, Media
 from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 

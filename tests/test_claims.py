@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, PostData
 from monitor.models import collection_runs, posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.sources import claim_sources, count_due_sources, find_lease_holders
 from monitor.store import Attempt, record_attempt, release_leases, renew_leases
+from monitor.types import CollectResult, CollectStatus, PostData
 from monitor.workers import make_worker_id, read_start_ticks
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.base import CollectStatus
 from monitor.cli import app
 from monitor.models import collection_runs, post_metrics, post_revisions, posts
 from monitor.sources import select_sources
+from monitor.types import CollectStatus
 from tests.conftest import (
     collect_all,
     configure,

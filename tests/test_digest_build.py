@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import digest.build
-from collectors.base import CollectResult, CollectStatus, Media, PostData
 from digest.build import (
     build_digest,
     build_digests,
@@ -38,6 +37,7 @@ from monitor.schedule import SchedulePolicy
 from monitor.sources import sync_sources
 from monitor.store import Attempt, record_attempt
 from monitor.terms import TermExtractor
+from monitor.types import CollectResult, CollectStatus, Media, PostData
 from tests.conftest import write_config
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

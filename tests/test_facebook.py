@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.base import CollectStatus
 from monitor.cli import app
 from monitor.collect import SourceOutcome, collect_sources
 from monitor.config import Config, load_config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.sources import select_sources, sync_sources
+from monitor.types import CollectStatus
 from tests.conftest import source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 

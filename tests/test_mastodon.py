@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.base import CollectStatus
 from collectors.mastodon import collect_watched_accounts, parse_status
 from monitor.cli import app
 from monitor.config import Config
 from monitor.models import post_metrics, post_revisions, posts, sources
+from monitor.types import CollectStatus
 from tests.conftest import (
     collect_all,
     configure,

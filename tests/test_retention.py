@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
-from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceState
 from monitor.audit import SERVICE_ACTOR, list_audit
 from monitor.cli import app
 from monitor.config import ConfigError, RetentionConfig, load_config
@@ -32,6 +31,7 @@ from monitor.retention import (
 from monitor.schedule import SchedulePolicy
 from monitor.service import run_upkeep
 from monitor.store import Attempt, record_attempt
+from monitor.types import CollectResult, CollectStatus, Media, PostData, SourceState
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
 

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.base import CollectResult, CollectStatus, PostData, SourceState
 from monitor.cli import app
 from monitor.db import _alembic_config, make_engine
 from monitor.filters import PostFilter, parse_moment
@@ -24,6 +23,7 @@ from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.search import QueryError, SearchHit, make_excerpt, parse_query, search_posts
 from monitor.store import Attempt, record_attempt
+from monitor.types import CollectResult, CollectStatus, PostData, SourceState
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, PostData, SourceState
 from monitor.config import load_config
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.sources import select_sources, sync_sources
 from monitor.store import Attempt, record_attempt
+from monitor.types import CollectResult, CollectStatus, PostData, SourceState
 from tests.conftest import write_config
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

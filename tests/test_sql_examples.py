@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, PostData, SourceState
 from monitor.models import sources
 from monitor.schedule import SchedulePolicy
 from monitor.store import Attempt, record_attempt
+from monitor.types import CollectResult, CollectStatus, PostData, SourceState
 
 README = Path(__file__).parent.parent / "README.md"
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # week 48

@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.base import CollectResult, CollectStatus, Media, PostData, SourceState
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.store import (
@@ -19,6 +18,7 @@ from monitor.store import (
     ingest_posts,
     record_attempt,
 )
+from monitor.types import CollectResult, CollectStatus, Media, PostData, SourceState
 from tests.conftest import collect_one, configure, feed_source
 from tests.feedserver import FeedServer
 

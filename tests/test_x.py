@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.base import CollectStatus
 from collectors.x import (
     Account,
     find_endpoint,
@@ -32,6 +31,7 @@ from monitor.cli import app
 from monitor.config import Config, load_config
 from monitor.models import api_usage, post_metrics, post_revisions, posts
 from monitor.sources import sync_sources
+from monitor.types import CollectStatus
 from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
 
