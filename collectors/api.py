@@ -66,7 +66,29 @@ class Backfill:
         )
 
 
-class ApiClient:
+class Tally:
+    """What one attempt's API requests added up to: the numbers its CollectResult reports.
+
+    `requests` counts every request tried (one that never got an answer too) and
+    `bytes_received` every answer's body, whatever its status. `last_status` is the status of
+    the last answer taken (below 400), the result's `http_status`: an error's status travels
+    in its ApiError instead, so an error a platform shrugs off (a post gone since) never makes
+    a good result look failed.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_received = 0
+        self.last_status: int | None = None
+
+    def count(self, status: int, size: int) -> None:
+        """Add one answer of `size` bytes (its request was counted when it was sent)."""
+        self.bytes_received += size
+        if status < 400:
+            self.last_status = status
+
+
+class ApiClient(Tally):
     """GETs against one platform's JSON API at one base URL, with one credential.
 
     The contract, which every platform's client keeps (each adds only its auth, its error
@@ -76,11 +98,8 @@ class ApiClient:
       API with one endpoint) with `Accept: application/json`. The credential goes as
       `Authorization: Bearer <token>` or, when `token_param` is set, as that query parameter;
       without a token the request is anonymous.
-    - Every answer counts, whatever its status: `requests` goes up by one for each request
-      tried (one that never got an answer too) and `bytes_received` by the body's length.
-      `last_status` is the status of the last answer taken (below 400): what a result reports
-      as its `http_status`. An error's status travels in its ApiError instead, so an error a
-      platform shrugs off (a post gone since) never makes a good result look failed.
+    - Every request and answer is counted as `Tally` says (`requests`, `bytes_received`,
+      `last_status`).
     - A status of 400 or more raises what `describe_error` makes of the answer. The default
       is `error_for_status` (rate limit with its reset, credentials naming `credential_env`,
       not found, server error); a platform overrides it to read its own error body. It may
@@ -109,15 +128,13 @@ class ApiClient:
         token_param: str | None = None,
         credential_env: str | None = None,
     ) -> None:
+        super().__init__()
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.platform = platform
         self.token = token
         self.token_param = token_param
         self.credential_env = credential_env
-        self.requests = 0
-        self.bytes_received = 0
-        self.last_status: int | None = None
 
     async def fetch(
         self,
@@ -184,10 +201,9 @@ class ApiClient:
             response = await self.http.get(self.base_url + path, headers, params or None)
         except FetchError as error:
             raise ApiError(f"{self.platform}: {error}") from None
-        self.bytes_received += len(response.body)
+        self.count(response.status, len(response.body))
         if response.status >= 400:
             raise self.describe_error(response, lookup)
-        self.last_status = response.status
         return response
 
 
