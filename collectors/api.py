@@ -66,34 +66,145 @@ class Backfill:
         )
 
 
-async def get_json(
-    http: HttpClient,
-    url: str,
-    *,
-    platform: str,
-    params: Mapping[str, str | int] | None = None,
-    headers: dict[str, str] | None = None,
-    credential_env: str | None = None,
-) -> tuple[Any, Response]:
-    """GET a JSON document. Raises ApiError with a message naming what to do.
+class Tally:
+    """What one attempt's API requests added up to: the numbers its CollectResult reports.
+
+    `requests` counts every request tried (one that never got an answer too) and
+    `bytes_received` every answer's body, whatever its status. `last_status` is the status of
+    the last answer taken (below 400), the result's `http_status`: an error's status travels
+    in its ApiError instead, so an error a platform shrugs off (a post gone since) never makes
+    a good result look failed.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_received = 0
+        self.last_status: int | None = None
+
+    def count(self, status: int, size: int) -> None:
+        """Add one answer of `size` bytes (its request was counted when it was sent)."""
+        self.bytes_received += size
+        if status < 400:
+            self.last_status = status
+
+
+class ApiClient(Tally):
+    """GETs against one platform's JSON API at one base URL, with one credential.
+
+    The contract, which every platform's client keeps (each adds only its auth, its error
+    mapping and its paging):
+
+    - `fetch(path, params)` GETs `base_url + path` (a path starts with "/", or is "" for an
+      API with one endpoint) with `Accept: application/json`. The credential goes as
+      `Authorization: Bearer <token>` or, when `token_param` is set, as that query parameter;
+      without a token the request is anonymous.
+    - Every request and answer is counted as `Tally` says (`requests`, `bytes_received`,
+      `last_status`).
+    - A status of 400 or more raises what `describe_error` makes of the answer. The default
+      is `error_for_status` (rate limit with its reset, credentials naming `credential_env`,
+      not found, server error); a platform overrides it to read its own error body. It may
+      return another exception than ApiError (YouTube's spent quota) for its caller to handle.
+    - No answer (connection, timeout, size, redirect) raises ApiError "<platform>: <why>"; a
+      body that is not JSON raises ApiError naming `what` was called and the status; `get_object`
+      also refuses JSON that is not an object.
+    - Credentials never reach a message or a stored answer: the HttpClient redacts the
+      Authorization header and credential query parameters (`http.CREDENTIAL_PARAMS`) from
+      its errors and from the response (some APIs echo the request) before this class sees them.
 
     Args:
         platform: the platform's name as admins know it, for messages ("Mastodon").
+        token_param: the query parameter that carries the token (YouTube's `key`); the
+            Authorization header carries it when unset.
         credential_env: the environment variable holding the token, named in credential errors.
     """
-    try:
-        response = await http.get(url, {"Accept": "application/json", **(headers or {})}, params)
-    except FetchError as error:
-        raise ApiError(f"{platform}: {error}") from None
-    if response.status >= 400:
-        raise error_for_status(response, platform=platform, credential_env=credential_env)
-    try:
-        return json.loads(response.body), response
-    except ValueError:
-        raise ApiError(
-            f"{platform}: the API answered HTTP {response.status} with something that is not JSON",
-            http_status=response.status,
-        ) from None
+
+    def __init__(
+        self,
+        http: HttpClient,
+        base_url: str,
+        *,
+        platform: str,
+        token: str | None = None,
+        token_param: str | None = None,
+        credential_env: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.platform = platform
+        self.token = token
+        self.token_param = token_param
+        self.credential_env = credential_env
+
+    async def fetch(
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        what: str = "the API",
+        lookup: str | None = None,
+    ) -> tuple[Any, Response]:
+        """The decoded JSON of one GET and the answer it came in.
+
+        Args:
+            what: the call as messages name it ("getAuthorFeed").
+            lookup: the account this call looks up, for `describe_error` to say it is gone.
+        """
+        response = await self._answer(path, params, lookup)
+        try:
+            return json.loads(response.body), response
+        except ValueError:
+            raise ApiError(
+                f"{self.platform}: {what} answered HTTP {response.status} with something that "
+                "is not JSON",
+                http_status=response.status,
+            ) from None
+
+    async def get_object(
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        what: str = "the API",
+        lookup: str | None = None,
+    ) -> dict[str, Any]:
+        """The JSON object one GET answers; anything else raises ApiError."""
+        response = await self._answer(path, params, lookup)
+        try:
+            document = json.loads(response.body)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise ApiError(
+                f"{self.platform}: {what} answered HTTP {response.status} with something that "
+                "is not a JSON object",
+                http_status=response.status,
+            )
+        return document
+
+    def describe_error(self, response: Response, lookup: str | None) -> Exception:
+        """What an answer with an error status means: the platform's hook, see the class."""
+        return error_for_status(
+            response, platform=self.platform, credential_env=self.credential_env
+        )
+
+    async def _answer(
+        self, path: str, params: Mapping[str, str | int] | None, lookup: str | None
+    ) -> Response:
+        headers = {"Accept": "application/json"}
+        if self.token and self.token_param:
+            params = {**(params or {}), self.token_param: self.token}
+        elif self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self.requests += 1
+        try:
+            response = await self.http.get(self.base_url + path, headers, params or None)
+        except FetchError as error:
+            raise ApiError(f"{self.platform}: {error}") from None
+        self.count(response.status, len(response.body))
+        if response.status >= 400:
+            raise self.describe_error(response, lookup)
+        return response
 
 
 def error_for_status(

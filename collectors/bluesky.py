@@ -32,8 +32,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-from collectors.api import ApiError, Backfill, error_for_status, failed, find_rate_limit_reset
-from collectors.http import FetchError, HttpClient, Response
+from collectors.api import (
+    ApiClient,
+    ApiError,
+    Backfill,
+    error_for_status,
+    failed,
+    find_rate_limit_reset,
+)
+from collectors.http import HttpClient, Response
 from monitor.config import DEFAULT_API_URLS, secret
 from monitor.types import (
     ApiUsage,
@@ -178,7 +185,7 @@ class BlueskyCollector:
             CollectStatus.PARTIAL if problem else CollectStatus.OK,
             posts=tuple(entry.post for entry in read.entries.values()),
             state=SourceState(cursor=cursor),
-            http_status=api.http_status,
+            http_status=api.last_status,
             error=problem,
             bytes_received=api.bytes_received,
             resolved_id=did,
@@ -186,51 +193,32 @@ class BlueskyCollector:
         )
 
 
-class _Api:
+class _Api(ApiClient):
     """The XRPC calls of one collection, with Bluesky's error conventions."""
 
     def __init__(
         self, http: HttpClient, base: str, *, token: str | None, token_env: str, actor: str
     ) -> None:
-        self.http = http
-        self.base = base
-        self.token = token
-        self.token_env = token_env
+        super().__init__(http, base, platform=PLATFORM, token=token, credential_env=token_env)
         self.actor = actor
-        self.bytes_received = 0
-        self.http_status: int | None = None
 
     async def get(self, method: str, params: Mapping[str, str | int] | str) -> Any:
         """GET one XRPC method; `params` is a mapping, or a ready query string for repeated
         names. Raises ApiError with the line admins see."""
-        url = f"{self.base}/xrpc/{method}"
+        path = f"/xrpc/{method}"
         if isinstance(params, str):
-            url, params = f"{url}?{params}", {}
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            response = await self.http.get(url, headers, params or None)
-        except FetchError as error:
-            raise ApiError(f"{PLATFORM}: {error}") from None
-        self.bytes_received += len(response.body)
-        self.http_status = response.status
-        if response.status >= 400:
-            raise describe_error(
-                response,
-                actor=self.actor,
-                token_env=self.token_env,
-                token_set=bool(self.token),
-                now=datetime.now(UTC),
-            )
-        try:
-            return json.loads(response.body)
-        except ValueError:
-            raise ApiError(
-                f"{PLATFORM}: {method} answered HTTP {response.status} with something that is "
-                "not JSON",
-                http_status=response.status,
-            ) from None
+            path, params = f"{path}?{params}", {}
+        document, _ = await self.fetch(path, params, what=method)
+        return document
+
+    def describe_error(self, response: Response, lookup: str | None) -> ApiError:
+        return describe_error(
+            response,
+            actor=self.actor,
+            token_env=self.credential_env or DEFAULT_TOKEN_ENV,
+            token_set=bool(self.token),
+            now=datetime.now(UTC),
+        )
 
     async def resolve_did(self, handle: str) -> str:
         profile = await self.get("app.bsky.actor.getProfile", {"actor": handle})

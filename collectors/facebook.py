@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset
-from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
+from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
+from collectors.http import HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.config import DEFAULT_API_URLS, secret
 from monitor.types import (
     ApiUsage,
@@ -187,7 +187,7 @@ class FacebookCollector:
             CollectStatus.OK,
             posts=posts,
             state=SourceState(cursor=cursor),
-            http_status=200,
+            http_status=graph.last_status,
             resolved_id=page.id,
             deleted=tuple(deleted),
             bytes_received=graph.bytes_received,
@@ -223,41 +223,24 @@ class FacebookCollector:
         return kept, window.since
 
 
-class _Graph:
-    """GETs against one Graph API base URL with one token, counting the bytes received."""
+class _Graph(ApiClient):
+    """The Graph API at one base URL with one page token, with Graph's error codes."""
 
     def __init__(self, http: HttpClient, base_url: str, token: str, token_env: str) -> None:
-        self.http = http
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.token_env = token_env
-        self.bytes_received = 0
+        super().__init__(http, base_url, platform=PLATFORM, token=token, credential_env=token_env)
 
     async def get(
         self, path: str, params: dict[str, str | int], page_handle: str | None = None
     ) -> dict[str, Any]:
         """A Graph object. `page_handle` is set when the object is the page itself, so that
         "does not exist" reads "account not found"."""
-        url = f"{self.base_url}/{quote(path, safe='/._-')}"
-        headers = {"Accept": "application/json", "Authorization": f"Bearer {self.token}"}
-        try:
-            response = await self.http.get(url, headers, params)
-        except FetchError as error:
-            raise ApiError(f"{PLATFORM}: {error}") from None
-        self.bytes_received += len(response.body)
-        if response.status >= 400:
-            raise make_graph_error(response, token_env=self.token_env, page_handle=page_handle)
-        try:
-            document = json.loads(response.body)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict):
-            raise ApiError(
-                f"{PLATFORM}: the Graph API answered HTTP {response.status} with something that "
-                "is not a JSON object",
-                http_status=response.status,
-            )
-        return document
+        return await self.get_object(
+            f"/{quote(path, safe='/._-')}", params, what="the Graph API", lookup=page_handle
+        )
+
+    def describe_error(self, response: Response, lookup: str | None) -> GraphError:
+        token_env = self.credential_env or DEFAULT_TOKEN_ENV
+        return make_graph_error(response, token_env=token_env, page_handle=lookup)
 
 
 def make_graph_error(

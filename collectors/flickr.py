@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
-from collectors.api import ApiError, Backfill, error_for_status, failed, get_json
+from collectors.api import ApiClient, ApiError, Backfill, error_for_status, failed
 from collectors.feeds import ACCEPT, FeedError, parse_feed
 from collectors.http import FetchError, HttpClient
 from collectors.text import html_to_text
@@ -97,8 +97,8 @@ FEED_TEMPLATE = re.compile(
 class FlickrError(ApiError):
     """Flickr answered `stat: fail`; `code` is its error number."""
 
-    def __init__(self, message: str, *, code: int | None) -> None:
-        super().__init__(message, http_status=200)
+    def __init__(self, message: str, *, code: int | None, http_status: int | None) -> None:
+        super().__init__(message, http_status=http_status)
         self.code = code
 
 
@@ -167,7 +167,7 @@ class FlickrCollector:
             CollectStatus.OK,
             posts=posts,
             state=SourceState(cursor=cursor),
-            http_status=200,
+            http_status=api.last_status,
             bytes_received=api.bytes_received,
             resolved_id=nsid,
             deleted=tuple(i for i, gone in checked.items() if gone),
@@ -236,56 +236,49 @@ class FlickrCollector:
         )
 
 
-class FlickrApi:
-    """Calls to the REST API with one key; counts bytes and keeps the key out of errors."""
+class FlickrApi(ApiClient):
+    """Calls to the REST API (one URL, the method a parameter) with the key as `api_key`."""
 
     def __init__(self, http: HttpClient, url: str, key: str, key_env: str) -> None:
-        self.http = http
-        self.url = url
-        self.key = key
-        self.key_env = key_env
-        self.bytes_received = 0
+        super().__init__(
+            http, url, platform=PLATFORM, token=key, token_param="api_key", credential_env=key_env
+        )
 
     async def call(self, method: str, **params: str | int) -> dict[str, Any]:
         """One API method's answer.
 
         Raises:
             FlickrError: Flickr answered `stat: fail` (the key refused, not found, unavailable).
-            ApiError: an HTTP error, a network failure or a body that is not JSON.
+            ApiError: an HTTP error, a network failure or a body that is not a JSON object.
         """
-        query: dict[str, str | int] = {
-            "method": method,
-            "api_key": self.key,
-            "format": "json",
-            "nojsoncallback": 1,
-            **params,
-        }
+        query: dict[str, str | int] = {"method": method, "format": "json", "nojsoncallback": 1}
         # The HTTP layer redacts the key from errors and from the answer (Flickr echoes it).
-        document, response = await get_json(
-            self.http, self.url, platform=PLATFORM, params=query, credential_env=self.key_env
-        )
-        self.bytes_received += len(response.body)
-        if not isinstance(document, dict):
-            raise ApiError(f"{PLATFORM}: {method} answered JSON that is not an object")
+        document = await self.get_object("", {**query, **params}, what=method)
         if document.get("stat") == "fail":
             raise self._describe_failure(method, document)
         return document
 
     def _describe_failure(self, method: str, document: Mapping[str, Any]) -> FlickrError:
+        # Flickr says `stat: fail` in an answer whose HTTP status is a success.
+        status = self.last_status
         code = _to_int(document.get("code"))
         message = str(document.get("message") or "no message")
         if code == CODE_INVALID_KEY:
             return FlickrError(
                 f"{PLATFORM}: credentials invalid: the API key was refused "
-                f"(check {self.key_env}): {message}",
+                f"(check {self.credential_env}): {message}",
                 code=code,
+                http_status=status,
             )
         if code == CODE_UNAVAILABLE:
             return FlickrError(
                 f"{PLATFORM}: service temporarily unavailable (error {code}); retried later",
                 code=code,
+                http_status=status,
             )
-        return FlickrError(f"{PLATFORM}: {method} failed: {message} (error {code})", code=code)
+        return FlickrError(
+            f"{PLATFORM}: {method} failed: {message} (error {code})", code=code, http_status=status
+        )
 
 
 async def resolve_account(api: FlickrApi, source: SourceRef) -> str:

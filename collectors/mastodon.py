@@ -30,7 +30,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset, get_json
+from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
 from collectors.feeds import ACCEPT as FEED_ACCEPT
 from collectors.feeds import FeedError, parse_feed
 from collectors.http import FetchError, HttpClient, Response
@@ -341,38 +341,28 @@ class MastodonCollector:
         )
 
 
-class _Reader:
-    """GETs against one instance's API: counts requests and bytes, watches the rate limit.
+class _Reader(ApiClient):
+    """GETs against one instance's API, watching the rate limit.
 
     Only paging parameters are taken from `Link` headers, never their host, so a token never
     leaves the instance it was configured for.
     """
 
     def __init__(self, http: HttpClient, base_url: str, token: str | None, token_env: str) -> None:
-        self.http = http
-        self.base_url = base_url
-        self.token = token
-        self.token_env = token_env
-        self.requests = 0
-        self.bytes_received = 0
-        self.last_status: int | None = None
+        # A token error names the variable only when a token was sent.
+        super().__init__(
+            http,
+            base_url,
+            platform=PLATFORM,
+            token=token,
+            credential_env=token_env if token else None,
+        )
         self.exhausted_until: datetime | None = None
 
     async def get(
         self, path: str, params: Mapping[str, str | int] | None = None
     ) -> tuple[Any, Response]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        self.requests += 1
-        data, response = await get_json(
-            self.http,
-            self.base_url + path,
-            platform=PLATFORM,
-            params=params,
-            headers=headers,
-            credential_env=self.token_env if self.token else None,
-        )
-        self.bytes_received += len(response.body)
-        self.last_status = response.status
+        data, response = await self.fetch(path, params)
         remaining = response.header("x-ratelimit-remaining")
         if remaining is not None and remaining.strip() == "0":
             now = datetime.now(UTC)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextvars
 import logging
 import re
 import threading
@@ -50,7 +51,7 @@ import requests
 import requests.adapters
 import tweepy
 
-from collectors.api import ApiError, Backfill, error_for_status, failed
+from collectors.api import ApiError, Backfill, Tally, error_for_status, failed
 from collectors.http import (
     HttpClient,
     Response,
@@ -399,9 +400,15 @@ def _explain(document: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------- the client
 
 
+# The Tally of the source whose call is running: a client (and its adapter) serves every source
+# on one base URL, and asyncio.to_thread runs each call in a copy of its caller's context.
+ANSWERS: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("x_answers", default=None)
+
+
 class BaseUrlAdapter(requests.adapters.HTTPAdapter):
     """Sends tweepy's requests to the configured API base instead of the host it hard-codes,
-    with our timeouts (tweepy sets none), and notes each answer's rate-limit headers."""
+    with our timeouts (tweepy sets none), notes each answer's rate-limit headers, and counts
+    it in the calling source's Tally (`ANSWERS`) as ApiClient counts its own."""
 
     def __init__(
         self,
@@ -420,13 +427,20 @@ class BaseUrlAdapter(requests.adapters.HTTPAdapter):
         parts = urlsplit(request.url or "")
         request.url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
         kwargs["timeout"] = kwargs.get("timeout") or self.timeout
+        answers = ANSWERS.get()
+        if answers is not None:
+            answers.requests += 1
         response = super().send(request, **kwargs)
         self.on_headers(find_endpoint(parts.path), response.headers)
+        if kwargs.get("stream"):
+            return response  # tweepy never streams; reading the body here would end the stream
+        if answers is not None:
+            answers.count(response.status_code, len(response.content))
         # tweepy does not go through HttpClient: redact the bearer token from X's answer here,
         # the same way, should an error body ever echo the request.
         headers = {k: v if isinstance(v, str) else v.decode() for k, v in request.headers.items()}
         secrets = find_credentials(request.url or "", headers)
-        if secrets and not kwargs.get("stream"):
+        if secrets:
             response._content = redact_bytes(response.content, secrets)
         return response
 
@@ -482,6 +496,7 @@ class _Progress:
     units: int = 0
     account: Account | None = None
     max_posts: int | None = None  # the backfill's limit on a first run
+    answers: Tally = field(default_factory=Tally)
 
     def add(self, version: int, post: PostData) -> None:
         """Keep a timeline post; of two versions of one post, the newer."""
@@ -543,12 +558,17 @@ class XCollector:
         except ApiError as error:
             resolved = progress.account.id if progress.account else None
             return failed(
-                state, error, posts=progress.posts(), api_units=progress.units, resolved_id=resolved
+                state,
+                error,
+                posts=progress.posts(),
+                api_units=progress.units,
+                resolved_id=resolved,
+                bytes_received=progress.answers.bytes_received,
             )
         result = CollectResult(
             CollectStatus.OK,
             state=SourceState(cursor=cursor),
-            http_status=200,
+            http_status=progress.answers.last_status,
             resolved_id=account.id,
         )
         try:
@@ -563,6 +583,7 @@ class XCollector:
                 retry_after=error.retry_after,
                 resume_at=error.resume_at,
                 api_units=progress.units,
+                bytes_received=progress.answers.bytes_received,
             )
         return replace(
             result,
@@ -570,6 +591,7 @@ class XCollector:
             state=SourceState(cursor=cursor),
             deleted=tuple(sorted(deleted)),
             api_units=progress.units,
+            bytes_received=progress.answers.bytes_received,
         )
 
     def _client(self, base_url: str, token: str) -> tweepy.Client:
@@ -774,7 +796,9 @@ class XCollector:
             params["ids"] = params["ids"][:granted]
         document: dict[str, Any] = {}
         try:
-            document = await self._call(endpoint, method, *args, not_found=not_found, **params)
+            document = await self._call(
+                endpoint, method, *args, answers=progress.answers, not_found=not_found, **params
+            )
         finally:
             data = document.get("data")
             used = len(data) if isinstance(data, list) else int(bool(data))
@@ -790,10 +814,17 @@ class XCollector:
         )
 
     async def _call(
-        self, endpoint: str, method: Callable[..., Any], *args: Any, not_found: str, **params: Any
+        self,
+        endpoint: str,
+        method: Callable[..., Any],
+        *args: Any,
+        answers: Tally,
+        not_found: str,
+        **params: Any,
     ) -> dict[str, Any]:
-        """Call a tweepy method in a thread; its failures become one-line ApiErrors. A rate
-        limit the headers said is spent fails at once, without calling."""
+        """Call a tweepy method in a thread, its answer counted in `answers`; its failures
+        become one-line ApiErrors. A rate limit the headers said is spent fails at once,
+        without calling."""
         until = self.limits.spent_until(endpoint, datetime.now(UTC))
         if until is not None:
             raise ApiError(
@@ -802,6 +833,7 @@ class XCollector:
                 retry_after=until,
             )
         async with self.calls:
+            counting = ANSWERS.set(answers)
             try:
                 document = await asyncio.to_thread(method, *args, **params)
             except tweepy.HTTPException as error:
@@ -818,6 +850,8 @@ class XCollector:
                 raise ApiError(f"{PLATFORM}: cannot connect to {host or 'the API'}") from None
             except requests.RequestException as error:
                 raise ApiError(f"{PLATFORM}: request failed: {type(error).__name__}") from None
+            finally:
+                ANSWERS.reset(counting)
         return document if isinstance(document, dict) else {}
 
 

@@ -40,7 +40,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from collectors.api import ApiError, Backfill, error_for_status, failed, find_rate_limit_reset
+from collectors.api import (
+    ApiClient,
+    ApiError,
+    Backfill,
+    error_for_status,
+    failed,
+    find_rate_limit_reset,
+)
 from collectors.feeds import FeedError, parse_feed
 from collectors.http import FetchError, HttpClient, Response
 from monitor.config import secret
@@ -92,17 +99,20 @@ class QuotaSpent(Exception):
         self.reason = reason
 
 
-@dataclass
-class _Calls:
-    """One attempt's API calls: where they go, what they spent and received."""
+class _Calls(ApiClient):
+    """One attempt's Data API calls: the key goes as the `key` parameter; counts the quota
+    units spent as well as the bytes received."""
 
-    http: HttpClient
-    base: str
-    key: str
-    key_env: str
-    units: int = 0
-    bytes_received: int = 0
-    channel_id: str | None = None  # once known, for the feed fallback
+    def __init__(self, http: HttpClient, base: str, key: str, key_env: str) -> None:
+        super().__init__(
+            http, base, platform=PLATFORM_NAME, token=key, token_param="key", credential_env=key_env
+        )
+        self.units = 0
+        self.channel_id: str | None = None  # once known, for the feed fallback
+
+    def describe_error(self, response: Response, lookup: str | None) -> ApiError | QuotaSpent:
+        key_env = self.credential_env or DEFAULT_KEY_ENV
+        return describe_api_error(response, key_env=key_env, not_found=lookup)
 
 
 @dataclass(frozen=True)
@@ -147,7 +157,7 @@ class YouTubeCollector:
                 return await self._collect_feed(source, state, http, known_channel(source))
             except ApiError as error:
                 return failed(state, error)
-        calls = _Calls(http, (source.api_url or "").rstrip("/"), key, self.key_env)
+        calls = _Calls(http, source.api_url or "", key, self.key_env)
         try:
             return await self._collect_api(source, state, calls)
         except QuotaSpent as spent:
@@ -202,7 +212,7 @@ class YouTubeCollector:
             CollectStatus.OK,
             posts=posts,
             state=SourceState(cursor=new_cursor),
-            http_status=200,
+            http_status=calls.last_status,
             resolved_id=channel_id,
             deleted=deleted,
             api_units=calls.units,
@@ -231,7 +241,7 @@ class YouTubeCollector:
         data = await self._call(calls, "channels", params, not_found=wanted)
         items = data.get("items") or []
         if not items:
-            raise account_not_found(wanted, http_status=200)
+            raise account_not_found(wanted, http_status=calls.last_status)
         channel = items[0]
         uploads = (channel.get("contentDetails") or {}).get("relatedPlaylists", {}).get("uploads")
         if not uploads:
@@ -311,28 +321,9 @@ class YouTubeCollector:
         # Google bills a call whatever its answer.
         self.spent += UNITS_PER_CALL
         calls.units += UNITS_PER_CALL
-        try:
-            response = await calls.http.get(
-                f"{calls.base}/{endpoint}",
-                {"Accept": "application/json"},
-                {**params, "key": calls.key},
-            )
-        except FetchError as error:
-            raise ApiError(f"{PLATFORM_NAME}: {error}") from None
-        calls.bytes_received += len(response.body)
-        if response.status >= 400:
-            raise describe_api_error(response, key_env=calls.key_env, not_found=not_found)
-        try:
-            data = json.loads(response.body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ApiError(
-                f"{PLATFORM_NAME}: {endpoint}.list answered HTTP {response.status} with "
-                "something that is not a JSON object",
-                http_status=response.status,
-            )
-        return data
+        return await calls.get_object(
+            f"/{endpoint}", params, what=f"{endpoint}.list", lookup=not_found
+        )
 
     async def _fall_back_to_feed(
         self, source: SourceRef, state: SourceState, calls: _Calls, reason: str
@@ -523,7 +514,7 @@ def read_error_body(body: bytes) -> tuple[set[str], str | None]:
     return reasons, (message[0][:200] if message else None)
 
 
-def account_not_found(wanted: str, *, http_status: int) -> ApiError:
+def account_not_found(wanted: str, *, http_status: int | None) -> ApiError:
     return ApiError(
         f"{PLATFORM_NAME}: account not found: no {wanted} (renamed or removed? check the "
         "source's handle)",

@@ -29,7 +29,7 @@ from collectors.x import (
 )
 from monitor.cli import app
 from monitor.config import Config, load_config
-from monitor.models import api_usage, post_metrics, post_revisions, posts
+from monitor.models import api_usage, collection_runs, post_metrics, post_revisions, posts
 from monitor.sources import sync_sources
 from monitor.types import CollectStatus
 from tests.conftest import collect_one, source_row, stored_posts, write_config
@@ -623,6 +623,35 @@ def test_unreachable_api_is_one_line(tmp_path: Path, engine: Engine, fake_x: Fak
     outcome = collect_one(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "X: cannot connect to 127.0.0.1"
+
+
+def test_runs_record_the_bytes_x_answered_and_its_status(
+    tmp_path: Path, engine: Engine, fake_x: FakeX
+) -> None:
+    config = configure(tmp_path, engine, fake_x.server)
+    collect_one(config, engine)
+    first_run = served_bytes(fake_x.server, fake_x.server.requests)
+    done = len(fake_x.server.requests)
+    fake_x.fail(f"/2/users/{POLISEN_ID}/tweets", 503, "error_503.json")
+    collect_one(config, engine)
+
+    ok, failed = runs(engine, "polisen")
+    assert (ok.status, ok.http_status, ok.bytes_received) == ("ok", 200, first_run)
+    # A failed attempt counts what it received too: the error's body.
+    assert (failed.status, failed.http_status) == ("failed", 503)
+    assert failed.bytes_received == served_bytes(fake_x.server, fake_x.server.requests[done:])
+
+
+def served_bytes(server: FeedServer, requests: list[Request]) -> int:
+    """The bodies of the answers to these requests, made again by the server's handlers."""
+    return sum(len(server.handlers[urlsplit(r.path).path](r).body) for r in requests)
+
+
+def runs(engine: Engine, key: str) -> list[sa.Row]:
+    row = source_row(engine, key)
+    query = sa.select(collection_runs).where(collection_runs.c.source_id == row.id)
+    with engine.connect() as connection:
+        return list(connection.execute(query.order_by(collection_runs.c.id)))
 
 
 # ------------------------------------------------------------------------------------- budget
