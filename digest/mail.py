@@ -377,9 +377,9 @@ class DeliveryOutcome:
 def make_preparer(
     engine: Engine, config: Config, week: Week, now: datetime
 ) -> Callable[[Recipient], RenderedMail | None]:
-    """`prepare` for `deliver_digests` from digest.build and digest.render: None for an empty
+    """`prepare` for `deliver_digests` from digest.load and digest.render: None for an empty
     digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler."""
-    from digest.build import make_digest_builder
+    from digest.load import make_digest_builder
     from digest.render import render_digest
 
     # The week's data is loaded once, at the first digest this run actually claims.

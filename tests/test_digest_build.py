@@ -13,14 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-import digest.build
-from digest.build import (
-    build_digest,
-    build_digests,
-    make_digest_builder,
-    make_excerpt,
-    recipients_from_config,
-)
+import digest.load
+from digest.compose import compose_digest, make_excerpt
+from digest.load import build_digest, load_week_data, make_digest_builder, recipients_from_config
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -560,12 +555,20 @@ MANY_READERS = (
 )  # fmt: skip
 
 
+def build_together(
+    engine: Engine, config: Config, recipients: Sequence[Recipient], now: datetime
+) -> dict[str, DigestData]:
+    """Every recipient's digest of WEEK by email, from one load of the week's data."""
+    data = load_week_data(engine, WEEK, now=now)
+    return {r.email: compose_digest(r, data, config.digest.top_posts) for r in recipients}
+
+
 def test_digests_built_together_equal_digests_built_one_at_a_time(
     engine: Engine, config: Config
 ) -> None:
     now = local(11, 30, 7)
     alone = {r.email: build_digest(engine, config, r, WEEK, now=now) for r in MANY_READERS}
-    together = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    together = build_together(engine, config, MANY_READERS, now)
     assert together == alone
     builder = make_digest_builder(engine, config, WEEK, now=now)
     assert {r.email: builder(r) for r in MANY_READERS} == alone
@@ -577,11 +580,11 @@ def test_a_large_baseline_read_in_another_process_gives_the_same_digests(
     engine: Engine, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = local(11, 30, 7)
-    on_a_thread = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    on_a_thread = build_together(engine, config, MANY_READERS, now)
     # Any baseline counts as large: the four weeks before are read by a forkserver process
     # that opens the database from its URL (on PostgreSQL, with this test's own schema).
-    monkeypatch.setattr(digest.build, "PROCESS_BASELINE_POSTS", 0)
-    assert build_digests(engine, config, MANY_READERS, WEEK, now=now) == on_a_thread
+    monkeypatch.setattr(digest.load, "PROCESS_BASELINE_POSTS", 0)
+    assert build_together(engine, config, MANY_READERS, now) == on_a_thread
     assert any(d.trends for d in on_a_thread.values())  # the baseline was there to compare
 
 
