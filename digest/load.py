@@ -38,11 +38,10 @@ from digest.compose import (
 )
 from digest.model import DigestData, Recipient, Week
 from monitor.config import Config
-from monitor.db import chunks, make_engine
+from monitor.db import make_engine
 from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, sources
 from monitor.processes import start_process_pool
-from monitor.terms import TermExtractor
 from monitor.types import METRIC_NAMES
 
 # Below this many posts in the four weeks before, the baseline is loaded on a thread: starting a
@@ -372,30 +371,12 @@ def count_terms(connection: Connection, where: sa.ColumnElement[bool]) -> dict[i
         .where(where, posts.c.terms.is_not(None))
         .group_by(posts.c.source_id)
     )
+    # Every live post has terms: ingest stores them, and migration 0010 filled in the posts
+    # stored before; an erased post's are NULL, and no window holds it.
     for source_id, text in connection.execute(joined):
         if text:
             counted[source_id].update(text.split())
-    # Posts stored before posts.terms existed: their text is split here instead.
-    unsplit = sa.select(posts.c.id, posts.c.source_id).where(where, posts.c.terms.is_(None))
-    _split_terms(connection, {post_id: counted[source_id]
-                              for post_id, source_id in connection.execute(unsplit)})  # fmt: skip
     return dict(counted)
-
-
-def _split_terms(connection: Connection, unsplit: dict[int, Counter[str]]) -> None:
-    """Count the terms of posts stored before `posts.terms` existed, from their text, each
-    into its counter."""
-    terms = TermExtractor()
-    for chunk in chunks(list(unsplit), 10_000):
-        query = sa.select(
-            posts.c.id,
-            posts.c.title,
-            posts.c.text,
-            # Most posts have no tags: their "[]" is cheaper to recognise than to decode.
-            sa.type_coerce(posts.c.tags, sa.Text),
-        ).where(posts.c.id.in_(chunk))
-        for post_id, title, text, raw_tags in connection.execute(query):
-            unsplit[post_id].update(terms.extract(title, text, _decode_list(raw_tags)))
 
 
 def _decode_list(raw: Any) -> tuple[Any, ...]:

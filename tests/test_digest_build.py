@@ -27,6 +27,7 @@ from digest.model import (
     Week,
 )
 from monitor.config import Config, load_config
+from monitor.db import SCHEMA_HEAD, _alembic_config, upgrade
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.sources import sync_sources
@@ -382,12 +383,22 @@ def test_trends_rise_against_the_baseline_and_domains_count_shared_links(
     )
 
 
-def test_posts_stored_before_terms_were_kept_count_in_trends_the_same(
+def test_posts_stored_before_terms_were_kept_get_them_from_the_upgrade_and_count_the_same(
     engine: Engine, config: Config
 ) -> None:
+    from alembic import command
+
     stored = build(engine, config)
+    terms_of_posts = sa.select(posts.c.id, posts.c.terms).order_by(posts.c.id)
     with engine.begin() as connection:
+        at_ingest = connection.execute(terms_of_posts).all()
+        command.downgrade(_alembic_config(connection), "0009")
         connection.execute(sa.update(posts).values(terms=None))  # as migration 0005 left them
+
+    assert upgrade(engine) == ("0009", SCHEMA_HEAD)
+    with engine.connect() as connection:
+        assert connection.execute(terms_of_posts).all() == at_ingest
+    assert None not in {terms for _, terms in at_ingest}  # every post has them again
     assert build(engine, config).trends == stored.trends == (
         Trend("vinterväglag", 4, 0.0), Trend("#trafik", 3, 0.25),
     )  # fmt: skip
