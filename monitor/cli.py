@@ -845,8 +845,8 @@ def digest_send(
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
     from digest.archive import FAILED, STALE_SENDING
-    from digest.delivery import plan_delivery
-    from digest.mail import MailConfigError, deliver_digests, make_preparer
+    from digest.delivery import deliver_digests, make_preparer, plan_delivery
+    from digest.mail import MailConfigError
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
