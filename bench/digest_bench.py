@@ -6,7 +6,7 @@ holding 1,000 sources of ~300 organisations (kommuner, regioner, myndigheter) on
 before, Swedish text with hashtags and links, counts for the social posts (one observation for a
 baseline post, two for a post of the week, one of them after the digest is made) and a
 collection run every six hours per source during the week, some failed. Then it times building
-(as `digest.build.build_digests` does: the week's data loaded once, then composed per recipient)
+(as `digest send` does: the week's data loaded once by `digest.load`, then composed per recipient)
 and rendering (`digest.render.render_digest`) the digests of 50 recipients following varied
 groups, organisations, platforms and keywords. Issue 5's bar: all of it in ≤ 10 s.
 
@@ -36,7 +36,8 @@ from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from digest.build import build_digest, compose_digest, load_week_data
+from digest.compose import compose_digest
+from digest.load import build_digest, load_week_data
 from digest.model import Recipient, Week
 from digest.render import render_digest
 from monitor.config import Config
@@ -351,7 +352,7 @@ def make_recipients(engine: Engine, rng: random.Random, count: int) -> list[Reci
 def run(engine: Engine, config: Config, recipients: Sequence[Recipient]) -> dict[str, float]:
     """Build and render every digest; returns seconds per stage."""
     began = time.perf_counter()
-    # What build_digests does, timed in its two steps: one load, then a composition per recipient.
+    # What a send does, timed in its two steps: one load, then a composition per recipient.
     data = load_week_data(engine, WEEK, now=NOW)
     load_s = time.perf_counter() - began
     built = {r.email: compose_digest(r, data, config.digest.top_posts) for r in recipients}

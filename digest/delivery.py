@@ -1,21 +1,55 @@
-"""Where digests go: one rule for the scheduled send, `digest send`, `digest preview` and
-`config check`, so that what `config check` promises is what Monday does.
+"""Delivering a week's digests: where they go, and the batch that claims, builds, archives and
+sends each one at most once.
+
+Where: one rule for the scheduled send, `digest send`, `digest preview` and `config check`, so
+that what `config check` promises is what Monday does.
 
 The rule: `[smtp]` in the configuration means mail; without it digests are written to the outbox
 folder (`[digest] outbox`, default `outbox/` beside the configuration), where nobody receives
 them. `digest send --outbox DIR` delivers into DIR instead; `digest preview` always writes files.
+
+The batch: `deliver_digests` claims each (recipient, week) in the `digests` table before building
+it (see digest/archive.py for why that makes sending idempotent), so only the claimer builds and
+sends. The message itself, SMTP and the outbox files are digest/mail.py's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from digest.mail import MailConfigError, OutboxSender, SmtpSender, Transport, read_smtp_password
-from monitor.config import Config, SmtpConfig
+from sqlalchemy.engine import Engine
+
+from digest.archive import (
+    FAILED,
+    SENT,
+    SKIPPED,
+    STALE_SENDING,
+    archive_message,
+    claim_digest,
+    find_digest,
+    parse_message,
+    record_outcome,
+)
+from digest.mail import (
+    DeliveryError,
+    MailConfigError,
+    OutboxSender,
+    RenderedMail,
+    SmtpSender,
+    Transport,
+    compose_message,
+    read_smtp_password,
+)
+from digest.model import Recipient, Week
+from monitor.config import Config, DigestConfig, SmtpConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_OUTBOX = "outbox"
 
@@ -108,3 +142,117 @@ def describe_delivery(config: Config) -> tuple[str, str | None]:
     except MailConfigError as error:
         return line, f"warning: no digest reaches the {people}: {error}"
     return line, None
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What happened to one recipient's digest in a run."""
+
+    recipient: str
+    week: str
+    status: str  # the row's status after the run: sent | failed | skipped | sending
+    by_this_run: bool  # False: left alone, done earlier or being sent by another sender
+    subject: str | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+def make_preparer(
+    engine: Engine, config: Config, week: Week, now: datetime
+) -> Callable[[Recipient], RenderedMail | None]:
+    """`prepare` for `deliver_digests` from digest.load and digest.render: None for an empty
+    digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler."""
+    from digest.load import make_digest_builder
+    from digest.render import render_digest
+
+    # The week's data is loaded once, at the first digest this run actually claims.
+    build = make_digest_builder(engine, config, week, now=now)
+
+    def prepare(recipient: Recipient) -> RenderedMail | None:
+        data = build(recipient)
+        if data.is_empty and recipient.skip_empty:
+            return None
+        return render_digest(data, config.digest)
+
+    return prepare
+
+
+def deliver_digests(
+    engine: Engine,
+    recipients: Sequence[Recipient],
+    week: Week,
+    settings: DigestConfig,
+    *,
+    prepare: Callable[[Recipient], RenderedMail | None],
+    transport: Transport,
+    now: datetime | None = None,
+    stale_after: timedelta = STALE_SENDING,
+) -> list[DeliveryOutcome]:
+    """Claim, build, archive and send each recipient's digest for `week`, at most once.
+
+    `prepare` builds and renders one digest, or returns None when there is nothing to send
+    (recorded `skipped`). It runs only for digests this call has claimed.
+    """
+    now = now or datetime.now(UTC)
+    outcomes = []
+    for recipient in recipients:
+        outcomes.append(
+            _deliver_one(
+                engine, recipient, str(week), settings, prepare, transport, now, stale_after
+            )
+        )
+    return outcomes
+
+
+def _deliver_one(
+    engine: Engine,
+    recipient: Recipient,
+    week: str,
+    settings: DigestConfig,
+    prepare: Callable[[Recipient], RenderedMail | None],
+    transport: Transport,
+    now: datetime,
+    stale_after: timedelta,
+) -> DeliveryOutcome:
+    claim = claim_digest(
+        engine,
+        recipient.email,
+        week,
+        now,
+        stale_after=stale_after,
+        max_attempts=settings.max_attempts,
+    )
+    if claim is None:
+        record = find_digest(engine, recipient=recipient.email, week=week)
+        assert record is not None  # a claim fails only on an existing row; rows are never deleted
+        return DeliveryOutcome(
+            recipient.email, week, record.status, False, record.subject, record.error,
+            record.attempts,
+        )  # fmt: skip
+
+    def close(status: str, subject: str | None, error: str | None = None) -> DeliveryOutcome:
+        record_outcome(engine, claim, status, datetime.now(UTC), error)
+        return DeliveryOutcome(recipient.email, week, status, True, subject, error, claim.attempts)
+
+    if claim.message is not None:
+        message = parse_message(claim.message)  # an interrupted send: the same message again
+        subject = str(message["Subject"])
+    else:
+        try:
+            rendered = prepare(recipient)
+            if rendered is None:
+                return close(SKIPPED, None)
+            message = compose_message(rendered, recipient, settings, now=datetime.now(UTC))
+        except Exception as error:  # a bug in building must not stop the other recipients
+            log.exception("%s %s: building the digest failed", recipient.email, week)
+            return close(FAILED, None, f"building the digest failed: {error!r}")
+        subject = rendered.subject
+        archive_message(
+            engine, claim, subject=subject, message=message, message_id=message["Message-ID"]
+        )
+    try:
+        transport.deliver(message, week=week, recipient=recipient.email)
+    except DeliveryError as error:
+        log.warning("%s %s: not delivered: %s", recipient.email, week, error)
+        return close(FAILED, subject, str(error))
+    return close(SENT, subject)

@@ -1,7 +1,7 @@
-"""Delivering digests: the MIME message, SMTP with retries, the outbox folder, and the batch.
+"""Mail: the digest as a MIME message, SMTP with retries, and the outbox folder.
 
-`deliver_digests` claims each (recipient, week) in the `digests` table before building it (see
-digest/archive.py for why that makes sending idempotent), so only the claimer builds and sends.
+What one message needs to leave, whatever the run; the batch (claim, build, archive, send per
+recipient) is digest/delivery.py's.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,22 +23,9 @@ from types import TracebackType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
-
-from digest.archive import (
-    FAILED,
-    SENT,
-    SKIPPED,
-    STALE_SENDING,
-    archive_message,
-    claim_digest,
-    find_digest,
-    parse_message,
-    record_outcome,
-)
 from digest.links import unsubscribe_links
-from digest.model import Recipient, Week
-from monitor.config import Config, DigestConfig, SmtpConfig
+from digest.model import Recipient
+from monitor.config import DigestConfig, SmtpConfig
 
 log = logging.getLogger(__name__)
 
@@ -275,31 +261,6 @@ def _decode(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
-@dataclass(frozen=True)
-class SendResult:
-    recipient: str
-    error: DeliveryError | None = None
-
-
-def send_messages(
-    messages: Sequence[EmailMessage],
-    settings: SmtpConfig,
-    *,
-    delays: Sequence[float] = RETRY_DELAYS,
-) -> list[SendResult]:
-    """Send each message to the address in its To header over one session; one result each."""
-    results = []
-    with SmtpSender(settings, delays=delays) as sender:
-        for message in messages:
-            recipient = message["To"].addresses[0].addr_spec
-            try:
-                sender.deliver(message, week="", recipient=recipient)
-                results.append(SendResult(recipient))
-            except DeliveryError as error:
-                results.append(SendResult(recipient, error))
-    return results
-
-
 # ---------------------------------------------------------------------------------------- outbox
 
 
@@ -356,120 +317,3 @@ class OutboxSender:
 
 class Transport(Protocol):
     def deliver(self, message: EmailMessage, *, week: str, recipient: str) -> None: ...
-
-
-# ----------------------------------------------------------------------------------------- batch
-
-
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    """What happened to one recipient's digest in a run."""
-
-    recipient: str
-    week: str
-    status: str  # the row's status after the run: sent | failed | skipped | sending
-    by_this_run: bool  # False: left alone, done earlier or being sent by another sender
-    subject: str | None = None
-    error: str | None = None
-    attempts: int = 0
-
-
-def make_preparer(
-    engine: Engine, config: Config, week: Week, now: datetime
-) -> Callable[[Recipient], RenderedMail | None]:
-    """`prepare` for `deliver_digests` from digest.build and digest.render: None for an empty
-    digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler."""
-    from digest.build import make_digest_builder
-    from digest.render import render_digest
-
-    # The week's data is loaded once, at the first digest this run actually claims.
-    build = make_digest_builder(engine, config, week, now=now)
-
-    def prepare(recipient: Recipient) -> RenderedMail | None:
-        data = build(recipient)
-        if data.is_empty and recipient.skip_empty:
-            return None
-        return render_digest(data, config.digest)
-
-    return prepare
-
-
-def deliver_digests(
-    engine: Engine,
-    recipients: Sequence[Recipient],
-    week: Week,
-    settings: DigestConfig,
-    *,
-    prepare: Callable[[Recipient], RenderedMail | None],
-    transport: Transport,
-    now: datetime | None = None,
-    stale_after: timedelta = STALE_SENDING,
-) -> list[DeliveryOutcome]:
-    """Claim, build, archive and send each recipient's digest for `week`, at most once.
-
-    `prepare` builds and renders one digest, or returns None when there is nothing to send
-    (recorded `skipped`). It runs only for digests this call has claimed.
-    """
-    now = now or datetime.now(UTC)
-    outcomes = []
-    for recipient in recipients:
-        outcomes.append(
-            _deliver_one(
-                engine, recipient, str(week), settings, prepare, transport, now, stale_after
-            )
-        )
-    return outcomes
-
-
-def _deliver_one(
-    engine: Engine,
-    recipient: Recipient,
-    week: str,
-    settings: DigestConfig,
-    prepare: Callable[[Recipient], RenderedMail | None],
-    transport: Transport,
-    now: datetime,
-    stale_after: timedelta,
-) -> DeliveryOutcome:
-    claim = claim_digest(
-        engine,
-        recipient.email,
-        week,
-        now,
-        stale_after=stale_after,
-        max_attempts=settings.max_attempts,
-    )
-    if claim is None:
-        record = find_digest(engine, recipient=recipient.email, week=week)
-        assert record is not None  # a claim fails only on an existing row; rows are never deleted
-        return DeliveryOutcome(
-            recipient.email, week, record.status, False, record.subject, record.error,
-            record.attempts,
-        )  # fmt: skip
-
-    def close(status: str, subject: str | None, error: str | None = None) -> DeliveryOutcome:
-        record_outcome(engine, claim, status, datetime.now(UTC), error)
-        return DeliveryOutcome(recipient.email, week, status, True, subject, error, claim.attempts)
-
-    if claim.message is not None:
-        message = parse_message(claim.message)  # an interrupted send: the same message again
-        subject = str(message["Subject"])
-    else:
-        try:
-            rendered = prepare(recipient)
-            if rendered is None:
-                return close(SKIPPED, None)
-            message = compose_message(rendered, recipient, settings, now=datetime.now(UTC))
-        except Exception as error:  # a bug in building must not stop the other recipients
-            log.exception("%s %s: building the digest failed", recipient.email, week)
-            return close(FAILED, None, f"building the digest failed: {error!r}")
-        subject = rendered.subject
-        archive_message(
-            engine, claim, subject=subject, message=message, message_id=message["Message-ID"]
-        )
-    try:
-        transport.deliver(message, week=week, recipient=recipient.email)
-    except DeliveryError as error:
-        log.warning("%s %s: not delivered: %s", recipient.email, week, error)
-        return close(FAILED, subject, str(error))
-    return close(SENT, subject)

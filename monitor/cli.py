@@ -801,8 +801,8 @@ def digest_preview(
     ] = None,
 ) -> None:
     """Write each recipient's digest as .eml and .html files; sends and records nothing."""
-    from digest.build import build_digest
     from digest.delivery import find_outbox
+    from digest.load import build_digest
     from digest.mail import compose_message, write_outbox
     from digest.render import render_digest
 
@@ -845,8 +845,8 @@ def digest_send(
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
     from digest.archive import FAILED, STALE_SENDING
-    from digest.delivery import plan_delivery
-    from digest.mail import MailConfigError, deliver_digests, make_preparer
+    from digest.delivery import deliver_digests, make_preparer, plan_delivery
+    from digest.mail import MailConfigError
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
@@ -1001,7 +1001,7 @@ def _digest_week(config: Config, text: str | None) -> Any:
 
 def _digest_recipients(config: Config, email: str | None) -> list[Any]:
     """The configured recipients, or the one --recipient names."""
-    from digest.build import recipients_from_config
+    from digest.load import recipients_from_config
 
     recipients = recipients_from_config(config)
     if not recipients:

@@ -121,7 +121,7 @@ posts = sa.Table(
     sa.Column("first_seen_at", UTCDateTime, nullable=False),
     sa.Column("deleted_at", UTCDateTime),
     # The words and hashtags digest trends count the post under, space-separated, decided at
-    # ingest (digest.terms); NULL for posts stored before migration 0005.
+    # ingest (monitor.terms; migration 0010 filled in older posts); NULL once a post is erased.
     sa.Column("terms", sa.Text),
     # Erased by decision (`omvarld erase`): content, revisions and counts are gone; the row
     # stays so that the next collection does not store the post again.

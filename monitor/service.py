@@ -195,9 +195,9 @@ def _send_digests(
 ) -> None:
     """The weekly send: the digests of the week before `now`, each (recipient, week) at most
     once, so several workers firing together, or a restart, send nothing twice."""
-    from digest.build import recipients_from_config
-    from digest.delivery import plan_delivery
-    from digest.mail import MailConfigError, deliver_digests, make_preparer
+    from digest.delivery import deliver_digests, make_preparer, plan_delivery
+    from digest.load import recipients_from_config
+    from digest.mail import MailConfigError
     from digest.model import Week
 
     now = now or datetime.now(UTC)

@@ -119,7 +119,7 @@ def record_attempts(
             return _record(connection, items)
     except sa.exc.SQLAlchemyError as error:
         if len(items) > 1:
-            return [record for item in items for record in record_attempts(engine, [item])]
+            return [record_attempt(engine, attempt, result) for attempt, result in items]
         ((attempt, result),) = items
         # One line: the summary names the source and the error; -v adds this to the log.
         log.info("storing source %s failed: %s", attempt.source_id, first_line(error))

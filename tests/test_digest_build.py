@@ -13,14 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-import digest.build
-from digest.build import (
-    build_digest,
-    build_digests,
-    make_digest_builder,
-    make_excerpt,
-    recipients_from_config,
-)
+import digest.load
+from digest.compose import compose_digest, make_excerpt
+from digest.load import build_digest, load_week_data, make_digest_builder, recipients_from_config
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -32,6 +27,7 @@ from digest.model import (
     Week,
 )
 from monitor.config import Config, load_config
+from monitor.db import SCHEMA_HEAD, _alembic_config, upgrade
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.sources import sync_sources
@@ -387,12 +383,22 @@ def test_trends_rise_against_the_baseline_and_domains_count_shared_links(
     )
 
 
-def test_posts_stored_before_terms_were_kept_count_in_trends_the_same(
+def test_posts_stored_before_terms_were_kept_get_them_from_the_upgrade_and_count_the_same(
     engine: Engine, config: Config
 ) -> None:
+    from alembic import command
+
     stored = build(engine, config)
+    terms_of_posts = sa.select(posts.c.id, posts.c.terms).order_by(posts.c.id)
     with engine.begin() as connection:
+        at_ingest = connection.execute(terms_of_posts).all()
+        command.downgrade(_alembic_config(connection), "0009")
         connection.execute(sa.update(posts).values(terms=None))  # as migration 0005 left them
+
+    assert upgrade(engine) == ("0009", SCHEMA_HEAD)
+    with engine.connect() as connection:
+        assert connection.execute(terms_of_posts).all() == at_ingest
+    assert None not in {terms for _, terms in at_ingest}  # every post has them again
     assert build(engine, config).trends == stored.trends == (
         Trend("vinterväglag", 4, 0.0), Trend("#trafik", 3, 0.25),
     )  # fmt: skip
@@ -560,12 +566,20 @@ MANY_READERS = (
 )  # fmt: skip
 
 
+def build_together(
+    engine: Engine, config: Config, recipients: Sequence[Recipient], now: datetime
+) -> dict[str, DigestData]:
+    """Every recipient's digest of WEEK by email, from one load of the week's data."""
+    data = load_week_data(engine, WEEK, now=now)
+    return {r.email: compose_digest(r, data, config.digest.top_posts) for r in recipients}
+
+
 def test_digests_built_together_equal_digests_built_one_at_a_time(
     engine: Engine, config: Config
 ) -> None:
     now = local(11, 30, 7)
     alone = {r.email: build_digest(engine, config, r, WEEK, now=now) for r in MANY_READERS}
-    together = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    together = build_together(engine, config, MANY_READERS, now)
     assert together == alone
     builder = make_digest_builder(engine, config, WEEK, now=now)
     assert {r.email: builder(r) for r in MANY_READERS} == alone
@@ -577,11 +591,11 @@ def test_a_large_baseline_read_in_another_process_gives_the_same_digests(
     engine: Engine, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = local(11, 30, 7)
-    on_a_thread = build_digests(engine, config, MANY_READERS, WEEK, now=now)
+    on_a_thread = build_together(engine, config, MANY_READERS, now)
     # Any baseline counts as large: the four weeks before are read by a forkserver process
     # that opens the database from its URL (on PostgreSQL, with this test's own schema).
-    monkeypatch.setattr(digest.build, "PROCESS_BASELINE_POSTS", 0)
-    assert build_digests(engine, config, MANY_READERS, WEEK, now=now) == on_a_thread
+    monkeypatch.setattr(digest.load, "PROCESS_BASELINE_POSTS", 0)
+    assert build_together(engine, config, MANY_READERS, now) == on_a_thread
     assert any(d.trends for d in on_a_thread.values())  # the baseline was there to compare
 
 
@@ -608,5 +622,9 @@ def test_terms_are_words_and_hashtags_once_per_post_whatever_the_punctuation() -
         "#trafik", "#krisinfo",
     }  # fmt: skip
     # Remembered pieces give the same answer the second time.
-    assert terms.extract(None, text, ()) == terms.extract(None, text, ())
+    expected = {
+        "skolan", "vinterväglag", "trafikverket", "trafikinfo", "kommunen",
+    }  # fmt: skip
+    assert terms.extract(None, text, ()) == expected
+    assert terms.extract(None, text, ()) == expected
     assert terms.extract(None, None, ()) == frozenset()

@@ -24,15 +24,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy.engine import Engine
 
 from digest.archive import archive_message, claim_digest, find_retryable, list_digests
-from digest.mail import (
-    DeliveryOutcome,
-    MailConfigError,
-    OutboxSender,
-    SmtpSender,
-    compose_message,
-    deliver_digests,
-    send_messages,
-)
+from digest.delivery import DeliveryOutcome, deliver_digests
+from digest.mail import MailConfigError, OutboxSender, SmtpSender, compose_message
 from digest.model import Recipient, Week
 from monitor.config import DigestConfig, SmtpConfig
 from monitor.db import make_engine
@@ -270,9 +263,10 @@ def test_logs_in_with_the_password_from_the_named_environment_variable(
     )
     messages = [compose_message(Rendered(), r, SETTINGS, now=NOW) for r in (ANNA, BO)]
 
-    results = send_messages(messages, settings, delays=FAST)
+    with SmtpSender(settings, delays=FAST) as sender:  # raises DeliveryError if one is refused
+        for recipient, message in zip((ANNA, BO), messages, strict=True):
+            sender.deliver(message, week=str(WEEK), recipient=recipient.email)
 
-    assert [r.error for r in results] == [None, None]
     assert len(smtp_with_auth.mailbox.received) == 2
     assert smtp_with_auth.logins == [(b"omvarld", b"hemligt")]  # one session for the batch
 
