@@ -6,6 +6,7 @@ import os
 import textwrap
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +149,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens", action="store_true", help="rewrite tests/golden/ from current output"
     )
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """A skipped test's reason as `pytest -rs` prints it, without the location."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per distinct skip reason with its count, unless -rs already listed each skip:
+    without PostgreSQL, hundreds of variants skip for the same reason, and a line apiece
+    buried the failures (issue 11)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped or "s" in terminalreporter.reportchars.lower():
+        return
+    terminalreporter.write_sep("=", "skipped, by reason (pytest -rs lists each test)")
+    for reason, number in Counter(skip_reason(r) for r in skipped).most_common():
+        terminalreporter.write_line(f"{number} skipped: {reason}")
 
 
 def stored_posts(engine: Engine) -> dict[str, sa.Row]:
