@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from monitor.db import make_engine, upgrade
 from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
+from tests.platforms import source_table
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
 # Every process the suite starts inherits this, so the processes it leaves behind can be found
@@ -84,14 +86,7 @@ def write_config(directory: Path, database_url: str, body: str = "") -> Path:
 
 def feed_source(url: str, organisation: str = "Katrineholms kommun", **extra: str) -> str:
     """One [[sources]] table for a feed."""
-    lines = [
-        "[[sources]]",
-        'platform = "feed"',
-        f'url = "{url}"',
-        f'organisation = "{organisation}"',
-    ]
-    lines += [f'{key} = "{value}"' for key, value in extra.items()]
-    return "\n".join(lines) + "\n\n"
+    return source_table("feed", url=url, organisation=organisation, **extra)
 
 
 # End-to-end collection, as the CLI does it: write a config, sync it, collect every source.
@@ -130,9 +125,11 @@ def scalar(engine: Engine, query: sa.Select) -> int:
         return int(connection.execute(query).scalar_one())
 
 
-def count(engine: Engine, table: sa.Table) -> int:
+def count(engine: Engine, table: sa.Table, *where: Any) -> int:
+    """How many rows of `table` match `where` (all of them by default)."""
+    query = sa.select(sa.func.count()).select_from(table).where(*where)
     with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        return connection.execute(query).scalar_one()
 
 
 def source_row(engine: Engine, key: str) -> sa.Row:
