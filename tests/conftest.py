@@ -25,6 +25,7 @@ from tests.feedserver import FeedServer
 from tests.platforms import source_table
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
+GOLDEN = Path(__file__).parent / "golden"
 # Every process the suite starts inherits this, so the processes it leaves behind can be found
 # at the end, wherever they were reparented (see pytest_sessionfinish).
 SESSION_MARK = f"OMVARLD_TEST_SESSION={uuid.uuid4().hex}"
@@ -146,6 +147,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens", action="store_true", help="rewrite tests/golden/ from current output"
     )
+
+
+def assert_golden(request: pytest.FixtureRequest, name: str, content: str) -> None:
+    """`content` is what tests/golden/`name` holds; `pytest --update-goldens` first writes it
+    there, after an intended change (then read the diff: it is what users will see change)."""
+    golden = GOLDEN / name
+    if request.config.getoption("--update-goldens"):
+        golden.write_text(content, encoding="utf-8")
+    assert content == golden.read_text(encoding="utf-8"), f"{golden} differs"
 
 
 def skip_reason(report: pytest.TestReport) -> str:

@@ -7,17 +7,15 @@ weeks before it). Regenerate with `--update-goldens` after an intended change, a
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from digest.render import render_digest
 from monitor.config import Config
+from tests.conftest import assert_golden
 from tests.test_digest_build import READER, build
 from tests.test_digest_build import config as config  # the fixture that fills the database
-
-GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])
@@ -29,13 +27,6 @@ def test_digest_of_the_fixed_database_matches_its_golden_files(
 ) -> None:
     recipient = dataclasses.replace(READER, language=language)
     rendered = render_digest(build(engine, config, recipient), config.digest)
-    files = {
-        GOLDEN / f"digest_db_{language}.html": rendered.html,
-        GOLDEN / f"digest_db_{language}.txt": rendered.text,
-        GOLDEN / f"digest_db_{language}.subject": rendered.subject + "\n",
-    }
-    if request.config.getoption("--update-goldens"):
-        for path, content in files.items():
-            path.write_text(content, encoding="utf-8")
-    for path, content in files.items():
-        assert content == path.read_text(encoding="utf-8"), path.name
+    assert_golden(request, f"digest_db_{language}.html", rendered.html)
+    assert_golden(request, f"digest_db_{language}.txt", rendered.text)
+    assert_golden(request, f"digest_db_{language}.subject", rendered.subject + "\n")
