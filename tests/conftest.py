@@ -23,6 +23,7 @@ from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
 from tests.platforms import source_table
+from tests.smtpserver import Server, start_server
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
 GOLDEN = Path(__file__).parent / "golden"
@@ -74,6 +75,23 @@ def engine(database_url: str) -> Iterator[Engine]:
 def feed_server() -> Iterator[FeedServer]:
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture
+def digest_config(tmp_path: Path, engine: Engine) -> Config:
+    """The digest tests' fixed database (weeks 2026-W44 to W48), filled; its config."""
+    # Imported here: tests.digestdata builds on this module's helpers.
+    from tests.digestdata import fill, setup_config
+
+    config = setup_config(tmp_path, engine)
+    fill(engine)
+    return config
+
+
+@pytest.fixture
+def smtp() -> Iterator[Server]:
+    """An SMTP server on loopback without authentication; its mailbox keeps what arrives."""
+    yield from start_server()
 
 
 def write_config(directory: Path, database_url: str, body: str = "") -> Path:

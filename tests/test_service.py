@@ -18,6 +18,7 @@ from monitor.db import make_engine
 from monitor.models import collection_runs, posts, sources
 from tests.conftest import feed_source, scalar, wait_for, write_config
 from tests.feedserver import FeedServer
+from tests.smtpserver import Server
 
 FAST = """
 [collect]
@@ -251,7 +252,7 @@ email = "cilla@vingaker.se"
 
 
 def test_the_scheduled_digest_is_mailed_through_smtp_even_with_an_outbox_set(
-    tmp_path: Path, database_url: str, engine: Engine
+    tmp_path: Path, database_url: str, engine: Engine, smtp: Server
 ) -> None:
     """The example config sets `[digest] outbox` and `[smtp]`: Monday's digests must be mailed,
     as `digest send` mails them, not left as files nobody receives."""
@@ -261,12 +262,8 @@ def test_the_scheduled_digest_is_mailed_through_smtp_even_with_an_outbox_set(
     from digest.model import Week
     from monitor.config import load_config
     from monitor.service import _send_digests
-    from tests.test_digest_mail import start_server
 
-    servers = start_server()
-    smtp = next(servers)
-    try:
-        body = f"""
+    body = f"""
 [digest]
 outbox = "outbox"
 
@@ -280,15 +277,13 @@ timeout = 5
 email = "anna@katrineholm.se"
 skip_empty = false  # no posts collected here: the digest still goes out
 """
-        config = load_config(write_config(tmp_path, database_url, body))
-        now = datetime.now(UTC)
+    config = load_config(write_config(tmp_path, database_url, body))
+    now = datetime.now(UTC)
 
-        _send_digests(config, engine, ("anna@katrineholm.se",), now)
+    _send_digests(config, engine, ("anna@katrineholm.se",), now)
 
-        [message] = smtp.mailbox.received
-        assert message["To"].addresses[0].addr_spec == "anna@katrineholm.se"
-    finally:
-        next(servers, None)
+    [message] = smtp.mailbox.received
+    assert message["To"].addresses[0].addr_spec == "anna@katrineholm.se"
     week = str(Week.previous(now, config.digest.timezone))
     assert [(r.recipient, r.status) for r in list_digests(engine, week)] == [
         ("anna@katrineholm.se", "sent")
