@@ -18,9 +18,8 @@ from typer.testing import CliRunner
 
 from collectors.flickr import EXTRAS
 from monitor.cli import app
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.sources import sync_sources
 from monitor.types import CollectStatus
 from tests.conftest import collect_all, count, only, source_row, write_config
 from tests.conftest import configure as configure_sources
@@ -518,8 +517,7 @@ def test_without_a_key_the_public_feed_is_read_with_the_api_photo_ids(
         content_type="application/atom+xml; charset=utf-8",
     )
     body = flickr_source(NSID, url=feed)
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
 
     outcome = only(collect_all(config, engine))
 
@@ -545,8 +543,7 @@ def test_without_a_key_a_path_alias_fails_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("FLICKR_API_KEY", raising=False)
     body = flickr_source("trafikverket")
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
 
     outcome = only(collect_all(config, engine))
 

@@ -1,5 +1,6 @@
-"""The test run itself, as `make test` shows it: a count per skip reason instead of a line per
-skipped test, and the slow service tests selectable by their marker."""
+"""The test suite itself: `make test` shows a count per skip reason instead of a line per
+skipped test, the slow service tests are selectable by their marker, and shared helpers and
+fixtures have one home."""
 
 from __future__ import annotations
 
@@ -53,3 +54,25 @@ def test_service_tests_are_marked_slow_and_selectable_either_way() -> None:
     }
     assert "::test_digest_sends_are_scheduled_per_recipient_send_time" in quick.stdout
     assert not any(name in quick.stdout for name in started)
+
+
+def test_no_test_module_imports_from_another_test_module() -> None:
+    """Shared fixtures and helpers live in conftest or a helper module (tests/platforms.py,
+    tests/smtpserver.py, tests/digestdata.py): importing one test module from another runs its
+    tests' module code twice and hides where a fixture comes from."""
+    importing = {
+        f"{path.name}: {line.strip()}"
+        for path in sorted((ROOT / "tests").glob("*.py"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if re.match(r"\s*(from tests\.test_|import tests\.test_)", line)
+    }
+    assert importing == set()
+
+
+def test_golden_files_are_compared_and_rewritten_in_one_place() -> None:
+    rewriting = {
+        path.name
+        for path in (ROOT / "tests").glob("*.py")
+        if path != Path(__file__) and '"--update-goldens"' in path.read_text(encoding="utf-8")
+    }
+    assert rewriting == {"conftest.py"}

@@ -28,9 +28,8 @@ from collectors.x import (
     snowflake_time,
 )
 from monitor.cli import app
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.models import api_usage, post_metrics, post_revisions, posts
-from monitor.sources import sync_sources
 from monitor.types import CollectStatus
 from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.conftest import configure as configure_sources
@@ -608,8 +607,7 @@ def test_unreachable_api_is_one_line(tmp_path: Path, engine: Engine, fake_x: Fak
         '[platforms.x]\napi_url = "http://127.0.0.1:9"\n\n'
         '[[sources]]\nplatform = "x"\nhandle = "@polisen"\norganisation = "Polisen"\n'
     )
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
     outcome = collect_one(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "X: cannot connect to 127.0.0.1"
