@@ -65,9 +65,9 @@ def package_section(package: str) -> str:
 
 
 def modules(package: str) -> list[str]:
-    """Every module of `package` on disk, as a path inside it (`cli/collect.py`); migrations
-    are listed as `versions/0001_….py`. A package marker holding nothing but a docstring is not
-    a module to explain."""
+    """Every module of `package` on disk, as a path inside it (`cli/collect.py`,
+    `migrations/versions/0001_initial_schema.py`). A package marker holding nothing but a
+    docstring is not a module to explain."""
     found = []
     for path in sorted((ROOT / package).rglob("*.py")):
         if path.name == "__init__.py" and not has_code(path):
@@ -82,10 +82,12 @@ def has_code(path: Path) -> bool:
     return bool(names) or any(isinstance(c, types.CodeType) for c in body.co_consts)
 
 
-def named_in(module: str, section: str) -> bool:
-    """Named by its path in the package (`migrations/env.py`), or by its file name in a table
-    of that folder's modules, or, for migrations, by its revision file name."""
-    return f"`{module}`" in section or f"`{Path(module).name}`" in section
+def named_in(module: str, section: str, names: list[str]) -> bool:
+    """Named by its path in the package (`cli/collect.py`), or by its file name alone when no
+    other module of the package has that name (`0007_search.py`, but not a second `config.py`)."""
+    name = Path(module).name
+    unique = sum(Path(other).name == name for other in names) == 1
+    return f"`{module}`" in section or (unique and f"`{name}`" in section)
 
 
 def test_every_config_key_is_in_the_readme_or_the_example_config() -> None:
@@ -102,7 +104,8 @@ def test_every_platform_is_in_the_readme_and_the_example_config(platform: str) -
 @pytest.mark.parametrize("package", PACKAGES)
 def test_every_module_is_in_the_architecture_page(package: str) -> None:
     section = package_section(package)
-    missing = [module for module in modules(package) if not named_in(module, section)]
+    names = modules(package)
+    missing = [module for module in names if not named_in(module, section, names)]
     assert missing == [], f"{package}/ modules missing from docs/architecture.md: {missing}"
 
 
