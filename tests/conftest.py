@@ -6,9 +6,11 @@ import os
 import textwrap
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,8 +22,11 @@ from monitor.db import make_engine, upgrade
 from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
 from tests.feedserver import FeedServer
+from tests.platforms import source_table
+from tests.smtpserver import Server, start_server
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
+GOLDEN = Path(__file__).parent / "golden"
 # Every process the suite starts inherits this, so the processes it leaves behind can be found
 # at the end, wherever they were reparented (see pytest_sessionfinish).
 SESSION_MARK = f"OMVARLD_TEST_SESSION={uuid.uuid4().hex}"
@@ -72,6 +77,23 @@ def feed_server() -> Iterator[FeedServer]:
         yield server
 
 
+@pytest.fixture
+def digest_config(tmp_path: Path, engine: Engine) -> Config:
+    """The digest tests' fixed database (weeks 2026-W44 to W48), filled; its config."""
+    # Imported here: tests.digestdata builds on this module's helpers.
+    from tests.digestdata import fill, setup_config
+
+    config = setup_config(tmp_path, engine)
+    fill(engine)
+    return config
+
+
+@pytest.fixture
+def smtp() -> Iterator[Server]:
+    """An SMTP server on loopback without authentication; its mailbox keeps what arrives."""
+    yield from start_server()
+
+
 def write_config(directory: Path, database_url: str, body: str = "") -> Path:
     """A config file in `directory` using `database_url`, followed by `body` (TOML)."""
     path = directory / "config.toml"
@@ -83,14 +105,7 @@ def write_config(directory: Path, database_url: str, body: str = "") -> Path:
 
 def feed_source(url: str, organisation: str = "Katrineholms kommun", **extra: str) -> str:
     """One [[sources]] table for a feed."""
-    lines = [
-        "[[sources]]",
-        'platform = "feed"',
-        f'url = "{url}"',
-        f'organisation = "{organisation}"',
-    ]
-    lines += [f'{key} = "{value}"' for key, value in extra.items()]
-    return "\n".join(lines) + "\n\n"
+    return source_table("feed", url=url, organisation=organisation, **extra)
 
 
 # End-to-end collection, as the CLI does it: write a config, sync it, collect every source.
@@ -129,9 +144,11 @@ def scalar(engine: Engine, query: sa.Select) -> int:
         return int(connection.execute(query).scalar_one())
 
 
-def count(engine: Engine, table: sa.Table) -> int:
+def count(engine: Engine, table: sa.Table, *where: Any) -> int:
+    """How many rows of `table` match `where` (all of them by default)."""
+    query = sa.select(sa.func.count()).select_from(table).where(*where)
     with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        return connection.execute(query).scalar_one()
 
 
 def source_row(engine: Engine, key: str) -> sa.Row:
@@ -148,6 +165,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-goldens", action="store_true", help="rewrite tests/golden/ from current output"
     )
+
+
+def assert_golden(request: pytest.FixtureRequest, name: str, content: str) -> None:
+    """`content` is what tests/golden/`name` holds; `pytest --update-goldens` first writes it
+    there, after an intended change (then read the diff: it is what users will see change)."""
+    golden = GOLDEN / name
+    if request.config.getoption("--update-goldens"):
+        golden.write_text(content, encoding="utf-8")
+    assert content == golden.read_text(encoding="utf-8"), f"{golden} differs"
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """A skipped test's reason as `pytest -rs` prints it, without the location."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per distinct skip reason with its count, unless -rs already listed each skip:
+    without PostgreSQL, hundreds of variants skip for the same reason, and a line apiece
+    buried the failures (issue 11)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped or "s" in terminalreporter.reportchars.lower():
+        return
+    terminalreporter.write_sep("=", "skipped, by reason (pytest -rs lists each test)")
+    for reason, number in Counter(skip_reason(r) for r in skipped).most_common():
+        terminalreporter.write_line(f"{number} skipped: {reason}")
 
 
 def stored_posts(engine: Engine) -> dict[str, sa.Row]:

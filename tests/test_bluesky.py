@@ -31,12 +31,13 @@ from collectors.bluesky import (
 )
 from collectors.http import Response
 from monitor.cli import app
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.models import post_metrics, post_revisions, posts
-from monitor.sources import sync_sources
 from monitor.types import CollectStatus, Media
 from tests.conftest import collect_one, source_row, stored_posts, write_config
+from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route, requests_to_endpoint, source_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
 FIXTURE_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -89,14 +90,12 @@ def load(name: str, shift: timedelta = timedelta(0), rename: str | None = None) 
     return json.loads(TIMESTAMP.sub(moved, text))
 
 
-def json_route(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
-    return Route(
-        body=json.dumps(document).encode(),
-        status=status,
-        content_type="application/json; charset=utf-8",
-        headers={"ratelimit-limit": "3000", "ratelimit-policy": "3000;w=300", **(headers or {})},
-        validators=False,
-    )
+# AppView announces its rate limit on every answer.
+RATE_LIMIT = {"ratelimit-limit": "3000", "ratelimit-policy": "3000;w=300"}
+
+
+def xrpc_route(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
+    return json_route(document, status, RATE_LIMIT | (headers or {}))
 
 
 class AppView:
@@ -126,33 +125,33 @@ class AppView:
     def fail(
         self, path: str, status: int, fixture: str, headers: dict[str, str] | None = None
     ) -> None:
-        self.failures[path] = json_route(load(fixture), status, headers)
+        self.failures[path] = xrpc_route(load(fixture), status, headers)
 
     def requests(self, path: str) -> list[Request]:
-        return [r for r in self.server.requests if urlsplit(r.path).path == path]
+        return requests_to_endpoint(self.server, path)
 
     def _answer(self, path: str, make: Callable[[], Route]) -> Route:
         return self.failures.get(path) or make()
 
     def _profile(self, request: Request) -> Route:
-        return self._answer(PROFILE, lambda: json_route(self.profile))
+        return self._answer(PROFILE, lambda: xrpc_route(self.profile))
 
     def _feed(self, request: Request) -> Route:
         def page() -> Route:
             cursor = request.query.get("cursor")
             if cursor is None:
-                return json_route(self.pages[0])
+                return xrpc_route(self.pages[0])
             for before, after in zip(self.pages, self.pages[1:], strict=False):
                 if before.get("cursor") == cursor:
-                    return json_route(after)
-            return json_route({"feed": []})
+                    return xrpc_route(after)
+            return xrpc_route({"feed": []})
 
         return self._answer(FEED, page)
 
     def _get_posts(self, request: Request) -> Route:
         asked = parse_qs(urlsplit(request.path).query).get("uris", [])
         found = [{"uri": uri} for uri in asked if uri in self.existing]
-        return self._answer(GET_POSTS, lambda: json_route({"posts": found}))
+        return self._answer(GET_POSTS, lambda: xrpc_route({"posts": found}))
 
 
 @pytest.fixture
@@ -161,20 +160,15 @@ def appview(feed_server: FeedServer) -> Iterator[AppView]:
 
 
 def bluesky_sources(api_url: str, handle: str = "@polisen.bsky.social") -> str:
-    return f"""
-        [[sources]]
-        platform = "bluesky"
-        handle = "{handle}"
-        organisation = "Polismyndigheten"
-        key = "polisen"
-        api_url = "{api_url}"
-
-        [[sources]]
-        platform = "bluesky"
-        handle = "@krisinformation.se"
-        organisation = "Myndigheten för samhällsskydd och beredskap"
-        enabled = false
-        """
+    polisen = source_table(
+        "bluesky", handle=handle, organisation="Polismyndigheten", key="polisen", api_url=api_url
+    )
+    return polisen + source_table(
+        "bluesky",
+        handle="@krisinformation.se",
+        organisation="Myndigheten för samhällsskydd och beredskap",
+        enabled=False,
+    )
 
 
 def configure(
@@ -182,10 +176,7 @@ def configure(
 ) -> Config:
     collect = f"[collect]\nbackfill_days = 30\nbackfill_posts = {backfill_posts}\n"
     collect += "refresh_days = 14\n"
-    body = collect + bluesky_sources(api_url, **source)
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
+    return configure_sources(tmp_path, engine, bluesky_sources(api_url, **source), collect)
 
 
 def metric_rows(engine: Engine, platform_post_id: str) -> list[sa.Row[Any]]:

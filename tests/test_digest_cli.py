@@ -8,7 +8,6 @@ import email.policy
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from typer.testing import CliRunner, Result
 from monitor.cli import app
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
-from tests.test_digest_mail import Server, start_server
+from tests.smtpserver import Server
 
 runner = CliRunner()
 
@@ -28,11 +27,6 @@ EMPTY_WEEK = "2026-W10"
 
 def digest(config: Path, *args: str) -> Result:
     return runner.invoke(app, ["--config", str(config), "digest", *args], env={"COLUMNS": "250"})
-
-
-@pytest.fixture
-def smtp() -> Iterator[Server]:
-    yield from start_server()
 
 
 def make_config(

@@ -1,41 +1,31 @@
 """Golden digests built from a fixed database: build and render together, on both databases.
 
-The fixed database is the one `tests/test_digest_build.py` fills (week 2026-W48 and the four
+The fixed database is the one `tests/digestdata.py` fills (week 2026-W48 and the four
 weeks before it). Regenerate with `--update-goldens` after an intended change, and read the diff.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from digest.render import render_digest
 from monitor.config import Config
-from tests.test_digest_build import READER, build
-from tests.test_digest_build import config as config  # the fixture that fills the database
-
-GOLDEN = Path(__file__).parent / "golden"
+from tests.conftest import assert_golden
+from tests.digestdata import READER, build
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])
 def test_digest_of_the_fixed_database_matches_its_golden_files(
     engine: Engine,
-    config: Config,
+    digest_config: Config,
     language: str,
     request: pytest.FixtureRequest,
 ) -> None:
     recipient = dataclasses.replace(READER, language=language)
-    rendered = render_digest(build(engine, config, recipient), config.digest)
-    files = {
-        GOLDEN / f"digest_db_{language}.html": rendered.html,
-        GOLDEN / f"digest_db_{language}.txt": rendered.text,
-        GOLDEN / f"digest_db_{language}.subject": rendered.subject + "\n",
-    }
-    if request.config.getoption("--update-goldens"):
-        for path, content in files.items():
-            path.write_text(content, encoding="utf-8")
-    for path, content in files.items():
-        assert content == path.read_text(encoding="utf-8"), path.name
+    rendered = render_digest(build(engine, digest_config, recipient), digest_config.digest)
+    assert_golden(request, f"digest_db_{language}.html", rendered.html)
+    assert_golden(request, f"digest_db_{language}.txt", rendered.text)
+    assert_golden(request, f"digest_db_{language}.subject", rendered.subject + "\n")

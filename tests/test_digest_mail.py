@@ -6,21 +6,17 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
-import socket
 import ssl
 import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy.engine import Engine
 
 from digest.archive import archive_message, claim_digest, find_retryable, list_digests
@@ -29,6 +25,7 @@ from digest.mail import MailConfigError, OutboxSender, SmtpSender, compose_messa
 from digest.model import Recipient, Week
 from monitor.config import DigestConfig, SmtpConfig
 from monitor.db import make_engine
+from tests.smtpserver import Authenticator, Server, start_server
 
 # aiosmtpd repeats it for each session of the AUTH server below.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -63,84 +60,6 @@ SETTINGS = DigestConfig.model_validate(
         "unsubscribe_mailto": "avregistrera@kommun.example.se",
     }
 )
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler that keeps what arrives and can refuse on cue."""
-
-    received: list[EmailMessage] = field(default_factory=list)
-    data_replies: list[str] = field(default_factory=list)  # answered to DATA before accepting
-    refused: dict[str, str] = field(default_factory=dict)  # address -> RCPT reply
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refused:
-            return self.refused[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        with self.lock:
-            self.received.append(parsed)
-        return "250 Message accepted"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.received if m["To"].addresses[0].addr_spec == address]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    mailbox: Mailbox
-    settings: SmtpConfig
-    logins: list[tuple[bytes, bytes]]
-
-
-def start_server(**options: Any) -> Iterator[Server]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    try:
-        yield Server(
-            mailbox,
-            SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=5),
-            options.get("authenticator", Authenticator()).logins,
-        )
-    finally:
-        controller.stop()
-
-
-class Authenticator:
-    """Accepts `omvarld` with the password `hemligt`; remembers every attempt."""
-
-    def __init__(self) -> None:
-        self.logins: list[tuple[bytes, bytes]] = []
-
-    def __call__(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        good = (data.login, data.password) == (b"omvarld", b"hemligt")
-        return AuthResult(success=good, handled=False)  # handled=False: aiosmtpd answers 535
-
-
-@pytest.fixture
-def smtp() -> Iterator[Server]:
-    yield from start_server()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +32,8 @@ from digest.model import (
 )
 from digest.render import MAX_HTML_BYTES, RenderedDigest, render_digest
 from monitor.config import DigestConfig
+from tests.conftest import assert_golden
 
-GOLDEN = Path(__file__).parent / "golden"
 WEEK = Week(2026, 48)  # Monday 23 November to Sunday 29 November 2026
 GENERATED_AT = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Stockholm
 
@@ -298,10 +297,7 @@ def visible(html: str) -> str:
 
 def check_golden(rendered: RenderedDigest, name: str, request: pytest.FixtureRequest) -> None:
     for suffix, content in (("html", rendered.html), ("txt", rendered.text)):
-        golden = GOLDEN / f"{name}.{suffix}"
-        if request.config.getoption("--update-goldens"):
-            golden.write_text(content, encoding="utf-8")
-        assert content == golden.read_text(encoding="utf-8"), f"{golden} differs"
+        assert_golden(request, f"{name}.{suffix}", content)
 
 
 def test_swedish_digest_matches_its_golden_files(request: pytest.FixtureRequest) -> None:

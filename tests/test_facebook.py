@@ -21,13 +21,14 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.collect import SourceOutcome, collect_sources
-from monitor.config import Config, load_config
+from monitor.collect import SourceOutcome
+from monitor.config import Config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
 from monitor.types import CollectStatus
-from tests.conftest import source_row, stored_posts, write_config
+from tests.conftest import collect_one, count, source_row, stored_posts, write_config
+from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 ANCHOR = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -83,18 +84,8 @@ def load_fixture(name: str) -> Any:
     return json.loads(re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000", move, text))
 
 
-def graph_route(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
-    return Route(
-        body=json.dumps(document, ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json; charset=UTF-8",
-        headers=headers or {},
-        validators=False,
-    )
-
-
 def serve_page(server: FeedServer, path: str, fixture: str, status: int = 200) -> None:
-    server.add_handler(f"{API}/{path}", lambda _: graph_route(load_fixture(fixture), status))
+    server.add_handler(f"{API}/{path}", lambda _: json_route(load_fixture(fixture), status))
 
 
 def serve_listing(server: FeedServer, pages: dict[str | None, str]) -> None:
@@ -104,7 +95,7 @@ def serve_listing(server: FeedServer, pages: dict[str | None, str]) -> None:
     def answer(request: Request) -> Route:
         name = pages.get(request.query.get("after"))
         if name is None:
-            return graph_route({"error": {"message": "unexpected page", "code": 1}}, 500)
+            return json_route({"error": {"message": "unexpected page", "code": 1}}, 500)
         sent = request.headers.get("authorization", "").removeprefix("Bearer ")
         text = json.dumps(load_fixture(name), ensure_ascii=False)
         text = text.replace("{access_token}", sent).replace("{since}", request.query["since"])
@@ -135,21 +126,7 @@ def configure(
         + 'organisation = "Katrineholms kommun"\nkey = "katrineholm"\n'
         + WATCHED
     )
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
-
-
-def collect_once(config: Config, engine: Engine) -> SourceOutcome:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    (outcome,) = collect_sources(config, engine, rows)
-    return outcome
-
-
-def count(engine: Engine, table: sa.Table, *where: Any) -> int:
-    query = sa.select(sa.func.count()).select_from(table).where(*where)
-    with engine.connect() as connection:
-        return connection.execute(query).scalar_one()
+    return configure_sources(tmp_path, engine, body)
 
 
 def test_first_run_backfills_every_page_in_the_window_past_an_old_pinned_post(
@@ -158,7 +135,7 @@ def test_first_run_backfills_every_page_in_the_window_past_an_old_pinned_post(
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     assert outcome.counts.new == 6  # 30 days: the pinned post and the October posts are older
@@ -212,7 +189,7 @@ def test_no_token_in_requests_cursor_raw_or_errors(
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
-    collect_once(config, engine)
+    collect_one(config, engine)
 
     second_page = next(r for r in feed_server.requests if "after=" in r.path)
     assert "access_token" not in second_page.query
@@ -236,7 +213,7 @@ def test_backfill_stops_at_backfill_posts_without_reading_further_pages(
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server, collect="backfill_posts = 4")
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.counts.new == 4
     assert set(stored_posts(engine)) == {P1, P2, P3, P4}
@@ -251,12 +228,12 @@ def test_second_run_asks_only_for_posts_since_the_newest_and_uses_the_stored_pag
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server, collect="refresh_days = 0")
-    collect_once(config, engine)
+    collect_one(config, engine)
     newest = stored_posts(engine)[P1].published_at
     serve_listing(feed_server, LATER_LISTING)
     feed_server.requests.clear()
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
     assert outcome.counts.new == 1  # the water shut-off notice
@@ -272,12 +249,12 @@ def test_second_run_rereads_recent_posts_and_appends_changed_counts(
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server, collect="refresh_days = 14")
-    collect_once(config, engine)
+    collect_one(config, engine)
     photo_id, video_id = stored_posts(engine)[P1].id, stored_posts(engine)[P3].id
     serve_listing(feed_server, LATER_LISTING)
     feed_server.requests.clear()
 
-    assert collect_once(config, engine).status is CollectStatus.OK
+    assert collect_one(config, engine).status is CollectStatus.OK
 
     listing = [r.query for r in feed_server.requests if POSTS_PATH in r.path]
     since = int(listing[0]["since"])
@@ -297,10 +274,10 @@ def test_edited_post_keeps_its_previous_text_as_a_revision(
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
-    collect_once(config, engine)
+    collect_one(config, engine)
     serve_listing(feed_server, LATER_LISTING)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.counts.updated == 1
     edited = stored_posts(engine)[P1]
@@ -316,11 +293,11 @@ def test_recent_post_missing_from_the_listing_is_marked_deleted_when_graph_says_
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
-    collect_once(config, engine)
+    collect_one(config, engine)
     serve_listing(feed_server, LATER_LISTING)
     serve_page(feed_server, P2, "error_deleted_post.json", status=400)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
     rows = stored_posts(engine)
@@ -337,7 +314,7 @@ def test_mentions_keep_watched_pages_and_only_count_the_rest(
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
-    collect_once(config, engine)
+    collect_one(config, engine)
 
     photo = stored_posts(engine)[P1]
     assert photo.mentions == ["flenskommun", "108295522551234"]
@@ -352,16 +329,16 @@ def test_renamed_page_keeps_its_source_row_id_and_posts(
 ) -> None:
     serve_katrineholm(feed_server)
     config = configure(tmp_path, engine, feed_server)
-    collect_once(config, engine)
+    collect_one(config, engine)
     before = source_row(engine, "katrineholm")
     # The page takes a new username: the old one no longer resolves, the id still does.
     serve_page(feed_server, "katrineholmskommun", "error_page_not_found.json", status=404)
     serve_page(feed_server, PAGE_ID, "page_renamed.json")
     serve_page(feed_server, "katrineholm.kommun", "page_renamed.json")
 
-    assert collect_once(config, engine).status is CollectStatus.OK
+    assert collect_one(config, engine).status is CollectStatus.OK
     config = configure(tmp_path, engine, feed_server, handle="katrineholm.kommun")
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK, outcome.error
     after = source_row(engine, "katrineholm")
@@ -376,7 +353,7 @@ def error_source(
     tmp_path: Path, engine: Engine, server: FeedServer, extra: str = ""
 ) -> tuple[SourceOutcome, sa.Row[Any]]:
     config = configure(tmp_path, engine, server, extra=extra)
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert count(engine, posts) == 0
     return outcome, source_row(engine, "katrineholm")
@@ -387,7 +364,7 @@ def error_source(
     [
         (
             "posts",
-            lambda: graph_route(
+            lambda: json_route(
                 load_fixture("error_rate_limited.json"),
                 400,
                 {
@@ -411,7 +388,7 @@ def error_source(
         ),
         (
             "page",
-            lambda: graph_route(
+            lambda: json_route(
                 {"error": {"message": "Too many requests", "type": "OAuthException", "code": 4}},
                 429,
                 {"Retry-After": "600"},

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collectors.feeds import FeedError, ParsedFeed, parse_feed
+from tests.conftest import assert_golden
 from tests.feedserver import FIXTURES
 
-GOLDEN = Path(__file__).parent / "golden"
 FEED_URL = "https://www.katrineholm.se/rss"
 
 # fixture -> content type the server sends
@@ -59,11 +58,8 @@ def describe(parsed: ParsedFeed) -> dict[str, Any]:
 def test_fixture_parses_to_its_golden_posts(fixture: str, request: pytest.FixtureRequest) -> None:
     body = (FIXTURES / fixture).read_bytes()
     parsed = describe(parse_feed(body, url=FEED_URL, content_type=PARSED_FIXTURES[fixture]))
-    golden = GOLDEN / (fixture.rsplit(".", 1)[0] + ".json")
-    if request.config.getoption("--update-goldens"):
-        GOLDEN.mkdir(exist_ok=True)
-        golden.write_text(json.dumps(parsed, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    assert parsed == json.loads(golden.read_text(encoding="utf-8"))
+    text = json.dumps(parsed, ensure_ascii=False, indent=2) + "\n"
+    assert_golden(request, fixture.rsplit(".", 1)[0] + ".json", text)
 
 
 def test_youtube_feed_becomes_videos_with_views_and_likes_as_metrics() -> None:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -19,13 +18,13 @@ from typer.testing import CliRunner
 
 from collectors.flickr import EXTRAS
 from monitor.cli import app
-from monitor.collect import SourceOutcome, collect_sources
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
 from monitor.types import CollectStatus
-from tests.conftest import source_row, write_config
+from tests.conftest import collect_all, count, only, source_row, write_config
+from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route, requests_to_endpoint, source_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flickr"
 KEY = "f1c4e2a9b7d64c3e8a0b5d2f9e7c1a36"
@@ -36,16 +35,6 @@ BRIDGE, SNOW, FILM = "55012783426", "55009341872", "55004410219"
 
 def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def answer(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
-    return Route(
-        body=json.dumps(document).encode(),
-        status=status,
-        content_type="application/json; charset=utf-8",
-        headers=headers or {},
-        validators=False,
-    )
 
 
 class FakeFlickr:
@@ -77,11 +66,8 @@ class FakeFlickr:
         return next(p for p in self.photos if p["id"] == photo_id)
 
     def calls(self, method: str) -> list[dict[str, str]]:
-        return [
-            r.query
-            for r in self.server.requests
-            if urlsplit(r.path).path == REST and r.query.get("method") == method
-        ]
+        called = requests_to_endpoint(self.server, REST)
+        return [r.query for r in called if r.query.get("method") == method]
 
     def answer(self, request: Request) -> Route:
         query = request.query
@@ -89,27 +75,27 @@ class FakeFlickr:
         if failure is not None:
             return failure
         if query.get("api_key") != KEY or query.get("format") != "json":
-            return answer(load("error_invalid_key.json"))
+            return json_route(load("error_invalid_key.json"))
         method = query["method"]
         if method == "flickr.urls.lookupUser":
             alias = query["url"].rstrip("/").rsplit("/", 1)[-1].lower()
             if alias not in self.aliases:
-                return answer(load("error_user_not_found.json"))
+                return json_route(load("error_user_not_found.json"))
             user = {"id": self.aliases[alias], "username": {"_content": alias}}
-            return answer({"user": user, "stat": "ok"})
+            return json_route({"user": user, "stat": "ok"})
         if method == "flickr.people.findByUsername":
-            return answer(load("error_user_not_found.json"))
+            return json_route(load("error_user_not_found.json"))
         if method == "flickr.people.getPublicPhotos":
             return self._list(query)
         if method == "flickr.photos.getInfo":
             if query["photo_id"] in self.deleted:
-                return answer(load("error_photo_not_found.json"))
-            return answer(load("photo_info.json"))
-        return answer({"stat": "fail", "code": 112, "message": f'Method "{method}" not found'})
+                return json_route(load("error_photo_not_found.json"))
+            return json_route(load("photo_info.json"))
+        return json_route({"stat": "fail", "code": 112, "message": f'Method "{method}" not found'})
 
     def _list(self, query: dict[str, str]) -> Route:
         if query["user_id"] not in self.users:
-            return answer(load("error_user_not_found.json"))
+            return json_route(load("error_user_not_found.json"))
         floor = int(query.get("min_upload_date", 0))
         listed = sorted(
             (p for p in self.photos if int(p["dateupload"]) >= floor),
@@ -121,7 +107,7 @@ class FakeFlickr:
         if page == 1:
             shown = self.pinned + shown
         block = {"page": page, "pages": pages, "perpage": 100, "total": len(listed), "photo": shown}
-        return answer({"photos": block, "stat": "ok"})
+        return json_route({"photos": block, "stat": "ok"})
 
 
 @pytest.fixture
@@ -131,37 +117,14 @@ def flickr(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FakeFlic
 
 
 def flickr_source(handle: str, organisation: str = "Trafikverket", **extra: str | bool) -> str:
-    lines = ["[[sources]]", 'platform = "flickr"', f'handle = "{handle}"']
-    lines.append(f'organisation = "{organisation}"')
-    for name, value in extra.items():
-        shown = str(value).lower() if isinstance(value, bool) else json.dumps(value)
-        lines.append(f"{name} = {shown}")
-    return "\n".join(lines) + "\n\n"
+    return source_table("flickr", handle=handle, organisation=organisation, **extra)
 
 
 def configure(
     tmp_path: Path, engine: Engine, fake: FakeFlickr, body: str, collect: str = ""
 ) -> Config:
     settings = f'[collect]\n{collect}\n[platforms.flickr]\napi_url = "{fake.url}"\n\n'
-    url = engine.url.render_as_string(hide_password=False)
-    config = load_config(write_config(tmp_path, url, settings + body))
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
-
-
-def collect_all(config: Config, engine: Engine) -> dict[str, SourceOutcome]:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    return {o.key: o for o in collect_sources(config, engine, rows)}
-
-
-def only(outcomes: dict[str, SourceOutcome]) -> SourceOutcome:
-    (outcome,) = outcomes.values()
-    return outcome
-
-
-def count(engine: Engine, table: sa.Table) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    return configure_sources(tmp_path, engine, body, settings)
 
 
 def stored(engine: Engine, platform_post_id: str) -> sa.Row[Any]:
@@ -426,7 +389,7 @@ def _forget_alias(fake: FakeFlickr) -> None:
 
 def _wrong_key(fake: FakeFlickr) -> None:
     fake.failure = lambda query: (
-        answer(load("error_invalid_key.json")) if query.get("api_key") == KEY else None
+        json_route(load("error_invalid_key.json")) if query.get("api_key") == KEY else None
     )
 
 
@@ -434,7 +397,7 @@ def _rate_limited_for_two_hours(fake: FakeFlickr) -> None:
     # The reset time is taken when the test runs, not when the module is imported: a long
     # suite would otherwise leave less than the 7,000 s the test expects.
     reset_at = int(time.time()) + 7200
-    fake.failure = lambda query: answer(
+    fake.failure = lambda query: json_route(
         {}, status=429, headers={"X-RateLimit-Reset": str(reset_at)}
     )
 
@@ -449,12 +412,12 @@ def _rate_limited_for_two_hours(fake: FakeFlickr) -> None:
             None,
         ),
         (
-            _fail_every_call(answer(load("error_unavailable.json"))),
+            _fail_every_call(json_route(load("error_unavailable.json"))),
             "Flickr: service temporarily unavailable (error 105); retried later",
             None,
         ),
         (
-            _fail_every_call(answer({"stat": "fail"}, status=401)),
+            _fail_every_call(json_route({"stat": "fail"}, status=401)),
             "Flickr: credentials invalid or expired (check FLICKR_API_KEY): HTTP 401",
             None,
         ),
@@ -466,7 +429,7 @@ def _rate_limited_for_two_hours(fake: FakeFlickr) -> None:
             None,
         ),
         (
-            _fail_every_call(answer({}, status=429, headers={"Retry-After": "3600"})),
+            _fail_every_call(json_route({}, status=429, headers={"Retry-After": "3600"})),
             "Flickr: rate limited until ",
             3600,
         ),
@@ -527,7 +490,7 @@ def test_the_key_never_reaches_errors_payloads_or_the_database(
     flickr.photo(BRIDGE)["description"] = {"_content": f"Länk: https://example.se/?api_key={KEY}"}
     config = configure(tmp_path, engine, flickr, flickr_source("trafikverket"))
     collect_all(config, engine)
-    flickr.failure = lambda query: answer(
+    flickr.failure = lambda query: json_route(
         {"stat": "fail", "code": 99, "message": f"Insufficient permissions (api_key={KEY})"}
     )
     outcome = only(collect_all(config, engine))
@@ -554,8 +517,7 @@ def test_without_a_key_the_public_feed_is_read_with_the_api_photo_ids(
         content_type="application/atom+xml; charset=utf-8",
     )
     body = flickr_source(NSID, url=feed)
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
 
     outcome = only(collect_all(config, engine))
 
@@ -581,8 +543,7 @@ def test_without_a_key_a_path_alias_fails_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("FLICKR_API_KEY", raising=False)
     body = flickr_source("trafikverket")
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
 
     outcome = only(collect_all(config, engine))
 

@@ -30,6 +30,7 @@ from tests.conftest import (
     write_config,
 )
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route, requests_to_endpoint, source_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 ANCHOR = datetime(2026, 11, 26, 6, 45, 10, tzinfo=UTC)  # created_at of the newest fixture status
@@ -134,42 +135,16 @@ class FakeMastodon:
         self.statuses = [change(s) if s["id"] == status_id else s for s in self.statuses]
 
 
-def json_route(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
-    return Route(
-        body=json.dumps(body, ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json; charset=utf-8",
-        headers=headers or {},
-        validators=False,
+def mastodon_source(server: FeedServer, handle: str = "@krisinformation@mastodon.nu") -> str:
+    collected = source_table(
+        "mastodon",
+        handle=handle,
+        organisation="Myndigheten för civilt försvar",
+        key="krisinformation",
+        api_url=server.url(""),
     )
-
-
-def requests_under(server: FeedServer, path: str) -> list[Request]:
-    return [r for r in server.requests if r.path.split("?", 1)[0] == path]
-
-
-def mastodon_source(
-    server: FeedServer, handle: str = "@krisinformation@mastodon.nu", **extra: str
-) -> str:
-    lines = [
-        "[[sources]]",
-        'platform = "mastodon"',
-        f'handle = "{handle}"',
-        'organisation = "Myndigheten för civilt försvar"',
-        'key = "krisinformation"',
-        f'api_url = "{server.url("")}"',
-    ]
-    lines += [f"{key} = {value}" for key, value in extra.items()]
     # SMHI is watched (mentions of it are kept) but not collected in these tests.
-    lines += [
-        "",
-        "[[sources]]",
-        'platform = "mastodon"',
-        f'handle = "{SMHI}"',
-        'organisation = "SMHI"',
-        "enabled = false",
-    ]
-    return "\n".join(lines) + "\n\n"
+    return collected + source_table("mastodon", handle=SMHI, organisation="SMHI", enabled=False)
 
 
 def setup(
@@ -180,7 +155,7 @@ def setup(
 
 
 def list_requests(server: FeedServer) -> list[dict[str, str]]:
-    return [r.query for r in requests_under(server, FakeMastodon.list_path)]
+    return [r.query for r in requests_to_endpoint(server, FakeMastodon.list_path)]
 
 
 # ------------------------------------------------------------------------------ parsing
@@ -248,7 +223,7 @@ def test_first_collection_resolves_the_handle_and_backfills_pages_until_the_wind
 
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 9  # 30 days of 11
     assert set(stored_posts(engine)) == set(ids(fake.statuses[:9]))
-    assert [r.query for r in requests_under(feed_server, "/api/v1/accounts/lookup")] == [
+    assert [r.query for r in requests_to_endpoint(feed_server, "/api/v1/accounts/lookup")] == [
         {"acct": "krisinformation@mastodon.nu"}
     ]
     pages = list_requests(feed_server)
@@ -356,7 +331,7 @@ def test_a_recent_post_gone_from_the_list_and_404_on_refresh_is_marked_deleted(
 
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK
-    checks = requests_under(feed_server, f"/api/v1/statuses/{podcast['id']}")
+    checks = requests_to_endpoint(feed_server, f"/api/v1/statuses/{podcast['id']}")
     assert [r.status for r in checks] == [404]
     deleted = {k for k, r in stored_posts(engine).items() if r.deleted_at is not None}
     assert deleted == {podcast["id"]}
@@ -376,7 +351,7 @@ def test_a_renamed_account_keeps_its_source_row_id_and_posts(
     fake.accounts = {"krisinfo@mastodon.nu": load("account_lookup.json") | renamed}
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
-    assert len(requests_under(feed_server, "/api/v1/accounts/lookup")) == 1
+    assert len(requests_to_endpoint(feed_server, "/api/v1/accounts/lookup")) == 1
     assert stored_posts(engine)[fake.statuses[0]["id"]].author == "@krisinfo@mastodon.nu"
 
     # The admin then writes the new handle: it resolves to the same id and the history goes on.
@@ -385,7 +360,7 @@ def test_a_renamed_account_keeps_its_source_row_id_and_posts(
     )
     outcome = only(collect_all(config, engine))
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
-    lookups = requests_under(feed_server, "/api/v1/accounts/lookup")
+    lookups = requests_to_endpoint(feed_server, "/api/v1/accounts/lookup")
     assert [r.query["acct"] for r in lookups] == [
         "krisinformation@mastodon.nu",
         "krisinfo@mastodon.nu",
@@ -454,7 +429,7 @@ def test_a_refused_token_names_its_environment_variable(
     assert outcome.error == (
         f"Mastodon: credentials invalid or expired (check {TOKEN_ENV}): HTTP 401"
     )
-    sent = requests_under(feed_server, FakeMastodon.list_path)[0].headers
+    sent = requests_to_endpoint(feed_server, FakeMastodon.list_path)[0].headers
     assert sent["authorization"] == "Bearer hemlig-token-123"
     assert "hemlig" not in json.dumps(source_row(engine, "krisinformation")._asdict(), default=str)
 

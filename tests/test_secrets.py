@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from monitor.db import make_engine, upgrade
 from monitor.models import collection_runs, sources
 from tests.conftest import write_config
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route
 
 # Fake credentials, one per platform; each is looked for in everything a user can see.
 SECRETS = {
@@ -38,30 +38,21 @@ def echo(request: Request) -> str:
     return f"cannot serve {request.path} for {request.headers.get('authorization', 'anyone')}"
 
 
-def json_answer(status: int, document: dict[str, Any]) -> Route:
-    return Route(
-        status=status,
-        body=json.dumps(document).encode(),
-        content_type="application/json",
-        validators=False,
-    )
-
-
 def error_answer(platform: str, message: str) -> Route:
     """An error in the platform's own format, so that its message reaches the collector's own
     error mapping."""
-    return {
-        "youtube": lambda: json_answer(
-            400, {"error": {"code": 400, "message": message, "errors": [{"reason": "badRequest"}]}}
+    status, document = {
+        "youtube": (
+            400,
+            {"error": {"code": 400, "message": message, "errors": [{"reason": "badRequest"}]}},
         ),
-        "flickr": lambda: json_answer(200, {"stat": "fail", "code": 99, "message": message}),
-        "x": lambda: json_answer(403, {"title": "Forbidden", "detail": message}),
-        "facebook": lambda: json_answer(
-            400, {"error": {"message": message, "type": "OAuthException", "code": 100}}
-        ),
-        "mastodon": lambda: json_answer(422, {"error": message}),
-        "bluesky": lambda: json_answer(400, {"error": "InvalidRequest", "message": message}),
-    }[platform]()
+        "flickr": (200, {"stat": "fail", "code": 99, "message": message}),
+        "x": (403, {"title": "Forbidden", "detail": message}),
+        "facebook": (400, {"error": {"message": message, "type": "OAuthException", "code": 100}}),
+        "mastodon": (422, {"error": message}),
+        "bluesky": (400, {"error": "InvalidRequest", "message": message}),
+    }[platform]
+    return json_route(document, status)
 
 
 def malformed_header(request: Request) -> Route:

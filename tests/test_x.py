@@ -28,12 +28,13 @@ from collectors.x import (
     snowflake_time,
 )
 from monitor.cli import app
-from monitor.config import Config, load_config
+from monitor.config import Config
 from monitor.models import api_usage, collection_runs, post_metrics, post_revisions, posts
-from monitor.sources import sync_sources
 from monitor.types import CollectStatus
 from tests.conftest import collect_one, source_row, stored_posts, write_config
+from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route, requests_to_endpoint, source_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
 TOKEN = "test-x-bearer-token-omvarld"  # fake; shaped unlike real tokens
@@ -59,16 +60,6 @@ IN_WINDOW = [T1, T2, T3, T4, T5, T6, T7, T8]  # newer than 2026-11-09, the windo
 def load(name: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
     return document
-
-
-def answer(document: dict[str, Any], status: int = 200, **headers: str) -> Route:
-    return Route(
-        body=json.dumps(document, ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json; charset=utf-8",
-        headers=headers,
-        validators=False,
-    )
 
 
 class FakeX:
@@ -121,10 +112,10 @@ class FakeX:
         self.server.add_handler(f"/2/users/by/username/{username}", self._user)
 
     def fail(self, path: str, status: int, fixture: str, **headers: str) -> None:
-        self.failures[path] = answer(load(fixture), status, **headers)
+        self.failures[path] = json_route(load(fixture), status, headers)
 
     def requests(self, path: str) -> list[Request]:
-        return [r for r in self.server.requests if urlsplit(r.path).path == path]
+        return requests_to_endpoint(self.server, path)
 
     def _headers(self) -> dict[str, str]:
         self.remaining -= 1
@@ -140,7 +131,7 @@ class FakeX:
     def _user(self, request: Request) -> Route:
         name = urlsplit(request.path).path.rsplit("/", 1)[-1]
         user = next(u for u in self.users.values() if u["username"] == name)
-        return self._failure(request) or answer({"data": user}, **self._headers())
+        return self._failure(request) or json_route({"data": user}, headers=self._headers())
 
     def _unknown_user(self, request: Request) -> Route:
         name = urlsplit(request.path).path.rsplit("/", 1)[-1]
@@ -150,7 +141,7 @@ class FakeX:
             "resource_id": name,
             "detail": f"Could not find user with username: [{name}].",
         }
-        return self._failure(request) or answer(document, **self._headers())
+        return self._failure(request) or json_route(document, headers=self._headers())
 
     def _timeline(self, request: Request) -> Route:
         failure = self._failure(request)
@@ -176,7 +167,7 @@ class FakeX:
             meta |= {"newest_id": max(page, key=int), "oldest_id": min(page, key=int)}
         if offset + size < len(matching):
             meta["next_token"] = f"7140dibdnow9c7btw{offset + size:03d}"
-        return answer(self._document(page) | {"meta": meta}, **self._headers())
+        return json_route(self._document(page) | {"meta": meta}, headers=self._headers())
 
     def _lookup(self, request: Request) -> Route:
         failure = self._failure(request)
@@ -199,7 +190,7 @@ class FakeX:
                 }
                 for i in missing
             ]
-        return answer(document, **self._headers())
+        return json_route(document, headers=self._headers())
 
     def _document(self, ids: list[str]) -> dict[str, Any]:
         data = [copy.deepcopy(self.tweets[i]) for i in ids]
@@ -223,12 +214,13 @@ def days_since(day: date) -> int:
 
 
 def x_sources(handle: str = "@polisen") -> str:
-    return (
-        f'[[sources]]\nplatform = "x"\nhandle = "{handle}"\norganisation = "Polisen"\n'
-        'key = "polisen"\n\n'
-        '[[sources]]\nplatform = "x"\nhandle = "@krisinformation"\n'
-        'organisation = "Myndigheten för samhällsskydd och beredskap"\n'
-        'key = "krisinformation"\nenabled = false\n\n'
+    polisen = source_table("x", handle=handle, organisation="Polisen", key="polisen")
+    return polisen + source_table(
+        "x",
+        handle="@krisinformation",
+        organisation="Myndigheten för samhällsskydd och beredskap",
+        key="krisinformation",
+        enabled=False,
     )
 
 
@@ -250,10 +242,7 @@ def configure(
         "refresh_days = 3650\n\n"
         f'[platforms.x]\napi_url = "{server.url("")}"\n{platform}\n' + x_sources(handle)
     )
-    url = engine.url.render_as_string(hide_password=False)
-    config = load_config(write_config(tmp_path, url, body))
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
+    return configure_sources(tmp_path, engine, body)
 
 
 def reads(engine: Engine) -> int:
@@ -564,7 +553,7 @@ def test_unknown_account_fails_as_not_found_and_deletes_nothing(
     else:
         fake_x.server.add_handler(
             "/2/users/by/username/polisen_sthlm_gammal",
-            lambda request: answer(load("user_not_found.json")),
+            lambda request: json_route(load("user_not_found.json")),
         )
     config = configure(tmp_path, engine, fake_x.server, handle="@polisen_sthlm_gammal")
     outcome = collect_one(config, engine)
@@ -593,7 +582,7 @@ def test_vanished_account_fails_without_marking_its_posts_deleted(
             }
         ]
     }
-    fake_x.failures[f"/2/users/{POLISEN_ID}/tweets"] = answer(gone)
+    fake_x.failures[f"/2/users/{POLISEN_ID}/tweets"] = json_route(gone)
     outcome = collect_one(config, engine)
 
     assert outcome.error == (
@@ -618,8 +607,7 @@ def test_unreachable_api_is_one_line(tmp_path: Path, engine: Engine, fake_x: Fak
         '[platforms.x]\napi_url = "http://127.0.0.1:9"\n\n'
         '[[sources]]\nplatform = "x"\nhandle = "@polisen"\norganisation = "Polisen"\n'
     )
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
+    config = configure_sources(tmp_path, engine, body)
     outcome = collect_one(config, engine)
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "X: cannot connect to 127.0.0.1"

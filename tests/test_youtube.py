@@ -9,7 +9,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -18,13 +17,11 @@ from typer.testing import CliRunner
 
 from collectors.youtube import parse_duration, read_description, read_uploads_page
 from monitor.cli import app
-from monitor.collect import SourceOutcome, collect_sources
-from monitor.config import Config, load_config
 from monitor.models import api_usage, collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.sources import select_sources, sync_sources
 from monitor.types import CollectStatus
-from tests.conftest import source_row, stored_posts, write_config
+from tests.conftest import collect_one, configure, count, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
+from tests.platforms import json_route, requests_to_endpoint, source_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "youtube"
 # The fixtures are written as if it were this moment; every timestamp is moved to today's.
@@ -56,16 +53,6 @@ def load(name: str) -> Any:
     return json.loads(shift_times((FIXTURES / name).read_text(encoding="utf-8")))
 
 
-def json_route(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Route:
-    return Route(
-        body=json.dumps(body, ensure_ascii=False).encode(),
-        status=status,
-        content_type="application/json; charset=UTF-8",
-        headers=headers or {},
-        validators=False,
-    )
-
-
 class FakeYouTube:
     """channels.list, playlistItems.list and videos.list on the loopback server, answering from
     the fixtures as the Data API does; tests change the data between runs."""
@@ -94,7 +81,7 @@ class FakeYouTube:
         return self.server.url(API)
 
     def requests(self, endpoint: str) -> list[Request]:
-        return [r for r in self.server.requests if urlsplit(r.path).path == f"{API}/{endpoint}"]
+        return requests_to_endpoint(self.server, f"{API}/{endpoint}")
 
     def video(self, video_id: str) -> dict[str, Any]:
         return self.videos[video_id]
@@ -132,33 +119,13 @@ def youtube(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FakeYou
 def youtube_source(
     handle: str = "@skatteverket", key: str = "skatteverket", **extra: str | bool
 ) -> str:
-    lines = [
-        "[[sources]]",
-        'platform = "youtube"',
-        f'handle = "{handle}"',
-        'organisation = "Skatteverket"',
-        f'key = "{key}"',
-    ]
-    lines += [f"{name} = {json.dumps(value)}" for name, value in extra.items()]
-    return "\n".join(lines) + "\n\n"
+    return source_table("youtube", handle=handle, organisation="Skatteverket", key=key, **extra)
 
 
 def settings(youtube: FakeYouTube, collect: str = "", platform: str = "") -> str:
     """The [collect] and [platforms.youtube] tables, pointing the API at the loopback server."""
     text = f"[collect]\n{collect}\n" if collect else ""
     return text + f'[platforms.youtube]\napi_url = "{youtube.api_url}"\n{platform}\n'
-
-
-def configure(tmp_path: Path, engine: Engine, body: str) -> Config:
-    config = load_config(write_config(tmp_path, engine.url.render_as_string(False), body))
-    sync_sources(engine, config, datetime.now(UTC))
-    return config
-
-
-def collect_once(config: Config, engine: Engine) -> SourceOutcome:
-    rows = select_sources(engine, now=datetime.now(UTC), everything=True)
-    (outcome,) = collect_sources(config, engine, rows)
-    return outcome
 
 
 def units_today(engine: Engine) -> int:
@@ -169,11 +136,6 @@ def units_today(engine: Engine) -> int:
     return units or 0
 
 
-def count(engine: Engine, table: sa.Table) -> int:
-    with engine.connect() as connection:
-        return connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-
-
 # ---------------------------------------------------------------------------- the API, end to end
 
 
@@ -182,7 +144,7 @@ def test_first_run_backfills_thirty_days_over_pages_past_an_out_of_order_video(
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.error is None
     assert outcome.counts.new == 6
@@ -206,7 +168,7 @@ def test_video_fields_counts_and_live_streams_are_stored(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
 
     video = stored_posts(engine)["dK3v9Qm2TfA"]
     assert video.kind == "video"
@@ -253,7 +215,7 @@ def test_backfill_stops_at_backfill_posts_before_the_window_ends(
     body = settings(youtube, collect="backfill_posts = 4") + youtube_source()
     config = configure(tmp_path, engine, body)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.counts.new == 4
     assert sorted(stored_posts(engine)) == sorted(RECENT)
@@ -264,11 +226,11 @@ def test_second_run_reads_only_new_uploads_and_refreshes_recent_videos(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     youtube.server.requests.clear()
     youtube.publish_new_video()
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
     assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (1, 0, 4)
@@ -286,11 +248,11 @@ def test_changed_counts_append_a_metrics_row_only_for_that_video(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     statistics = youtube.video("dK3v9Qm2TfA")["statistics"]
     statistics |= {"viewCount": "2051", "likeCount": "57", "commentCount": "9"}
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert (outcome.counts.updated, outcome.counts.metrics) == (0, 1)
     assert count(engine, post_revisions) == 0
@@ -309,11 +271,11 @@ def test_edited_title_keeps_the_previous_version_as_a_revision(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     original = stored_posts(engine)["Xr7bLpW0sNe"]
     youtube.video("Xr7bLpW0sNe")["snippet"]["title"] = "Flytta till Sverige – så folkbokför du dig"
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert (outcome.counts.new, outcome.counts.updated) == (0, 1)
     edited = stored_posts(engine)["Xr7bLpW0sNe"]
@@ -327,10 +289,10 @@ def test_recent_video_missing_from_the_api_is_marked_deleted(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     del youtube.videos["h_4YcZt8uJk"]
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK
     deleted = {key for key, row in stored_posts(engine).items() if row.deleted_at is not None}
@@ -342,7 +304,7 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     before = source_row(engine, "skatteverket")
     youtube.handles = {"@skatteverketsverige"}
     youtube.channel["items"][0]["snippet"]["customUrl"] = "@skatteverketsverige"
@@ -351,7 +313,7 @@ def test_renamed_channel_keeps_its_source_row_id_and_posts(
         tmp_path, engine, settings(youtube) + youtube_source(handle="@skatteverketsverige")
     )
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.counts.new == 0
     after = source_row(engine, "skatteverket")
@@ -371,7 +333,7 @@ def test_mentions_keep_watched_channels_and_only_count_the_others(
 ) -> None:
     watched = youtube_source("@Krisinformation", "krisinformation", enabled=False)
     config = configure(tmp_path, engine, settings(youtube) + youtube_source() + watched)
-    collect_once(config, engine)
+    collect_one(config, engine)
 
     video = stored_posts(engine)["dK3v9Qm2TfA"]
     assert video.mentions == ["@Krisinformation"]
@@ -406,7 +368,7 @@ def test_rate_limit_fails_the_attempt_reschedules_and_stores_nothing(
     youtube.failures["playlistItems"] = route
     before = datetime.now(UTC)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith(f"YouTube: rate limited ({reason})")
@@ -432,7 +394,7 @@ def test_refused_key_fails_naming_the_environment_variable(
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
     youtube.failures["channels"] = json_route(load(fixture), status)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == (
@@ -451,7 +413,7 @@ def test_unknown_handle_is_account_not_found(
     if answer == "404":
         youtube.failures["channels"] = json_route(load("error_playlist_not_found.json"), 404)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith(
@@ -464,11 +426,11 @@ def test_vanished_channel_is_a_failure_and_never_deletes_its_videos(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
-    collect_once(config, engine)
+    collect_one(config, engine)
     youtube.failures["playlistItems"] = json_route(load("error_playlist_not_found.json"), 404)
     youtube.channel = load("channels_none.json")
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error and outcome.error.startswith(
@@ -484,7 +446,7 @@ def test_server_error_is_transient_and_stores_nothing(
     config = configure(tmp_path, engine, settings(youtube) + youtube_source())
     youtube.failures["videos"] = json_route(load("error_backend.json"), 503)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == "YouTube: temporary server error (HTTP 503); retried later"
@@ -502,7 +464,7 @@ def test_spent_budget_falls_back_to_the_channel_feed_then_asks_the_api_nothing(
     body = settings(youtube, platform="daily_quota_units = 2")
     config = configure(tmp_path, engine, body + youtube_source(url=youtube.feed_url))
 
-    first = collect_once(config, engine)
+    first = collect_one(config, engine)
 
     assert first.status is CollectStatus.PARTIAL
     assert first.error == ("YouTube: quota spent; used the channel feed (2 of 2 units used today)")
@@ -515,7 +477,7 @@ def test_spent_budget_falls_back_to_the_channel_feed_then_asks_the_api_nothing(
     assert units_today(engine) == 2 and source_row(engine, "skatteverket").platform_id == CHANNEL
     api_calls = len(youtube.server.requests) - 1
 
-    second = collect_once(config, engine)
+    second = collect_one(config, engine)
 
     assert second.status is CollectStatus.NOT_MODIFIED  # the feed answered 304
     assert second.error and "quota spent; used the channel feed" in second.error
@@ -529,10 +491,10 @@ def test_quota_exceeded_answer_takes_only_new_videos_from_the_feed(
     tmp_path: Path, engine: Engine, youtube: FakeYouTube
 ) -> None:
     config = configure(tmp_path, engine, settings(youtube) + youtube_source(url=youtube.feed_url))
-    collect_once(config, engine)
+    collect_one(config, engine)
     youtube.failures["playlistItems"] = json_route(load("error_quota.json"), 403)
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.PARTIAL
     assert outcome.error == (
@@ -552,7 +514,7 @@ def test_without_a_key_the_channel_feed_is_collected(
     youtube = FakeYouTube(feed_server)
     config = configure(tmp_path, engine, youtube_source(CHANNEL, url=youtube.feed_url))
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.OK and outcome.error is None
     assert outcome.counts.new == 4
@@ -573,7 +535,7 @@ def test_without_a_key_a_handle_cannot_be_resolved_and_says_how_to_fix_it(
     monkeypatch.delenv("YOUTUBE_API_KEY", raising=False)
     config = configure(tmp_path, engine, youtube_source())
 
-    outcome = collect_once(config, engine)
+    outcome = collect_one(config, engine)
 
     assert outcome.status is CollectStatus.FAILED
     assert outcome.error == (
