@@ -1,0 +1,71 @@
+"""The post filters `posts search` and `export` share (monitor.filters.PostFilter): their
+options, and the checks of the values given."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+
+from monitor.cli.common import MAX_INTEGER, fail, parse_moment_option
+
+# The filters `posts search` and `export` share (monitor.filters.PostFilter).
+SinceOption = Annotated[
+    str | None, typer.Option(help="Published since (2026-11-01, 2026-11-01T08:00 or 7d).")
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
+]
+PlatformsOption = Annotated[
+    list[str] | None, typer.Option("--platform", help="Only this platform (repeat for several).")
+]
+SourcesOption = Annotated[
+    list[str] | None, typer.Option("--source", help="Only this source (its key).")
+]
+OrganisationsOption = Annotated[
+    list[str] | None, typer.Option("--organisation", help="Only this organisation.")
+]
+GroupsOption = Annotated[
+    list[str] | None, typer.Option("--group", help="Only sources in this group.")
+]
+KindsOption = Annotated[list[str] | None, typer.Option("--kind", help="Only this kind of post.")]
+MinEngagementOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0, max=MAX_INTEGER, help="Latest likes+reposts+replies+quotes+reactions at least."
+    ),
+]
+
+
+def post_filter(
+    since: str | None,
+    until: str | None,
+    platform: list[str] | None,
+    source: list[str] | None,
+    organisation: list[str] | None,
+    group: list[str] | None,
+    kind: list[str] | None,
+    min_engagement: int | None,
+) -> Any:
+    """The PostFilter the shared options say."""
+    from monitor.filters import PostFilter
+
+    return PostFilter(
+        since=parse_moment_option("--since", since) if since else None,
+        until=parse_moment_option("--until", until) if until else None,
+        platforms=tuple(platform or ()),
+        sources=tuple(source or ()),
+        organisations=tuple(organisation or ()),
+        groups=tuple(group or ()),
+        kinds=tuple(kind or ()),
+        min_engagement=min_engagement,
+    )
+
+
+def check_known(option: str, values: list[str] | None, known: Sequence[str]) -> None:
+    unknown = [v for v in values or () if v not in known]
+    if unknown:
+        fail(
+            f"{option}: unknown {', '.join(map(repr, unknown))}; expected one of {', '.join(known)}"
+        )
