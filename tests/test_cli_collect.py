@@ -128,7 +128,7 @@ def test_unreachable_database_is_one_line_and_exit_two(tmp_path: Path) -> None:
 
 
 def test_status_warns_when_x_reads_pass_four_fifths_of_the_monthly_budget() -> None:
-    from monitor.cli.collect import describe_api_usage
+    from monitor.usage import describe_api_usage
     from monitor.config import Config, PlatformConfig
     from monitor.types import ApiUsage
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from monitor.config import Config
     from monitor.queries import SourceHealth
     from monitor.sources import LeaseHolder
-    from monitor.types import ApiUsage
 
 
 @app.command("collect")
@@ -229,6 +228,7 @@ def status(
     from monitor.queries import list_source_health
     from monitor.sources import count_due_sources
     from monitor.store import read_api_usage
+    from monitor.usage import describe_api_usage
 
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
@@ -288,24 +288,3 @@ def _with_current_skip_reason(config: Config, health: SourceHealth) -> SourceHea
     return replace(
         health, last_error=reason or "nothing is missing now: collected at its next check"
     )
-
-
-# Warn before a metered API's budget runs out, while there is still time to act.
-BUDGET_WARNING_SHARE = 0.8
-
-
-def describe_api_usage(config: Config, usage: ApiUsage) -> list[str]:
-    """Lines on metered APIs: X reads this month against its budget, YouTube quota today."""
-    lines = []
-    budget = config.platform("x").monthly_read_budget
-    spent = usage.this_month.get("x", 0)
-    if budget or spent:
-        share = f" of {budget:,} ({spent / budget:.0%})" if budget else " (no budget set)"
-        warning = "WARNING: " if budget and spent >= BUDGET_WARNING_SHARE * budget else ""
-        stopped = "; X collection stopped until next month" if budget and spent >= budget else ""
-        lines.append(f"{warning}X reads this month: {spent:,}{share}{stopped}")
-    quota = config.platform("youtube").daily_quota_units or 10_000
-    units = usage.today.get("youtube", 0)
-    if units:
-        lines.append(f"YouTube API quota today: {units:,} of {quota:,} units")
-    return lines

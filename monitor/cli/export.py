@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,12 +27,13 @@ from monitor.cli.filters import (
     SourcesOption,
     UntilOption,
     check_known,
+    check_source_keys,
     post_filter,
 )
 from monitor.cli.root import app
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    pass
 
 
 archive_app = typer.Typer(
@@ -95,7 +95,7 @@ def export(
     chosen = post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
     refuse_own_files(ctx.obj.config(), "--out", output, dictionary_path(output))
     engine = ctx.obj.synced_engine()
-    _check_source_keys(engine, source or [])
+    check_source_keys(engine, source or [])
     try:
         with sigterm_as_interrupt():
             dataset, export_format = Dataset(what), ExportFormat(chosen_format)
@@ -174,24 +174,6 @@ def archive_verify(
         report.provenance or f"{ctx.obj.config_path} not found: not checked against an audit log",
         markup=False,
     )
-
-
-def _check_source_keys(engine: Engine, keys: Sequence[str]) -> None:
-    """A mistyped --source fails loudly instead of exporting nothing."""
-    import sqlalchemy as sa
-
-    from monitor.models import sources
-
-    if not keys:
-        return
-    with engine.connect() as connection:
-        known = set(connection.scalars(sa.select(sources.c.key).where(sources.c.key.in_(keys))))
-    unknown = [k for k in keys if k not in known]
-    if unknown:
-        fail(
-            f"--source: no source with key {', '.join(map(repr, unknown))};"
-            " `omvarld sources list --inactive` shows them"
-        )
 
 
 def describe_size(size: int) -> str:

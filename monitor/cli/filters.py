@@ -4,11 +4,14 @@ options, and the checks of the values given."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from monitor.cli.common import MAX_INTEGER, fail, parse_moment_option
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # The filters `posts search` and `export` share (monitor.filters.PostFilter).
 SinceOption = Annotated[
@@ -68,4 +71,16 @@ def check_known(option: str, values: list[str] | None, known: Sequence[str]) -> 
     if unknown:
         fail(
             f"{option}: unknown {', '.join(map(repr, unknown))}; expected one of {', '.join(known)}"
+        )
+
+
+def check_source_keys(engine: Engine, keys: Sequence[str]) -> None:
+    """A mistyped --source fails loudly instead of matching nothing."""
+    from monitor.sources import find_unknown_source_keys
+
+    unknown = find_unknown_source_keys(engine, keys)
+    if unknown:
+        fail(
+            f"--source: no source with key {', '.join(map(repr, unknown))};"
+            " `omvarld sources list --inactive` shows them"
         )
