@@ -26,8 +26,7 @@ from monitor.cli.filters import (
     SinceOption,
     SourcesOption,
     UntilOption,
-    check_known,
-    check_source_keys,
+    check_stored,
     post_filter,
 )
 from monitor.cli.root import app
@@ -77,9 +76,7 @@ def export(
 ) -> None:
     """Export stored posts, or their engagement history, with a data dictionary beside the
     file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
-    from monitor.config import PLATFORMS
     from monitor.export import Dataset, ExportError, ExportFormat, dictionary_path, export_dataset
-    from monitor.types import KINDS
 
     if what not in EXPORT_DATASETS:
         fail(f"export: expected posts or metrics, got {what!r}")
@@ -90,12 +87,10 @@ def export(
             if file_format
             else f"--format: give csv, jsonl or parquet ({output.name} does not say which)"
         )
-    check_known("--platform", platform, PLATFORMS)
-    check_known("--kind", kind, KINDS)
     chosen = post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
     refuse_own_files(ctx.obj.config(), "--out", output, dictionary_path(output))
     engine = ctx.obj.synced_engine()
-    check_source_keys(engine, source or [])
+    check_stored(engine, chosen)
     try:
         with sigterm_as_interrupt():
             dataset, export_format = Dataset(what), ExportFormat(chosen_format)

@@ -4,7 +4,7 @@ options, and the checks of the values given."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,8 @@ from monitor.cli.common import MAX_INTEGER, fail, parse_moment_option
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from monitor.filters import PostFilter
 
 # The filters `posts search` and `export` share (monitor.filters.PostFilter).
 SinceOption = Annotated[
@@ -50,10 +52,15 @@ def post_filter(
     group: list[str] | None,
     kind: list[str] | None,
     min_engagement: int | None,
-) -> Any:
-    """The PostFilter the shared options say."""
+) -> PostFilter:
+    """The PostFilter the shared options say, its platforms and kinds checked; the values
+    that name what is stored are checked by `check_stored` once the database is open."""
+    from monitor.config import PLATFORMS
     from monitor.filters import PostFilter
+    from monitor.types import KINDS
 
+    check_known("--platform", platform, PLATFORMS)
+    check_known("--kind", kind, KINDS)
     return PostFilter(
         since=parse_moment_option("--since", since) if since else None,
         until=parse_moment_option("--until", until) if until else None,
@@ -66,12 +73,21 @@ def post_filter(
     )
 
 
-def check_known(option: str, values: list[str] | None, known: Sequence[str]) -> None:
+def check_known(option: str, values: Sequence[str] | None, known: Sequence[str]) -> None:
     unknown = [v for v in values or () if v not in known]
     if unknown:
-        fail(
-            f"{option}: unknown {', '.join(map(repr, unknown))}; expected one of {', '.join(known)}"
-        )
+        expected = f"expected one of {', '.join(known)}" if known else "there are none"
+        fail(f"{option}: unknown {', '.join(map(repr, unknown))}; {expected}")
+
+
+def check_stored(engine: Engine, chosen: PostFilter) -> None:
+    """A mistyped --source or --group fails loudly instead of matching nothing (it printed
+    "no stored posts match" and exited 0)."""
+    from monitor.sources import list_source_groups
+
+    check_source_keys(engine, chosen.sources)
+    if chosen.groups:
+        check_known("--group", chosen.groups, list_source_groups(engine))
 
 
 def check_source_keys(engine: Engine, keys: Sequence[str]) -> None:

@@ -29,6 +29,7 @@ from monitor.cli.filters import (
     SinceOption,
     SourcesOption,
     UntilOption,
+    check_stored,
     post_filter,
 )
 from monitor.cli.root import app
@@ -102,6 +103,7 @@ def posts_search(
     chosen = post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
+    check_stored(engine, chosen)
     try:
         hits = search_posts(engine, query, chosen, limit)
     except QueryError as error:
