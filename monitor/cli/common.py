@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# Without --config or OMVARLD_CONFIG, in the current directory. Here, not in monitor.config:
+# `omvarld --help` shows it without loading the config validation (pydantic).
 DEFAULT_CONFIG_PATH = "config.toml"
 
 # Past this, a number is a typo or an attack, and SQLite cannot bind an integer over 2**63 - 1.

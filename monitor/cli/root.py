@@ -62,8 +62,6 @@ def main_options(
 def main() -> None:
     """The console script: every way a command ends is an exit code and at most one line on
     stderr; a traceback only with -v."""
-    import sqlalchemy as sa
-
     try:
         # Not standalone: Typer would print a usage mistake as a framed panel of several lines.
         code = app(standalone_mode=False)
@@ -72,20 +70,26 @@ def main() -> None:
     except typer.Abort:  # Ctrl-D at a confirmation prompt
         err.print("Aborted.")
         sys.exit(EXIT_FAILED)
-    except sa.exc.SQLAlchemyError as error:
-        # The database went away or refused mid-command: one line, not a traceback.
-        from monitor.db import first_line
-
-        _print_traceback_if_verbose()
-        err.print(f"error: database: {_one_line(first_line(error))}", markup=False)
-        sys.exit(EXIT_FAILED)
     except Exception as error:
         _print_traceback_if_verbose()
-        message = _one_line(str(error)) or type(error).__name__
-        err.print(f"internal error: {message}; run with -v for details", markup=False)
+        if _is_database_error(error):
+            # The database went away or refused mid-command: one line, not a traceback.
+            from monitor.db import first_line
+
+            err.print(f"error: database: {_one_line(first_line(error))}", markup=False)
+        else:
+            message = _one_line(str(error)) or type(error).__name__
+            err.print(f"internal error: {message}; run with -v for details", markup=False)
         sys.exit(EXIT_FAILED)
     # A command returns None; an Exit (ours, or Ctrl-C's 130) comes back as its code.
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_database_error(error: Exception) -> bool:
+    # Asked of the loaded module, not imported for the question: `omvarld --help` stays free of
+    # SQLAlchemy, and only a command that loaded it can have raised its errors.
+    sqlalchemy = sys.modules.get("sqlalchemy")
+    return sqlalchemy is not None and isinstance(error, sqlalchemy.exc.SQLAlchemyError)
 
 
 def _report_usage_error(error: Any) -> int:
