@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,8 +16,7 @@ from monitor.cli.common import EXIT_FAILED, MAX_INTEGER, PLAIN_HELP, fail, out, 
 from monitor.cli.root import app
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
+    from digest.archive import PlannedSend
     from monitor.config import Config
 
 digest_app = typer.Typer(help="Preview, send and read the weekly digests.", **PLAIN_HELP)
@@ -86,7 +85,7 @@ def digest_send(
     ] = None,
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
-    from digest.archive import FAILED, STALE_SENDING
+    from digest.archive import FAILED, plan_sends
     from digest.delivery import plan_delivery
     from digest.mail import MailConfigError, deliver_digests, make_preparer
 
@@ -100,10 +99,15 @@ def digest_send(
 
     prepare = make_preparer(engine, config, chosen_week, now)
     if dry_run:
-        _print_send_plan(
-            engine, recipients, str(chosen_week), now, STALE_SENDING, prepare,
-            config.digest.max_attempts,
-        )  # fmt: skip
+        plans = plan_sends(
+            engine,
+            recipients,
+            str(chosen_week),
+            now,
+            prepare,
+            max_attempts=config.digest.max_attempts,
+        )
+        _print_send_plan(plans)
         out.print(f"Dry run for {chosen_week} via {via}: nothing sent or recorded.", markup=False)
         return
     try:
@@ -138,33 +142,11 @@ def digest_send(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print_send_plan(
-    engine: Engine,
-    recipients: Sequence[Any],
-    week: str,
-    now: datetime,
-    stale_after: timedelta,
-    prepare: Any,
-    max_attempts: int,
-) -> None:
-    """--dry-run: per recipient, what a send would do, and the subject it would carry."""
-    from digest.archive import decide_action, list_digests
-
-    archived = {r.recipient: r for r in list_digests(engine, week)}
+def _print_send_plan(plans: Sequence[PlannedSend]) -> None:
     table = Table("recipient", "would", "subject", "size")
-    for person in recipients:
-        action = decide_action(archived.get(person.email), now, stale_after, max_attempts)
-        subject = size = ""
-        if action in ("send", "retry"):
-            rendered = prepare(person)
-            if rendered is None:
-                action = "skip (empty)"
-            else:
-                subject = rendered.subject
-                size = f"{len(rendered.html.encode()) // 1024} KB HTML"
-        elif action == "resend":
-            subject = archived[person.email].subject or ""
-        table.add_row(person.email, action, subject, size)
+    for plan in plans:
+        size = "" if plan.html_bytes is None else f"{plan.html_bytes // 1024} KB HTML"
+        table.add_row(plan.recipient, plan.action, plan.subject, size)
     out.print(table)
 
 
