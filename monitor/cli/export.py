@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from monitor.cli import filters
 from monitor.cli.common import (
     EXIT_FAILED,
     PLAIN_HELP,
@@ -16,18 +17,6 @@ from monitor.cli.common import (
     plural,
     refuse_own_files,
     sigterm_as_interrupt,
-)
-from monitor.cli.filters import (
-    GroupsOption,
-    KindsOption,
-    MinEngagementOption,
-    OrganisationsOption,
-    PlatformsOption,
-    SinceOption,
-    SourcesOption,
-    UntilOption,
-    check_stored,
-    post_filter,
 )
 from monitor.cli.root import app
 
@@ -65,14 +54,14 @@ def export(
         str | None,
         typer.Option("--format", help="csv, jsonl or parquet (default: from --out's extension)."),
     ] = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    platform: PlatformsOption = None,
-    source: SourcesOption = None,
-    organisation: OrganisationsOption = None,
-    group: GroupsOption = None,
-    kind: KindsOption = None,
-    min_engagement: MinEngagementOption = None,
+    since: filters.SinceOption = None,
+    until: filters.UntilOption = None,
+    platform: filters.PlatformsOption = None,
+    source: filters.SourcesOption = None,
+    organisation: filters.OrganisationsOption = None,
+    group: filters.GroupsOption = None,
+    kind: filters.KindsOption = None,
+    min_engagement: filters.MinEngagementOption = None,
 ) -> None:
     """Export stored posts, or their engagement history, with a data dictionary beside the
     file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
@@ -87,10 +76,12 @@ def export(
             if file_format
             else f"--format: give csv, jsonl or parquet ({output.name} does not say which)"
         )
-    chosen = post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
+    chosen = filters.post_filter(
+        since, until, platform, source, organisation, group, kind, min_engagement
+    )
     refuse_own_files(ctx.obj.config(), "--out", output, dictionary_path(output))
     engine = ctx.obj.synced_engine()
-    check_stored(engine, chosen)
+    filters.check_stored(engine, chosen)
     try:
         with sigterm_as_interrupt():
             dataset, export_format = Dataset(what), ExportFormat(chosen_format)
@@ -114,8 +105,8 @@ def archive_export(
     output: Annotated[
         Path, typer.Option("--out", help="A new or empty directory for the archive.")
     ],
-    since: SinceOption = None,
-    until: UntilOption = None,
+    since: filters.SinceOption = None,
+    until: filters.UntilOption = None,
 ) -> None:
     """Write one source's posts, earlier versions, raw payloads and counts, with a manifest and
     SHA256SUMS, to DIR; the export is recorded in the audit log."""

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from monitor.cli import filters
 from monitor.cli.common import (
     PLAIN_HELP,
     err,
@@ -19,18 +20,6 @@ from monitor.cli.common import (
     shown,
     when,
     zone_of,
-)
-from monitor.cli.filters import (
-    GroupsOption,
-    KindsOption,
-    MinEngagementOption,
-    OrganisationsOption,
-    PlatformsOption,
-    SinceOption,
-    SourcesOption,
-    UntilOption,
-    check_stored,
-    post_filter,
 )
 from monitor.cli.root import app
 
@@ -82,14 +71,14 @@ def posts_search(
             show_default=False,
         ),
     ],
-    since: SinceOption = None,
-    until: UntilOption = None,
-    platform: PlatformsOption = None,
-    source: SourcesOption = None,
-    organisation: OrganisationsOption = None,
-    group: GroupsOption = None,
-    kind: KindsOption = None,
-    min_engagement: MinEngagementOption = None,
+    since: filters.SinceOption = None,
+    until: filters.UntilOption = None,
+    platform: filters.PlatformsOption = None,
+    source: filters.SourcesOption = None,
+    organisation: filters.OrganisationsOption = None,
+    group: filters.GroupsOption = None,
+    kind: filters.KindsOption = None,
+    min_engagement: filters.MinEngagementOption = None,
     output: Annotated[
         str, typer.Option("--format", help="table, csv or jsonl (one JSON object a line).")
     ] = "table",
@@ -100,10 +89,12 @@ def posts_search(
 
     if output not in ("table", "csv", "jsonl"):
         fail(f"--format: expected table, csv or jsonl, got {output!r}")
-    chosen = post_filter(since, until, platform, source, organisation, group, kind, min_engagement)
+    chosen = filters.post_filter(
+        since, until, platform, source, organisation, group, kind, min_engagement
+    )
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
-    check_stored(engine, chosen)
+    filters.check_stored(engine, chosen)
     try:
         hits = search_posts(engine, query, chosen, limit)
     except QueryError as error:
