@@ -14,10 +14,12 @@ duplicate after a crash to a digest silently never delivered.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_string, policy
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,6 +27,10 @@ from sqlalchemy.engine import Engine
 from monitor.config import MAX_ATTEMPTS
 from monitor.models import digests
 from monitor.store import insert_for
+
+if TYPE_CHECKING:
+    from digest.mail import RenderedMail
+    from digest.model import Recipient
 
 # A `sending` row older than this was left by a crashed sender and may be sent again (see above).
 STALE_SENDING = timedelta(hours=1)
@@ -83,6 +89,49 @@ def decide_action(
     if record.status == SENDING:
         return "resend" if record.claimed_at < now - stale_after else "leave (being sent)"
     return f"leave ({record.status})"
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """What `digest send` would do with one recipient's digest: the answer of --dry-run."""
+
+    recipient: str
+    action: str  # decide_action's, or "skip (empty)" for a digest with nothing to report
+    subject: str = ""
+    html_bytes: int | None = None  # of the digest as it would be composed now
+
+
+def plan_sends(
+    engine: Engine,
+    recipients: Sequence[Recipient],
+    week: str,
+    now: datetime,
+    prepare: Callable[[Recipient], RenderedMail | None],
+    *,
+    stale_after: timedelta = STALE_SENDING,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[PlannedSend]:
+    """Per recipient, what a send would do and the subject it would carry; records nothing. A
+    digest that would be sent is composed (`prepare`, as a send does) to tell an empty one."""
+    archived = {r.recipient: r for r in list_digests(engine, week)}
+    plans = []
+    for person in recipients:
+        record = archived.get(person.email)
+        action = decide_action(record, now, stale_after, max_attempts)
+        if action in ("send", "retry"):
+            rendered = prepare(person)
+            plans.append(
+                PlannedSend(person.email, "skip (empty)")
+                if rendered is None
+                else PlannedSend(
+                    person.email, action, rendered.subject, len(rendered.html.encode())
+                )
+            )
+        elif action == "resend" and record is not None:
+            plans.append(PlannedSend(person.email, action, record.subject or ""))
+        else:
+            plans.append(PlannedSend(person.email, action))
+    return plans
 
 
 def claim_digest(

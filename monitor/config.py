@@ -39,7 +39,6 @@ from pydantic import (
 PLATFORMS = ("feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr")
 Platform = Literal["feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr"]
 
-DEFAULT_CONFIG_PATH = "config.toml"
 DEFAULT_DATABASE_URL = "sqlite:///omvarld.db"
 
 # Which environment-variable setting a platform cannot work without. Platforms absent here work

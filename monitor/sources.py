@@ -292,3 +292,21 @@ def count_due_sources(engine: Engine, now: datetime) -> int:
             .where(sources.c.id.in_(_selection(now, False, (), None)), free)
         )
         return int(connection.execute(query).scalar_one())
+
+
+def find_unknown_source_keys(engine: Engine, keys: Sequence[str]) -> list[str]:
+    """The keys, of those given, that no stored source has (active or not: a source no longer
+    configured keeps its posts), so that a mistyped key fails instead of matching nothing."""
+    if not keys:
+        return []
+    with engine.connect() as connection:
+        known = set(connection.scalars(sa.select(sources.c.key).where(sources.c.key.in_(keys))))
+    return [k for k in keys if k not in known]
+
+
+def list_source_groups(engine: Engine) -> list[str]:
+    """Every group a stored source is in (active or not), sorted: what a group filter can
+    match."""
+    with engine.connect() as connection:
+        lists = connection.scalars(sa.select(sources.c.groups))
+        return sorted({group for groups in lists for group in groups or ()})

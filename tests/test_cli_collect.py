@@ -128,9 +128,9 @@ def test_unreachable_database_is_one_line_and_exit_two(tmp_path: Path) -> None:
 
 
 def test_status_warns_when_x_reads_pass_four_fifths_of_the_monthly_budget() -> None:
-    from monitor.cli import describe_api_usage
     from monitor.config import Config, PlatformConfig
     from monitor.types import ApiUsage
+    from monitor.usage import describe_api_usage
 
     config = Config(
         path=Path("config.toml"), platforms={"x": PlatformConfig(monthly_read_budget=10_000)}

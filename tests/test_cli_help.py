@@ -84,3 +84,28 @@ def test_version_prints_the_installed_version_as_a_process() -> None:
         f"omvarld {version('omvarld')}\n",
         "",
     )
+
+
+# What `omvarld --help` must not load: the database, the HTTP and feed libraries, the scheduler
+# and the config validation cost a second of start-up together, and help needs none of them.
+HEAVY = ("sqlalchemy", "aiohttp", "feedparser", "tweepy", "apscheduler", "pydantic")
+
+
+def test_help_imports_none_of_the_heavy_libraries() -> None:
+    # lemon24/reader's lazy-import test: -X importtime names every module the process imports.
+    process = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "monitor", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert process.returncode == 0, process.stderr
+    assert "collect" in process.stdout
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in process.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "monitor.cli" in imported  # the check reads the output it means to
+    assert sorted({name.split(".")[0] for name in imported} & set(HEAVY)) == []

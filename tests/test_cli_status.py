@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import write_config
 
@@ -77,3 +78,23 @@ def test_status_stops_asking_for_a_token_once_it_is_set(skipped_facebook_source:
     assert shown.returncode == 0, shown.stderr
     assert "credentials missing" not in shown.stdout
     assert skip_reasons(shown.stdout) == ["nothing is missing now: collected at its next check"]
+
+
+def test_a_database_error_mid_command_is_one_line_and_exit_1(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The schema says it is current, but a table is gone (a hand-made "repair"): the error
+    # comes from SQLAlchemy inside the command, which `main` reports without importing it first.
+    config = write_config(tmp_path, database_url)
+    assert omvarld(config, "db", "upgrade").returncode == 0
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE collection_runs"))
+    engine.dispose()
+
+    result = omvarld(config, "status")
+
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: database: ")
+    assert "collection_runs" in line

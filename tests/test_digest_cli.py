@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,20 @@ def test_dry_run_shows_who_would_get_what_and_changes_nothing(config: Path, smtp
     assert "nothing sent or recorded" in result.stdout
     assert smtp.mailbox.received == []
     assert digest(config, "list").stdout.strip() == "No digests archived."
+
+
+def test_dry_run_after_a_send_retries_the_failed_and_leaves_the_rest(
+    config: Path, smtp: Server
+) -> None:
+    smtp.mailbox.refused["anna@example.se"] = "550 5.1.1 No such user"
+    assert digest(config, "send", "--week", WEEK).exit_code == 1
+
+    result = digest(config, "send", "--week", WEEK, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert re.search(r"│ retry +│ \S.* KB HTML", rows(result)["anna@example.se"])
+    assert "│ leave (skipped) " in rows(result)["bo@example.se"]
+    assert smtp.mailbox.received == []
 
 
 def test_send_with_outbox_delivers_into_the_folder_once(

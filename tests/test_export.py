@@ -232,6 +232,24 @@ def test_mistyped_source_or_platform_is_a_usage_error_and_writes_nothing(
     assert list(out.iterdir()) == []
 
 
+def test_a_group_no_source_is_in_is_a_usage_error_naming_the_groups(
+    engine: Engine, sample: Sample, tmp_path: Path
+) -> None:
+    # `--group kommun` exported an empty file and exited 0, like `posts search` did.
+    out = tmp_path / "x.csv"
+
+    result = runner.invoke(
+        app, ["--config", str(sample.config), "export", "posts", "--out", str(out),
+              "--group", "kommun"],
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: --group: unknown 'kommun'; expected one of blåljus, kommuner, myndigheter"
+    ]
+    assert not out.exists()
+
+
 def test_erased_posts_are_never_exported(engine: Engine, sample: Sample, tmp_path: Path) -> None:
     for file_format in ExportFormat:
         out = tmp_path / f"posts.{file_format}"

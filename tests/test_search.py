@@ -23,7 +23,7 @@ from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.search import QueryError, SearchHit, make_excerpt, parse_query, search_posts
 from monitor.store import Attempt, record_attempt
-from monitor.types import CollectResult, CollectStatus, PostData, SourceState
+from monitor.types import KINDS, CollectResult, CollectStatus, PostData, SourceState
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
 
@@ -402,3 +402,50 @@ def test_cli_search_refuses_bad_input_with_one_line_and_exit_2(
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
     assert line.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--platform", "fed", "error: --platform: unknown 'fed'; expected one of feed, "),
+        (
+            "--kind",
+            "artikel",
+            f"error: --kind: unknown 'artikel'; expected one of {', '.join(KINDS)}",
+        ),
+        (
+            "--source",
+            "katrineholms",
+            "error: --source: no source with key 'katrineholms';"
+            " `omvarld sources list --inactive` shows them",
+        ),
+        (
+            "--group",
+            "kommun",
+            "error: --group: unknown 'kommun'; expected one of kommuner, sörmland",
+        ),
+    ],
+)
+def test_cli_search_refuses_a_filter_value_that_matches_nothing_stored(
+    tmp_path: Path, database_url: str, feed_server: FeedServer, option: str, value: str,
+    message: str,
+) -> None:  # fmt: skip
+    # A typo here printed "no stored posts match" and exited 0, as if nothing had been written.
+    url = feed_server.add_fixture("/news.xml", "rss20.xml")
+    source = feed_source(url, key="katrineholm") + 'groups = ["kommuner", "sörmland"]\n'
+    config = str(write_config(tmp_path, database_url, source))
+    assert runner.invoke(app, ["--config", config, "db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["--config", config, "collect", "--all"]).exit_code == 0
+
+    refused = runner.invoke(app, ["--config", config, "posts", "search", "kommun", option, value])
+    found = runner.invoke(
+        app, ["--config", config, "posts", "search", "kommun", "--group", "sörmland",
+              "--source", "katrineholm", "--platform", "feed", "--format", "jsonl"],
+    )  # fmt: skip
+
+    assert refused.exit_code == 2
+    assert refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith(message)
+    assert found.exit_code == 0, found.output
+    assert [json.loads(line)["source_key"] for line in found.stdout.splitlines()]

@@ -1,0 +1,35 @@
+"""How much of the metered APIs is spent, in the words `omvarld status` prints: X's reads this
+month against its budget, YouTube's quota units today. Reading the counts is the store's
+(`monitor.store.read_api_usage`); this module only describes them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.types import ApiUsage
+
+# Warn before a metered API's budget runs out, while there is still time to act.
+BUDGET_WARNING_SHARE = 0.8
+
+
+def describe_api_usage(config: Config, usage: ApiUsage) -> list[str]:
+    """Lines on metered APIs: X reads this month against its budget, YouTube quota today."""
+    lines = []
+    budget = config.platform("x").monthly_read_budget
+    spent = usage.this_month.get("x", 0)
+    if budget or spent:
+        share = f" of {budget:,} ({spent / budget:.0%})" if budget else " (no budget set)"
+        warning = "WARNING: " if budget and spent >= BUDGET_WARNING_SHARE * budget else ""
+        stopped = "; X collection stopped until next month" if budget and spent >= budget else ""
+        lines.append(f"{warning}X reads this month: {spent:,}{share}{stopped}")
+    units = usage.today.get("youtube", 0)
+    if units:
+        # Imported only now: the collector loads the feed parser, and only a configuration
+        # that spends YouTube quota needs the default the collector itself plans with.
+        from collectors.youtube import DEFAULT_DAILY_QUOTA
+
+        quota = config.platform("youtube").daily_quota_units or DEFAULT_DAILY_QUOTA
+        lines.append(f"YouTube API quota today: {units:,} of {quota:,} units")
+    return lines
