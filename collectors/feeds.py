@@ -70,80 +70,112 @@ class FeedCollector:
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
     ) -> CollectResult:
-        url = source.url
-        if not url:
+        if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        headers = {"Accept": ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
-
-        # Every outcome below starts from what the response says; failures keep the old state.
-        base = CollectResult(
-            CollectStatus.FAILED,
-            state=state,
-            http_status=response.status,
-            moved_to=response.moved_to,
-            bytes_received=len(response.body),
-            fresh_until=parse_freshness(
-                response.header("cache-control"), response.header("expires"), datetime.now(UTC)
-            ),
-        )
-        if response.status == 304:
-            return replace(base, status=CollectStatus.NOT_MODIFIED)
-        if response.status == 410:
-            return replace(
-                base,
-                status=CollectStatus.RETIRED,
-                error="gone (HTTP 410): the publisher has removed this feed",
-            )
-        if response.status in (429, 503):
-            now = datetime.now(UTC)
-            retry_after = parse_retry_after(response.header("retry-after"), now)
-            if retry_after is not None:
-                # The schedule waits no longer than this; the message must not promise more.
-                longest = now + timedelta(seconds=self.config.collect.max_interval)
-                retry_after = min(retry_after, longest)
-            when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
-            reason = "rate limited" if response.status == 429 else "service unavailable"
-            return replace(
-                base, error=f"{reason} (HTTP {response.status}){when}", retry_after=retry_after
-            )
-        if response.status >= 400:
-            host = urlsplit(response.url).hostname
-            return replace(base, error=f"HTTP {response.status} from {host}")
-        if not response.body.strip():
-            return replace(base, error="empty response body")
-
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
+        return await fetch_feed(
+            http,
+            source.url,
+            state,
+            parsing=self.parsing,
             max_entries=self.config.collect.max_entries,
+            max_interval=self.config.collect.max_interval,
         )
-        try:
-            # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return replace(base, error=str(error))
-        new_state = SourceState(
-            etag=response.header("etag"),
-            last_modified=response.header("last-modified"),
-            cursor=state.cursor,
-        )
+
+
+async def fetch_feed(
+    http: HttpClient,
+    url: str,
+    state: SourceState,
+    *,
+    parsing: Executor,
+    max_entries: int | None,
+    max_interval: int,
+    accept: str = ACCEPT,
+) -> CollectResult:
+    """One conditional GET of a feed, parsed off the event loop: the one way every collector
+    reads a feed (feed sources, and the feed fallbacks of YouTube, Flickr and Mastodon).
+
+    The result always carries what the response said: `http_status` (None when no response
+    came), `bytes_received`, `fresh_until` (Cache-Control, Expires), `moved_to` (permanent
+    redirects) and, on 429 and 503, `retry_after` (capped at `max_interval` seconds, the longest
+    the schedule waits). Its status is NOT_MODIFIED (304); OK or PARTIAL with the posts and the new
+    validators (`error` then says what was only partly readable, or that `max_entries` cut the
+    feed short); RETIRED (410); or FAILED with `error` one line for admins. Failures keep `state`.
+
+    Args:
+        parsing: where `parse_feed` runs (feedparser is CPU-bound and synchronous).
+        max_interval: the schedule's longest wait, in seconds.
+    """
+    headers = {"Accept": accept}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    try:
+        response = await http.get(url, headers)
+    except FetchError as error:
+        return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
+
+    # Every outcome below starts from what the response says; failures keep the old state.
+    now = datetime.now(UTC)
+    base = CollectResult(
+        CollectStatus.FAILED,
+        state=state,
+        http_status=response.status,
+        moved_to=response.moved_to,
+        bytes_received=len(response.body),
+        fresh_until=parse_freshness(
+            response.header("cache-control"), response.header("expires"), now
+        ),
+    )
+    if response.status == 304:
+        return replace(base, status=CollectStatus.NOT_MODIFIED)
+    if response.status == 410:
         return replace(
             base,
-            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
-            posts=parsed.posts,
-            state=new_state,
-            error=parsed.problem,
+            status=CollectStatus.RETIRED,
+            error="gone (HTTP 410): the publisher has removed this feed",
         )
+    if response.status in (429, 503):
+        retry_after = parse_retry_after(response.header("retry-after"), now)
+        if retry_after is not None:
+            # The schedule waits no longer than this; the message must not promise more.
+            retry_after = min(retry_after, now + timedelta(seconds=max_interval))
+        when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
+        reason = "rate limited" if response.status == 429 else "service unavailable"
+        return replace(
+            base, error=f"{reason} (HTTP {response.status}){when}", retry_after=retry_after
+        )
+    if response.status >= 400:
+        host = urlsplit(response.url).hostname
+        return replace(base, error=f"HTTP {response.status} from {host}")
+    if not response.body.strip():
+        return replace(base, error="empty response body")
+
+    parse = functools.partial(
+        parse_feed,
+        response.body,
+        url=response.url,
+        content_type=response.header("content-type"),
+        max_entries=max_entries,
+    )
+    try:
+        # feedparser is CPU-bound and synchronous: keep it off the event loop.
+        parsed = await asyncio.get_running_loop().run_in_executor(parsing, parse)
+    except FeedError as error:
+        return replace(base, error=str(error))
+    new_state = SourceState(
+        etag=response.header("etag"),
+        last_modified=response.header("last-modified"),
+        cursor=state.cursor,
+    )
+    return replace(
+        base,
+        status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
+        posts=parsed.posts,
+        state=new_state,
+        error=parsed.problem,
+    )
 
 
 def parse_feed(

@@ -28,8 +28,6 @@ its ids are reduced to Flickr's photo ids, so posts stay the same posts when a k
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -37,9 +35,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
-from collectors.api import ApiError, Backfill, error_for_status, failed, get_json
-from collectors.feeds import ACCEPT, FeedError, parse_feed
-from collectors.http import FetchError, HttpClient
+from collectors.api import ApiError, Backfill, failed, get_json
+from collectors.feeds import fetch_feed
+from collectors.http import HttpClient
 from collectors.text import html_to_text
 from monitor.config import DEFAULT_API_URLS, secret
 from monitor.types import (
@@ -180,60 +178,31 @@ class FlickrCollector:
             url, nsid = find_feed_address(source, self.key_env)
         except ApiError as error:
             return failed(state, error)
-        headers = {"Accept": ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return failed(state, ApiError(f"{PLATFORM} feed: {error}"))
-        base = CollectResult(
-            CollectStatus.FAILED,
-            state=state,
-            http_status=response.status,
-            bytes_received=len(response.body),
-            resolved_id=nsid,
+        result = await fetch_feed(
+            http,
+            url,
+            state,
+            parsing=self.parsing,
+            max_entries=self.config.collect.max_entries,
+            max_interval=self.config.collect.max_interval,
         )
-        if response.status == 304:
-            return replace(base, status=CollectStatus.NOT_MODIFIED)
-        if response.status in (404, 410):
+        # Only the source's own address can move; the one built from the NSID cannot.
+        result = replace(
+            result, moved_to=result.moved_to if url == source.url else None, resolved_id=nsid
+        )
+        if result.http_status in (404, 410):
             who = nsid or source.handle or url
             return replace(
-                base,
+                result,
+                status=CollectStatus.FAILED,
                 error=f"{PLATFORM}: account not found: no public feed for {who} "
-                f"(HTTP {response.status})",
+                f"(HTTP {result.http_status})",
             )
-        if response.status >= 400:
-            problem = error_for_status(response, platform=f"{PLATFORM} feed")
-            return replace(base, error=problem.message, retry_after=problem.retry_after)
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
-            max_entries=self.config.collect.max_entries,
-        )
-        try:
-            # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return replace(base, error=f"{PLATFORM} feed: {error}")
-        posts = tuple(adapt_feed_post(p, watched=self.watched) for p in parsed.posts)
+        if result.status is CollectStatus.FAILED:
+            return replace(result, error=f"{PLATFORM} feed: {result.error}")
+        posts = tuple(adapt_feed_post(p, watched=self.watched) for p in result.posts)
         feed_nsid = next((p.raw["flickr_nsid"] for p in posts if p.raw.get("flickr_nsid")), None)
-        return replace(
-            base,
-            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
-            posts=posts,
-            state=SourceState(
-                etag=response.header("etag"),
-                last_modified=response.header("last-modified"),
-                cursor=state.cursor,
-            ),
-            error=parsed.problem,
-            resolved_id=nsid or feed_nsid,
-        )
+        return replace(result, posts=posts, resolved_id=nsid or feed_nsid)
 
 
 class FlickrApi:

@@ -20,8 +20,6 @@ GETs over the shared aiohttp client are all we need.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,9 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset, get_json
-from collectors.feeds import ACCEPT as FEED_ACCEPT
-from collectors.feeds import FeedError, parse_feed
-from collectors.http import FetchError, HttpClient, Response
+from collectors.feeds import fetch_feed
+from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
 from monitor.config import secret
 from monitor.types import (
@@ -293,50 +290,33 @@ class MastodonCollector:
         account_id: str | None,
     ) -> CollectResult:
         """The account's public RSS feed, for instances that refuse API reads without a token."""
-        url = f"{address.base_url}/@{quote(address.username)}.rss"
-        headers = {"Accept": FEED_ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        because = (
-            f"{PLATFORM}: {address.domain} refuses API reads without a token"
-            f" (HTTP {refusal.http_status})"
-        )
-        fix = f"set {self.token_env} to an access token from {address.domain}"
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return failed(state, ApiError(f"{because}, and its RSS feed failed: {error}; {fix}"))
-        if response.status == 304:
-            return CollectResult(
-                CollectStatus.NOT_MODIFIED, state=state, http_status=304, resolved_id=account_id
-            )
-        if response.status >= 400:
-            message = f"{because}, and its RSS feed answered HTTP {response.status}; {fix}"
-            return failed(state, ApiError(message, http_status=refusal.http_status))
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
+        result = await fetch_feed(
+            http,
+            f"{address.base_url}/@{quote(address.username)}.rss",
+            state,
+            parsing=self.parsing,
             max_entries=self.config.collect.max_entries,
+            max_interval=self.config.collect.max_interval,
         )
-        try:
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return failed(state, ApiError(f"{because}, and its RSS feed is unusable: {error}"))
+        # The feed's address is built from the handle: its redirect does not move the source.
+        result = replace(result, moved_to=None)
+        if result.status in (CollectStatus.FAILED, CollectStatus.RETIRED):
+            because = (
+                f"{PLATFORM}: {address.domain} refuses API reads without a token"
+                f" (HTTP {refusal.http_status})"
+            )
+            fix = f"set {self.token_env} to an access token from {address.domain}"
+            if result.http_status is None:
+                error = f"{because}, and its RSS feed failed: {result.error}; {fix}"
+            elif result.http_status >= 400:
+                error = f"{because}, and its RSS feed answered HTTP {result.http_status}; {fix}"
+            else:
+                error = f"{because}, and its RSS feed is unusable: {result.error}"
+            return replace(result, status=CollectStatus.FAILED, error=error)
         author = f"@{address.acct}"
-        return CollectResult(
-            CollectStatus.OK,
-            posts=tuple(adapt_feed_post(p, author) for p in parsed.posts),
-            state=SourceState(
-                etag=response.header("etag"),
-                last_modified=response.header("last-modified"),
-                cursor=state.cursor,
-            ),
-            http_status=response.status,
-            bytes_received=len(response.body),
+        return replace(
+            result,
+            posts=tuple(adapt_feed_post(p, author) for p in result.posts),
             resolved_id=account_id,
         )
 
