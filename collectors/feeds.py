@@ -29,6 +29,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -266,7 +267,7 @@ def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | Non
     return PostData(
         platform_post_id=_entry_id(entry, link),
         kind=_kind_of(flavour, media),
-        url=link if link and urlsplit(link).scheme in ("http", "https") else None,
+        url=link,
         author=entry.get("author") or None,
         published_at=published,
         title=title,
@@ -343,9 +344,9 @@ def _collect_media(entry: Any, flavour: str) -> tuple[Media, ...]:
                 type=kind,
                 url=url,
                 thumbnail_url=thumbnails[0] if thumbnails else None,
-                duration_s=_to_int(content.get("duration")),
-                width=_to_int(content.get("width")),
-                height=_to_int(content.get("height")),
+                duration_s=to_int(content.get("duration")),
+                width=to_int(content.get("width")),
+                height=to_int(content.get("height")),
                 alt_text=_media_description(entry) if flavour == "mastodon" else None,
             )
         )
@@ -377,10 +378,10 @@ def _media_description(entry: Any) -> str | None:
 
 def _youtube_metrics(entry: Any) -> dict[str, int] | None:
     metrics = {}
-    views = _to_int((entry.get("media_statistics") or {}).get("views"))
+    views = to_int((entry.get("media_statistics") or {}).get("views"))
     if views is not None:
         metrics["views"] = views
-    likes = _to_int((entry.get("media_starrating") or {}).get("count"))
+    likes = to_int((entry.get("media_starrating") or {}).get("count"))
     if likes is not None:
         metrics["likes"] = likes
     return metrics or None
@@ -392,13 +393,6 @@ def _to_datetime(parsed: time.struct_time | None) -> datetime | None:
         return None
     try:
         return datetime(*parsed[:6], tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-def _to_int(value: Any) -> int | None:
-    try:
-        return int(float(value))
     except (TypeError, ValueError):
         return None
 

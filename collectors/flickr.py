@@ -49,6 +49,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -153,7 +154,7 @@ class FlickrCollector:
             checked = await check_missing_photos(api, recent, {str(p["id"]) for p in listed.photos})
             # A checked photo is settled either way: gone now, or alive but out of the stream.
             recent = {k: v for k, v in recent.items() if k not in checked}
-        uploads = [t for p in listed.photos if (t := _to_int(p.get("dateupload"))) is not None]
+        uploads = [t for p in listed.photos if (t := to_int(p.get("dateupload"))) is not None]
         cursor = {
             "last_upload": max(
                 [*uploads, last_upload if isinstance(last_upload, int) else int(since.timestamp())]
@@ -241,7 +242,7 @@ class FlickrApi:
         return document
 
     def _describe_failure(self, method: str, document: Mapping[str, Any]) -> FlickrError:
-        code = _to_int(document.get("code"))
+        code = to_int(document.get("code"))
         message = str(document.get("message") or "no message")
         if code == CODE_INVALID_KEY:
             return FlickrError(
@@ -319,14 +320,14 @@ async def list_photos(api: FlickrApi, nsid: str, since: datetime, limit: int | N
             raise
         block = document.get("photos") or {}
         items = [p for p in block.get("photo") or [] if isinstance(p, dict) and p.get("id")]
-        fresh = [p for p in items if (_to_int(p.get("dateupload")) or floor) >= floor]
+        fresh = [p for p in items if (to_int(p.get("dateupload")) or floor) >= floor]
         for photo in fresh:
             if str(photo["id"]) not in seen:
                 seen.add(str(photo["id"]))
                 photos.append(photo)
         if limit is not None and len(photos) >= limit:
             return PhotoPage(tuple(photos[:limit]), complete=False)
-        if not items or not fresh or page >= (_to_int(block.get("pages")) or 0):
+        if not items or not fresh or page >= (to_int(block.get("pages")) or 0):
             return PhotoPage(tuple(photos), complete=True)
     return PhotoPage(tuple(photos), complete=False)
 
@@ -343,7 +344,7 @@ def find_recent_uploads(
         if isinstance(v, int) and v >= floor
     }
     for photo in photos:
-        uploaded = _to_int(photo.get("dateupload"))
+        uploaded = to_int(photo.get("dateupload"))
         if uploaded is not None and uploaded >= floor:
             recent[str(photo["id"])] = uploaded
     return recent
@@ -383,7 +384,7 @@ def make_post(photo: Mapping[str, Any], *, owner: str, watched: Mapping[str, str
     links, mentions, other_mentions = find_links_and_mentions(
         description, own={owner.lower(), (alias or owner).lower()}, watched=watched
     )
-    uploaded = _to_int(photo.get("dateupload"))
+    uploaded = to_int(photo.get("dateupload"))
     return PostData(
         platform_post_id=photo_id,
         kind="video" if photo.get("media") == "video" else "photo",
@@ -497,12 +498,12 @@ def _make_media(photo: Mapping[str, Any]) -> tuple[Media, ...]:
         if photo.get(f"url_{size}"):
             url = str(photo[f"url_{size}"])
             width, height = (
-                _to_int(photo.get(f"width_{size}")),
-                _to_int(photo.get(f"height_{size}")),
+                to_int(photo.get(f"width_{size}")),
+                to_int(photo.get(f"height_{size}")),
             )
             break
     else:
-        width, height = _to_int(photo.get("o_width")), _to_int(photo.get("o_height"))
+        width, height = to_int(photo.get("o_width")), to_int(photo.get("o_height"))
     thumbnail = str(photo["url_sq"]) if photo.get("url_sq") else None
     if photo.get("media") == "video":
         # The stream's address needs another call (getSizes); the page URL plays it.
@@ -517,7 +518,7 @@ def _make_metrics(photo: Mapping[str, Any]) -> dict[str, int] | None:
     metrics = {
         ours: value
         for theirs, ours in names.items()
-        if (value := _to_int(photo.get(theirs))) is not None
+        if (value := to_int(photo.get(theirs))) is not None
     }
     return metrics or None
 
@@ -535,12 +536,3 @@ def _profile_alias(url: str | None) -> str | None:
     if match is None or match.group(1).lower() in NOT_ACCOUNTS:
         return None
     return match.group(1)
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

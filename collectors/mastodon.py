@@ -42,6 +42,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import is_http_url, parse_time
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -436,7 +437,7 @@ def parse_status(status: dict[str, Any], *, watched: frozenset[str], local_domai
     links = find_links(markup)
     card_url = (content.get("card") or {}).get("url")
     quoted_url = quoted.get("url") if quoted else None
-    extra = [u for u in (card_url, quoted_url) if isinstance(u, str) and _is_http(u)]
+    extra = [u for u in (card_url, quoted_url) if isinstance(u, str)]
     account = status.get("account") or {}
     return PostData(
         platform_post_id=str(status["id"]),
@@ -627,17 +628,6 @@ def is_pinned(status: Mapping[str, Any]) -> bool:
     return status.get("pinned") is True
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from the API's ISO 8601 text."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _dated_unpinned(statuses: Iterable[dict[str, Any]]) -> list[tuple[str, datetime]]:
     dated = []
     for status in statuses:
@@ -661,13 +651,9 @@ def _quoted_status(status: Mapping[str, Any]) -> dict[str, Any] | None:
 def _web_url(status: Mapping[str, Any]) -> str | None:
     for key in ("url", "uri"):
         value = status.get(key)
-        if isinstance(value, str) and _is_http(value):
+        if is_http_url(value):
             return value
     return None
-
-
-def _is_http(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
 
 
 class _LinkFinder(HTMLParser):
@@ -683,5 +669,5 @@ class _LinkFinder(HTMLParser):
         values = dict(attrs)
         href = values.get("href") or ""
         classes = (values.get("class") or "").split()
-        if _is_http(href) and "mention" not in classes and "hashtag" not in classes:
+        if href and "mention" not in classes and "hashtag" not in classes:
             self.links.append(href)

@@ -69,6 +69,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import parse_time
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -263,7 +264,7 @@ def make_post(
             u.get("expanded_url", "")
             for u in entities.get("urls", [])
             # A link carrying a media key is the attachment's own x.com page.
-            if not u.get("media_key") and _is_http(u.get("expanded_url"))
+            if not u.get("media_key") and isinstance(u.get("expanded_url"), str)
         ),
         mentions=kept,
         other_mentions=len(usernames) - len(kept),
@@ -298,10 +299,7 @@ def _published_at(tweet: Mapping[str, Any], first_id: str) -> datetime | None:
     # An edited version's created_at is the edit's time; the post was published with its first id.
     if first_id != str(tweet["id"]):
         return snowflake_time(first_id)
-    created = tweet.get("created_at")
-    if not created:
-        return snowflake_time(first_id)
-    return datetime.fromisoformat(str(created).replace("Z", "+00:00")).astimezone(UTC)
+    return parse_time(tweet.get("created_at")) or snowflake_time(first_id)
 
 
 def _kind_of(tweet: Mapping[str, Any]) -> str:
@@ -321,10 +319,8 @@ def _make_media(item: Mapping[str, Any]) -> Media:
         else "video"
         if kind in ("video", "animated_gif")
         else "other",
-        url=item.get("url") if _is_http(item.get("url")) else None,
-        thumbnail_url=(
-            item.get("preview_image_url") if _is_http(item.get("preview_image_url")) else None
-        ),
+        url=item.get("url"),
+        thumbnail_url=item.get("preview_image_url"),
         duration_s=round(duration / 1000) if isinstance(duration, int | float) else None,
         alt_text=item.get("alt_text") or None,
         width=item.get("width"),
@@ -379,10 +375,6 @@ def _unescape(text: str) -> str:
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
-
-
-def _is_http(url: object) -> bool:
-    return isinstance(url, str) and urlsplit(url).scheme in ("http", "https")
 
 
 def _explain(document: Mapping[str, Any]) -> str:

@@ -51,6 +51,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import parse_time, to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -648,23 +649,5 @@ def parse_duration(value: Any) -> int | None:
     return int(seconds) or None  # "P0D": a stream not yet broadcast has no length
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from the API's RFC 3339 text, or None."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def to_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
