@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.values import is_http_url
+
 PLATFORMS = ("feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr")
 Platform = Literal["feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr"]
 
@@ -196,10 +198,8 @@ class SourceConfig(_Strict):
     @field_validator("url", "api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"expected an http(s) URL, got {value!r}")
+        if value is not None and not is_http_url(value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value
 
     @field_validator("key")
