@@ -35,6 +35,7 @@ from urllib.parse import urlencode, urlsplit
 from collectors.api import ApiError, Backfill, error_for_status, failed, find_rate_limit_reset
 from collectors.http import FetchError, HttpClient, Response
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -51,10 +52,10 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
 
-PLATFORM = "Bluesky"
+PLATFORM = SPECS["bluesky"].name
 # The public AppView answers anonymous reads; a token is only for a self-hosted or proxied
 # AppView that demands one.
-DEFAULT_TOKEN_ENV = "BLUESKY_ACCESS_TOKEN"
+DEFAULT_TOKEN_ENV = default_secret_env("bluesky")
 PAGE_SIZE = 50
 # A bound on one run (2,000 items), so a feed that never ends cannot hold a worker. An account
 # posting more than this between two runs loses the oldest of those posts.

@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from collectors.api import ApiError, Backfill, failed, find_rate_limit_reset
 from collectors.http import FetchError, HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
 
-PLATFORM = "Facebook"
-DEFAULT_TOKEN_ENV = "FACEBOOK_ACCESS_TOKEN"
+PLATFORM = SPECS["facebook"].name
+DEFAULT_TOKEN_ENV = default_secret_env("facebook")
 PAGE_FIELDS = "id,name,username,link"
 # `message_tags` is asked for besides the documented post fields: mentions come only from it.
 POST_FIELDS = (

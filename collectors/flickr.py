@@ -40,6 +40,7 @@ from collectors.feeds import fetch_feed
 from collectors.http import HttpClient
 from collectors.text import html_to_text
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -56,8 +57,8 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
 
-PLATFORM = "Flickr"
-DEFAULT_KEY_ENV = "FLICKR_API_KEY"
+PLATFORM = SPECS["flickr"].name
+DEFAULT_KEY_ENV = default_secret_env("flickr")
 FEED_URL = "https://www.flickr.com/services/feeds/photos_public.gne"
 EXTRAS = (
     "description,date_upload,date_taken,last_update,views,media,tags,url_l,url_m,url_sq,"

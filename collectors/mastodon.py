@@ -33,6 +33,7 @@ from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
 from monitor.config import secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
 
-PLATFORM = "Mastodon"
+PLATFORM = SPECS["mastodon"].name
 # The most statuses Mastodon returns per page; asking for more gets 40.
 PAGE_LIMIT = 40
 # An incremental run reads at most this many pages and resumes where it stopped next time, so
@@ -57,7 +58,7 @@ PAGE_LIMIT = 40
 MAX_PAGES = 10
 # Recent posts missing from the list are each confirmed with one request; at most this many a run.
 MAX_DELETION_CHECKS = 10
-DEFAULT_TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
+DEFAULT_TOKEN_ENV = default_secret_env("mastodon")
 # Link parameters we take from the server's `Link` header (never its host: see `_Reader`).
 PAGING_PARAMS = ("max_id", "min_id", "since_id")
 MEDIA_TYPES = {"image": "image", "gifv": "video", "video": "video", "audio": "audio"}

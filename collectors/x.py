@@ -60,6 +60,7 @@ from collectors.http import (
     wait_until_epoch,
 )
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -82,8 +83,8 @@ logging.getLogger("tweepy.client").setLevel(logging.INFO)
 # the attempt's own error line says what went wrong.
 logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 
-PLATFORM = "X"
-DEFAULT_TOKEN_ENV = "X_BEARER_TOKEN"
+PLATFORM = SPECS["x"].name
+DEFAULT_TOKEN_ENV = default_secret_env("x")
 # The hosts tweepy builds its URLs with; both are sent to `source.api_url`.
 TWEEPY_HOSTS = ("https://api.twitter.com/", "https://api.x.com/")
 # The timeline endpoint's bounds on max_results.

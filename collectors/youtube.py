@@ -42,6 +42,7 @@ from collectors.api import ApiError, Backfill, error_for_status, failed, find_ra
 from collectors.feeds import fetch_feed
 from collectors.http import FetchError, HttpClient, Response
 from monitor.config import secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -58,8 +59,8 @@ if TYPE_CHECKING:
 
     from monitor.config import Config
 
-PLATFORM_NAME = "YouTube"
-DEFAULT_KEY_ENV = "YOUTUBE_API_KEY"
+PLATFORM_NAME = SPECS["youtube"].name
+DEFAULT_KEY_ENV = default_secret_env("youtube")
 DEFAULT_DAILY_QUOTA = 10_000  # what Google grants a project unless it applies for more
 UNITS_PER_CALL = 1  # channels.list, playlistItems.list and videos.list each cost 1 unit
 PAGE_SIZE = 50  # the most playlistItems.list returns a page, and videos.list accepts ids a call
