@@ -305,8 +305,8 @@ def keep_web_addresses(post: PostData) -> PostData:
     """
     if (
         (post.url is None or is_http_url(post.url))
-        and all(map(is_http_url, post.links))
-        and all(map(_has_web_addresses, post.media))
+        and (not post.links or all(map(is_http_url, post.links)))
+        and (not post.media or all(map(_has_web_addresses, post.media)))
     ):
         return post
     return dataclasses.replace(

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 # integer, and PostgreSQL refuses it, which would fail a whole collection over one odd number.
 MIN_COUNT = -(2**63)
 MAX_COUNT = 2**63 - 1
-_HTTP_PREFIXES = ("https://", "http://")
+_NO_HOST = ("", "/", "?", "#")  # what can follow "//" when an address has no host
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -55,8 +55,11 @@ def is_http_url(value: Any) -> bool:
     store or link to (never `javascript:`, `data:` or a relative path)."""
     if not isinstance(value, str):
         return False
-    if value.startswith(_HTTP_PREFIXES):  # how nearly every address comes: no parsing needed
-        return value.partition("//")[2][:1] not in ("", "/", "?", "#")
+    # How nearly every address comes: no parsing needed, only a host after the scheme.
+    if value.startswith("https://"):
+        return value[8:9] not in _NO_HOST
+    if value.startswith("http://"):
+        return value[7:8] not in _NO_HOST
     try:
         parts = urlsplit(value)
     except ValueError:  # an unclosed IPv6 bracket
