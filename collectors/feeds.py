@@ -34,7 +34,7 @@ from monitor.values import to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from monitor.config import CollectConfig, Config
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -73,39 +73,34 @@ class FeedCollector:
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(
-            http,
-            source.url,
-            state,
-            parsing=self.parsing,
-            max_entries=self.config.collect.max_entries,
-            max_interval=self.config.collect.max_interval,
-        )
+        return await fetch_feed(http, source.url, state, self.parsing, self.config.collect)
 
 
 async def fetch_feed(
     http: HttpClient,
     url: str,
     state: SourceState,
-    *,
     parsing: Executor,
-    max_entries: int | None,
-    max_interval: int,
+    settings: CollectConfig,
+    *,
     accept: str = ACCEPT,
+    movable: bool = True,
 ) -> CollectResult:
     """One conditional GET of a feed, parsed off the event loop: the one way every collector
     reads a feed (feed sources, and the feed fallbacks of YouTube, Flickr and Mastodon).
 
     The result always carries what the response said: `http_status` (None when no response
     came), `bytes_received`, `fresh_until` (Cache-Control, Expires), `moved_to` (permanent
-    redirects) and, on 429 and 503, `retry_after` (capped at `max_interval` seconds, the longest
+    redirects) and, on 429 and 503, `retry_after` (capped at `[collect] max_interval`, the longest
     the schedule waits). Its status is NOT_MODIFIED (304); OK or PARTIAL with the posts and the new
-    validators (`error` then says what was only partly readable, or that `max_entries` cut the
-    feed short); RETIRED (410); or FAILED with `error` one line for admins. Failures keep `state`.
+    validators (`error` then says what was only partly readable, or that `[collect] max_entries`
+    cut the feed short); RETIRED (410); or FAILED with `error` one line for admins. Failures keep
+    `state`.
 
     Args:
         parsing: where `parse_feed` runs (feedparser is CPU-bound and synchronous).
-        max_interval: the schedule's longest wait, in seconds.
+        movable: whether a permanent redirect moves the source (`moved_to`): not for an address
+            built from an account id or handle, which the next run builds again.
     """
     headers = {"Accept": accept}
     if state.etag:
@@ -123,7 +118,7 @@ async def fetch_feed(
         CollectStatus.FAILED,
         state=state,
         http_status=response.status,
-        moved_to=response.moved_to,
+        moved_to=response.moved_to if movable else None,
         bytes_received=len(response.body),
         fresh_until=parse_freshness(
             response.header("cache-control"), response.header("expires"), now
@@ -141,7 +136,7 @@ async def fetch_feed(
         retry_after = parse_retry_after(response.header("retry-after"), now)
         if retry_after is not None:
             # The schedule waits no longer than this; the message must not promise more.
-            retry_after = min(retry_after, now + timedelta(seconds=max_interval))
+            retry_after = min(retry_after, now + timedelta(seconds=settings.max_interval))
         when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
         reason = "rate limited" if response.status == 429 else "service unavailable"
         return replace(
@@ -158,7 +153,7 @@ async def fetch_feed(
         response.body,
         url=response.url,
         content_type=response.header("content-type"),
-        max_entries=max_entries,
+        max_entries=settings.max_entries,
     )
     try:
         # feedparser is CPU-bound and synchronous: keep it off the event loop.

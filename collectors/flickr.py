@@ -180,18 +180,12 @@ class FlickrCollector:
             url, nsid = find_feed_address(source, self.key_env)
         except ApiError as error:
             return failed(state, error)
+        # The address built from the NSID cannot move.
+        movable = url == source.url
         result = await fetch_feed(
-            http,
-            url,
-            state,
-            parsing=self.parsing,
-            max_entries=self.config.collect.max_entries,
-            max_interval=self.config.collect.max_interval,
+            http, url, state, self.parsing, self.config.collect, movable=movable
         )
-        # Only the source's own address can move; the one built from the NSID cannot.
-        result = replace(
-            result, moved_to=result.moved_to if url == source.url else None, resolved_id=nsid
-        )
+        result = replace(result, resolved_id=nsid)
         if result.http_status in (404, 410):
             who = nsid or source.handle or url
             return replace(

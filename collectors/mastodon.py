@@ -292,16 +292,11 @@ class MastodonCollector:
         account_id: str | None,
     ) -> CollectResult:
         """The account's public RSS feed, for instances that refuse API reads without a token."""
+        url = f"{address.base_url}/@{quote(address.username)}.rss"
+        # Built from the handle: a redirect of it does not move the source.
         result = await fetch_feed(
-            http,
-            f"{address.base_url}/@{quote(address.username)}.rss",
-            state,
-            parsing=self.parsing,
-            max_entries=self.config.collect.max_entries,
-            max_interval=self.config.collect.max_interval,
+            http, url, state, self.parsing, self.config.collect, movable=False
         )
-        # The feed's address is built from the handle: its redirect does not move the source.
-        result = replace(result, moved_to=None)
         if result.status in (CollectStatus.FAILED, CollectStatus.RETIRED):
             because = (
                 f"{PLATFORM}: {address.domain} refuses API reads without a token"

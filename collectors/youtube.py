@@ -374,13 +374,11 @@ class YouTubeCollector:
             http,
             url,
             state,
-            parsing=self.parsing,
-            max_entries=self.config.collect.max_entries,
-            max_interval=self.config.collect.max_interval,
+            self.parsing,
+            self.config.collect,
             accept=FEED_ACCEPT,
+            movable=url == source.url,  # the address built from the channel id cannot move
         )
-        # Only the source's own address can move; the one built from the channel id cannot.
-        result = replace(result, moved_to=result.moved_to if url == source.url else None)
         if result.http_status in (404, 410):
             wanted = f"channel {channel_id or url} (its feed answered HTTP {result.http_status})"
             gone = account_not_found(wanted, http_status=result.http_status)
