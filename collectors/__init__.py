@@ -1,6 +1,7 @@
 """One module per platform behind the protocol in `collectors.base`.
 
-Adding a platform means one module, one line in `COLLECTORS`, its tests and its fixtures.
+Adding a platform means one module, one `PlatformSpec` in `monitor.platforms` (from which
+`COLLECTORS` is made), its tests and its fixtures.
 """
 
 from __future__ import annotations
@@ -8,20 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from monitor.platforms import PLATFORMS
+
 if TYPE_CHECKING:
     from collectors.base import Collector
 
 # Imported on first use, so that the CLI starts without loading every platform library.
-COLLECTORS: dict[str, str] = {
-    "feed": "collectors.feeds:FeedCollector",
-    # platform collectors: one line each, below this comment
-    "mastodon": "collectors.mastodon:MastodonCollector",
-    "x": "collectors.x:XCollector",
-    "youtube": "collectors.youtube:YouTubeCollector",
-    "bluesky": "collectors.bluesky:BlueskyCollector",
-    "flickr": "collectors.flickr:FlickrCollector",
-    "facebook": "collectors.facebook:FacebookCollector",
-}
+COLLECTORS: dict[str, str] = {spec.key: spec.collector for spec in PLATFORMS}
 
 
 def get_collector_class(platform: str) -> type[Collector] | None:

@@ -42,6 +42,7 @@ from collectors.api import (
 )
 from collectors.http import HttpClient, Response
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -51,16 +52,17 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import is_http_url, parse_time
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from monitor.config import Config
 
-PLATFORM = "Bluesky"
+PLATFORM = SPECS["bluesky"].name
 # The public AppView answers anonymous reads; a token is only for a self-hosted or proxied
 # AppView that demands one.
-DEFAULT_TOKEN_ENV = "BLUESKY_ACCESS_TOKEN"
+DEFAULT_TOKEN_ENV = default_secret_env("bluesky")
 PAGE_SIZE = 50
 # A bound on one run (2,000 items), so a feed that never ends cannot hold a worker. An account
 # posting more than this between two runs loses the oldest of those posts.
@@ -329,17 +331,6 @@ def find_watched_accounts(config: Config) -> frozenset[str]:
     return frozenset(actor for actor in found if actor)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from an atproto datetime string, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def parse_feed_item(item: Any, watched: frozenset[str]) -> FeedEntry | None:
     """A feed item (`app.bsky.feed.defs#feedViewPost`) as a FeedEntry; None if unusable."""
     if not isinstance(item, dict) or not isinstance(item.get("post"), dict):
@@ -430,7 +421,7 @@ def read_facets(
             kind = feature.get("$type")
             if kind == FACET_TAG and isinstance(feature.get("tag"), str):
                 tags.append(feature["tag"].lstrip("#"))
-            elif kind == FACET_LINK and _is_http(feature.get("uri")):
+            elif kind == FACET_LINK and isinstance(feature.get("uri"), str):
                 links.append(feature["uri"])
             elif kind == FACET_MENTION:
                 account = find_watched_mention(feature, facet, text, watched)
@@ -484,8 +475,8 @@ def read_embed(embed: Mapping[str, Any]) -> tuple[tuple[Media, ...], tuple[str, 
         width, height = _aspect(embed)
         video = Media(
             "video",
-            url=_http_or_none(embed.get("playlist")),
-            thumbnail_url=_http_or_none(embed.get("thumbnail")),
+            url=_str(embed.get("playlist")) or None,
+            thumbnail_url=_str(embed.get("thumbnail")) or None,
             alt_text=_str(embed.get("alt")) or None,
             width=width,
             height=height,
@@ -493,13 +484,14 @@ def read_embed(embed: Mapping[str, Any]) -> tuple[tuple[Media, ...], tuple[str, 
         return (video,), (), False
     if kind == EMBED_EXTERNAL:
         card = _dict(embed.get("external"))
-        uri = _http_or_none(card.get("uri"))
-        if uri is None:
+        uri = _str(card.get("uri"))
+        # A card linking nowhere on the web is no link and no preview.
+        if not is_http_url(uri):
             return (), (), False
         preview = Media(
             "other",
             url=uri,
-            thumbnail_url=_http_or_none(card.get("thumb")),
+            thumbnail_url=_str(card.get("thumb")) or None,
             alt_text=_str(card.get("title")) or None,
         )
         return (preview,), (uri,), False
@@ -639,8 +631,8 @@ def _image(image: Mapping[str, Any]) -> Media:
     width, height = _aspect(image)
     return Media(
         "image",
-        url=_http_or_none(image.get("fullsize")),
-        thumbnail_url=_http_or_none(image.get("thumb")),
+        url=_str(image.get("fullsize")) or None,
+        thumbnail_url=_str(image.get("thumb")) or None,
         alt_text=_str(image.get("alt")) or None,
         width=width,
         height=height,
@@ -654,14 +646,6 @@ def _aspect(view: Mapping[str, Any]) -> tuple[int | None, int | None]:
         width if isinstance(width, int) else None,
         height if isinstance(height, int) else None,
     )
-
-
-def _is_http(value: Any) -> bool:
-    return isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
-
-
-def _http_or_none(value: Any) -> str | None:
-    return value if _is_http(value) else None
 
 
 def _dict(value: Any) -> dict[str, Any]:

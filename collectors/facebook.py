@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
 from collectors.http import HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -38,14 +39,15 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import is_http_url, parse_time, to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from monitor.config import Config
 
-PLATFORM = "Facebook"
-DEFAULT_TOKEN_ENV = "FACEBOOK_ACCESS_TOKEN"
+PLATFORM = SPECS["facebook"].name
+DEFAULT_TOKEN_ENV = default_secret_env("facebook")
 PAGE_FIELDS = "id,name,username,link"
 # `message_tags` is asked for besides the documented post fields: mentions come only from it.
 POST_FIELDS = (
@@ -254,7 +256,7 @@ def make_graph_error(
     status = response.status
     now = datetime.now(UTC)
     error = _error_object(response.body)
-    code, subcode = _to_int(error.get("code")), _to_int(error.get("error_subcode"))
+    code, subcode = to_int(error.get("code")), to_int(error.get("error_subcode"))
     detail = f"Graph error {code}" if code is not None else f"HTTP {status}"
     if subcode is not None:
         detail += f"/{subcode}"
@@ -420,7 +422,7 @@ def parse_post(item: dict[str, Any], page: Page, handle: str, watched: WatchedPa
     return PostData(
         platform_post_id=str(item["id"]),
         kind=classify_post(item, attachments),
-        url=permalink if permalink and _is_web_url(permalink) else None,
+        url=permalink,
         author=page.name or page.username or handle,
         published_at=parse_time(item.get("created_time")),
         text=message,
@@ -456,22 +458,6 @@ def find_next_params(paging: Any) -> dict[str, str | int] | None:
     return dict(query) or None
 
 
-def parse_time(value: Any) -> datetime | None:
-    """Graph's `2026-11-20T09:15:00+0000` (or ISO 8601 from our cursor) as aware UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    for parse in (
-        lambda v: datetime.strptime(v, "%Y-%m-%dT%H:%M:%S%z"),
-        datetime.fromisoformat,
-    ):
-        try:
-            moment = parse(value)
-        except ValueError:
-            continue
-        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
-
-
 def _attachments(item: dict[str, Any]) -> list[dict[str, Any]]:
     data = (item.get("attachments") or {}).get("data") or []
     return [a for a in data if isinstance(a, dict)]
@@ -491,24 +477,28 @@ def _media_of(attachment: dict[str, Any]) -> list[Media]:
     media_type = attachment.get("media_type")
     media = attachment.get("media") or {}
     image = media.get("image") or {}
-    src = _web_url(image.get("src"))
+    src = _text(image.get("src"))
     if media_type == "photo":
         return [
             Media(
                 type="image",
                 url=src,
-                width=_to_int(image.get("width")),
-                height=_to_int(image.get("height")),
+                width=to_int(image.get("width")),
+                height=to_int(image.get("height")),
             )
         ]
     if media_type == "video":
         return [
             Media(
                 type="video",
-                url=_web_url(media.get("source")) or _web_url(attachment.get("url")),
+                # A video whose own source is not a web address is watched on its page.
+                url=next(
+                    (u for u in (media.get("source"), attachment.get("url")) if is_http_url(u)),
+                    None,
+                ),
                 thumbnail_url=src,
-                width=_to_int(image.get("width")),
-                height=_to_int(image.get("height")),
+                width=to_int(image.get("width")),
+                height=to_int(image.get("height")),
             )
         ]
     return []
@@ -524,7 +514,7 @@ def _find_links(message: str | None, attachments: list[dict[str, Any]]) -> tuple
             if url:
                 links.append(url)
     unwrapped = [_unwrap(link) for link in links]
-    return tuple(dict.fromkeys(link for link in unwrapped if link and _is_web_url(link)))
+    return tuple(dict.fromkeys(link for link in unwrapped if link))
 
 
 def _unwrap(url: str) -> str:
@@ -538,9 +528,9 @@ def _unwrap(url: str) -> str:
 
 def _metrics(item: dict[str, Any]) -> dict[str, int]:
     """Reactions, comments and shares. Graph leaves `shares` out of a post nobody shared."""
-    reactions = _to_int(((item.get("reactions") or {}).get("summary") or {}).get("total_count"))
-    comments = _to_int(((item.get("comments") or {}).get("summary") or {}).get("total_count"))
-    metrics = {"reposts": _to_int((item.get("shares") or {}).get("count")) or 0}
+    reactions = to_int(((item.get("reactions") or {}).get("summary") or {}).get("total_count"))
+    comments = to_int(((item.get("comments") or {}).get("summary") or {}).get("total_count"))
+    metrics = {"reposts": to_int((item.get("shares") or {}).get("count")) or 0}
     if reactions is not None:
         metrics["reactions"] = reactions
     if comments is not None:
@@ -573,22 +563,5 @@ def _find_values(document: Any, key: str) -> list[int]:
     return []
 
 
-def _is_web_url(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
-
-
-def _web_url(value: Any) -> str | None:
-    return value if isinstance(value, str) and _is_web_url(value) else None
-
-
 def _text(value: Any) -> str | None:
     return (value.strip() or None) if isinstance(value, str) else None
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

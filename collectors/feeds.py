@@ -29,11 +29,12 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from monitor.config import CollectConfig, Config
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -70,80 +71,107 @@ class FeedCollector:
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
     ) -> CollectResult:
-        url = source.url
-        if not url:
+        if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        headers = {"Accept": ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
+        return await fetch_feed(http, source.url, state, self.parsing, self.config.collect)
 
-        # Every outcome below starts from what the response says; failures keep the old state.
-        base = CollectResult(
-            CollectStatus.FAILED,
-            state=state,
-            http_status=response.status,
-            moved_to=response.moved_to,
-            bytes_received=len(response.body),
-            fresh_until=parse_freshness(
-                response.header("cache-control"), response.header("expires"), datetime.now(UTC)
-            ),
-        )
-        if response.status == 304:
-            return replace(base, status=CollectStatus.NOT_MODIFIED)
-        if response.status == 410:
-            return replace(
-                base,
-                status=CollectStatus.RETIRED,
-                error="gone (HTTP 410): the publisher has removed this feed",
-            )
-        if response.status in (429, 503):
-            now = datetime.now(UTC)
-            retry_after = parse_retry_after(response.header("retry-after"), now)
-            if retry_after is not None:
-                # The schedule waits no longer than this; the message must not promise more.
-                longest = now + timedelta(seconds=self.config.collect.max_interval)
-                retry_after = min(retry_after, longest)
-            when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
-            reason = "rate limited" if response.status == 429 else "service unavailable"
-            return replace(
-                base, error=f"{reason} (HTTP {response.status}){when}", retry_after=retry_after
-            )
-        if response.status >= 400:
-            host = urlsplit(response.url).hostname
-            return replace(base, error=f"HTTP {response.status} from {host}")
-        if not response.body.strip():
-            return replace(base, error="empty response body")
 
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
-            max_entries=self.config.collect.max_entries,
-        )
-        try:
-            # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return replace(base, error=str(error))
-        new_state = SourceState(
-            etag=response.header("etag"),
-            last_modified=response.header("last-modified"),
-            cursor=state.cursor,
-        )
+async def fetch_feed(
+    http: HttpClient,
+    url: str,
+    state: SourceState,
+    parsing: Executor,
+    settings: CollectConfig,
+    *,
+    accept: str = ACCEPT,
+    movable: bool = True,
+) -> CollectResult:
+    """One conditional GET of a feed, parsed off the event loop: the one way every collector
+    reads a feed (feed sources, and the feed fallbacks of YouTube, Flickr and Mastodon).
+
+    The result always carries what the response said: `http_status` (None when no response
+    came), `bytes_received`, `fresh_until` (Cache-Control, Expires), `moved_to` (permanent
+    redirects) and, on 429 and 503, `retry_after` (capped at `[collect] max_interval`, the longest
+    the schedule waits). Its status is NOT_MODIFIED (304); OK or PARTIAL with the posts and the new
+    validators (`error` then says what was only partly readable, or that `[collect] max_entries`
+    cut the feed short); RETIRED (410); or FAILED with `error` one line for admins. Failures keep
+    `state`.
+
+    Args:
+        parsing: where `parse_feed` runs (feedparser is CPU-bound and synchronous).
+        movable: whether a permanent redirect moves the source (`moved_to`): not for an address
+            built from an account id or handle, which the next run builds again.
+    """
+    headers = {"Accept": accept}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    try:
+        response = await http.get(url, headers)
+    except FetchError as error:
+        return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
+
+    # Every outcome below starts from what the response says; failures keep the old state.
+    now = datetime.now(UTC)
+    base = CollectResult(
+        CollectStatus.FAILED,
+        state=state,
+        http_status=response.status,
+        moved_to=response.moved_to if movable else None,
+        bytes_received=len(response.body),
+        fresh_until=parse_freshness(
+            response.header("cache-control"), response.header("expires"), now
+        ),
+    )
+    if response.status == 304:
+        return replace(base, status=CollectStatus.NOT_MODIFIED)
+    if response.status == 410:
         return replace(
             base,
-            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
-            posts=parsed.posts,
-            state=new_state,
-            error=parsed.problem,
+            status=CollectStatus.RETIRED,
+            error="gone (HTTP 410): the publisher has removed this feed",
         )
+    if response.status in (429, 503):
+        retry_after = parse_retry_after(response.header("retry-after"), now)
+        if retry_after is not None:
+            # The schedule waits no longer than this; the message must not promise more.
+            retry_after = min(retry_after, now + timedelta(seconds=settings.max_interval))
+        when = f"; retry after {retry_after:%Y-%m-%d %H:%M} UTC" if retry_after else ""
+        reason = "rate limited" if response.status == 429 else "service unavailable"
+        return replace(
+            base, error=f"{reason} (HTTP {response.status}){when}", retry_after=retry_after
+        )
+    if response.status >= 400:
+        host = urlsplit(response.url).hostname
+        return replace(base, error=f"HTTP {response.status} from {host}")
+    if not response.body.strip():
+        return replace(base, error="empty response body")
+
+    parse = functools.partial(
+        parse_feed,
+        response.body,
+        url=response.url,
+        content_type=response.header("content-type"),
+        max_entries=settings.max_entries,
+    )
+    try:
+        # feedparser is CPU-bound and synchronous: keep it off the event loop.
+        parsed = await asyncio.get_running_loop().run_in_executor(parsing, parse)
+    except FeedError as error:
+        return replace(base, error=str(error))
+    new_state = SourceState(
+        etag=response.header("etag"),
+        last_modified=response.header("last-modified"),
+        cursor=state.cursor,
+    )
+    return replace(
+        base,
+        status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
+        posts=parsed.posts,
+        state=new_state,
+        error=parsed.problem,
+    )
 
 
 def parse_feed(
@@ -234,7 +262,7 @@ def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | Non
     return PostData(
         platform_post_id=_entry_id(entry, link),
         kind=_kind_of(flavour, media),
-        url=link if link and urlsplit(link).scheme in ("http", "https") else None,
+        url=link,
         author=entry.get("author") or None,
         published_at=published,
         title=title,
@@ -311,9 +339,9 @@ def _collect_media(entry: Any, flavour: str) -> tuple[Media, ...]:
                 type=kind,
                 url=url,
                 thumbnail_url=thumbnails[0] if thumbnails else None,
-                duration_s=_to_int(content.get("duration")),
-                width=_to_int(content.get("width")),
-                height=_to_int(content.get("height")),
+                duration_s=to_int(content.get("duration")),
+                width=to_int(content.get("width")),
+                height=to_int(content.get("height")),
                 alt_text=_media_description(entry) if flavour == "mastodon" else None,
             )
         )
@@ -345,10 +373,10 @@ def _media_description(entry: Any) -> str | None:
 
 def _youtube_metrics(entry: Any) -> dict[str, int] | None:
     metrics = {}
-    views = _to_int((entry.get("media_statistics") or {}).get("views"))
+    views = to_int((entry.get("media_statistics") or {}).get("views"))
     if views is not None:
         metrics["views"] = views
-    likes = _to_int((entry.get("media_starrating") or {}).get("count"))
+    likes = to_int((entry.get("media_starrating") or {}).get("count"))
     if likes is not None:
         metrics["likes"] = likes
     return metrics or None
@@ -360,13 +388,6 @@ def _to_datetime(parsed: time.struct_time | None) -> datetime | None:
         return None
     try:
         return datetime(*parsed[:6], tzinfo=UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-def _to_int(value: Any) -> int | None:
-    try:
-        return int(float(value))
     except (TypeError, ValueError):
         return None
 

@@ -28,8 +28,6 @@ its ids are reduced to Flickr's photo ids, so posts stay the same posts when a k
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -37,11 +35,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
-from collectors.api import ApiClient, ApiError, Backfill, error_for_status, failed
-from collectors.feeds import ACCEPT, FeedError, parse_feed
-from collectors.http import FetchError, HttpClient
+from collectors.api import ApiClient, ApiError, Backfill, failed
+from collectors.feeds import fetch_feed
+from collectors.http import HttpClient
 from collectors.text import html_to_text
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -51,14 +50,15 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from monitor.config import Config
 
-PLATFORM = "Flickr"
-DEFAULT_KEY_ENV = "FLICKR_API_KEY"
+PLATFORM = SPECS["flickr"].name
+DEFAULT_KEY_ENV = default_secret_env("flickr")
 FEED_URL = "https://www.flickr.com/services/feeds/photos_public.gne"
 EXTRAS = (
     "description,date_upload,date_taken,last_update,views,media,tags,url_l,url_m,url_sq,"
@@ -155,7 +155,7 @@ class FlickrCollector:
             checked = await check_missing_photos(api, recent, {str(p["id"]) for p in listed.photos})
             # A checked photo is settled either way: gone now, or alive but out of the stream.
             recent = {k: v for k, v in recent.items() if k not in checked}
-        uploads = [t for p in listed.photos if (t := _to_int(p.get("dateupload"))) is not None]
+        uploads = [t for p in listed.photos if (t := to_int(p.get("dateupload"))) is not None]
         cursor = {
             "last_upload": max(
                 [*uploads, last_upload if isinstance(last_upload, int) else int(since.timestamp())]
@@ -180,60 +180,25 @@ class FlickrCollector:
             url, nsid = find_feed_address(source, self.key_env)
         except ApiError as error:
             return failed(state, error)
-        headers = {"Accept": ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return failed(state, ApiError(f"{PLATFORM} feed: {error}"))
-        base = CollectResult(
-            CollectStatus.FAILED,
-            state=state,
-            http_status=response.status,
-            bytes_received=len(response.body),
-            resolved_id=nsid,
+        # The address built from the NSID cannot move.
+        movable = url == source.url
+        result = await fetch_feed(
+            http, url, state, self.parsing, self.config.collect, movable=movable
         )
-        if response.status == 304:
-            return replace(base, status=CollectStatus.NOT_MODIFIED)
-        if response.status in (404, 410):
+        result = replace(result, resolved_id=nsid)
+        if result.http_status in (404, 410):
             who = nsid or source.handle or url
             return replace(
-                base,
+                result,
+                status=CollectStatus.FAILED,
                 error=f"{PLATFORM}: account not found: no public feed for {who} "
-                f"(HTTP {response.status})",
+                f"(HTTP {result.http_status})",
             )
-        if response.status >= 400:
-            problem = error_for_status(response, platform=f"{PLATFORM} feed")
-            return replace(base, error=problem.message, retry_after=problem.retry_after)
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
-            max_entries=self.config.collect.max_entries,
-        )
-        try:
-            # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return replace(base, error=f"{PLATFORM} feed: {error}")
-        posts = tuple(adapt_feed_post(p, watched=self.watched) for p in parsed.posts)
+        if result.status is CollectStatus.FAILED:
+            return replace(result, error=f"{PLATFORM} feed: {result.error}")
+        posts = tuple(adapt_feed_post(p, watched=self.watched) for p in result.posts)
         feed_nsid = next((p.raw["flickr_nsid"] for p in posts if p.raw.get("flickr_nsid")), None)
-        return replace(
-            base,
-            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
-            posts=posts,
-            state=SourceState(
-                etag=response.header("etag"),
-                last_modified=response.header("last-modified"),
-                cursor=state.cursor,
-            ),
-            error=parsed.problem,
-            resolved_id=nsid or feed_nsid,
-        )
+        return replace(result, posts=posts, resolved_id=nsid or feed_nsid)
 
 
 class FlickrApi(ApiClient):
@@ -261,7 +226,7 @@ class FlickrApi(ApiClient):
     def _describe_failure(self, method: str, document: Mapping[str, Any]) -> FlickrError:
         # Flickr says `stat: fail` in an answer whose HTTP status is a success.
         status = self.last_status
-        code = _to_int(document.get("code"))
+        code = to_int(document.get("code"))
         message = str(document.get("message") or "no message")
         if code == CODE_INVALID_KEY:
             return FlickrError(
@@ -343,14 +308,14 @@ async def list_photos(api: FlickrApi, nsid: str, since: datetime, limit: int | N
             raise
         block = document.get("photos") or {}
         items = [p for p in block.get("photo") or [] if isinstance(p, dict) and p.get("id")]
-        fresh = [p for p in items if (_to_int(p.get("dateupload")) or floor) >= floor]
+        fresh = [p for p in items if (to_int(p.get("dateupload")) or floor) >= floor]
         for photo in fresh:
             if str(photo["id"]) not in seen:
                 seen.add(str(photo["id"]))
                 photos.append(photo)
         if limit is not None and len(photos) >= limit:
             return PhotoPage(tuple(photos[:limit]), complete=False)
-        if not items or not fresh or page >= (_to_int(block.get("pages")) or 0):
+        if not items or not fresh or page >= (to_int(block.get("pages")) or 0):
             return PhotoPage(tuple(photos), complete=True)
     return PhotoPage(tuple(photos), complete=False)
 
@@ -367,7 +332,7 @@ def find_recent_uploads(
         if isinstance(v, int) and v >= floor
     }
     for photo in photos:
-        uploaded = _to_int(photo.get("dateupload"))
+        uploaded = to_int(photo.get("dateupload"))
         if uploaded is not None and uploaded >= floor:
             recent[str(photo["id"])] = uploaded
     return recent
@@ -407,7 +372,7 @@ def make_post(photo: Mapping[str, Any], *, owner: str, watched: Mapping[str, str
     links, mentions, other_mentions = find_links_and_mentions(
         description, own={owner.lower(), (alias or owner).lower()}, watched=watched
     )
-    uploaded = _to_int(photo.get("dateupload"))
+    uploaded = to_int(photo.get("dateupload"))
     return PostData(
         platform_post_id=photo_id,
         kind="video" if photo.get("media") == "video" else "photo",
@@ -521,12 +486,12 @@ def _make_media(photo: Mapping[str, Any]) -> tuple[Media, ...]:
         if photo.get(f"url_{size}"):
             url = str(photo[f"url_{size}"])
             width, height = (
-                _to_int(photo.get(f"width_{size}")),
-                _to_int(photo.get(f"height_{size}")),
+                to_int(photo.get(f"width_{size}")),
+                to_int(photo.get(f"height_{size}")),
             )
             break
     else:
-        width, height = _to_int(photo.get("o_width")), _to_int(photo.get("o_height"))
+        width, height = to_int(photo.get("o_width")), to_int(photo.get("o_height"))
     thumbnail = str(photo["url_sq"]) if photo.get("url_sq") else None
     if photo.get("media") == "video":
         # The stream's address needs another call (getSizes); the page URL plays it.
@@ -541,7 +506,7 @@ def _make_metrics(photo: Mapping[str, Any]) -> dict[str, int] | None:
     metrics = {
         ours: value
         for theirs, ours in names.items()
-        if (value := _to_int(photo.get(theirs))) is not None
+        if (value := to_int(photo.get(theirs))) is not None
     }
     return metrics or None
 
@@ -559,12 +524,3 @@ def _profile_alias(url: str | None) -> str | None:
     if match is None or match.group(1).lower() in NOT_ACCOUNTS:
         return None
     return match.group(1)
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -20,8 +20,6 @@ GETs over the shared aiohttp client are all we need.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,11 +29,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
-from collectors.feeds import ACCEPT as FEED_ACCEPT
-from collectors.feeds import FeedError, parse_feed
-from collectors.http import FetchError, HttpClient, Response
+from collectors.feeds import fetch_feed
+from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
 from monitor.config import secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -45,13 +43,14 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import is_http_url, parse_time
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from monitor.config import Config
 
-PLATFORM = "Mastodon"
+PLATFORM = SPECS["mastodon"].name
 # The most statuses Mastodon returns per page; asking for more gets 40.
 PAGE_LIMIT = 40
 # An incremental run reads at most this many pages and resumes where it stopped next time, so
@@ -59,7 +58,7 @@ PAGE_LIMIT = 40
 MAX_PAGES = 10
 # Recent posts missing from the list are each confirmed with one request; at most this many a run.
 MAX_DELETION_CHECKS = 10
-DEFAULT_TOKEN_ENV = "MASTODON_ACCESS_TOKEN"
+DEFAULT_TOKEN_ENV = default_secret_env("mastodon")
 # Link parameters we take from the server's `Link` header (never its host: see `_Reader`).
 PAGING_PARAMS = ("max_id", "min_id", "since_id")
 MEDIA_TYPES = {"image": "image", "gifv": "video", "video": "video", "audio": "audio"}
@@ -294,49 +293,27 @@ class MastodonCollector:
     ) -> CollectResult:
         """The account's public RSS feed, for instances that refuse API reads without a token."""
         url = f"{address.base_url}/@{quote(address.username)}.rss"
-        headers = {"Accept": FEED_ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        because = (
-            f"{PLATFORM}: {address.domain} refuses API reads without a token"
-            f" (HTTP {refusal.http_status})"
+        # Built from the handle: a redirect of it does not move the source.
+        result = await fetch_feed(
+            http, url, state, self.parsing, self.config.collect, movable=False
         )
-        fix = f"set {self.token_env} to an access token from {address.domain}"
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            return failed(state, ApiError(f"{because}, and its RSS feed failed: {error}; {fix}"))
-        if response.status == 304:
-            return CollectResult(
-                CollectStatus.NOT_MODIFIED, state=state, http_status=304, resolved_id=account_id
+        if result.status in (CollectStatus.FAILED, CollectStatus.RETIRED):
+            because = (
+                f"{PLATFORM}: {address.domain} refuses API reads without a token"
+                f" (HTTP {refusal.http_status})"
             )
-        if response.status >= 400:
-            message = f"{because}, and its RSS feed answered HTTP {response.status}; {fix}"
-            return failed(state, ApiError(message, http_status=refusal.http_status))
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
-            max_entries=self.config.collect.max_entries,
-        )
-        try:
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            return failed(state, ApiError(f"{because}, and its RSS feed is unusable: {error}"))
+            fix = f"set {self.token_env} to an access token from {address.domain}"
+            if result.http_status is None:
+                error = f"{because}, and its RSS feed failed: {result.error}; {fix}"
+            elif result.http_status >= 400:
+                error = f"{because}, and its RSS feed answered HTTP {result.http_status}; {fix}"
+            else:
+                error = f"{because}, and its RSS feed is unusable: {result.error}"
+            return replace(result, status=CollectStatus.FAILED, error=error)
         author = f"@{address.acct}"
-        return CollectResult(
-            CollectStatus.OK,
-            posts=tuple(adapt_feed_post(p, author) for p in parsed.posts),
-            state=SourceState(
-                etag=response.header("etag"),
-                last_modified=response.header("last-modified"),
-                cursor=state.cursor,
-            ),
-            http_status=response.status,
-            bytes_received=len(response.body),
+        return replace(
+            result,
+            posts=tuple(adapt_feed_post(p, author) for p in result.posts),
             resolved_id=account_id,
         )
 
@@ -446,7 +423,7 @@ def parse_status(status: dict[str, Any], *, watched: frozenset[str], local_domai
     links = find_links(markup)
     card_url = (content.get("card") or {}).get("url")
     quoted_url = quoted.get("url") if quoted else None
-    extra = [u for u in (card_url, quoted_url) if isinstance(u, str) and _is_http(u)]
+    extra = [u for u in (card_url, quoted_url) if isinstance(u, str)]
     account = status.get("account") or {}
     return PostData(
         platform_post_id=str(status["id"]),
@@ -637,17 +614,6 @@ def is_pinned(status: Mapping[str, Any]) -> bool:
     return status.get("pinned") is True
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from the API's ISO 8601 text."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _dated_unpinned(statuses: Iterable[dict[str, Any]]) -> list[tuple[str, datetime]]:
     dated = []
     for status in statuses:
@@ -671,13 +637,9 @@ def _quoted_status(status: Mapping[str, Any]) -> dict[str, Any] | None:
 def _web_url(status: Mapping[str, Any]) -> str | None:
     for key in ("url", "uri"):
         value = status.get(key)
-        if isinstance(value, str) and _is_http(value):
+        if is_http_url(value):
             return value
     return None
-
-
-def _is_http(url: str) -> bool:
-    return urlsplit(url).scheme in ("http", "https")
 
 
 class _LinkFinder(HTMLParser):
@@ -693,5 +655,5 @@ class _LinkFinder(HTMLParser):
         values = dict(attrs)
         href = values.get("href") or ""
         classes = (values.get("class") or "").split()
-        if _is_http(href) and "mention" not in classes and "hashtag" not in classes:
+        if href and "mention" not in classes and "hashtag" not in classes:
             self.links.append(href)

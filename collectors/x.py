@@ -61,6 +61,7 @@ from collectors.http import (
     wait_until_epoch,
 )
 from monitor.config import DEFAULT_API_URLS, secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -70,6 +71,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import parse_time
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -82,8 +84,8 @@ logging.getLogger("tweepy.client").setLevel(logging.INFO)
 # the attempt's own error line says what went wrong.
 logging.getLogger("urllib3.connection").setLevel(logging.ERROR)
 
-PLATFORM = "X"
-DEFAULT_TOKEN_ENV = "X_BEARER_TOKEN"
+PLATFORM = SPECS["x"].name
+DEFAULT_TOKEN_ENV = default_secret_env("x")
 # The hosts tweepy builds its URLs with; both are sent to `source.api_url`.
 TWEEPY_HOSTS = ("https://api.twitter.com/", "https://api.x.com/")
 # The timeline endpoint's bounds on max_results.
@@ -264,7 +266,7 @@ def make_post(
             u.get("expanded_url", "")
             for u in entities.get("urls", [])
             # A link carrying a media key is the attachment's own x.com page.
-            if not u.get("media_key") and _is_http(u.get("expanded_url"))
+            if not u.get("media_key") and isinstance(u.get("expanded_url"), str)
         ),
         mentions=kept,
         other_mentions=len(usernames) - len(kept),
@@ -299,10 +301,7 @@ def _published_at(tweet: Mapping[str, Any], first_id: str) -> datetime | None:
     # An edited version's created_at is the edit's time; the post was published with its first id.
     if first_id != str(tweet["id"]):
         return snowflake_time(first_id)
-    created = tweet.get("created_at")
-    if not created:
-        return snowflake_time(first_id)
-    return datetime.fromisoformat(str(created).replace("Z", "+00:00")).astimezone(UTC)
+    return parse_time(tweet.get("created_at")) or snowflake_time(first_id)
 
 
 def _kind_of(tweet: Mapping[str, Any]) -> str:
@@ -322,10 +321,8 @@ def _make_media(item: Mapping[str, Any]) -> Media:
         else "video"
         if kind in ("video", "animated_gif")
         else "other",
-        url=item.get("url") if _is_http(item.get("url")) else None,
-        thumbnail_url=(
-            item.get("preview_image_url") if _is_http(item.get("preview_image_url")) else None
-        ),
+        url=item.get("url"),
+        thumbnail_url=item.get("preview_image_url"),
         duration_s=round(duration / 1000) if isinstance(duration, int | float) else None,
         alt_text=item.get("alt_text") or None,
         width=item.get("width"),
@@ -380,10 +377,6 @@ def _unescape(text: str) -> str:
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
-
-
-def _is_http(url: object) -> bool:
-    return isinstance(url, str) and urlsplit(url).scheme in ("http", "https")
 
 
 def _explain(document: Mapping[str, Any]) -> str:

@@ -30,8 +30,6 @@ and when the API later delivers one of them, its fuller record is stored as a ne
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -48,9 +46,10 @@ from collectors.api import (
     failed,
     find_rate_limit_reset,
 )
-from collectors.feeds import FeedError, parse_feed
-from collectors.http import FetchError, HttpClient, Response
+from collectors.feeds import fetch_feed
+from collectors.http import HttpClient, Response
 from monitor.config import secret
+from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
     CollectResult,
@@ -60,14 +59,15 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import parse_time, to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from monitor.config import Config
 
-PLATFORM_NAME = "YouTube"
-DEFAULT_KEY_ENV = "YOUTUBE_API_KEY"
+PLATFORM_NAME = SPECS["youtube"].name
+DEFAULT_KEY_ENV = default_secret_env("youtube")
 DEFAULT_DAILY_QUOTA = 10_000  # what Google grants a project unless it applies for more
 UNITS_PER_CALL = 1  # channels.list, playlistItems.list and videos.list each cost 1 unit
 PAGE_SIZE = 50  # the most playlistItems.list returns a page, and videos.list accepts ids a call
@@ -153,10 +153,7 @@ class YouTubeCollector:
     ) -> CollectResult:
         key = secret(self.config, "youtube", "api_key_env")
         if key is None:
-            try:
-                return await self._collect_feed(source, state, http, known_channel(source))
-            except ApiError as error:
-                return failed(state, error)
+            return await self._collect_feed(source, state, http, known_channel(source))
         calls = _Calls(http, source.api_url or "", key, self.key_env)
         try:
             return await self._collect_api(source, state, calls)
@@ -330,20 +327,17 @@ class YouTubeCollector:
     ) -> CollectResult:
         """Collect the channel feed while the quota is spent."""
         note = f"{PLATFORM_NAME}: quota spent; used the channel feed ({reason})"
-        spent = {"api_units": calls.units}
-        try:
-            result = await self._collect_feed(source, state, calls.http, calls.channel_id)
-        except ApiError as error:
-            return failed(state, replace_message(error, f"{note}, which failed: "), **spent)
-        status = (
-            CollectStatus.NOT_MODIFIED
-            if result.status is CollectStatus.NOT_MODIFIED
-            else CollectStatus.PARTIAL
-        )
+        result = await self._collect_feed(source, state, calls.http, calls.channel_id)
+        if result.status is CollectStatus.FAILED:
+            detail = (result.error or "").removeprefix(f"{PLATFORM_NAME}: ")
+            error = f"{note}, which failed: {detail}"
+        else:
+            error = f"{note}; {result.error}" if result.error else note
+        if result.status is CollectStatus.OK:
+            result = replace(result, status=CollectStatus.PARTIAL)
         return replace(
             result,
-            status=status,
-            error=f"{note}; {result.error}" if result.error else note,
+            error=error,
             api_units=calls.units,
             bytes_received=result.bytes_received + calls.bytes_received,
         )
@@ -355,67 +349,39 @@ class YouTubeCollector:
 
         Only videos the API has not delivered are taken (all of them for a channel never read
         through the API): a stored video rewritten from the feed's thinner record would look like
-        an edit, and like another when the API is back.
-
-        Raises:
-            ApiError: the feed cannot be fetched or read, or the channel is unknown.
+        an edit, and like another when the API is back. A failure is a FAILED result whose error
+        names the channel feed, or says the channel is unknown.
         """
         url = source.url or (FEED_URL.format(channel_id=channel_id) if channel_id else None)
         if url is None:
-            raise ApiError(
-                f"{PLATFORM_NAME}: the channel feed needs the channel id, and handle "
+            return CollectResult(
+                CollectStatus.FAILED,
+                state=state,
+                error=f"{PLATFORM_NAME}: the channel feed needs the channel id, and handle "
                 f"{source.handle} is not resolved yet: configure the channel id (UC…) as the "
-                f"handle, or let the API resolve it (set {self.key_env})"
+                f"handle, or let the API resolve it (set {self.key_env})",
             )
-        headers = {"Accept": FEED_ACCEPT}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        try:
-            response = await http.get(url, headers)
-        except FetchError as error:
-            raise ApiError(f"{PLATFORM_NAME} channel feed: {error}") from None
-        base = CollectResult(
-            CollectStatus.OK,
-            state=state,
-            http_status=response.status,
-            resolved_id=channel_id,
-            bytes_received=len(response.body),
+        result = await fetch_feed(
+            http,
+            url,
+            state,
+            self.parsing,
+            self.config.collect,
+            accept=FEED_ACCEPT,
+            movable=url == source.url,  # the address built from the channel id cannot move
         )
-        if response.status == 304:
-            return replace(base, status=CollectStatus.NOT_MODIFIED)
-        if response.status in (404, 410):
-            raise account_not_found(
-                f"channel {channel_id or url} (its feed answered HTTP {response.status})",
-                http_status=response.status,
-            )
-        if response.status >= 400:
-            raise error_for_status(response, platform=f"{PLATFORM_NAME} channel feed")
-        parse = functools.partial(
-            parse_feed,
-            response.body,
-            url=response.url,
-            content_type=response.header("content-type"),
-            max_entries=self.config.collect.max_entries,
-        )
-        try:
-            # feedparser is CPU-bound and synchronous: keep it off the event loop.
-            parsed = await asyncio.get_running_loop().run_in_executor(self.parsing, parse)
-        except FeedError as error:
-            raise ApiError(f"{PLATFORM_NAME} channel feed: {error}") from None
+        if result.http_status in (404, 410):
+            wanted = f"channel {channel_id or url} (its feed answered HTTP {result.http_status})"
+            gone = account_not_found(wanted, http_status=result.http_status)
+            return replace(result, status=CollectStatus.FAILED, error=gone.message)
+        if result.status is CollectStatus.FAILED:
+            return replace(result, error=f"{PLATFORM_NAME} channel feed: {result.error}")
         return replace(
-            base,
-            status=CollectStatus.PARTIAL if parsed.problem else CollectStatus.OK,
+            result,
             posts=select_unseen(
-                [adapt_feed_post(post, self.watched) for post in parsed.posts], state.cursor
+                [adapt_feed_post(post, self.watched) for post in result.posts], state.cursor
             ),
-            state=SourceState(
-                etag=response.header("etag"),
-                last_modified=response.header("last-modified"),
-                cursor=state.cursor,
-            ),
-            error=parsed.problem,
+            resolved_id=channel_id,
         )
 
 
@@ -520,17 +486,6 @@ def account_not_found(wanted: str, *, http_status: int | None) -> ApiError:
         "source's handle)",
         http_status=http_status,
         gone=True,
-    )
-
-
-def replace_message(error: ApiError, prefix: str) -> ApiError:
-    body = error.message.removeprefix(f"{PLATFORM_NAME}: ")
-    return ApiError(
-        prefix + body,
-        http_status=error.http_status,
-        retry_after=error.retry_after,
-        resume_at=error.resume_at,
-        gone=error.gone,
     )
 
 
@@ -684,23 +639,5 @@ def parse_duration(value: Any) -> int | None:
     return int(seconds) or None  # "P0D": a stream not yet broadcast has no length
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware UTC datetime from the API's RFC 3339 text, or None."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def to_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

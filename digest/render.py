@@ -44,6 +44,7 @@ from digest.model import (
     Trend,
 )
 from monitor.config import DigestConfig
+from monitor.platforms import PLATFORMS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -63,14 +64,7 @@ PLATFORM_NAMES = {
     "sv": {"feed": "Webb/nyhetsflöde"},
     "en": {"feed": "Web/news feed"},
 }
-PLATFORM_BRANDS = {
-    "x": "X",
-    "youtube": "YouTube",
-    "facebook": "Facebook",
-    "flickr": "Flickr",
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-}
+PLATFORM_BRANDS = {spec.key: spec.name for spec in PLATFORMS}
 
 # Count labels in METRIC_NAMES order, (singular, plural). Views lead: they are what a video has.
 COUNT_LABELS = {

@@ -36,22 +36,30 @@ from pydantic import (
     model_validator,
 )
 
-PLATFORMS = ("feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr")
-Platform = Literal["feed", "x", "youtube", "mastodon", "bluesky", "facebook", "flickr"]
+from monitor.platforms import PLATFORM_KEYS, SPECS, default_env_name
+from monitor.values import is_http_url
+
+PLATFORMS = PLATFORM_KEYS
+if TYPE_CHECKING:
+    Platform = str
+else:
+    # pydantic checks a source's platform against this; mypy cannot read a Literal built at
+    # run time, so it sees a str.
+    Platform = Literal[PLATFORM_KEYS]
 
 DEFAULT_DATABASE_URL = "sqlite:///omvarld.db"
 
 # Which environment-variable setting a platform cannot work without. Platforms absent here work
 # without credentials (feeds, Mastodon and Bluesky public APIs; YouTube and Flickr fall back to
 # their public feeds).
-REQUIRED_SECRETS: dict[str, str] = {"x": "bearer_token_env", "facebook": "access_token_env"}
+REQUIRED_SECRETS: dict[str, str] = {
+    spec.key: spec.secret_setting
+    for spec in SPECS.values()
+    if spec.secret_required and spec.secret_setting
+}
 
 DEFAULT_API_URLS: dict[str, str] = {
-    "x": "https://api.twitter.com",
-    "youtube": "https://www.googleapis.com/youtube/v3",
-    "facebook": "https://graph.facebook.com/v21.0",
-    "flickr": "https://api.flickr.com/services/rest",
-    "bluesky": "https://public.api.bsky.app",
+    spec.key: spec.default_api_url for spec in SPECS.values() if spec.default_api_url
 }
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
@@ -195,10 +203,8 @@ class SourceConfig(_Strict):
     @field_validator("url", "api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"expected an http(s) URL, got {value!r}")
+        if value is not None and not is_http_url(value):
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value
 
     @field_validator("key")
@@ -397,7 +403,7 @@ class Config(_Strict):
         return url
 
     def platform(self, name: str) -> PlatformConfig:
-        return self.platforms.get(name, PlatformConfig())  # type: ignore[call-overload]
+        return self.platforms.get(name, PlatformConfig())
 
     def api_url(self, source: SourceConfig) -> str | None:
         return (
@@ -423,19 +429,14 @@ def missing_secret(config: Config, platform: str) -> str | None:
     setting = REQUIRED_SECRETS.get(platform)
     if setting is None:
         return None
-    env_name = getattr(config.platform(platform), setting) or _default_env_name(platform, setting)
+    env_name = getattr(config.platform(platform), setting) or default_env_name(platform, setting)
     return None if os.environ.get(env_name) else env_name
 
 
 def secret(config: Config, platform: str, setting: str) -> str | None:
     """Read a platform secret from the environment variable the config names."""
-    env_name = getattr(config.platform(platform), setting) or _default_env_name(platform, setting)
+    env_name = getattr(config.platform(platform), setting) or default_env_name(platform, setting)
     return os.environ.get(env_name) or None
-
-
-def _default_env_name(platform: str, setting: str) -> str:
-    # bearer_token_env -> X_BEARER_TOKEN, access_token_env -> FACEBOOK_ACCESS_TOKEN
-    return f"{platform.upper()}_{setting.removesuffix('_env').upper()}"
 
 
 @dataclass(frozen=True)

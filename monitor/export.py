@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.filters import PostFilter, latest_engagement, where_posts
 from monitor.models import post_metrics, posts, sources
+from monitor.platforms import PLATFORM_KEYS
 from monitor.types import METRIC_NAMES
 
 # Rows fetched per round trip from PostgreSQL's server-side cursor: large enough that round
@@ -49,6 +50,9 @@ DICTIONARY_SUFFIX = ".dictionary.json"
 # Excel, so such cells get a leading apostrophe. Cells that already begin with an apostrophe get
 # one as well, which keeps the rule reversible: drop one leading apostrophe from any text cell.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+# "feed, x, … or flickr", for the column descriptions.
+PLATFORM_LIST = f"{', '.join(PLATFORM_KEYS[:-1])} or {PLATFORM_KEYS[-1]}"
 
 
 class ExportError(Exception):
@@ -96,7 +100,7 @@ _NOT_REPORTED = "; empty when the platform does not report it"
 POST_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("id", "integer", "Omvärld's id of the post, the same in every export"),
     ExportColumn("source_key", "string", "the watched feed or account, as keyed in the config"),
-    ExportColumn("platform", "string", "feed, x, youtube, mastodon, bluesky, facebook or flickr"),
+    ExportColumn("platform", "string", PLATFORM_LIST),
     ExportColumn("organisation", "string", "the organisation the source belongs to"),
     ExportColumn("groups", "list of strings", "the source's groups in the configuration"),
     ExportColumn(
@@ -139,7 +143,7 @@ POST_COLUMNS: tuple[ExportColumn, ...] = (
 METRIC_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("post_id", "integer", "the post's id, as in `omvarld export posts`"),
     ExportColumn("source_key", "string", "the watched feed or account, as keyed in the config"),
-    ExportColumn("platform", "string", "feed, x, youtube, mastodon, bluesky, facebook or flickr"),
+    ExportColumn("platform", "string", PLATFORM_LIST),
     ExportColumn("observed_at", "timestamp", "when these counts were observed, UTC"),
     *(
         ExportColumn(name, "integer", f"{_COUNT_MEANINGS[name]}{_NOT_REPORTED}")

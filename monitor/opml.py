@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import urlsplit
 
+from monitor.values import is_http_url
+
 
 class OpmlError(Exception):
     """The OPML file cannot be read; the message names the file and the reason."""
@@ -39,7 +41,7 @@ def read_opml(path: str) -> list[OpmlFeed]:
         for outline in node.findall("outline"):
             url = (outline.get("xmlUrl") or "").strip()
             title = outline.get("title") or outline.get("text")
-            if url and urlsplit(url).scheme in ("http", "https"):
+            if is_http_url(url):
                 feeds.append(OpmlFeed(url=url, title=title, category=category))
             walk(outline, title if not url else category)
 

@@ -34,6 +34,7 @@ from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_ne
 from monitor.terms import stored_terms
 from monitor.text import strip_control
 from monitor.types import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
+from monitor.values import is_http_url
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +284,8 @@ def ingest_posts(
             continue
         unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
     totals = IngestCounts()
-    for batch in chunks(list(unique.values()), BATCH_SIZE):
+    kept = [keep_web_addresses(post) for post in unique.values()]
+    for batch in chunks(kept, BATCH_SIZE):
         counts = _ingest_batch(connection, source_id, batch, now)
         totals = IngestCounts(
             totals.new + counts.new,
@@ -292,6 +294,40 @@ def ingest_posts(
             totals.metrics + counts.metrics,
         )
     return totals
+
+
+def keep_web_addresses(post: PostData) -> PostData:
+    """The post without its addresses that are not http(s) (its url, links, media): a
+    `javascript:` link from a hostile source would run when a reader clicks it in a digest.
+
+    The one place this rule is enforced, before the content hash, so the hash covers what is
+    stored. Returns the post itself when every address is a web address, as nearly all are.
+    """
+    if (
+        (post.url is None or is_http_url(post.url))
+        and (not post.links or all(map(is_http_url, post.links)))
+        and (not post.media or all(map(_has_web_addresses, post.media)))
+    ):
+        return post
+    return dataclasses.replace(
+        post,
+        url=post.url if is_http_url(post.url) else None,
+        links=tuple(filter(is_http_url, post.links)),
+        media=tuple(
+            dataclasses.replace(
+                media,
+                url=media.url if is_http_url(media.url) else None,
+                thumbnail_url=media.thumbnail_url if is_http_url(media.thumbnail_url) else None,
+            )
+            for media in post.media
+        ),
+    )
+
+
+def _has_web_addresses(media: Media) -> bool:
+    return (media.url is None or is_http_url(media.url)) and (
+        media.thumbnail_url is None or is_http_url(media.thumbnail_url)
+    )
 
 
 def _ingest_batch(

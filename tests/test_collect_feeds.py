@@ -119,6 +119,26 @@ def test_changed_view_counts_append_metrics_without_touching_the_posts(
     assert [tuple(r) for r in history] == [(1234, 42), (2051, 57)]
 
 
+def test_a_count_too_large_to_store_is_left_out_and_the_feed_is_stored(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    body = (FIXTURES / "youtube.xml").read_text(encoding="utf-8")
+    huge = body.replace('views="1234"', 'views="99999999999999999999"')
+    url = feed_server.add("/yt.xml", body=huge.encode(), content_type="text/xml")
+    config = configure(tmp_path, engine, feed_source(url, "Skatteverket"))
+
+    outcome = only(collect_all(config, engine))
+
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 3, outcome.error
+    with engine.connect() as connection:
+        counts = connection.execute(
+            sa.select(post_metrics.c.views, post_metrics.c.likes)
+            .join(posts, posts.c.id == post_metrics.c.post_id)
+            .where(posts.c.platform_post_id == "yt:video:dK3v9Qm2TfA")
+        ).all()
+    assert [tuple(r) for r in counts] == [(None, 42)]
+
+
 def test_permanent_redirect_updates_the_stored_url_and_temporary_does_not(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:

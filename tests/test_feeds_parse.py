@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from collectors.feeds import FeedError, ParsedFeed, parse_feed
+from monitor.store import keep_web_addresses
 from tests.conftest import assert_golden
 from tests.feedserver import FIXTURES
 
@@ -140,7 +141,7 @@ def test_script_and_javascript_links_stay_inert_in_text() -> None:
     <a href="javascript:alert(1)">klick</a>]]></description>
     </item></channel></rss>"""
     post = parse_feed(body, url=FEED_URL).posts[0]
-    assert post.url is None  # only http(s) links are kept as the post's link
+    assert keep_web_addresses(post).url is None  # the store keeps only http(s) links
     assert post.text == "Text\nklick"
     assert post.html and "<script>" in post.html  # kept as published; sanitised when rendered
 

@@ -451,6 +451,38 @@ def test_an_instance_refusing_anonymous_reads_is_collected_from_its_rss_feed(
     assert source_row(engine, "krisinformation").platform_id == KRIS_ID
 
 
+def test_the_rss_fallback_says_what_max_entries_left_out(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    config, fake = setup(tmp_path, engine, feed_server, "[collect]\nmax_entries = 2\n\n")
+    fake.failure = json_route({"error": "This method requires an authenticated user"}, status=401)
+    feed_server.add_fixture("/@krisinformation.rss", "mastodon.xml")
+
+    outcome = only(collect_all(config, engine))
+
+    assert outcome.status is CollectStatus.PARTIAL
+    assert outcome.error == "3 entries in the feed; the newest 2 taken ([collect] max_entries)"
+    assert len(stored_posts(engine)) == 2
+
+
+def test_the_rss_fallback_honours_retry_after(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    config, fake = setup(tmp_path, engine, feed_server, "[collect]\ninterval = 900\n\n")
+    fake.failure = json_route({"error": "This method requires an authenticated user"}, status=401)
+    feed_server.add("/@krisinformation.rss", status=429, headers={"Retry-After": "7200"})
+    before = datetime.now(UTC)
+
+    outcome = only(collect_all(config, engine))
+
+    assert outcome.status is CollectStatus.FAILED
+    assert outcome.error == (
+        "Mastodon: mastodon.nu refuses API reads without a token (HTTP 401), and its RSS feed"
+        " answered HTTP 429; set MASTODON_ACCESS_TOKEN to an access token from mastodon.nu"
+    )
+    assert source_row(engine, "krisinformation").next_check_at >= before + timedelta(hours=2)
+
+
 def test_refused_reads_without_a_feed_fail_naming_the_token_variable(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:

@@ -187,6 +187,40 @@ def test_media_tags_and_timestamps_round_trip_as_stored(engine: Engine) -> None:
     assert stored.content_hash == compute_content_hash(ingest_and_read)
 
 
+def test_addresses_that_are_not_http_are_not_stored(engine: Engine) -> None:
+    source_id = add_source(engine)
+    hostile = post(
+        1,
+        url="javascript:alert(1)",
+        links=("https://example.se/ok", "javascript:alert(2)", "data:text/html,<b>x</b>", "/rel"),
+        media=(
+            Media(
+                type="image", url="javascript:alert(3)", thumbnail_url="https://example.se/t.jpg"
+            ),
+            Media(type="video", url="HTTPS://EXAMPLE.SE/film.mp4", thumbnail_url="vbscript:x"),
+        ),
+    )
+    attempt(engine, source_id, [hostile])
+    (stored,) = rows(engine, posts)
+    assert stored.url is None
+    assert stored.links == ["https://example.se/ok"]
+    assert stored.media == [
+        {"type": "image", "thumbnail_url": "https://example.se/t.jpg"},
+        {"type": "video", "url": "HTTPS://EXAMPLE.SE/film.mp4"},
+    ]
+    # The hash covers what was stored: the same post without the bad addresses is unchanged.
+    clean = post(
+        1,
+        url=None,
+        links=("https://example.se/ok",),
+        media=(
+            Media(type="image", thumbnail_url="https://example.se/t.jpg"),
+            Media(type="video", url="HTTPS://EXAMPLE.SE/film.mp4"),
+        ),
+    )
+    assert stored.content_hash == compute_content_hash(clean)
+
+
 def test_content_hash_ignores_counts_and_raw_payload() -> None:
     base = post(1)
     assert compute_content_hash(base) == compute_content_hash(

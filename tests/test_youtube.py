@@ -529,6 +529,26 @@ def test_without_a_key_the_channel_feed_is_collected(
     assert tuple(views) == (5890, 17)
 
 
+def test_without_a_key_the_channel_feed_keeps_its_move_and_its_freshness(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("YOUTUBE_API_KEY", raising=False)
+    youtube = FakeYouTube(feed_server)
+    feed_server.routes[FEED_PATH].headers["Cache-Control"] = "max-age=21600"
+    old = feed_server.add("/old/videos.xml", status=301, location=youtube.feed_url)
+    config = configure(tmp_path, engine, youtube_source(CHANNEL, url=old, interval=900))
+    before = datetime.now(UTC)
+
+    outcome = collect_one(config, engine)
+
+    assert outcome.status is CollectStatus.OK and outcome.counts.new == 4
+    assert outcome.moved_to == youtube.feed_url
+    row = source_row(engine, "skatteverket")
+    assert row.fetch_url == youtube.feed_url
+    # The feed stays fresh for six hours: no check before then, whatever the interval says.
+    assert row.next_check_at >= before + timedelta(hours=6)
+
+
 def test_without_a_key_a_handle_cannot_be_resolved_and_says_how_to_fix_it(
     tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
