@@ -19,14 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from collectors.x import (
-    Account,
-    find_endpoint,
-    first_of_next_month,
-    parse_tweets,
-    plan_refresh_reads,
-    snowflake_time,
-)
+from collectors.x import find_endpoint, first_of_next_month, plan_refresh_reads
+from collectors.x_posts import Account, parse_tweets, snowflake_time
 from monitor.cli import app
 from monitor.config import Config
 from monitor.models import api_usage, collection_runs, post_metrics, post_revisions, posts
