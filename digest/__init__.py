@@ -1,1 +1,2 @@
-"""The weekly digest: building, rendering and delivery (arrives with the digest issue)."""
+"""The weekly digest: loading the week (`load`), composing each recipient's digest (`compose`,
+pure), rendering (`render`), and delivery (`delivery`, `mail`, `archive`)."""

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.config import MAX_ATTEMPTS
+from monitor.db import insert_for
 from monitor.models import digests
-from monitor.store import insert_for
 
 if TYPE_CHECKING:
     from digest.mail import RenderedMail

@@ -30,18 +30,16 @@ from monitor.config import Config, missing_secret
 from monitor.db import first_line
 from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
-from monitor.sources import SourceRow, claim_sources
-from monitor.store import (
-    Attempt,
-    AttemptRecord,
-    IngestCounts,
+from monitor.sources import (
+    SourceRow,
+    claim_sources,
     mark_skipped,
-    read_api_usage,
-    record_attempts,
     release_leases,
     renew_leases,
 )
+from monitor.store import Attempt, AttemptRecord, IngestCounts, record_attempts
 from monitor.types import ApiUsage, CollectResult, CollectStatus
+from monitor.usage import read_api_usage
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -204,3 +205,8 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """`items` in lists of at most `size`: statements stay under SQLite's bound-parameter limit."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+def insert_for(connection: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
+    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert

@@ -1,8 +1,11 @@
 """`omvarld run`: the long-running service.
 
-APScheduler drives two jobs: a collection tick that claims whatever is due from the database
-(one indexed query, no job per source: the database is the schedule, as in Miniflux), and daily
-upkeep. Any number of processes can share one PostgreSQL database; leases keep them apart.
+APScheduler drives these jobs: a collection tick that claims whatever is due from the database
+(one indexed query, no job per source: the database is the schedule, as in Miniflux); daily
+upkeep (retention, pruning old runs); one digest job per recipients' schedule (e.g. Mondays
+07:00 in the digest's time zone); and, when there are recipients, a half-hourly retry of failed
+digests. Any number of processes can share one PostgreSQL database; leases (renewed by a
+heartbeat while a pass runs) and the digests' unique claims keep them apart.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.config import Config, SourceConfig
+from monitor.db import insert_for
 from monitor.models import sources
-from monitor.store import insert_for as _insert_for
 from monitor.types import SourceRef, SourceState
 from monitor.workers import find_gone
 
@@ -95,7 +95,7 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
             if row is None:
                 # Workers starting together all sync: the first insert wins, the rest skip.
                 inserted = connection.execute(
-                    _insert_for(connection)(sources)
+                    insert_for(connection)(sources)
                     .values(
                         key=key, cursor={}, status="new", consecutive_failures=0,
                         next_check_at=now, created_at=now, updated_at=now, **values,
@@ -310,3 +310,48 @@ def list_source_groups(engine: Engine) -> list[str]:
     with engine.connect() as connection:
         lists = connection.scalars(sa.select(sources.c.groups))
         return sorted({group for groups in lists for group in groups or ()})
+
+
+# ---------------------------------------------------------------------- leases without an attempt
+
+
+def mark_skipped(
+    engine: Engine, source_id: int, reason: str, now: datetime, interval: timedelta
+) -> None:
+    """Note why a source was not attempted, without counting it as a failure."""
+    with engine.begin() as connection:
+        connection.execute(
+            sources.update()
+            .where(sources.c.id == source_id)
+            .values(
+                status="skipped",
+                last_error=reason,
+                last_error_at=now,
+                updated_at=now,
+                next_check_at=now + interval,
+                leased_until=None,
+                leased_by=None,
+            )
+        )
+
+
+def renew_leases(engine: Engine, worker: str, until: datetime) -> int:
+    """Extend every lease this worker holds (its heartbeat); how many it holds."""
+    with engine.begin() as connection:
+        return connection.execute(
+            sources.update()
+            .where(sources.c.leased_by == worker, sources.c.leased_until.is_not(None))
+            .values(leased_until=until)
+        ).rowcount
+
+
+def release_leases(engine: Engine, source_ids: Sequence[int], worker: str) -> None:
+    """Give sources back without an attempt (a worker stopping), still due as they were."""
+    if not source_ids:
+        return
+    with engine.begin() as connection:
+        connection.execute(
+            sources.update()
+            .where(sources.c.id.in_(list(source_ids)), sources.c.leased_by == worker)
+            .values(leased_until=None, leased_by=None)
+        )

@@ -17,10 +17,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.db import chunks, first_line
+from monitor.db import chunks, first_line, insert_for
 from monitor.models import (
     REVISION_COLUMNS,
     api_usage,
@@ -33,7 +32,7 @@ from monitor.models import (
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 from monitor.terms import stored_terms
 from monitor.text import strip_control
-from monitor.types import METRIC_NAMES, ApiUsage, CollectResult, CollectStatus, Media, PostData
+from monitor.types import METRIC_NAMES, CollectResult, CollectStatus, Media, PostData
 from monitor.values import is_http_url
 
 log = logging.getLogger(__name__)
@@ -244,21 +243,6 @@ def _add_api_usage(connection: Connection, spent: Sequence[tuple[Attempt, Collec
         statement,
         [{"platform": p, "day": d, "units": units} for (p, d), units in totals.items()],
     )
-
-
-def read_api_usage(engine: Engine, now: datetime) -> ApiUsage:
-    """What metered APIs have spent today and this month (UTC), for collectors to budget."""
-    month_start = now.date().replace(day=1)
-    query = sa.select(api_usage.c.platform, api_usage.c.day, api_usage.c.units).where(
-        api_usage.c.day >= month_start
-    )
-    usage = ApiUsage()
-    with engine.connect() as connection:
-        for platform, day, units in connection.execute(query):
-            usage.this_month[platform] = usage.this_month.get(platform, 0) + units
-            if day == now.date():
-                usage.today[platform] = usage.today.get(platform, 0) + units
-    return usage
 
 
 def _succeeded(status: CollectStatus) -> bool:
@@ -599,50 +583,3 @@ def _run_row(attempt: Attempt, result: CollectResult, counts: IngestCounts) -> d
         # A server's error text is as untrusted as a post: `status` prints it.
         "error": _clean(result.error),
     }
-
-
-def insert_for(connection: Connection) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-
-
-def mark_skipped(
-    engine: Engine, source_id: int, reason: str, now: datetime, interval: timedelta
-) -> None:
-    """Note why a source was not attempted, without counting it as a failure."""
-    with engine.begin() as connection:
-        connection.execute(
-            sources.update()
-            .where(sources.c.id == source_id)
-            .values(
-                status="skipped",
-                last_error=reason,
-                last_error_at=now,
-                updated_at=now,
-                next_check_at=now + interval,
-                leased_until=None,
-                leased_by=None,
-            )
-        )
-
-
-def renew_leases(engine: Engine, worker: str, until: datetime) -> int:
-    """Extend every lease this worker holds (its heartbeat); how many it holds."""
-    with engine.begin() as connection:
-        return connection.execute(
-            sources.update()
-            .where(sources.c.leased_by == worker, sources.c.leased_until.is_not(None))
-            .values(leased_until=until)
-        ).rowcount
-
-
-def release_leases(engine: Engine, source_ids: Sequence[int], worker: str) -> None:
-    """Give sources back without an attempt (a worker stopping), still due as they were."""
-    if not source_ids:
-        return
-    with engine.begin() as connection:
-        connection.execute(
-            sources.update()
-            .where(sources.c.id.in_(list(source_ids)), sources.c.leased_by == worker)
-            .values(leased_until=None, leased_by=None)
-        )

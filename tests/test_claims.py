@@ -12,8 +12,14 @@ from sqlalchemy.engine import Engine
 
 from monitor.models import collection_runs, posts, sources
 from monitor.schedule import SchedulePolicy
-from monitor.sources import claim_sources, count_due_sources, find_lease_holders
-from monitor.store import Attempt, record_attempt, release_leases, renew_leases
+from monitor.sources import (
+    claim_sources,
+    count_due_sources,
+    find_lease_holders,
+    release_leases,
+    renew_leases,
+)
+from monitor.store import Attempt, record_attempt
 from monitor.types import CollectResult, CollectStatus, PostData
 from monitor.workers import make_worker_id, read_start_ticks
 

@@ -249,7 +249,7 @@ def test_platform_deletions_date_the_posts_and_keep_their_content(engine: Engine
 
 
 def test_resolved_account_id_and_api_units_are_kept(engine: Engine) -> None:
-    from monitor.store import read_api_usage
+    from monitor.usage import read_api_usage
 
     source_id = add_source(engine)
     spent = CollectResult(CollectStatus.OK, resolved_id="109876", api_units=7)

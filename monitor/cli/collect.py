@@ -227,8 +227,7 @@ def status(
     the last error of each source with one. Sources failing for over a day are flagged."""
     from monitor.queries import list_source_health
     from monitor.sources import count_due_sources
-    from monitor.store import read_api_usage
-    from monitor.usage import describe_api_usage
+    from monitor.usage import describe_api_usage, read_api_usage
 
     config = ctx.obj.config()
     engine = ctx.obj.synced_engine()
