@@ -25,7 +25,7 @@ from collectors.http import (
 from monitor.types import CollectResult, CollectStatus, SourceState
 
 if TYPE_CHECKING:
-    from monitor.config import CollectConfig
+    from collectors.base import CollectorSettings
 
 
 EPOCH_THRESHOLD = 10**9  # 2001-09-09 as an epoch time; as seconds from now, 31 years
@@ -60,7 +60,7 @@ class Backfill:
     max_posts: int
 
     @classmethod
-    def from_config(cls, settings: CollectConfig, now: datetime) -> Backfill:
+    def from_settings(cls, settings: CollectorSettings, now: datetime) -> Backfill:
         return cls(
             since=now - timedelta(days=settings.backfill_days), max_posts=settings.backfill_posts
         )

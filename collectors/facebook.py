@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,7 +29,6 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
 from collectors.http import HttpClient, Response, parse_retry_after, wait_seconds
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -44,7 +44,7 @@ from monitor.values import is_http_url, parse_time, to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings, ConfiguredSource
 
 PLATFORM = SPECS["facebook"].name
 DEFAULT_TOKEN_ENV = default_secret_env("facebook")
@@ -124,15 +124,15 @@ class GraphError(ApiError):
 class FacebookCollector:
     platform: ClassVar[str] = "facebook"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
-        self.token_env = config.platform("facebook").access_token_env or DEFAULT_TOKEN_ENV
-        self.watched = make_watched_pages(config)
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
+        self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
+        self.watched = make_watched_pages(settings.sources)
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
     ) -> CollectResult:
-        token = secret(self.config, "facebook", "access_token_env")
+        token = self.settings.secret
         if not token:
             return CollectResult(
                 CollectStatus.FAILED,
@@ -145,7 +145,8 @@ class FacebookCollector:
             return CollectResult(
                 CollectStatus.FAILED, state=state, error=f"{PLATFORM}: source has no page handle"
             )
-        graph = _Graph(http, source.api_url or DEFAULT_API_URLS["facebook"], token, self.token_env)
+        api_url = source.api_url or self.settings.api_url or ""
+        graph = _Graph(http, api_url, token, self.token_env)
         # The stored id is used while the handle is the one it was resolved from: an admin who
         # changes the handle (which empties the cursor) gets it resolved again.
         known_id = source.platform_id if state.cursor.get("handle") == handle.lower() else None
@@ -162,9 +163,9 @@ class FacebookCollector:
         self, graph: _Graph, page: Page, handle: str, state: SourceState
     ) -> CollectResult:
         now = datetime.now(UTC)
-        settings = self.config.collect
-        refresh_since = now - timedelta(days=settings.refresh_days)
-        window = plan_window(state.cursor, now, Backfill.from_config(settings, now), refresh_since)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
+        backfill = Backfill.from_settings(self.settings, now)
+        window = plan_window(state.cursor, now, backfill, refresh_since)
         items, covered_since = await self._list_posts(graph, page, window)
         seen = {str(item.get("id")) for item in items}
 
@@ -323,13 +324,11 @@ def find_handle(source: SourceRef) -> str | None:
     return segments[-1] if segments else None
 
 
-def make_watched_pages(config: Config) -> WatchedPages:
+def make_watched_pages(sources: Iterable[ConfiguredSource]) -> WatchedPages:
     """The configured Facebook pages, by numeric id and by unambiguous display name."""
     by_id: dict[str, str] = {}
     names: dict[str, set[str]] = {}
-    for source in config.sources:
-        if source.platform != "facebook":
-            continue
+    for source in sources:
         handle = (source.handle or "").strip().lstrip("@").lower()
         if not handle:
             continue

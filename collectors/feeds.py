@@ -34,7 +34,7 @@ from monitor.values import to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import CollectConfig, Config
+    from collectors.base import CollectorSettings
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -64,8 +64,8 @@ class ParsedFeed:
 class FeedCollector:
     platform: ClassVar[str] = "feed"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
 
     async def collect(
@@ -73,7 +73,7 @@ class FeedCollector:
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(http, source.url, state, self.parsing, self.config.collect)
+        return await fetch_feed(http, source.url, state, self.parsing, self.settings)
 
 
 async def fetch_feed(
@@ -81,7 +81,7 @@ async def fetch_feed(
     url: str,
     state: SourceState,
     parsing: Executor,
-    settings: CollectConfig,
+    settings: CollectorSettings,
     *,
     accept: str = ACCEPT,
     movable: bool = True,

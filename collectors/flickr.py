@@ -39,7 +39,6 @@ from collectors.api import ApiClient, ApiError, Backfill, failed
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient
 from collectors.text import html_to_text
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -55,7 +54,7 @@ from monitor.values import to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 PLATFORM = SPECS["flickr"].name
 DEFAULT_KEY_ENV = default_secret_env("flickr")
@@ -113,21 +112,19 @@ class PhotoPage:
 class FlickrCollector:
     platform: ClassVar[str] = "flickr"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
-        self.key_env = config.platform("flickr").api_key_env or DEFAULT_KEY_ENV
-        self.watched = find_watched_accounts(
-            (s.handle, s.url) for s in config.sources if s.platform == "flickr"
-        )
+        self.key_env = settings.secret_env or DEFAULT_KEY_ENV
+        self.watched = find_watched_accounts((s.handle, s.url) for s in settings.sources)
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
     ) -> CollectResult:
-        key = secret(self.config, "flickr", "api_key_env")
+        key = self.settings.secret
         if key is None:
             return await self._collect_feed(source, state, http)
-        api = FlickrApi(http, source.api_url or DEFAULT_API_URLS["flickr"], key, self.key_env)
+        api = FlickrApi(http, source.api_url or self.settings.api_url or "", key, self.key_env)
         try:
             return await self._collect_api(source, state, api)
         except ApiError as error:
@@ -138,14 +135,13 @@ class FlickrCollector:
     ) -> CollectResult:
         now = datetime.now(UTC)
         nsid = source.platform_id or await resolve_account(api, source)
-        settings = self.config.collect
-        refresh_since = now - timedelta(days=settings.refresh_days)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
         last_upload = state.cursor.get("last_upload")
         if isinstance(last_upload, int):
             since = min(datetime.fromtimestamp(last_upload, UTC), refresh_since)
             limit = None
         else:
-            backfill = Backfill.from_config(settings, now)
+            backfill = Backfill.from_settings(self.settings, now)
             since, limit = backfill.since, backfill.max_posts
         listed = await list_photos(api, nsid, since, limit)
 
@@ -182,9 +178,7 @@ class FlickrCollector:
             return failed(state, error)
         # The address built from the NSID cannot move.
         movable = url == source.url
-        result = await fetch_feed(
-            http, url, state, self.parsing, self.config.collect, movable=movable
-        )
+        result = await fetch_feed(http, url, state, self.parsing, self.settings, movable=movable)
         result = replace(result, resolved_id=nsid)
         if result.http_status in (404, 410):
             who = nsid or source.handle or url

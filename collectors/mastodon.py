@@ -32,7 +32,6 @@ from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limi
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
-from monitor.config import secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -48,7 +47,7 @@ from monitor.values import is_http_url, parse_time
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 PLATFORM = SPECS["mastodon"].name
 # The most statuses Mastodon returns per page; asking for more gets 40.
@@ -123,16 +122,14 @@ class Walk:
 class MastodonCollector:
     platform: ClassVar[str] = "mastodon"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
-        settings = config.platform("mastodon")
-        self.token_env = settings.access_token_env or DEFAULT_TOKEN_ENV
-        # A token is issued by one instance: it goes only to the platform's configured api_url.
+        self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
+        # A token is issued by one instance: it goes only to the platform's configured api_url
+        # (Mastodon has no default one).
         self.token_host = urlsplit(settings.api_url).hostname if settings.api_url else None
-        self.watched = collect_watched_accounts(
-            (s.handle, s.url) for s in config.sources if s.platform == "mastodon"
-        )
+        self.watched = collect_watched_accounts((s.handle, s.url) for s in settings.sources)
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
@@ -166,7 +163,7 @@ class MastodonCollector:
     def _token_for(self, address: AccountAddress) -> str | None:
         if self.token_host is None or urlsplit(address.base_url).hostname != self.token_host:
             return None
-        return secret(self.config, "mastodon", "access_token_env")
+        return self.settings.secret
 
     async def _resolve(self, reader: _Reader, address: AccountAddress) -> str:
         account, _ = await reader.get("/api/v1/accounts/lookup", {"acct": address.acct})
@@ -178,12 +175,12 @@ class MastodonCollector:
         self, reader: _Reader, address: AccountAddress, account_id: str, state: SourceState
     ) -> CollectResult:
         now = datetime.now(UTC)
-        horizon = now - timedelta(days=self.config.collect.refresh_days)
+        horizon = now - timedelta(days=self.settings.refresh_days)
         previous = Cursor.from_state(state.cursor)
         path = f"/api/v1/accounts/{quote(account_id, safe='')}/statuses"
         deleted: list[str] = []
         if previous.refresh_from is None:
-            backfill = Backfill.from_config(self.config.collect, now)
+            backfill = Backfill.from_settings(self.settings, now)
             walk = await self._walk_back(reader, path, backfill)
             statuses = list(walk.statuses)
             # An interrupted backfill is done again next time rather than left with a hole.
@@ -294,9 +291,7 @@ class MastodonCollector:
         """The account's public RSS feed, for instances that refuse API reads without a token."""
         url = f"{address.base_url}/@{quote(address.username)}.rss"
         # Built from the handle: a redirect of it does not move the source.
-        result = await fetch_feed(
-            http, url, state, self.parsing, self.config.collect, movable=False
-        )
+        result = await fetch_feed(http, url, state, self.parsing, self.settings, movable=False)
         if result.status in (CollectStatus.FAILED, CollectStatus.RETIRED):
             because = (
                 f"{PLATFORM}: {address.domain} refuses API reads without a token"

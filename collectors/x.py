@@ -60,7 +60,6 @@ from collectors.http import (
     redact_bytes,
     wait_until_epoch,
 )
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -76,7 +75,7 @@ from monitor.values import parse_time
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 # tweepy logs every request's headers at DEBUG, the bearer token included.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
@@ -509,22 +508,20 @@ class _Progress:
 class XCollector:
     platform: ClassVar[str] = "x"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
-        settings = config.platform("x")
-        self.env_name = settings.bearer_token_env or DEFAULT_TOKEN_ENV
-        x_sources = [s for s in config.sources if s.platform == "x"]
-        self.sources = sum(1 for s in x_sources if s.enabled)  # sharing the read budget
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
+        self.env_name = settings.secret_env or DEFAULT_TOKEN_ENV
+        self.sources = sum(1 for s in settings.sources if s.enabled)  # sharing the read budget
         # A paused source is still an institution we watch.
         self.watched = frozenset(
-            h.lower() for h in (find_handle(s.handle, s.url) for s in x_sources) if h
+            h.lower() for h in (find_handle(s.handle, s.url) for s in settings.sources) if h
         )
         month, today = usage.this_month.get("x", 0), usage.today.get("x", 0)
         self.spent_before_today, self.spent_today_before = month - today, today
         self.budget = ReadBudget(limit=settings.monthly_read_budget, spent_before=month)
         self.limits = RateLimits()
         self.clients: dict[str, tweepy.Client] = {}
-        self.calls = asyncio.Semaphore(config.collect.per_host)
+        self.calls = asyncio.Semaphore(settings.per_host)
 
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
@@ -532,13 +529,13 @@ class XCollector:
         """Resolve the account if needed, read new posts, refresh recent posts' counts."""
         now = datetime.now(UTC)
         handle = find_handle(source.handle, source.url)
-        token = secret(self.config, "x", "bearer_token_env")
+        token = self.settings.secret
         if not handle:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no handle")
         if not token:
             error = f"credentials missing: set the environment variable {self.env_name}"
             return CollectResult(CollectStatus.FAILED, state=state, error=error)
-        client = self._client(source.api_url or DEFAULT_API_URLS["x"], token)
+        client = self._client(source.api_url or self.settings.api_url or "", token)
         progress = _Progress()
         try:
             remaining = self.budget.remaining()
@@ -591,8 +588,8 @@ class XCollector:
         client = self.clients.get(base_url)
         if client is None:
             client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
-            client.user_agent = make_user_agent(self.config.collect.contact_url)
-            timeout = (self.config.collect.connect_timeout, self.config.collect.read_timeout)
+            client.user_agent = make_user_agent(self.settings.contact_url)
+            timeout = (self.settings.connect_timeout, self.settings.read_timeout)
             adapter = BaseUrlAdapter(base_url, timeout, self.limits.note)
             for host in TWEEPY_HOSTS:
                 client.session.mount(host, adapter)
@@ -639,7 +636,7 @@ class XCollector:
         """
         since_id = cursor.get("newest_id") if cursor.get("user_id") == account.id else None
         known = int(since_id) if since_id else 0
-        backfill = None if since_id else Backfill.from_config(self.config.collect, now)
+        backfill = None if since_id else Backfill.from_settings(self.settings, now)
         progress.max_posts = backfill.max_posts if backfill else None
         newest, token = known, None
         while True:
@@ -703,7 +700,7 @@ class XCollector:
     ) -> tuple[dict[str, Any], set[str]]:
         """Re-read recent posts not in this run's timeline for their counts, within the day's
         share of the budget; the cursor with what is recent, and the ids X says are deleted."""
-        horizon = now - timedelta(days=self.config.collect.refresh_days)
+        horizon = now - timedelta(days=self.settings.refresh_days)
         recent: dict[str, list[str]] = {
             first: list(entry)
             for first, entry in (cursor.get("recent") or {}).items()
@@ -836,7 +833,7 @@ class XCollector:
                     f"{PLATFORM}: the API answered with something that is not JSON"
                 ) from None
             except requests.Timeout:
-                seconds = self.config.collect.read_timeout
+                seconds = self.settings.read_timeout
                 raise ApiError(f"{PLATFORM}: timed out: no answer within {seconds:g} s") from None
             except requests.ConnectionError as error:
                 host = urlsplit(str(error.request.url if error.request else "")).hostname

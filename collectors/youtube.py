@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,7 +48,6 @@ from collectors.api import (
 )
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
-from monitor.config import secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -64,7 +63,7 @@ from monitor.values import parse_time, to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings, ConfiguredSource
 
 PLATFORM_NAME = SPECS["youtube"].name
 DEFAULT_KEY_ENV = default_secret_env("youtube")
@@ -135,14 +134,14 @@ class UploadsPage:
 class YouTubeCollector:
     platform: ClassVar[str] = "youtube"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
         self.usage = usage
-        self.key_env = config.platform("youtube").api_key_env or DEFAULT_KEY_ENV
-        self.daily_quota = config.platform("youtube").daily_quota_units or DEFAULT_DAILY_QUOTA
+        self.key_env = settings.secret_env or DEFAULT_KEY_ENV
+        self.daily_quota = settings.daily_quota_units or DEFAULT_DAILY_QUOTA
         self.spent = 0  # units this collector spent in this run, over all its sources
-        self.watched = find_watched_handles(config)
+        self.watched = find_watched_handles(settings.sources)
 
     def units_left(self) -> int:
         """Quota units left today: the daily budget less what earlier runs and this one spent."""
@@ -151,10 +150,10 @@ class YouTubeCollector:
     async def collect(
         self, source: SourceRef, state: SourceState, http: HttpClient
     ) -> CollectResult:
-        key = secret(self.config, "youtube", "api_key_env")
+        key = self.settings.secret
         if key is None:
             return await self._collect_feed(source, state, http, known_channel(source))
-        calls = _Calls(http, source.api_url or "", key, self.key_env)
+        calls = _Calls(http, source.api_url or self.settings.api_url or "", key, self.key_env)
         try:
             return await self._collect_api(source, state, calls)
         except QuotaSpent as spent:
@@ -172,11 +171,11 @@ class YouTubeCollector:
         if incremental:
             stop, limit = parse_time(cursor["last_published"]) or now, None
         else:
-            backfill = Backfill.from_config(self.config.collect, now)
+            backfill = Backfill.from_settings(self.settings, now)
             stop, limit = backfill.since, backfill.max_posts
         uploads = await self._list_uploads(calls, channel_id, uploads_id, stop, limit)
 
-        refresh_since = now - timedelta(days=self.config.collect.refresh_days)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
         recent = {
             video_id: when
             for video_id, when in (cursor.get("recent") or {}).items()
@@ -366,7 +365,7 @@ class YouTubeCollector:
             url,
             state,
             self.parsing,
-            self.config.collect,
+            self.settings,
             accept=FEED_ACCEPT,
             movable=url == source.url,  # the address built from the channel id cannot move
         )
@@ -413,11 +412,11 @@ def known_channel(source: SourceRef) -> str | None:
     return None
 
 
-def find_watched_handles(config: Config) -> dict[str, str]:
+def find_watched_handles(sources: Iterable[ConfiguredSource]) -> dict[str, str]:
     """Handles of the configured YouTube sources: lower-cased without '@' -> '@handle'."""
     watched = {}
-    for source in config.sources:
-        if source.platform == "youtube" and source.handle:
+    for source in sources:
+        if source.handle:
             name = source.handle.strip().lstrip("@")
             if not CHANNEL_ID.match(name):
                 watched[name.lower()] = "@" + name

@@ -1,0 +1,52 @@
+"""The collectors' layer: they turn a source into a CollectResult with what the engine hands
+them, and reach neither the config, the database nor the digest."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import collectors
+
+COLLECTORS = Path(collectors.__file__).parent
+# The engine reads the config and stores results; a collector gets its settings from it.
+OUTSIDE = ("monitor.config", "monitor.store", "monitor.db", "digest")
+
+
+def imported_modules(source: str) -> set[str]:
+    """Every module a Python source imports, at the top, inside functions or for type checking
+    only; `from monitor import config` counts as `monitor.config`."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def reaches_outside(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in OUTSIDE)
+
+
+def test_the_check_sees_each_way_of_importing() -> None:
+    source = (
+        "import digest.render\n"
+        "from monitor import config\n"
+        "if TYPE_CHECKING:\n    from monitor.store import Attempt\n"
+        "def f():\n    import monitor.db\n"
+        "from monitor.types import PostData\n"
+    )
+    outside = sorted(m for m in imported_modules(source) if reaches_outside(m))
+    assert outside == ["digest.render", "monitor.config", "monitor.db", "monitor.store"]
+
+
+def test_collectors_import_neither_the_config_the_store_the_database_nor_the_digest() -> None:
+    found = [
+        f"{path.name} imports {module}"
+        for path in sorted(COLLECTORS.glob("*.py"))
+        for module in sorted(imported_modules(path.read_text(encoding="utf-8")))
+        if reaches_outside(module)
+    ]
+    assert found == []
