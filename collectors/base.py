@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+    from datetime import datetime
 
     from collectors.http import HttpClient
     from monitor.types import ApiUsage, CollectResult, SourceRef, SourceState
@@ -66,5 +67,7 @@ class Collector(Protocol):
         functions with picklable arguments. `usage` is what metered APIs have spent."""
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
-    ) -> CollectResult: ...
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
+    ) -> CollectResult:
+        """One attempt at `source`. `now` is the attempt's start (UTC): the one clock a
+        collector reads, for its windows and for the waits a server asks for."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -146,7 +146,7 @@ class BlueskyCollector:
         self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         handle = find_actor(source.handle, source.url)
         actor = source.platform_id or handle
@@ -160,8 +160,8 @@ class BlueskyCollector:
             token=self.settings.secret,
             token_env=self.token_env,
             actor=f"{handle} ({actor})" if handle and handle != actor else actor,
+            now=now,
         )
-        now = datetime.now(UTC)
         refresh_since = now - timedelta(days=self.settings.refresh_days)
         did = actor if actor.startswith("did:") else None
         try:
@@ -198,9 +198,18 @@ class _Api(ApiClient):
     """The XRPC calls of one collection, with Bluesky's error conventions."""
 
     def __init__(
-        self, http: HttpClient, base: str, *, token: str | None, token_env: str, actor: str
+        self,
+        http: HttpClient,
+        base: str,
+        *,
+        token: str | None,
+        token_env: str,
+        actor: str,
+        now: datetime,
     ) -> None:
-        super().__init__(http, base, platform=PLATFORM, token=token, credential_env=token_env)
+        super().__init__(
+            http, base, platform=PLATFORM, now=now, token=token, credential_env=token_env
+        )
         self.actor = actor
 
     async def get(self, method: str, params: Mapping[str, str | int] | str) -> Any:
@@ -218,7 +227,7 @@ class _Api(ApiClient):
             actor=self.actor,
             token_env=self.credential_env or DEFAULT_TOKEN_ENV,
             token_set=bool(self.token),
-            now=datetime.now(UTC),
+            now=self.now,
         )
 
     async def resolve_did(self, handle: str) -> str:
@@ -301,7 +310,7 @@ def describe_error(
         )
     if status == 400:
         return ApiError(f"{PLATFORM}: request refused (HTTP 400 {said})".strip(), http_status=400)
-    return error_for_status(response, platform=PLATFORM, credential_env=token_env)
+    return error_for_status(response, platform=PLATFORM, now=now, credential_env=token_env)
 
 
 # Pure parsing and planning: JSON in, plain data out.

@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -130,7 +130,7 @@ class FacebookCollector:
         self.watched = make_watched_pages(settings.sources)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         token = self.settings.secret
         if not token:
@@ -146,7 +146,7 @@ class FacebookCollector:
                 CollectStatus.FAILED, state=state, error=f"{PLATFORM}: source has no page handle"
             )
         api_url = source.api_url or self.settings.api_url or ""
-        graph = _Graph(http, api_url, token, self.token_env)
+        graph = _Graph(http, api_url, token, self.token_env, now)
         # The stored id is used while the handle is the one it was resolved from: an admin who
         # changes the handle (which empties the cursor) gets it resolved again.
         known_id = source.platform_id if state.cursor.get("handle") == handle.lower() else None
@@ -155,14 +155,13 @@ class FacebookCollector:
         except ApiError as error:
             return failed(state, error)
         try:
-            return await self._collect_posts(graph, page, handle, state)
+            return await self._collect_posts(graph, page, handle, state, now)
         except ApiError as error:
             return failed(state, error, resolved_id=page.id, bytes_received=graph.bytes_received)
 
     async def _collect_posts(
-        self, graph: _Graph, page: Page, handle: str, state: SourceState
+        self, graph: _Graph, page: Page, handle: str, state: SourceState, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
         refresh_since = now - timedelta(days=self.settings.refresh_days)
         backfill = Backfill.from_settings(self.settings, now)
         window = plan_window(state.cursor, now, backfill, refresh_since)
@@ -229,8 +228,12 @@ class FacebookCollector:
 class _Graph(ApiClient):
     """The Graph API at one base URL with one page token, with Graph's error codes."""
 
-    def __init__(self, http: HttpClient, base_url: str, token: str, token_env: str) -> None:
-        super().__init__(http, base_url, platform=PLATFORM, token=token, credential_env=token_env)
+    def __init__(
+        self, http: HttpClient, base_url: str, token: str, token_env: str, now: datetime
+    ) -> None:
+        super().__init__(
+            http, base_url, platform=PLATFORM, now=now, token=token, credential_env=token_env
+        )
 
     async def get(
         self, path: str, params: dict[str, str | int], page_handle: str | None = None
@@ -243,11 +246,11 @@ class _Graph(ApiClient):
 
     def describe_error(self, response: Response, lookup: str | None) -> GraphError:
         token_env = self.credential_env or DEFAULT_TOKEN_ENV
-        return make_graph_error(response, token_env=token_env, page_handle=lookup)
+        return make_graph_error(response, token_env=token_env, now=self.now, page_handle=lookup)
 
 
 def make_graph_error(
-    response: Response, *, token_env: str, page_handle: str | None = None
+    response: Response, *, token_env: str, now: datetime, page_handle: str | None = None
 ) -> GraphError:
     """The one-line error a failed Graph call means, with the time to come back when known.
 
@@ -255,7 +258,6 @@ def make_graph_error(
     "error_subcode", "fbtrace_id"}}`; the code, not the HTTP status, says what happened.
     """
     status = response.status
-    now = datetime.now(UTC)
     error = _error_object(response.body)
     code, subcode = to_int(error.get("code")), to_int(error.get("error_subcode"))
     detail = f"Graph error {code}" if code is not None else f"HTTP {status}"

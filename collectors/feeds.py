@@ -69,11 +69,11 @@ class FeedCollector:
         self.parsing = parsing
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(http, source.url, state, self.parsing, self.settings)
+        return await fetch_feed(http, source.url, state, self.parsing, self.settings, now)
 
 
 async def fetch_feed(
@@ -82,6 +82,7 @@ async def fetch_feed(
     state: SourceState,
     parsing: Executor,
     settings: CollectorSettings,
+    now: datetime,
     *,
     accept: str = ACCEPT,
     movable: bool = True,
@@ -99,6 +100,7 @@ async def fetch_feed(
 
     Args:
         parsing: where `parse_feed` runs (feedparser is CPU-bound and synchronous).
+        now: the attempt's start, from which freshness and `Retry-After` are counted.
         movable: whether a permanent redirect moves the source (`moved_to`): not for an address
             built from an account id or handle, which the next run builds again.
     """
@@ -113,7 +115,6 @@ async def fetch_feed(
         return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
 
     # Every outcome below starts from what the response says; failures keep the old state.
-    now = datetime.now(UTC)
     base = CollectResult(
         CollectStatus.FAILED,
         state=state,

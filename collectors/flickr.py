@@ -119,21 +119,21 @@ class FlickrCollector:
         self.watched = find_watched_accounts((s.handle, s.url) for s in settings.sources)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         key = self.settings.secret
         if key is None:
-            return await self._collect_feed(source, state, http)
-        api = FlickrApi(http, source.api_url or self.settings.api_url or "", key, self.key_env)
+            return await self._collect_feed(source, state, http, now)
+        url = source.api_url or self.settings.api_url or ""
+        api = FlickrApi(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, api)
+            return await self._collect_api(source, state, api, now)
         except ApiError as error:
             return failed(state, error, bytes_received=api.bytes_received)
 
     async def _collect_api(
-        self, source: SourceRef, state: SourceState, api: FlickrApi
+        self, source: SourceRef, state: SourceState, api: FlickrApi, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
         nsid = source.platform_id or await resolve_account(api, source)
         refresh_since = now - timedelta(days=self.settings.refresh_days)
         last_upload = state.cursor.get("last_upload")
@@ -170,7 +170,7 @@ class FlickrCollector:
         )
 
     async def _collect_feed(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         try:
             url, nsid = find_feed_address(source, self.key_env)
@@ -178,7 +178,9 @@ class FlickrCollector:
             return failed(state, error)
         # The address built from the NSID cannot move.
         movable = url == source.url
-        result = await fetch_feed(http, url, state, self.parsing, self.settings, movable=movable)
+        result = await fetch_feed(
+            http, url, state, self.parsing, self.settings, now, movable=movable
+        )
         result = replace(result, resolved_id=nsid)
         if result.http_status in (404, 410):
             who = nsid or source.handle or url
@@ -198,9 +200,15 @@ class FlickrCollector:
 class FlickrApi(ApiClient):
     """Calls to the REST API (one URL, the method a parameter) with the key as `api_key`."""
 
-    def __init__(self, http: HttpClient, url: str, key: str, key_env: str) -> None:
+    def __init__(self, http: HttpClient, url: str, key: str, key_env: str, now: datetime) -> None:
         super().__init__(
-            http, url, platform=PLATFORM, token=key, token_param="api_key", credential_env=key_env
+            http,
+            url,
+            platform=PLATFORM,
+            now=now,
+            token=key,
+            token_param="api_key",
+            credential_env=key_env,
         )
 
     async def call(self, method: str, **params: str | int) -> dict[str, Any]:

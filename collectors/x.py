@@ -446,7 +446,7 @@ def find_endpoint(path: str) -> str:
 @dataclass(frozen=True)
 class RateLimit:
     remaining: int
-    reset: datetime
+    reset: int  # epoch seconds, as X sends it
 
 
 class RateLimits:
@@ -462,17 +462,16 @@ class RateLimits:
         if not (remaining and reset and remaining.isdigit() and reset.isdigit()):
             return
         with self._lock:
-            self._limits[endpoint] = RateLimit(
-                int(remaining), wait_until_epoch(datetime.now(UTC), int(reset))
-            )
+            self._limits[endpoint] = RateLimit(int(remaining), int(reset))
 
     def spent_until(self, endpoint: str, now: datetime) -> datetime | None:
-        """When a spent limit resets, or None while calls are left."""
+        """When a spent limit resets (at most LONGEST_SERVER_WAIT from `now`), or None while
+        calls are left."""
         with self._lock:
             limit = self._limits.get(endpoint)
-        if limit is None or limit.remaining > 0 or limit.reset <= now:
+        if limit is None or limit.remaining > 0 or limit.reset <= now.timestamp():
             return None
-        return limit.reset
+        return wait_until_epoch(now, limit.reset)
 
 
 # ------------------------------------------------------------------------------- the collector
@@ -483,6 +482,7 @@ class _Progress:
     """What one source's attempt has gathered so far; kept when a later call fails, because
     X has billed it."""
 
+    now: datetime  # the attempt's start: the budget and rate limits are judged at it
     timeline: dict[str, tuple[int, PostData]] = field(default_factory=dict)  # first id -> version
     refreshed: list[PostData] = field(default_factory=list)
     units: int = 0
@@ -524,10 +524,9 @@ class XCollector:
         self.calls = asyncio.Semaphore(settings.per_host)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         """Resolve the account if needed, read new posts, refresh recent posts' counts."""
-        now = datetime.now(UTC)
         handle = find_handle(source.handle, source.url)
         token = self.settings.secret
         if not handle:
@@ -536,7 +535,7 @@ class XCollector:
             error = f"credentials missing: set the environment variable {self.env_name}"
             return CollectResult(CollectStatus.FAILED, state=state, error=error)
         client = self._client(source.api_url or self.settings.api_url or "", token)
-        progress = _Progress()
+        progress = _Progress(now)
         try:
             remaining = self.budget.remaining()
             if remaining is not None and remaining < MIN_PAGE:
@@ -775,11 +774,10 @@ class XCollector:
         Raises:
             ApiError: the budget cannot pay for `minimum` reads, or the call failed.
         """
-        now = datetime.now(UTC)
         granted = self.budget.reserve(wanted)
         if granted < minimum:
             self.budget.settle(granted, 0)
-            raise self._budget_spent(now)
+            raise self._budget_spent(progress.now)
         if "max_results" in params:
             params["max_results"] = granted
         if "ids" in params:
@@ -787,7 +785,13 @@ class XCollector:
         document: dict[str, Any] = {}
         try:
             document = await self._call(
-                endpoint, method, *args, answers=progress.answers, not_found=not_found, **params
+                endpoint,
+                method,
+                *args,
+                now=progress.now,
+                answers=progress.answers,
+                not_found=not_found,
+                **params,
             )
         finally:
             data = document.get("data")
@@ -808,6 +812,7 @@ class XCollector:
         endpoint: str,
         method: Callable[..., Any],
         *args: Any,
+        now: datetime,
         answers: Tally,
         not_found: str,
         **params: Any,
@@ -815,7 +820,7 @@ class XCollector:
         """Call a tweepy method in a thread, its answer counted in `answers`; its failures
         become one-line ApiErrors. A rate limit the headers said is spent fails at once,
         without calling."""
-        until = self.limits.spent_until(endpoint, datetime.now(UTC))
+        until = self.limits.spent_until(endpoint, now)
         if until is not None:
             raise ApiError(
                 f"{PLATFORM}: rate limited until {until:%Y-%m-%d %H:%M} UTC"
@@ -827,7 +832,7 @@ class XCollector:
             try:
                 document = await asyncio.to_thread(method, *args, **params)
             except tweepy.HTTPException as error:
-                raise describe_failure(error, self.env_name, not_found) from None
+                raise describe_failure(error, self.env_name, not_found, now) from None
             except requests.exceptions.JSONDecodeError:
                 raise ApiError(
                     f"{PLATFORM}: the API answered with something that is not JSON"
@@ -845,7 +850,9 @@ class XCollector:
         return document if isinstance(document, dict) else {}
 
 
-def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str) -> ApiError:
+def describe_failure(
+    error: tweepy.HTTPException, env_name: str, not_found: str, now: datetime
+) -> ApiError:
     """The ApiError for an HTTP failure tweepy raised, with X's own explanation where it gives
     one (such as `client-not-enrolled` or a usage cap)."""
     answer = error.response
@@ -862,7 +869,7 @@ def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str)
     document = document if isinstance(document, dict) else {}
     status = response.status
     if document.get("type") == USAGE_CAPPED or document.get("reason") == "usage-capped":
-        until = first_of_next_month(datetime.now(UTC))
+        until = first_of_next_month(now)
         return ApiError(
             f"{PLATFORM}: the app's API usage cap is reached{_explain(document)}; collection"
             " resumes when X resets the cap",
@@ -876,7 +883,7 @@ def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str)
             f"{PLATFORM}: credentials invalid or expired: check {env_name} (HTTP 401)",
             http_status=401,
         )
-    base = error_for_status(response, platform=PLATFORM, credential_env=env_name)
+    base = error_for_status(response, platform=PLATFORM, now=now, credential_env=env_name)
     if isinstance(error, tweepy.Forbidden) and base.retry_after is None:
         return ApiError(
             f"{PLATFORM}: access refused (HTTP 403){_explain(document)}; check the app and access"

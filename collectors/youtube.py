@@ -102,16 +102,22 @@ class _Calls(ApiClient):
     """One attempt's Data API calls: the key goes as the `key` parameter; counts the quota
     units spent as well as the bytes received."""
 
-    def __init__(self, http: HttpClient, base: str, key: str, key_env: str) -> None:
+    def __init__(self, http: HttpClient, base: str, key: str, key_env: str, now: datetime) -> None:
         super().__init__(
-            http, base, platform=PLATFORM_NAME, token=key, token_param="key", credential_env=key_env
+            http,
+            base,
+            platform=PLATFORM_NAME,
+            now=now,
+            token=key,
+            token_param="key",
+            credential_env=key_env,
         )
         self.units = 0
         self.channel_id: str | None = None  # once known, for the feed fallback
 
     def describe_error(self, response: Response, lookup: str | None) -> ApiError | QuotaSpent:
         key_env = self.credential_env or DEFAULT_KEY_ENV
-        return describe_api_error(response, key_env=key_env, not_found=lookup)
+        return describe_api_error(response, key_env=key_env, now=self.now, not_found=lookup)
 
 
 @dataclass(frozen=True)
@@ -148,23 +154,23 @@ class YouTubeCollector:
         return self.daily_quota - self.usage.today.get("youtube", 0) - self.spent
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         key = self.settings.secret
         if key is None:
-            return await self._collect_feed(source, state, http, known_channel(source))
-        calls = _Calls(http, source.api_url or self.settings.api_url or "", key, self.key_env)
+            return await self._collect_feed(source, state, http, known_channel(source), now)
+        url = source.api_url or self.settings.api_url or ""
+        calls = _Calls(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, calls)
+            return await self._collect_api(source, state, calls, now)
         except QuotaSpent as spent:
-            return await self._fall_back_to_feed(source, state, calls, spent.reason)
+            return await self._fall_back_to_feed(source, state, calls, spent.reason, now)
         except ApiError as error:
             return failed(state, error, api_units=calls.units, bytes_received=calls.bytes_received)
 
     async def _collect_api(
-        self, source: SourceRef, state: SourceState, calls: _Calls
+        self, source: SourceRef, state: SourceState, calls: _Calls, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
         cursor = state.cursor
         channel_id, uploads_id = await self._resolve(source, cursor, calls)
         incremental = cursor.get("uploads") == uploads_id and "last_published" in cursor
@@ -322,11 +328,11 @@ class YouTubeCollector:
         )
 
     async def _fall_back_to_feed(
-        self, source: SourceRef, state: SourceState, calls: _Calls, reason: str
+        self, source: SourceRef, state: SourceState, calls: _Calls, reason: str, now: datetime
     ) -> CollectResult:
         """Collect the channel feed while the quota is spent."""
         note = f"{PLATFORM_NAME}: quota spent; used the channel feed ({reason})"
-        result = await self._collect_feed(source, state, calls.http, calls.channel_id)
+        result = await self._collect_feed(source, state, calls.http, calls.channel_id, now)
         if result.status is CollectStatus.FAILED:
             detail = (result.error or "").removeprefix(f"{PLATFORM_NAME}: ")
             error = f"{note}, which failed: {detail}"
@@ -342,7 +348,12 @@ class YouTubeCollector:
         )
 
     async def _collect_feed(
-        self, source: SourceRef, state: SourceState, http: HttpClient, channel_id: str | None
+        self,
+        source: SourceRef,
+        state: SourceState,
+        http: HttpClient,
+        channel_id: str | None,
+        now: datetime,
     ) -> CollectResult:
         """The channel's public feed: the 15 newest videos with views and likes.
 
@@ -366,6 +377,7 @@ class YouTubeCollector:
             state,
             self.parsing,
             self.settings,
+            now,
             accept=FEED_ACCEPT,
             movable=url == source.url,  # the address built from the channel id cannot move
         )
@@ -424,7 +436,7 @@ def find_watched_handles(sources: Iterable[ConfiguredSource]) -> dict[str, str]:
 
 
 def describe_api_error(
-    response: Response, *, key_env: str, not_found: str | None = None
+    response: Response, *, key_env: str, now: datetime, not_found: str | None = None
 ) -> ApiError | QuotaSpent:
     """What an API error answer means, from its status and the reasons in its body.
 
@@ -437,7 +449,7 @@ def describe_api_error(
         return QuotaSpent("the API answered " + min(reasons & QUOTA_REASONS))
     rate = reasons & RATE_REASONS
     if status == 429 or rate:
-        until = find_rate_limit_reset(response, datetime.now(UTC))
+        until = find_rate_limit_reset(response, now)
         when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else "; retried later"
         return ApiError(
             f"{PLATFORM_NAME}: rate limited ({min(rate) if rate else f'HTTP {status}'}){when}",
@@ -455,7 +467,7 @@ def describe_api_error(
     if status == 404 and not_found:
         return account_not_found(not_found, http_status=status)
     if status >= 500 or status == 404:
-        return error_for_status(response, platform=PLATFORM_NAME)
+        return error_for_status(response, platform=PLATFORM_NAME, now=now)
     because = f" ({', '.join(sorted(reasons))})" if reasons else ""
     detail = f": {message}" if message else ""
     return ApiError(f"{PLATFORM_NAME}: HTTP {status}{because}{detail}", http_status=status)

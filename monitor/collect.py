@@ -359,7 +359,7 @@ class _Run:
         started_at = datetime.now(UTC)
         try:
             result = await self._collector(row.platform).collect(
-                row.to_ref(), row.to_state(), self.http
+                row.to_ref(), row.to_state(), self.http, started_at
             )
         except Exception as error:
             # A collector bug must cost one source, not the run; the traceback goes to the log.

@@ -54,3 +54,15 @@ def test_collectors_import_neither_the_config_the_store_the_database_nor_the_dig
     ]
     assert found == []
 
+
+def test_collectors_read_neither_the_clock_nor_the_environment() -> None:
+    # The engine hands each attempt its start (`collect(..., now)`) and each collector its
+    # credential (`CollectorSettings.secret`), so a test can fix both and a run reads each once.
+    reads = (".now(", ".utcnow(", "time.time(", "date.today(", "os.environ", "getenv(")
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(COLLECTORS.glob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(read in line for read in reads)
+    ]
+    assert found == []
