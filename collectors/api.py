@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from collectors.http import (
@@ -25,7 +25,7 @@ from collectors.http import (
 from monitor.types import CollectResult, CollectStatus, SourceState
 
 if TYPE_CHECKING:
-    from monitor.config import CollectConfig
+    from collectors.base import CollectorSettings
 
 
 EPOCH_THRESHOLD = 10**9  # 2001-09-09 as an epoch time; as seconds from now, 31 years
@@ -60,7 +60,7 @@ class Backfill:
     max_posts: int
 
     @classmethod
-    def from_config(cls, settings: CollectConfig, now: datetime) -> Backfill:
+    def from_settings(cls, settings: CollectorSettings, now: datetime) -> Backfill:
         return cls(
             since=now - timedelta(days=settings.backfill_days), max_posts=settings.backfill_posts
         )
@@ -116,6 +116,7 @@ class ApiClient(Tally):
         token_param: the query parameter that carries the token (YouTube's `key`); the
             Authorization header carries it when unset.
         credential_env: the environment variable holding the token, named in credential errors.
+        now: the attempt's start, from which the waits a server asks for are counted.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class ApiClient(Tally):
         base_url: str,
         *,
         platform: str,
+        now: datetime,
         token: str | None = None,
         token_param: str | None = None,
         credential_env: str | None = None,
@@ -135,6 +137,7 @@ class ApiClient(Tally):
         self.token = token
         self.token_param = token_param
         self.credential_env = credential_env
+        self.now = now
 
     async def fetch(
         self,
@@ -185,7 +188,7 @@ class ApiClient(Tally):
     def describe_error(self, response: Response, lookup: str | None) -> Exception:
         """What an answer with an error status means: the platform's hook, see the class."""
         return error_for_status(
-            response, platform=self.platform, credential_env=self.credential_env
+            response, platform=self.platform, now=self.now, credential_env=self.credential_env
         )
 
     async def _answer(
@@ -208,11 +211,10 @@ class ApiClient(Tally):
 
 
 def error_for_status(
-    response: Response, *, platform: str, credential_env: str | None = None
+    response: Response, *, platform: str, now: datetime, credential_env: str | None = None
 ) -> ApiError:
     """The ApiError an HTTP error status means, with the rate-limit reset when one is given."""
     status = response.status
-    now = datetime.now(UTC)
     if status == 429 or (status == 403 and _rate_limit_exhausted(response)):
         until = find_rate_limit_reset(response, now)
         when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -41,7 +41,6 @@ from collectors.api import (
     find_rate_limit_reset,
 )
 from collectors.http import HttpClient, Response
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -57,9 +56,10 @@ from monitor.values import is_http_url, parse_time
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings, ConfiguredSource
 
 PLATFORM = SPECS["bluesky"].name
+PUBLIC_APPVIEW = SPECS["bluesky"].default_api_url
 # The public AppView answers anonymous reads; a token is only for a self-hosted or proxied
 # AppView that demands one.
 DEFAULT_TOKEN_ENV = default_secret_env("bluesky")
@@ -139,15 +139,14 @@ class FeedRead:
 class BlueskyCollector:
     platform: ClassVar[str] = "bluesky"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
         # Parsing a 50-item JSON page takes well under a millisecond: it stays on the loop.
-        self.config = config
-        self.watched = find_watched_accounts(config)
-        settings = config.platform("bluesky")
-        self.token_env = settings.access_token_env or DEFAULT_TOKEN_ENV
+        self.settings = settings
+        self.watched = find_watched_accounts(settings.sources)
+        self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         handle = find_actor(source.handle, source.url)
         actor = source.platform_id or handle
@@ -157,17 +156,17 @@ class BlueskyCollector:
             )
         api = _Api(
             http,
-            (source.api_url or DEFAULT_API_URLS["bluesky"]).rstrip("/"),
-            token=secret(self.config, "bluesky", "access_token_env"),
+            (source.api_url or self.settings.api_url or "").rstrip("/"),
+            token=self.settings.secret,
             token_env=self.token_env,
             actor=f"{handle} ({actor})" if handle and handle != actor else actor,
+            now=now,
         )
-        now = datetime.now(UTC)
-        refresh_since = now - timedelta(days=self.config.collect.refresh_days)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
         did = actor if actor.startswith("did:") else None
         try:
             did = did or await api.resolve_did(actor)
-            backfill = Backfill.from_config(self.config.collect, now)
+            backfill = Backfill.from_settings(self.settings, now)
             window = plan_window(state.cursor, backfill, refresh_since)
             read = await api.read_feed(did, window, self.watched)
         except ApiError as error:
@@ -199,9 +198,18 @@ class _Api(ApiClient):
     """The XRPC calls of one collection, with Bluesky's error conventions."""
 
     def __init__(
-        self, http: HttpClient, base: str, *, token: str | None, token_env: str, actor: str
+        self,
+        http: HttpClient,
+        base: str,
+        *,
+        token: str | None,
+        token_env: str,
+        actor: str,
+        now: datetime,
     ) -> None:
-        super().__init__(http, base, platform=PLATFORM, token=token, credential_env=token_env)
+        super().__init__(
+            http, base, platform=PLATFORM, now=now, token=token, credential_env=token_env
+        )
         self.actor = actor
 
     async def get(self, method: str, params: Mapping[str, str | int] | str) -> Any:
@@ -219,7 +227,7 @@ class _Api(ApiClient):
             actor=self.actor,
             token_env=self.credential_env or DEFAULT_TOKEN_ENV,
             token_set=bool(self.token),
-            now=datetime.now(UTC),
+            now=self.now,
         )
 
     async def resolve_did(self, handle: str) -> str:
@@ -297,12 +305,12 @@ def describe_error(
     if status in (401, 403) and not token_set:
         return ApiError(
             f"{PLATFORM}: the API asks for credentials (HTTP {status}): set {token_env}, "
-            f"or use the public AppView {DEFAULT_API_URLS['bluesky']}",
+            f"or use the public AppView {PUBLIC_APPVIEW}",
             http_status=status,
         )
     if status == 400:
         return ApiError(f"{PLATFORM}: request refused (HTTP 400 {said})".strip(), http_status=400)
-    return error_for_status(response, platform=PLATFORM, credential_env=token_env)
+    return error_for_status(response, platform=PLATFORM, now=now, credential_env=token_env)
 
 
 # Pure parsing and planning: JSON in, plain data out.
@@ -325,9 +333,9 @@ def find_actor(handle: str | None, url: str | None) -> str | None:
     return None
 
 
-def find_watched_accounts(config: Config) -> frozenset[str]:
+def find_watched_accounts(sources: Iterable[ConfiguredSource]) -> frozenset[str]:
     """Handles and DIDs of every configured Bluesky source: mentions of these are kept."""
-    found = (find_actor(s.handle, s.url) for s in config.sources if s.platform == "bluesky")
+    found = (find_actor(s.handle, s.url) for s in sources)
     return frozenset(actor for actor in found if actor)
 
 

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
 from collectors.http import HttpClient, Response, parse_retry_after, wait_seconds
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -44,7 +44,7 @@ from monitor.values import is_http_url, parse_time, to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings, ConfiguredSource
 
 PLATFORM = SPECS["facebook"].name
 DEFAULT_TOKEN_ENV = default_secret_env("facebook")
@@ -124,15 +124,15 @@ class GraphError(ApiError):
 class FacebookCollector:
     platform: ClassVar[str] = "facebook"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
-        self.token_env = config.platform("facebook").access_token_env or DEFAULT_TOKEN_ENV
-        self.watched = make_watched_pages(config)
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
+        self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
+        self.watched = make_watched_pages(settings.sources)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
-        token = secret(self.config, "facebook", "access_token_env")
+        token = self.settings.secret
         if not token:
             return CollectResult(
                 CollectStatus.FAILED,
@@ -145,7 +145,8 @@ class FacebookCollector:
             return CollectResult(
                 CollectStatus.FAILED, state=state, error=f"{PLATFORM}: source has no page handle"
             )
-        graph = _Graph(http, source.api_url or DEFAULT_API_URLS["facebook"], token, self.token_env)
+        api_url = source.api_url or self.settings.api_url or ""
+        graph = _Graph(http, api_url, token, self.token_env, now)
         # The stored id is used while the handle is the one it was resolved from: an admin who
         # changes the handle (which empties the cursor) gets it resolved again.
         known_id = source.platform_id if state.cursor.get("handle") == handle.lower() else None
@@ -154,17 +155,16 @@ class FacebookCollector:
         except ApiError as error:
             return failed(state, error)
         try:
-            return await self._collect_posts(graph, page, handle, state)
+            return await self._collect_posts(graph, page, handle, state, now)
         except ApiError as error:
             return failed(state, error, resolved_id=page.id, bytes_received=graph.bytes_received)
 
     async def _collect_posts(
-        self, graph: _Graph, page: Page, handle: str, state: SourceState
+        self, graph: _Graph, page: Page, handle: str, state: SourceState, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
-        settings = self.config.collect
-        refresh_since = now - timedelta(days=settings.refresh_days)
-        window = plan_window(state.cursor, now, Backfill.from_config(settings, now), refresh_since)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
+        backfill = Backfill.from_settings(self.settings, now)
+        window = plan_window(state.cursor, now, backfill, refresh_since)
         items, covered_since = await self._list_posts(graph, page, window)
         seen = {str(item.get("id")) for item in items}
 
@@ -228,8 +228,12 @@ class FacebookCollector:
 class _Graph(ApiClient):
     """The Graph API at one base URL with one page token, with Graph's error codes."""
 
-    def __init__(self, http: HttpClient, base_url: str, token: str, token_env: str) -> None:
-        super().__init__(http, base_url, platform=PLATFORM, token=token, credential_env=token_env)
+    def __init__(
+        self, http: HttpClient, base_url: str, token: str, token_env: str, now: datetime
+    ) -> None:
+        super().__init__(
+            http, base_url, platform=PLATFORM, now=now, token=token, credential_env=token_env
+        )
 
     async def get(
         self, path: str, params: dict[str, str | int], page_handle: str | None = None
@@ -242,11 +246,11 @@ class _Graph(ApiClient):
 
     def describe_error(self, response: Response, lookup: str | None) -> GraphError:
         token_env = self.credential_env or DEFAULT_TOKEN_ENV
-        return make_graph_error(response, token_env=token_env, page_handle=lookup)
+        return make_graph_error(response, token_env=token_env, now=self.now, page_handle=lookup)
 
 
 def make_graph_error(
-    response: Response, *, token_env: str, page_handle: str | None = None
+    response: Response, *, token_env: str, now: datetime, page_handle: str | None = None
 ) -> GraphError:
     """The one-line error a failed Graph call means, with the time to come back when known.
 
@@ -254,7 +258,6 @@ def make_graph_error(
     "error_subcode", "fbtrace_id"}}`; the code, not the HTTP status, says what happened.
     """
     status = response.status
-    now = datetime.now(UTC)
     error = _error_object(response.body)
     code, subcode = to_int(error.get("code")), to_int(error.get("error_subcode"))
     detail = f"Graph error {code}" if code is not None else f"HTTP {status}"
@@ -323,13 +326,11 @@ def find_handle(source: SourceRef) -> str | None:
     return segments[-1] if segments else None
 
 
-def make_watched_pages(config: Config) -> WatchedPages:
+def make_watched_pages(sources: Iterable[ConfiguredSource]) -> WatchedPages:
     """The configured Facebook pages, by numeric id and by unambiguous display name."""
     by_id: dict[str, str] = {}
     names: dict[str, set[str]] = {}
-    for source in config.sources:
-        if source.platform != "facebook":
-            continue
+    for source in sources:
         handle = (source.handle or "").strip().lstrip("@").lower()
         if not handle:
             continue

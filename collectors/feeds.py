@@ -34,7 +34,7 @@ from monitor.values import to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import CollectConfig, Config
+    from collectors.base import CollectorSettings
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -64,16 +64,16 @@ class ParsedFeed:
 class FeedCollector:
     platform: ClassVar[str] = "feed"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(http, source.url, state, self.parsing, self.config.collect)
+        return await fetch_feed(http, source.url, state, self.parsing, self.settings, now)
 
 
 async def fetch_feed(
@@ -81,7 +81,8 @@ async def fetch_feed(
     url: str,
     state: SourceState,
     parsing: Executor,
-    settings: CollectConfig,
+    settings: CollectorSettings,
+    now: datetime,
     *,
     accept: str = ACCEPT,
     movable: bool = True,
@@ -99,6 +100,7 @@ async def fetch_feed(
 
     Args:
         parsing: where `parse_feed` runs (feedparser is CPU-bound and synchronous).
+        now: the attempt's start, from which freshness and `Retry-After` are counted.
         movable: whether a permanent redirect moves the source (`moved_to`): not for an address
             built from an account id or handle, which the next run builds again.
     """
@@ -113,7 +115,6 @@ async def fetch_feed(
         return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
 
     # Every outcome below starts from what the response says; failures keep the old state.
-    now = datetime.now(UTC)
     base = CollectResult(
         CollectStatus.FAILED,
         state=state,

@@ -39,7 +39,6 @@ from collectors.api import ApiClient, ApiError, Backfill, failed
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient
 from collectors.text import html_to_text
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -55,7 +54,7 @@ from monitor.values import to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 PLATFORM = SPECS["flickr"].name
 DEFAULT_KEY_ENV = default_secret_env("flickr")
@@ -113,39 +112,36 @@ class PhotoPage:
 class FlickrCollector:
     platform: ClassVar[str] = "flickr"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
-        self.key_env = config.platform("flickr").api_key_env or DEFAULT_KEY_ENV
-        self.watched = find_watched_accounts(
-            (s.handle, s.url) for s in config.sources if s.platform == "flickr"
-        )
+        self.key_env = settings.secret_env or DEFAULT_KEY_ENV
+        self.watched = find_watched_accounts((s.handle, s.url) for s in settings.sources)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
-        key = secret(self.config, "flickr", "api_key_env")
+        key = self.settings.secret
         if key is None:
-            return await self._collect_feed(source, state, http)
-        api = FlickrApi(http, source.api_url or DEFAULT_API_URLS["flickr"], key, self.key_env)
+            return await self._collect_feed(source, state, http, now)
+        url = source.api_url or self.settings.api_url or ""
+        api = FlickrApi(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, api)
+            return await self._collect_api(source, state, api, now)
         except ApiError as error:
             return failed(state, error, bytes_received=api.bytes_received)
 
     async def _collect_api(
-        self, source: SourceRef, state: SourceState, api: FlickrApi
+        self, source: SourceRef, state: SourceState, api: FlickrApi, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
         nsid = source.platform_id or await resolve_account(api, source)
-        settings = self.config.collect
-        refresh_since = now - timedelta(days=settings.refresh_days)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
         last_upload = state.cursor.get("last_upload")
         if isinstance(last_upload, int):
             since = min(datetime.fromtimestamp(last_upload, UTC), refresh_since)
             limit = None
         else:
-            backfill = Backfill.from_config(settings, now)
+            backfill = Backfill.from_settings(self.settings, now)
             since, limit = backfill.since, backfill.max_posts
         listed = await list_photos(api, nsid, since, limit)
 
@@ -174,7 +170,7 @@ class FlickrCollector:
         )
 
     async def _collect_feed(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         try:
             url, nsid = find_feed_address(source, self.key_env)
@@ -183,7 +179,7 @@ class FlickrCollector:
         # The address built from the NSID cannot move.
         movable = url == source.url
         result = await fetch_feed(
-            http, url, state, self.parsing, self.config.collect, movable=movable
+            http, url, state, self.parsing, self.settings, now, movable=movable
         )
         result = replace(result, resolved_id=nsid)
         if result.http_status in (404, 410):
@@ -204,9 +200,15 @@ class FlickrCollector:
 class FlickrApi(ApiClient):
     """Calls to the REST API (one URL, the method a parameter) with the key as `api_key`."""
 
-    def __init__(self, http: HttpClient, url: str, key: str, key_env: str) -> None:
+    def __init__(self, http: HttpClient, url: str, key: str, key_env: str, now: datetime) -> None:
         super().__init__(
-            http, url, platform=PLATFORM, token=key, token_param="api_key", credential_env=key_env
+            http,
+            url,
+            platform=PLATFORM,
+            now=now,
+            token=key,
+            token_param="api_key",
+            credential_env=key_env,
         )
 
     async def call(self, method: str, **params: str | int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -32,7 +32,6 @@ from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limi
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
-from monitor.config import secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -48,7 +47,7 @@ from monitor.values import is_http_url, parse_time
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 PLATFORM = SPECS["mastodon"].name
 # The most statuses Mastodon returns per page; asking for more gets 40.
@@ -123,34 +122,32 @@ class Walk:
 class MastodonCollector:
     platform: ClassVar[str] = "mastodon"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
-        settings = config.platform("mastodon")
-        self.token_env = settings.access_token_env or DEFAULT_TOKEN_ENV
-        # A token is issued by one instance: it goes only to the platform's configured api_url.
+        self.token_env = settings.secret_env or DEFAULT_TOKEN_ENV
+        # A token is issued by one instance: it goes only to the platform's configured api_url
+        # (Mastodon has no default one).
         self.token_host = urlsplit(settings.api_url).hostname if settings.api_url else None
-        self.watched = collect_watched_accounts(
-            (s.handle, s.url) for s in config.sources if s.platform == "mastodon"
-        )
+        self.watched = collect_watched_accounts((s.handle, s.url) for s in settings.sources)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         try:
             address = locate_account(source.handle, source.url, source.api_url)
         except ValueError as error:
             return CollectResult(CollectStatus.FAILED, state=state, error=f"{PLATFORM}: {error}")
-        reader = _Reader(http, address.base_url, self._token_for(address), self.token_env)
+        reader = _Reader(http, address.base_url, self._token_for(address), self.token_env, now)
         account_id = source.platform_id
         try:
             if account_id is None:
                 account_id = await self._resolve(reader, address)
-            result = await self._collect_statuses(reader, address, account_id, state)
+            result = await self._collect_statuses(reader, address, account_id, state, now)
         except ApiError as error:
             refused = error.http_status in (401, 403) and error.retry_after is None
             if refused and reader.token is None:
-                return await self._collect_feed(http, address, state, error, account_id)
+                return await self._collect_feed(http, address, state, error, account_id, now)
             if error.gone:
                 who = f"{address.acct} (id {account_id})" if source.platform_id else address.acct
                 error = ApiError(
@@ -166,7 +163,7 @@ class MastodonCollector:
     def _token_for(self, address: AccountAddress) -> str | None:
         if self.token_host is None or urlsplit(address.base_url).hostname != self.token_host:
             return None
-        return secret(self.config, "mastodon", "access_token_env")
+        return self.settings.secret
 
     async def _resolve(self, reader: _Reader, address: AccountAddress) -> str:
         account, _ = await reader.get("/api/v1/accounts/lookup", {"acct": address.acct})
@@ -175,15 +172,19 @@ class MastodonCollector:
         return str(account["id"])
 
     async def _collect_statuses(
-        self, reader: _Reader, address: AccountAddress, account_id: str, state: SourceState
+        self,
+        reader: _Reader,
+        address: AccountAddress,
+        account_id: str,
+        state: SourceState,
+        now: datetime,
     ) -> CollectResult:
-        now = datetime.now(UTC)
-        horizon = now - timedelta(days=self.config.collect.refresh_days)
+        horizon = now - timedelta(days=self.settings.refresh_days)
         previous = Cursor.from_state(state.cursor)
         path = f"/api/v1/accounts/{quote(account_id, safe='')}/statuses"
         deleted: list[str] = []
         if previous.refresh_from is None:
-            backfill = Backfill.from_config(self.config.collect, now)
+            backfill = Backfill.from_settings(self.settings, now)
             walk = await self._walk_back(reader, path, backfill)
             statuses = list(walk.statuses)
             # An interrupted backfill is done again next time rather than left with a hole.
@@ -290,13 +291,12 @@ class MastodonCollector:
         state: SourceState,
         refusal: ApiError,
         account_id: str | None,
+        now: datetime,
     ) -> CollectResult:
         """The account's public RSS feed, for instances that refuse API reads without a token."""
         url = f"{address.base_url}/@{quote(address.username)}.rss"
         # Built from the handle: a redirect of it does not move the source.
-        result = await fetch_feed(
-            http, url, state, self.parsing, self.config.collect, movable=False
-        )
+        result = await fetch_feed(http, url, state, self.parsing, self.settings, now, movable=False)
         if result.status in (CollectStatus.FAILED, CollectStatus.RETIRED):
             because = (
                 f"{PLATFORM}: {address.domain} refuses API reads without a token"
@@ -325,12 +325,15 @@ class _Reader(ApiClient):
     leaves the instance it was configured for.
     """
 
-    def __init__(self, http: HttpClient, base_url: str, token: str | None, token_env: str) -> None:
+    def __init__(
+        self, http: HttpClient, base_url: str, token: str | None, token_env: str, now: datetime
+    ) -> None:
         # A token error names the variable only when a token was sent.
         super().__init__(
             http,
             base_url,
             platform=PLATFORM,
+            now=now,
             token=token,
             credential_env=token_env if token else None,
         )
@@ -342,10 +345,8 @@ class _Reader(ApiClient):
         data, response = await self.fetch(path, params)
         remaining = response.header("x-ratelimit-remaining")
         if remaining is not None and remaining.strip() == "0":
-            now = datetime.now(UTC)
-            self.exhausted_until = find_rate_limit_reset(response, now) or now + timedelta(
-                minutes=5
-            )
+            until = find_rate_limit_reset(response, self.now)
+            self.exhausted_until = until or self.now + timedelta(minutes=5)
         return data, response
 
 

@@ -69,7 +69,6 @@ from collectors.x_posts import (
     parse_tweets,
     parse_user,
 )
-from monitor.config import DEFAULT_API_URLS, secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -83,7 +82,7 @@ from monitor.types import (
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings
 
 # tweepy logs every request's headers at DEBUG, the bearer token included.
 logging.getLogger("tweepy.client").setLevel(logging.INFO)
@@ -236,7 +235,7 @@ def find_endpoint(path: str) -> str:
 @dataclass(frozen=True)
 class RateLimit:
     remaining: int
-    reset: datetime
+    reset: int  # epoch seconds, as X sends it
 
 
 class RateLimits:
@@ -252,17 +251,16 @@ class RateLimits:
         if not (remaining and reset and remaining.isdigit() and reset.isdigit()):
             return
         with self._lock:
-            self._limits[endpoint] = RateLimit(
-                int(remaining), wait_until_epoch(datetime.now(UTC), int(reset))
-            )
+            self._limits[endpoint] = RateLimit(int(remaining), int(reset))
 
     def spent_until(self, endpoint: str, now: datetime) -> datetime | None:
-        """When a spent limit resets, or None while calls are left."""
+        """When a spent limit resets (at most LONGEST_SERVER_WAIT from `now`), or None while
+        calls are left."""
         with self._lock:
             limit = self._limits.get(endpoint)
-        if limit is None or limit.remaining > 0 or limit.reset <= now:
+        if limit is None or limit.remaining > 0 or limit.reset <= now.timestamp():
             return None
-        return limit.reset
+        return wait_until_epoch(now, limit.reset)
 
 
 # ------------------------------------------------------------------------------- the collector
@@ -273,6 +271,7 @@ class _Progress:
     """What one source's attempt has gathered so far; kept when a later call fails, because
     X has billed it."""
 
+    now: datetime  # the attempt's start: the budget and rate limits are judged at it
     timeline: dict[str, tuple[int, PostData]] = field(default_factory=dict)  # first id -> version
     refreshed: list[PostData] = field(default_factory=list)
     units: int = 0
@@ -298,37 +297,34 @@ class _Progress:
 class XCollector:
     platform: ClassVar[str] = "x"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
-        settings = config.platform("x")
-        self.env_name = settings.bearer_token_env or DEFAULT_TOKEN_ENV
-        x_sources = [s for s in config.sources if s.platform == "x"]
-        self.sources = sum(1 for s in x_sources if s.enabled)  # sharing the read budget
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
+        self.env_name = settings.secret_env or DEFAULT_TOKEN_ENV
+        self.sources = sum(1 for s in settings.sources if s.enabled)  # sharing the read budget
         # A paused source is still an institution we watch.
         self.watched = frozenset(
-            h.lower() for h in (find_handle(s.handle, s.url) for s in x_sources) if h
+            h.lower() for h in (find_handle(s.handle, s.url) for s in settings.sources) if h
         )
         month, today = usage.this_month.get("x", 0), usage.today.get("x", 0)
         self.spent_before_today, self.spent_today_before = month - today, today
         self.budget = ReadBudget(limit=settings.monthly_read_budget, spent_before=month)
         self.limits = RateLimits()
         self.clients: dict[str, tweepy.Client] = {}
-        self.calls = asyncio.Semaphore(config.collect.per_host)
+        self.calls = asyncio.Semaphore(settings.per_host)
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
         """Resolve the account if needed, read new posts, refresh recent posts' counts."""
-        now = datetime.now(UTC)
         handle = find_handle(source.handle, source.url)
-        token = secret(self.config, "x", "bearer_token_env")
+        token = self.settings.secret
         if not handle:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no handle")
         if not token:
             error = f"credentials missing: set the environment variable {self.env_name}"
             return CollectResult(CollectStatus.FAILED, state=state, error=error)
-        client = self._client(source.api_url or DEFAULT_API_URLS["x"], token)
-        progress = _Progress()
+        client = self._client(source.api_url or self.settings.api_url or "", token)
+        progress = _Progress(now)
         try:
             remaining = self.budget.remaining()
             if remaining is not None and remaining < MIN_PAGE:
@@ -380,8 +376,8 @@ class XCollector:
         client = self.clients.get(base_url)
         if client is None:
             client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
-            client.user_agent = make_user_agent(self.config.collect.contact_url)
-            timeout = (self.config.collect.connect_timeout, self.config.collect.read_timeout)
+            client.user_agent = make_user_agent(self.settings.contact_url)
+            timeout = (self.settings.connect_timeout, self.settings.read_timeout)
             adapter = BaseUrlAdapter(base_url, timeout, self.limits.note)
             for host in TWEEPY_HOSTS:
                 client.session.mount(host, adapter)
@@ -428,7 +424,7 @@ class XCollector:
         """
         since_id = cursor.get("newest_id") if cursor.get("user_id") == account.id else None
         known = int(since_id) if since_id else 0
-        backfill = None if since_id else Backfill.from_config(self.config.collect, now)
+        backfill = None if since_id else Backfill.from_settings(self.settings, now)
         progress.max_posts = backfill.max_posts if backfill else None
         newest, token = known, None
         while True:
@@ -492,7 +488,7 @@ class XCollector:
     ) -> tuple[dict[str, Any], set[str]]:
         """Re-read recent posts not in this run's timeline for their counts, within the day's
         share of the budget; the cursor with what is recent, and the ids X says are deleted."""
-        horizon = now - timedelta(days=self.config.collect.refresh_days)
+        horizon = now - timedelta(days=self.settings.refresh_days)
         recent: dict[str, list[str]] = {
             first: list(entry)
             for first, entry in (cursor.get("recent") or {}).items()
@@ -567,11 +563,10 @@ class XCollector:
         Raises:
             ApiError: the budget cannot pay for `minimum` reads, or the call failed.
         """
-        now = datetime.now(UTC)
         granted = self.budget.reserve(wanted)
         if granted < minimum:
             self.budget.settle(granted, 0)
-            raise self._budget_spent(now)
+            raise self._budget_spent(progress.now)
         if "max_results" in params:
             params["max_results"] = granted
         if "ids" in params:
@@ -579,7 +574,13 @@ class XCollector:
         document: dict[str, Any] = {}
         try:
             document = await self._call(
-                endpoint, method, *args, answers=progress.answers, not_found=not_found, **params
+                endpoint,
+                method,
+                *args,
+                now=progress.now,
+                answers=progress.answers,
+                not_found=not_found,
+                **params,
             )
         finally:
             data = document.get("data")
@@ -600,6 +601,7 @@ class XCollector:
         endpoint: str,
         method: Callable[..., Any],
         *args: Any,
+        now: datetime,
         answers: Tally,
         not_found: str,
         **params: Any,
@@ -607,7 +609,7 @@ class XCollector:
         """Call a tweepy method in a thread, its answer counted in `answers`; its failures
         become one-line ApiErrors. A rate limit the headers said is spent fails at once,
         without calling."""
-        until = self.limits.spent_until(endpoint, datetime.now(UTC))
+        until = self.limits.spent_until(endpoint, now)
         if until is not None:
             raise ApiError(
                 f"{PLATFORM}: rate limited until {until:%Y-%m-%d %H:%M} UTC"
@@ -619,13 +621,13 @@ class XCollector:
             try:
                 document = await asyncio.to_thread(method, *args, **params)
             except tweepy.HTTPException as error:
-                raise describe_failure(error, self.env_name, not_found) from None
+                raise describe_failure(error, self.env_name, not_found, now) from None
             except requests.exceptions.JSONDecodeError:
                 raise ApiError(
                     f"{PLATFORM}: the API answered with something that is not JSON"
                 ) from None
             except requests.Timeout:
-                seconds = self.config.collect.read_timeout
+                seconds = self.settings.read_timeout
                 raise ApiError(f"{PLATFORM}: timed out: no answer within {seconds:g} s") from None
             except requests.ConnectionError as error:
                 host = urlsplit(str(error.request.url if error.request else "")).hostname
@@ -637,7 +639,9 @@ class XCollector:
         return document if isinstance(document, dict) else {}
 
 
-def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str) -> ApiError:
+def describe_failure(
+    error: tweepy.HTTPException, env_name: str, not_found: str, now: datetime
+) -> ApiError:
     """The ApiError for an HTTP failure tweepy raised, with X's own explanation where it gives
     one (such as `client-not-enrolled` or a usage cap)."""
     answer = error.response
@@ -654,7 +658,7 @@ def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str)
     document = document if isinstance(document, dict) else {}
     status = response.status
     if document.get("type") == USAGE_CAPPED or document.get("reason") == "usage-capped":
-        until = first_of_next_month(datetime.now(UTC))
+        until = first_of_next_month(now)
         return ApiError(
             f"{PLATFORM}: the app's API usage cap is reached{explain(document)}; collection"
             " resumes when X resets the cap",
@@ -668,7 +672,7 @@ def describe_failure(error: tweepy.HTTPException, env_name: str, not_found: str)
             f"{PLATFORM}: credentials invalid or expired: check {env_name} (HTTP 401)",
             http_status=401,
         )
-    base = error_for_status(response, platform=PLATFORM, credential_env=env_name)
+    base = error_for_status(response, platform=PLATFORM, now=now, credential_env=env_name)
     if isinstance(error, tweepy.Forbidden) and base.retry_after is None:
         return ApiError(
             f"{PLATFORM}: access refused (HTTP 403){explain(document)}; check the app and access"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,7 +48,6 @@ from collectors.api import (
 )
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
-from monitor.config import secret
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
     ApiUsage,
@@ -64,7 +63,7 @@ from monitor.values import parse_time, to_int
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from monitor.config import Config
+    from collectors.base import CollectorSettings, ConfiguredSource
 
 PLATFORM_NAME = SPECS["youtube"].name
 DEFAULT_KEY_ENV = default_secret_env("youtube")
@@ -103,16 +102,22 @@ class _Calls(ApiClient):
     """One attempt's Data API calls: the key goes as the `key` parameter; counts the quota
     units spent as well as the bytes received."""
 
-    def __init__(self, http: HttpClient, base: str, key: str, key_env: str) -> None:
+    def __init__(self, http: HttpClient, base: str, key: str, key_env: str, now: datetime) -> None:
         super().__init__(
-            http, base, platform=PLATFORM_NAME, token=key, token_param="key", credential_env=key_env
+            http,
+            base,
+            platform=PLATFORM_NAME,
+            now=now,
+            token=key,
+            token_param="key",
+            credential_env=key_env,
         )
         self.units = 0
         self.channel_id: str | None = None  # once known, for the feed fallback
 
     def describe_error(self, response: Response, lookup: str | None) -> ApiError | QuotaSpent:
         key_env = self.credential_env or DEFAULT_KEY_ENV
-        return describe_api_error(response, key_env=key_env, not_found=lookup)
+        return describe_api_error(response, key_env=key_env, now=self.now, not_found=lookup)
 
 
 @dataclass(frozen=True)
@@ -135,48 +140,48 @@ class UploadsPage:
 class YouTubeCollector:
     platform: ClassVar[str] = "youtube"
 
-    def __init__(self, config: Config, parsing: Executor, usage: ApiUsage) -> None:
-        self.config = config
+    def __init__(self, settings: CollectorSettings, parsing: Executor, usage: ApiUsage) -> None:
+        self.settings = settings
         self.parsing = parsing
         self.usage = usage
-        self.key_env = config.platform("youtube").api_key_env or DEFAULT_KEY_ENV
-        self.daily_quota = config.platform("youtube").daily_quota_units or DEFAULT_DAILY_QUOTA
+        self.key_env = settings.secret_env or DEFAULT_KEY_ENV
+        self.daily_quota = settings.daily_quota_units or DEFAULT_DAILY_QUOTA
         self.spent = 0  # units this collector spent in this run, over all its sources
-        self.watched = find_watched_handles(config)
+        self.watched = find_watched_handles(settings.sources)
 
     def units_left(self) -> int:
         """Quota units left today: the daily budget less what earlier runs and this one spent."""
         return self.daily_quota - self.usage.today.get("youtube", 0) - self.spent
 
     async def collect(
-        self, source: SourceRef, state: SourceState, http: HttpClient
+        self, source: SourceRef, state: SourceState, http: HttpClient, now: datetime
     ) -> CollectResult:
-        key = secret(self.config, "youtube", "api_key_env")
+        key = self.settings.secret
         if key is None:
-            return await self._collect_feed(source, state, http, known_channel(source))
-        calls = _Calls(http, source.api_url or "", key, self.key_env)
+            return await self._collect_feed(source, state, http, known_channel(source), now)
+        url = source.api_url or self.settings.api_url or ""
+        calls = _Calls(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, calls)
+            return await self._collect_api(source, state, calls, now)
         except QuotaSpent as spent:
-            return await self._fall_back_to_feed(source, state, calls, spent.reason)
+            return await self._fall_back_to_feed(source, state, calls, spent.reason, now)
         except ApiError as error:
             return failed(state, error, api_units=calls.units, bytes_received=calls.bytes_received)
 
     async def _collect_api(
-        self, source: SourceRef, state: SourceState, calls: _Calls
+        self, source: SourceRef, state: SourceState, calls: _Calls, now: datetime
     ) -> CollectResult:
-        now = datetime.now(UTC)
         cursor = state.cursor
         channel_id, uploads_id = await self._resolve(source, cursor, calls)
         incremental = cursor.get("uploads") == uploads_id and "last_published" in cursor
         if incremental:
             stop, limit = parse_time(cursor["last_published"]) or now, None
         else:
-            backfill = Backfill.from_config(self.config.collect, now)
+            backfill = Backfill.from_settings(self.settings, now)
             stop, limit = backfill.since, backfill.max_posts
         uploads = await self._list_uploads(calls, channel_id, uploads_id, stop, limit)
 
-        refresh_since = now - timedelta(days=self.config.collect.refresh_days)
+        refresh_since = now - timedelta(days=self.settings.refresh_days)
         recent = {
             video_id: when
             for video_id, when in (cursor.get("recent") or {}).items()
@@ -323,11 +328,11 @@ class YouTubeCollector:
         )
 
     async def _fall_back_to_feed(
-        self, source: SourceRef, state: SourceState, calls: _Calls, reason: str
+        self, source: SourceRef, state: SourceState, calls: _Calls, reason: str, now: datetime
     ) -> CollectResult:
         """Collect the channel feed while the quota is spent."""
         note = f"{PLATFORM_NAME}: quota spent; used the channel feed ({reason})"
-        result = await self._collect_feed(source, state, calls.http, calls.channel_id)
+        result = await self._collect_feed(source, state, calls.http, calls.channel_id, now)
         if result.status is CollectStatus.FAILED:
             detail = (result.error or "").removeprefix(f"{PLATFORM_NAME}: ")
             error = f"{note}, which failed: {detail}"
@@ -343,7 +348,12 @@ class YouTubeCollector:
         )
 
     async def _collect_feed(
-        self, source: SourceRef, state: SourceState, http: HttpClient, channel_id: str | None
+        self,
+        source: SourceRef,
+        state: SourceState,
+        http: HttpClient,
+        channel_id: str | None,
+        now: datetime,
     ) -> CollectResult:
         """The channel's public feed: the 15 newest videos with views and likes.
 
@@ -366,7 +376,8 @@ class YouTubeCollector:
             url,
             state,
             self.parsing,
-            self.config.collect,
+            self.settings,
+            now,
             accept=FEED_ACCEPT,
             movable=url == source.url,  # the address built from the channel id cannot move
         )
@@ -413,11 +424,11 @@ def known_channel(source: SourceRef) -> str | None:
     return None
 
 
-def find_watched_handles(config: Config) -> dict[str, str]:
+def find_watched_handles(sources: Iterable[ConfiguredSource]) -> dict[str, str]:
     """Handles of the configured YouTube sources: lower-cased without '@' -> '@handle'."""
     watched = {}
-    for source in config.sources:
-        if source.platform == "youtube" and source.handle:
+    for source in sources:
+        if source.handle:
             name = source.handle.strip().lstrip("@")
             if not CHANNEL_ID.match(name):
                 watched[name.lower()] = "@" + name
@@ -425,7 +436,7 @@ def find_watched_handles(config: Config) -> dict[str, str]:
 
 
 def describe_api_error(
-    response: Response, *, key_env: str, not_found: str | None = None
+    response: Response, *, key_env: str, now: datetime, not_found: str | None = None
 ) -> ApiError | QuotaSpent:
     """What an API error answer means, from its status and the reasons in its body.
 
@@ -438,7 +449,7 @@ def describe_api_error(
         return QuotaSpent("the API answered " + min(reasons & QUOTA_REASONS))
     rate = reasons & RATE_REASONS
     if status == 429 or rate:
-        until = find_rate_limit_reset(response, datetime.now(UTC))
+        until = find_rate_limit_reset(response, now)
         when = f" until {until:%Y-%m-%d %H:%M} UTC" if until else "; retried later"
         return ApiError(
             f"{PLATFORM_NAME}: rate limited ({min(rate) if rate else f'HTTP {status}'}){when}",
@@ -456,7 +467,7 @@ def describe_api_error(
     if status == 404 and not_found:
         return account_not_found(not_found, http_status=status)
     if status >= 500 or status == 404:
-        return error_for_status(response, platform=PLATFORM_NAME)
+        return error_for_status(response, platform=PLATFORM_NAME, now=now)
     because = f" ({', '.join(sorted(reasons))})" if reasons else ""
     detail = f": {message}" if message else ""
     return ApiError(f"{PLATFORM_NAME}: HTTP {status}{because}{detail}", http_status=status)

@@ -24,10 +24,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors import get_collector_class
-from collectors.base import Collector
+from collectors.base import Collector, CollectorSettings, ConfiguredSource
 from collectors.http import HttpClient, make_user_agent
-from monitor.config import Config, missing_secret
+from monitor.config import Config, missing_secret, secret, secret_env
 from monitor.db import first_line
+from monitor.platforms import SPECS
 from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
 from monitor.sources import (
@@ -78,6 +79,35 @@ def find_skip_reason(config: Config, platform: str) -> str | None:
     if get_collector_class(platform) is None:
         return f"this version has no {platform} collector yet"
     return None
+
+
+def make_collector_settings(config: Config, platform: str) -> CollectorSettings:
+    """What a platform's collector reads of the config, its credential read from the
+    environment now."""
+    collect, spec = config.collect, SPECS[platform]
+    setting = spec.secret_setting
+    table = config.platform(platform)
+    return CollectorSettings(
+        backfill_days=collect.backfill_days,
+        backfill_posts=collect.backfill_posts,
+        refresh_days=collect.refresh_days,
+        max_entries=collect.max_entries,
+        max_interval=collect.max_interval,
+        per_host=collect.per_host,
+        connect_timeout=collect.connect_timeout,
+        read_timeout=collect.read_timeout,
+        contact_url=collect.contact_url,
+        api_url=table.api_url or spec.default_api_url,
+        secret=secret(config, platform, setting) if setting else None,
+        secret_env=secret_env(config, platform, setting) if setting else None,
+        monthly_read_budget=table.monthly_read_budget,
+        daily_quota_units=table.daily_quota_units,
+        sources=tuple(
+            ConfiguredSource(s.handle, s.url, s.name, s.organisation, s.enabled)
+            for s in config.sources
+            if s.platform == platform
+        ),
+    )
 
 
 def collect_sources(
@@ -327,7 +357,7 @@ class _Run:
         started_at = datetime.now(UTC)
         try:
             result = await self._collector(row.platform).collect(
-                row.to_ref(), row.to_state(), self.http
+                row.to_ref(), row.to_state(), self.http, started_at
             )
         except Exception as error:
             # A collector bug must cost one source, not the run; the traceback goes to the log.
@@ -389,7 +419,8 @@ class _Run:
             assert collector_class is not None  # find_skip_reason said so
             if self.usage is None:
                 self.usage = read_api_usage(self.engine, datetime.now(UTC))
+            settings = make_collector_settings(self.config, platform)
             collector = self.collectors[platform] = collector_class(
-                self.config, self.parsing, self.usage
+                settings, self.parsing, self.usage
             )
         return collector

@@ -429,14 +429,21 @@ def missing_secret(config: Config, platform: str) -> str | None:
     setting = REQUIRED_SECRETS.get(platform)
     if setting is None:
         return None
-    env_name = getattr(config.platform(platform), setting) or default_env_name(platform, setting)
+    env_name = secret_env(config, platform, setting)
     return None if os.environ.get(env_name) else env_name
 
 
 def secret(config: Config, platform: str, setting: str) -> str | None:
     """Read a platform secret from the environment variable the config names."""
-    env_name = getattr(config.platform(platform), setting) or default_env_name(platform, setting)
-    return os.environ.get(env_name) or None
+    return os.environ.get(secret_env(config, platform, setting)) or None
+
+
+def secret_env(config: Config, platform: str, setting: str) -> str:
+    """The environment variable `[platforms.KEY] <setting>` names, else the platform's default."""
+    env_name: str = getattr(config.platform(platform), setting) or default_env_name(
+        platform, setting
+    )
+    return env_name
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -15,6 +16,7 @@ from collectors.http import REDACTED, HttpClient, Response
 from tests.feedserver import FeedServer, Request, Route
 
 TOKEN = "test-api-token-omvarld"  # fake; shaped unlike real tokens
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # the attempt's start, as the engine passes it
 T = TypeVar("T")
 
 
@@ -70,7 +72,7 @@ def test_every_answer_is_counted_and_the_result_status_is_the_last_taken(
         return document, error.value, api
 
     document, error, api = run(
-        call, lambda http: ApiClient(http, feed_server.url("/api/"), platform="Demo")
+        call, lambda http: ApiClient(http, feed_server.url("/api/"), platform="Demo", now=NOW)
     )
 
     assert document == {"id": "1"}
@@ -98,12 +100,18 @@ def test_a_rate_limit_is_mapped_with_its_reset_and_names_the_credential(
     limited, refused = run(
         call,
         lambda http: ApiClient(
-            http, feed_server.url(""), platform="Demo", token=TOKEN, credential_env="DEMO_TOKEN"
+            http,
+            feed_server.url(""),
+            platform="Demo",
+            now=NOW,
+            token=TOKEN,
+            credential_env="DEMO_TOKEN",
         ),
     )
 
-    assert limited.message.startswith("Demo: rate limited until ")
-    assert limited.http_status == 429 and limited.retry_after is not None
+    # The wait is counted from the attempt's start, the clock the engine hands the collector.
+    assert limited.message == "Demo: rate limited until 2026-03-02 09:32 UTC"
+    assert limited.http_status == 429 and limited.retry_after == NOW + timedelta(seconds=120)
     assert refused.message == "Demo: credentials invalid or expired (check DEMO_TOKEN): HTTP 401"
 
 
@@ -125,7 +133,12 @@ def test_the_token_is_sent_and_redacted_from_answers_and_errors(
     document, error = run(
         call,
         lambda http: EchoingApi(
-            http, feed_server.url(""), platform="Demo", token=TOKEN, token_param=token_param
+            http,
+            feed_server.url(""),
+            platform="Demo",
+            now=NOW,
+            token=TOKEN,
+            token_param=token_param,
         ),
     )
 
@@ -158,7 +171,8 @@ def test_an_answer_that_is_not_json_names_the_call(feed_server: FeedServer) -> N
             messages.append(error.value.message)
         return messages
 
-    messages = run(call, lambda http: ApiClient(http, feed_server.url(""), platform="Demo"))
+    url = feed_server.url("")
+    messages = run(call, lambda http: ApiClient(http, url, platform="Demo", now=NOW))
 
     assert messages == [
         "Demo: getThing answered HTTP 200 with something that is not JSON",
@@ -175,7 +189,7 @@ def test_no_answer_is_one_line_naming_the_platform(feed_server: FeedServer) -> N
     # A port nothing listens on: the server's own port, once it is closed.
     with FeedServer() as closed:
         url = closed.url("")
-    error, requests = run(call, lambda http: ApiClient(http, url, platform="Demo"))
+    error, requests = run(call, lambda http: ApiClient(http, url, platform="Demo", now=NOW))
 
     assert error.message.startswith("Demo: ") and "\n" not in error.message
     assert error.http_status is None and requests == 1

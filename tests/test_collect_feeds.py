@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -12,10 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from collectors.feeds import FeedCollector
+from collectors.http import HttpClient
 from monitor.cli import app
+from monitor.collect import make_collector_settings
+from monitor.config import load_config
 from monitor.models import collection_runs, post_metrics, post_revisions, posts
 from monitor.sources import select_sources
-from monitor.types import CollectStatus
+from monitor.types import ApiUsage, CollectResult, CollectStatus, SourceRef, SourceState
 from tests.conftest import (
     collect_all,
     configure,
@@ -24,6 +30,7 @@ from tests.conftest import (
     only,
     source_row,
     stored_posts,
+    write_config,
 )
 from tests.feedserver import FIXTURES, FeedServer, Route
 
@@ -434,3 +441,29 @@ def test_source_needing_credentials_is_skipped_naming_the_variable(
     assert outcome.status is CollectStatus.SKIPPED
     assert outcome.error == "credentials missing: set the environment variable X_BEARER_TOKEN"
     assert count(engine, collection_runs) == 0
+
+
+def test_freshness_and_retry_after_are_counted_from_the_attempt_start_the_engine_hands_over(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    fresh = feed_server.add_fixture(
+        "/fresh.xml", "rss20.xml", headers={"Cache-Control": "max-age=600"}
+    )
+    busy = feed_server.add("/busy.xml", status=503, headers={"Retry-After": "120"})
+    config = load_config(
+        write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", feed_source(fresh))
+    )
+    start = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a fixed clock: the engine's is the run's
+
+    async def attempt(url: str) -> CollectResult:
+        with ThreadPoolExecutor(max_workers=1) as parsing:
+            collector = FeedCollector(make_collector_settings(config, "feed"), parsing, ApiUsage())
+            source = SourceRef(1, "feed:test", "feed", "Katrineholms kommun", url=url)
+            async with HttpClient(user_agent="Omvarld/test") as http:
+                return await collector.collect(source, SourceState(), http, start)
+
+    ok, unavailable = asyncio.run(attempt(fresh)), asyncio.run(attempt(busy))
+
+    assert ok.status is CollectStatus.OK and ok.fresh_until == start + timedelta(seconds=600)
+    assert unavailable.retry_after == start + timedelta(seconds=120)
+    assert unavailable.error == "service unavailable (HTTP 503); retry after 2026-03-02 09:32 UTC"

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from collectors.base import ConfiguredSource
+from monitor.collect import make_collector_settings
+from monitor.config import load_config
 from monitor.db import make_engine, upgrade
 from monitor.models import collection_runs, sources
 from tests.conftest import write_config
@@ -170,3 +173,25 @@ def test_escape_sequences_in_an_api_error_reach_neither_screen_nor_database(
     assert errors and all(errors)
     for seen in (collect.stdout, status.stdout, *errors, *last):
         assert not CONTROL & set(seen), repr(seen)
+
+
+def test_a_collector_is_handed_the_credential_the_config_names_and_never_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, token = "MY_X_TOKEN", SECRETS["x"][1]
+    monkeypatch.setenv(env, token)
+    body = (
+        f'[platforms.x]\nbearer_token_env = "{env}"\nmonthly_read_budget = 5000\n\n'
+        '[[sources]]\nplatform = "x"\nhandle = "@polisen"\norganisation = "Polisen"\n\n'
+        '[[sources]]\nplatform = "feed"\nurl = "https://polisen.se/rss"\norganisation = "Polisen"\n'
+    )
+    config = load_config(write_config(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", body))
+
+    settings = make_collector_settings(config, "x")
+
+    assert (settings.secret, settings.secret_env) == (token, env)
+    assert settings.api_url == "https://api.twitter.com" and settings.monthly_read_budget == 5000
+    assert settings.sources == (ConfiguredSource("@polisen", None, None, "Polisen", True),)
+    # A collector or a log line that prints its settings shows no credential.
+    assert token not in repr(settings) and token not in str(settings)
+    assert make_collector_settings(config, "feed").secret is None
