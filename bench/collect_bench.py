@@ -534,15 +534,22 @@ def run_passes(
 
 
 def profile_cold_omvarld(contestants: Contestants, out: Path) -> None:
-    """A cold Omvärld run on a fresh database under cProfile (all threads); top 15 printed."""
-    import pstats
-
+    """A cold Omvärld run on a fresh database under cProfile (all threads), then a warm run on
+    what it stored (every feed answers 304) into OUT with '-warm' before the suffix; the top 15
+    of each printed."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{contestants.omvarld_db}{suffix}").unlink(missing_ok=True)
     omvarld = [str(OMVARLD_BIN / "omvarld"), "--config", str(contestants.omvarld_config)]
     subprocess.run(
         [*omvarld, "db", "upgrade"], check=True, env=contestants.env, capture_output=True
     )
+    _profile_omvarld_pass(contestants, "cold", out)
+    _profile_omvarld_pass(contestants, "warm", out.with_name(f"{out.stem}-warm{out.suffix}"))
+
+
+def _profile_omvarld_pass(contestants: Contestants, name: str, out: Path) -> None:
+    import pstats
+
     command = [
         str(OMVARLD_BIN / "python"),
         str(BENCH / "profile_omvarld.py"),
@@ -552,10 +559,10 @@ def profile_cold_omvarld(contestants: Contestants, out: Path) -> None:
         "collect",
         "--all",
     ]
-    stem = contestants.work / "profile-omvarld"
+    stem = contestants.work / f"profile-omvarld-{name}"
     timed = run_timed(command, contestants.env, stem.with_suffix(".out"), stem.with_suffix(".err"))
     print(
-        f"\nProfile of a cold Omvärld run (fresh database, all threads, under cProfile): "
+        f"\nProfile of a {name} Omvärld run (all threads, under cProfile): "
         f"{timed.seconds:.2f} s, exit {timed.exit_code}; saved to {out}"
     )
     stats = pstats.Stats(str(out)).sort_stats("cumulative")
@@ -814,7 +821,11 @@ def main() -> int:
         "--claim-rows", type=int, default=100_000, help="sources for the claim benchmark"
     )
     parser.add_argument("--claim-repeats", type=int, default=20, help="claims to time")
-    parser.add_argument("--profile", metavar="OUT", help="also profile a cold Omvärld run into OUT")
+    parser.add_argument(
+        "--profile",
+        metavar="OUT",
+        help="also profile a cold Omvärld run into OUT, then a warm one into OUT-warm",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
