@@ -31,6 +31,7 @@ from digest.model import (
     Week,
 )
 from monitor.types import ENGAGEMENT_NAMES
+from monitor.values import is_http_url
 
 BASELINE_WEEKS = 4  # "the 4-week average" of issue 5
 SILENT_AFTER = timedelta(days=30)
@@ -615,8 +616,7 @@ def make_excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:
 
 
 def http_only(url: Any) -> str | None:
-    """The URL when it is http(s) with a host, else None: post content is untrusted."""
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url.strip())
-    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+    """The URL when it is http(s) with a host, else None: post content is untrusted (the store
+    keeps only such addresses; rows stored before it did may hold others)."""
+    url = url.strip() if isinstance(url, str) else None
+    return url if is_http_url(url) else None
