@@ -12,7 +12,6 @@ import difflib
 import glob
 import os
 import re
-import stat
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
@@ -36,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.files import NotRegularFile, open_regular
 from monitor.platforms import PLATFORM_KEYS, SPECS, default_env_name
 from monitor.values import is_http_url
 
@@ -541,19 +541,17 @@ MAX_CONFIG_BYTES = 1_000_000
 
 def _open_regular_file(path: Path, shown: str) -> IO[bytes]:
     """Open a configuration file only if it is a regular file of at most MAX_CONFIG_BYTES:
-    `include = ["/dev/zero"]` was read until the OOM killer came. O_NONBLOCK: opening a FIFO
-    must not wait for a writer before it can be refused."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    info = os.fstat(fd)
-    reason = None
-    if not stat.S_ISREG(info.st_mode):
+    `include = ["/dev/zero"]` was read until the OOM killer came."""
+    try:
+        handle, size = open_regular(path)
+    except NotRegularFile:
         reason = "not a regular file; a configuration is a TOML file"
-    elif info.st_size > MAX_CONFIG_BYTES:
-        reason = f"{info.st_size:,} bytes is more than a configuration file may hold (1 MB)"
-    if reason is not None:
-        os.close(fd)
+        raise ConfigError([Problem(shown, "", reason)]) from None
+    if size > MAX_CONFIG_BYTES:
+        handle.close()
+        reason = f"{size:,} bytes is more than a configuration file may hold (1 MB)"
         raise ConfigError([Problem(shown, "", reason)])
-    return os.fdopen(fd, "rb")
+    return handle
 
 
 def _read_toml(path: Path, shown: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.audit import current_user, list_audit, record_audit
 from monitor.export import iso_utc, omvarld_version, stream_rows
+from monitor.files import NotRegularFile, open_regular
 from monitor.filters import PostFilter, where_posts
 from monitor.models import (
     REVISION_COLUMNS,
@@ -321,20 +322,15 @@ def _list_files(directory: Path, problems: list[Problem]) -> tuple[set[str], set
 
 
 def _open_regular(path: Path) -> io.BufferedReader:
-    """Open `path` for reading only if it is a regular file, not through a symlink.
-
-    O_NOFOLLOW and O_NONBLOCK make the check safe against a file swapped after listing: a
-    symlink fails to open, and opening a FIFO does not wait for a writer.
-    """
+    """Open `path` for reading only if it is a regular file, not through a symlink: checked on
+    the open file, so a file swapped after listing is refused too."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        handle, _ = open_regular(path, follow_symlinks=False)
+    except NotRegularFile as refusal:
+        raise _Refused(_describe_refusal(path, refusal.mode)) from None
     except OSError as error:
         raise _Refused(f"cannot be opened safely: {error.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise _Refused(_describe_refusal(path, mode))
-    return os.fdopen(fd, "rb")
+    return handle
 
 
 def _read_listing(directory: Path, name: str, problems: list[Problem]) -> bytes | None:
