@@ -379,6 +379,45 @@ class RetentionConfig(_Strict):
         )
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+class WebConfig(_Strict):
+    """`[web]`: the web app (`omvarld web`) and the links digests carry to it."""
+
+    # Links in digests (view in browser, "och N till", one-click unsubscribe) start with this.
+    public_url: str | None = None
+    secret_env: str = "OMVARLD_WEB_SECRET"  # signs recipients' links; unset: no signed links
+    auth: Literal["none", "proxy"] = "none"
+    proxy_user_header: str = "X-Forwarded-User"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    query_timeout: float = Field(10.0, gt=0, le=300)  # seconds before a page's query is cancelled
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "https" and parts.hostname:
+            return value.rstrip("/")
+        if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+            return value.rstrip("/")
+        raise ValueError("must be an https:// address (http:// only for localhost)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
+
+
 class Config(_Strict):
     path: Path
     database: DatabaseConfig = DatabaseConfig()
@@ -390,6 +429,7 @@ class Config(_Strict):
     smtp: SmtpConfig = SmtpConfig()
     recipients: tuple[RecipientConfig, ...] = ()
     retention: RetentionConfig = RetentionConfig()
+    web: WebConfig = WebConfig()
 
     @property
     def database_url(self) -> str:

@@ -217,6 +217,17 @@ digests = sa.Table(
     sa.Index("ix_digests_week", "week"),
 )
 
+# Recipients who unsubscribed from the web; recipients themselves stay in the config.
+digest_opt_outs = sa.Table(
+    "digest_opt_outs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("recipient", sa.Text, nullable=False),  # the email address, as configured
+    sa.Column("opted_out_at", UTCDateTime, nullable=False),
+    sa.Column("via", sa.Text, nullable=False),  # one-click | recipient page | cli
+    sa.UniqueConstraint("recipient"),
+)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,
