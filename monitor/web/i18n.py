@@ -1,0 +1,343 @@
+"""The web app's words in Swedish and English, and which of the two a request gets.
+
+Swedish unless the reader asks otherwise: `?lang=en` (the switch on every page, remembered in
+a cookie), or a browser whose Accept-Language prefers English to Swedish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGUAGES = ("sv", "en")
+DEFAULT_LANGUAGE = "sv"
+LANGUAGE_COOKIE = "omvarld_lang"
+
+
+def choose_language(asked: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The page's language: the switch, then the remembered choice, then the browser's."""
+    for choice in (asked, cookie):
+        if choice in LANGUAGES:
+            return choice
+    return _preferred(accept_language or "")
+
+
+def _preferred(header: str) -> str:
+    """The best of sv and en by an Accept-Language header's q-values; ties go to Swedish."""
+    best, best_q = DEFAULT_LANGUAGE, 0.0
+    for part in header.split(",")[:20]:  # a header of thousands of parts is not a browser's
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGUAGES:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > best_q or (q == best_q and primary == DEFAULT_LANGUAGE):
+            best, best_q = primary, q
+    return best
+
+
+TEXTS: Mapping[str, Mapping[str, str]] = {
+    "sv": {
+        "site": "Omvärld",
+        "skip": "Hoppa till innehållet",
+        "nav": "Huvudmeny",
+        "nav_home": "Veckan",
+        "nav_search": "Sök",
+        "nav_sources": "Källor",
+        "nav_digests": "Veckobrev",
+        "nav_accessibility": "Tillgänglighet",
+        "other_language": "English",
+        "other_language_name": "Read in English",
+        "search_label": "Sök bland inläggen",
+        "search_button": "Sök",
+        "home_title": "Den här veckan",
+        "home_intro": "Vad de bevakade organisationerna publicerat de senaste sju dagarna.",
+        "per_organisation": "Inlägg per organisation och plattform",
+        "organisation": "Organisation",
+        "platform": "Plattform",
+        "posts": "Inlägg",
+        "engagement": "Engagemang",
+        "top_posts": "Mest engagerande inlägg",
+        "attention": "Källor som behöver tittas på",
+        "attention_none": "Alla källor hämtas utan fel.",
+        "all_sources": "Alla källor",
+        "no_posts_week": "Inga inlägg de senaste sju dagarna.",
+        "search_title": "Sök",
+        "search_results": "Träffar",
+        "filters": "Avgränsa",
+        "since": "Publicerat från",
+        "until": "Publicerat före",
+        "date_hint": "Datum som 2026-11-23, eller 7d för sju dagar bakåt.",
+        "any_platform": "Alla plattformar",
+        "any_organisation": "Alla organisationer",
+        "any_group": "Alla grupper",
+        "any_kind": "Alla slag",
+        "group": "Grupp",
+        "kind": "Slag",
+        "source": "Källa",
+        "min_engagement": "Minst engagemang",
+        "sort": "Ordning",
+        "sort_newest": "Nyast först",
+        "sort_relevance": "Bäst träff först",
+        "no_hits": "Inga inlägg matchar.",
+        "suggest": "Prova {suggestion} för ord som börjar så.",
+        "query_help": (
+            'Alla ord måste finnas. "En fras" inom citattecken, ELLER med OR, -ord utesluter,'
+            " snö* hittar ord som börjar på snö."
+        ),
+        "download": "Ladda ner träffarna",
+        "previous": "Föregående sida",
+        "next": "Nästa sida",
+        "page_n": "Sida {n}",
+        "pagination": "Sidor",
+        "open_original": "Öppna originalet",
+        "published": "Publicerad",
+        "first_seen": "Först sedd",
+        "deleted": "Borttaget av utgivaren {when}.",
+        "erased": "Raderat ur arkivet {when}.",
+        "media": "Media",
+        "no_alt": "saknar alternativtext",
+        "links": "Länkar",
+        "tags": "Taggar",
+        "revisions": "Tidigare versioner",
+        "revision_seen": "Ersatt {when}",
+        "no_revisions": "Inlägget har inte ändrats sedan det hämtades första gången.",
+        "changed_title": "Rubriken ändrades",
+        "changed_text": "Texten ändrades",
+        "changed_link": "Länken ändrades",
+        "changed_other": "Annat ändrades (media, taggar eller länkar)",
+        "curve": "Engagemang över tid",
+        "curve_none": "Inga engagemangssiffror har hämtats för inlägget.",
+        "curve_table": "Mätvärden",
+        "observed": "Hämtad",
+        "sources_title": "Källor",
+        "sources_intro": "Varje bevakad källa: hur hämtningen går och när den görs nästa gång.",
+        "with_problems": "Bara källor med problem",
+        "show_all": "Visa alla källor",
+        "state": "Läge",
+        "last_success": "Senast hämtad utan fel",
+        "failures": "Fel i rad",
+        "share_304": "Oförändrat (304) senaste veckan",
+        "next_check": "Nästa hämtning",
+        "last_error": "Senaste fel",
+        "never": "aldrig",
+        "post_count": "Lagrade inlägg",
+        "newest_post": "Senaste inlägg",
+        "address": "Adress",
+        "groups": "Grupper",
+        "runs": "Senaste hämtningarna",
+        "runs_none": "Källan har inte hämtats ännu.",
+        "started": "Start",
+        "status": "Utfall",
+        "http_status": "HTTP",
+        "new": "Nya",
+        "updated": "Ändrade",
+        "unchanged": "Oförändrade",
+        "bytes": "Byte",
+        "error": "Fel",
+        "digests_title": "Veckobrev",
+        "digests_intro": (
+            "Varje skickat veckobrev, per vecka och "
+            "mottagare. Öppna ett för att se det som det mejlades."
+        ),
+        "week": "Vecka",
+        "recipient": "Mottagare",
+        "sent": "Skickat",
+        "subject": "Ämne",
+        "no_digests": "Inga veckobrev har skickats ännu.",
+        "opt_outs": "Avregistrerade mottagare",
+        "opted_out": "Avregistrerad",
+        "via": "Hur",
+        "no_opt_outs": "Ingen har avregistrerat sig.",
+        "recipient_title": "Dina inställningar för veckobrevet",
+        "recipient_intro": (
+            "Så här är veckobrevet till dig inställt. Inställningarna ändras av administratören."
+        ),
+        "email": "E-post",
+        "name": "Namn",
+        "language": "Språk",
+        "own_organisation": "Egen organisation",
+        "organisations": "Organisationer",
+        "platforms": "Plattformar",
+        "keywords": "Bevakningsord",
+        "schedule": "Skickas",
+        "all": "alla",
+        "none": "inga",
+        "subscribed": "Du får veckobrevet.",
+        "unsubscribed": "Du är avregistrerad sedan {when} och får inga fler veckobrev.",
+        "unsubscribe_title": "Avsluta prenumerationen",
+        "unsubscribe_explain": "Tryck på knappen för att sluta få veckobrevet till {email}.",
+        "unsubscribe_button": "Avsluta prenumerationen",
+        "unsubscribe_done": "Klart. {email} får inga fler veckobrev.",
+        "not_a_recipient": "Adressen finns inte längre bland mottagarna i konfigurationen.",
+        "accessibility_title": "Tillgänglighetsredogörelse",
+        "healthz": "ok",
+        "error_title": "Något gick fel",
+        "not_found": "Sidan finns inte.",
+        "bad_request": "Begäran kunde inte förstås.",
+        "bad_token": (
+            "Länken är ogiltig eller har ändrats. Använd länken i det senaste veckobrevet."
+        ),
+        "no_secret": "Signerade länkar är inte påslagna här ([web] secret_env saknas).",
+        "forbidden": "Du har inte tillgång till sidan.",
+        "csrf": (
+            "Formuläret hade gått ut eller kom från en annan sida. Ladda om sidan och försök igen."
+        ),
+        "timeout": "Sökningen tog för lång tid och avbröts. Avgränsa den, till exempel med datum.",
+        "server_error": "Ett oväntat fel inträffade. Det har loggats.",
+        "back_home": "Till startsidan",
+        "chart_label": "Diagram: engagemang för inlägget över tid, från {first} till {last}.",
+    },
+    "en": {
+        "site": "Omvärld",
+        "skip": "Skip to content",
+        "nav": "Main menu",
+        "nav_home": "This week",
+        "nav_search": "Search",
+        "nav_sources": "Sources",
+        "nav_digests": "Digests",
+        "nav_accessibility": "Accessibility",
+        "other_language": "Svenska",
+        "other_language_name": "Läs på svenska",
+        "search_label": "Search the posts",
+        "search_button": "Search",
+        "home_title": "This week",
+        "home_intro": "What the watched organisations published in the last seven days.",
+        "per_organisation": "Posts per organisation and platform",
+        "organisation": "Organisation",
+        "platform": "Platform",
+        "posts": "Posts",
+        "engagement": "Engagement",
+        "top_posts": "Most engaging posts",
+        "attention": "Sources that need attention",
+        "attention_none": "Every source is collected without errors.",
+        "all_sources": "All sources",
+        "no_posts_week": "No posts in the last seven days.",
+        "search_title": "Search",
+        "search_results": "Results",
+        "filters": "Narrow down",
+        "since": "Published from",
+        "until": "Published before",
+        "date_hint": "A date like 2026-11-23, or 7d for seven days back.",
+        "any_platform": "All platforms",
+        "any_organisation": "All organisations",
+        "any_group": "All groups",
+        "any_kind": "All kinds",
+        "group": "Group",
+        "kind": "Kind",
+        "source": "Source",
+        "min_engagement": "Engagement at least",
+        "sort": "Order",
+        "sort_newest": "Newest first",
+        "sort_relevance": "Best match first",
+        "no_hits": "No posts match.",
+        "suggest": "Try {suggestion} for words that start that way.",
+        "query_help": (
+            'All words must match. "A phrase" in quotes, OR between alternatives, -word excludes,'
+            " snow* finds words starting with snow."
+        ),
+        "download": "Download the results",
+        "previous": "Previous page",
+        "next": "Next page",
+        "page_n": "Page {n}",
+        "pagination": "Pages",
+        "open_original": "Open the original",
+        "published": "Published",
+        "first_seen": "First seen",
+        "deleted": "Deleted by the publisher {when}.",
+        "erased": "Erased from the archive {when}.",
+        "media": "Media",
+        "no_alt": "no alternative text",
+        "links": "Links",
+        "tags": "Tags",
+        "revisions": "Earlier versions",
+        "revision_seen": "Replaced {when}",
+        "no_revisions": "The post has not changed since it was first collected.",
+        "changed_title": "The title changed",
+        "changed_text": "The text changed",
+        "changed_link": "The link changed",
+        "changed_other": "Something else changed (media, tags or links)",
+        "curve": "Engagement over time",
+        "curve_none": "No engagement counts have been collected for this post.",
+        "curve_table": "Counts",
+        "observed": "Collected",
+        "sources_title": "Sources",
+        "sources_intro": "Every watched source: how collection goes and when it runs next.",
+        "with_problems": "Only sources with problems",
+        "show_all": "Show all sources",
+        "state": "State",
+        "last_success": "Last collected without error",
+        "failures": "Failures in a row",
+        "share_304": "Unchanged (304) last week",
+        "next_check": "Next check",
+        "last_error": "Last error",
+        "never": "never",
+        "post_count": "Stored posts",
+        "newest_post": "Newest post",
+        "address": "Address",
+        "groups": "Groups",
+        "runs": "Recent collection runs",
+        "runs_none": "The source has not been collected yet.",
+        "started": "Started",
+        "status": "Outcome",
+        "http_status": "HTTP",
+        "new": "New",
+        "updated": "Changed",
+        "unchanged": "Unchanged",
+        "bytes": "Bytes",
+        "error": "Error",
+        "digests_title": "Digests",
+        "digests_intro": (
+            "Every digest sent, by week and recipient. Open one to see it as it was mailed."
+        ),
+        "week": "Week",
+        "recipient": "Recipient",
+        "sent": "Sent",
+        "subject": "Subject",
+        "no_digests": "No digests have been sent yet.",
+        "opt_outs": "Unsubscribed recipients",
+        "opted_out": "Unsubscribed",
+        "via": "How",
+        "no_opt_outs": "Nobody has unsubscribed.",
+        "recipient_title": "Your digest settings",
+        "recipient_intro": (
+            "This is how your weekly digest is set up. The administrator changes the settings."
+        ),
+        "email": "E-mail",
+        "name": "Name",
+        "language": "Language",
+        "own_organisation": "Own organisation",
+        "organisations": "Organisations",
+        "platforms": "Platforms",
+        "keywords": "Keywords",
+        "schedule": "Sent",
+        "all": "all",
+        "none": "none",
+        "subscribed": "You receive the digest.",
+        "unsubscribed": "You unsubscribed on {when} and receive no more digests.",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_explain": "Press the button to stop receiving the digest at {email}.",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribe_done": "Done. {email} will receive no more digests.",
+        "not_a_recipient": "The address is no longer among the recipients in the configuration.",
+        "accessibility_title": "Accessibility statement",
+        "healthz": "ok",
+        "error_title": "Something went wrong",
+        "not_found": "The page does not exist.",
+        "bad_request": "The request could not be understood.",
+        "bad_token": "The link is invalid or has been altered. Use the link in your latest digest.",
+        "no_secret": "Signed links are not enabled here ([web] secret_env is not set).",
+        "forbidden": "You do not have access to this page.",
+        "csrf": "The form had expired or came from another page. Reload the page and try again.",
+        "timeout": "The search took too long and was stopped. Narrow it down, for example by date.",
+        "server_error": "An unexpected error occurred. It has been logged.",
+        "back_home": "To the start page",
+        "chart_label": "Chart: the post's engagement over time, from {first} to {last}.",
+    },
+}
