@@ -51,9 +51,9 @@ def web(
         log_level="warning",
         access_log=False,
         server_header=False,
-        # X-Forwarded-For/-Proto believed only from the proxies [web] trusts.
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(config.web.trusted_proxies),
+        # The app itself reads X-Forwarded-Proto, from trusted proxies only (monitor/web/app.py
+        # Guard): uvicorn's own handling would replace the peer address the proxy check needs.
+        proxy_headers=False,
     )
 
 

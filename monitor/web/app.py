@@ -136,11 +136,14 @@ class Guard:
             await self.app(scope, receive, send)
             return
         web = self.site.config.web
+        client = scope.get("client")
+        from_proxy = is_trusted(client[0] if client else None, web.trusted_proxies)
+        request = Request(scope)
+        if from_proxy and request.headers.get("x-forwarded-proto") == "https":
+            scope["scheme"] = "https"  # cookies get Secure behind a TLS-terminating proxy
         if web.auth == "proxy" and needs_user(scope["path"]):
-            client = scope.get("client")
-            request = Request(scope)
             user = request.headers.get(web.proxy_user_header, "").strip()
-            if not is_trusted(client[0] if client else None, web.trusted_proxies) or not user:
+            if not from_proxy or not user:
                 scope.setdefault("app", self.app)
                 response = _error_page(request, 403, "forbidden", site=self.site)
                 await response(scope, receive, send)
