@@ -48,13 +48,13 @@ def plot_curve(points: Sequence[tuple[datetime, int]]) -> Curve | None:
         return round(MARGIN_TOP + inner_h - value / top * inner_h, 1)
 
     coordinates = tuple((x(moment), y(value)) for moment, value in points)
-    ticks = tuple((y(value), value) for value in (0, top // 2, top) if value or top == 0)
+    ticks = tuple((y(value), value) for value in dict.fromkeys((0, top // 2, top)))
     return Curve(
         width=WIDTH,
         height=HEIGHT,
         line=" ".join(f"{cx},{cy}" for cx, cy in coordinates),
         dots=coordinates if len(coordinates) <= 60 else (coordinates[-1],),
-        y_ticks=tuple(dict.fromkeys(ticks)),
+        y_ticks=ticks,
         x_labels=((coordinates[0][0], first), (coordinates[-1][0], last))
         if len(points) > 1
         else ((coordinates[0][0], first),),
