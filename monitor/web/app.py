@@ -63,6 +63,7 @@ MAX_API_OFFSET = 100_000
 DOWNLOAD_CHUNK = 64 * 1024
 DOWNLOAD_TIMEOUT = 3600.0  # a download streams the whole result: its own, longer bound
 ONE_CLICK = "List-Unsubscribe=One-Click"
+LAST_DAYS = timedelta(days=7)  # the home page without ?week=
 YEAR = 365 * 24 * 3600
 
 
@@ -264,15 +265,37 @@ def _params(request: Request) -> dict[str, list[str]]:
 
 
 def home(request: Request) -> Response:
+    """The last seven days, or the ISO week `?week=2026-W48` asks for, with links to the
+    weeks before and after."""
+    from digest.model import Week
+
     site = _site(request)
     now = _now()
+    zone = site.config.digest.timezone
+    asked = request.query_params.get("week")
+    week = None
+    if asked:
+        try:
+            week = Week.parse(asked, zone)
+        except ValueError:
+            return _error_page(request, 400, "bad_week")
+    start, end = (week.start, week.end) if week else (now - LAST_DAYS, now)
+    current = Week.previous(now + timedelta(days=7), zone)  # the week `now` is in
+    earlier = week.shifted(-1) if week else current.shifted(-1)
+    later = week.shifted(1) if week and week.shifted(1).start <= now else None
     return render(
         request,
         "home.html.j2",
         {
             "section": "home",
-            "counts": reads.count_week(site.read, now),
-            "top": reads.list_top_posts(site.read, now),
+            "week": week,
+            "start": start,
+            "end": end,
+            "earlier": earlier,
+            "later": later,
+            "latest": week is not None,
+            "counts": reads.count_week(site.read, start, end),
+            "top": reads.list_top_posts(site.read, start, end),
             "attention": reads.list_attention(site.read),
         },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +20,6 @@ from monitor.models import collection_runs, digests, post_metrics, post_revision
 from monitor.search import SearchHit, make_excerpt
 from monitor.types import METRIC_NAMES
 
-WEEK = timedelta(days=7)
 TOP_POSTS = 10
 MAX_CURVE_POINTS = 500  # a post counted every hour for three weeks; older points are thinned
 
@@ -107,8 +106,8 @@ class DigestRow:
     sent_at: datetime | None
 
 
-def count_week(engine: Engine, now: datetime) -> list[PlatformCount]:
-    """The last seven days' posts and engagement per organisation and platform, most first."""
+def count_week(engine: Engine, start: datetime, end: datetime) -> list[PlatformCount]:
+    """A week's posts and engagement per organisation and platform, most first."""
     engagement = latest_engagement()
     week = (
         sa.select(
@@ -119,8 +118,8 @@ def count_week(engine: Engine, now: datetime) -> list[PlatformCount]:
         )
         .select_from(posts.join(sources, sources.c.id == posts.c.source_id))
         .where(
-            posts.c.published_at >= now - WEEK,
-            posts.c.published_at <= now,
+            posts.c.published_at >= start,
+            posts.c.published_at < end,
             posts.c.deleted_at.is_(None),
             posts.c.erased_at.is_(None),
         )
@@ -139,14 +138,16 @@ def count_week(engine: Engine, now: datetime) -> list[PlatformCount]:
         ]
 
 
-def list_top_posts(engine: Engine, now: datetime, limit: int = TOP_POSTS) -> list[SearchHit]:
-    """The week's most engaging posts by their latest counts."""
+def list_top_posts(
+    engine: Engine, start: datetime, end: datetime, limit: int = TOP_POSTS
+) -> list[SearchHit]:
+    """A week's most engaging posts by their latest counts."""
     engagement = latest_engagement().label("engagement")
     query = (
         _hit_columns(engagement)
         .where(
-            posts.c.published_at >= now - WEEK,
-            posts.c.published_at <= now,
+            posts.c.published_at >= start,
+            posts.c.published_at < end,
             posts.c.deleted_at.is_(None),
             posts.c.erased_at.is_(None),
         )
