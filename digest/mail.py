@@ -45,6 +45,8 @@ class RenderedMail(Protocol):
     def text(self) -> str: ...
     @property
     def language(self) -> str: ...
+    @property
+    def one_click_url(self) -> str | None: ...
 
 
 class MailConfigError(Exception):
@@ -76,7 +78,7 @@ def compose_message(
     message["List-Id"] = f"<{settings.list_id}>"
     unsubscribe = unsubscribe_links(
         settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email,
-        sender=settings.sender,
+        sender=settings.sender, one_click=rendered.one_click_url,
     )  # fmt: skip
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)

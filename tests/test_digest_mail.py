@@ -46,9 +46,10 @@ class Rendered:
     html: str = '<!doctype html><html lang="sv"><body><p>Hej – veckan i korthet</p></body></html>'
     text: str = "Hej – veckan i korthet\n"
     language: str = "sv"
+    one_click_url: str | None = None
 
 
-def render(recipient: Recipient) -> Rendered:
+def render(recipient: Recipient, digest_id: int | None) -> Rendered:
     return Rendered()
 
 
@@ -138,7 +139,7 @@ def test_a_long_subject_with_non_breaking_spaces_arrives_with_every_space(
     # Babel writes "1 234" and "+8 %" with no-break spaces; folding once lost the space after ":".
     subject = "Omvärldsbevakning v. 47 (16–22 nov): 1\xa0234 inlägg, +100\xa0% mot veckan före"
 
-    send(engine, smtp, [ANNA], prepare=lambda recipient: Rendered(subject=subject))
+    send(engine, smtp, [ANNA], prepare=lambda recipient, _: Rendered(subject=subject))
 
     [message] = smtp.mailbox.received
     assert message["Subject"] == subject
@@ -281,7 +282,7 @@ def test_running_send_twice_sends_each_digest_once_and_archives_it(
 
 
 def test_an_empty_digest_is_recorded_skipped_and_not_sent(engine: Engine, smtp: Server) -> None:
-    def nothing_for_anna(recipient: Recipient) -> Rendered | None:
+    def nothing_for_anna(recipient: Recipient, digest_id: int | None) -> Rendered | None:
         return None if recipient is ANNA else Rendered()
 
     outcomes = send(engine, smtp, [ANNA, BO], prepare=nothing_for_anna)
@@ -293,7 +294,7 @@ def test_an_empty_digest_is_recorded_skipped_and_not_sent(engine: Engine, smtp: 
 def test_a_digest_that_fails_to_build_is_failed_and_the_others_still_go(
     engine: Engine, smtp: Server
 ) -> None:
-    def broken_for_anna(recipient: Recipient) -> Rendered:
+    def broken_for_anna(recipient: Recipient, digest_id: int | None) -> Rendered:
         if recipient is ANNA:
             raise KeyError("organisation")
         return Rendered()
