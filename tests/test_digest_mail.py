@@ -124,6 +124,22 @@ def test_a_digest_arrives_as_text_then_html_with_every_list_header(
     assert message["Precedence"] is None
 
 
+def test_a_line_starting_with_from_arrives_as_written_not_quoted(
+    engine: Engine, smtp: Server
+) -> None:
+    # Long enough that quoted-printable wraps the HTML line and "From " starts a line of it.
+    sentence = "From websites and news feeds, newest first."
+    text = f"NEWS FROM THE ORGANISATIONS\n\n{sentence}\n"
+    html = f"<p>{'x' * 72} {sentence}</p>"
+
+    send(engine, smtp, [ANNA], prepare=lambda recipient, _: Rendered(text=text, html=html))
+
+    [message] = smtp.mailbox.received
+    plain, rich = (part.get_content() for part in message.iter_parts())
+    assert sentence in plain.splitlines() and ">From" not in plain
+    assert sentence in rich and ">From" not in rich
+
+
 def test_headers_are_ascii_on_the_wire_and_the_date_follows_summer_time() -> None:
     summer = datetime(2026, 6, 15, 5, 0, tzinfo=UTC)
     message = compose_message(Rendered(), ANNA, SETTINGS, now=summer)
