@@ -271,3 +271,10 @@ def read_text_part(text: str) -> str:
     """The plain-text part of an archived message, as the recipient reads it."""
     body = parse_message(text).get_body(preferencelist=("plain",))
     return "" if body is None else str(body.get_content())
+
+
+def read_html_part(text: str) -> str | None:
+    """The HTML part of an archived message exactly as mailed (the web app shows it); None for
+    a message without one."""
+    body = parse_message(text).get_body(preferencelist=("html",))
+    return None if body is None else str(body.get_content())

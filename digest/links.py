@@ -7,14 +7,15 @@ Shared by the rendered footer and the List-Unsubscribe header, so that both say 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from urllib.parse import quote, urlencode
 
 from digest.model import DigestData, Recipient
-from monitor.config import WebConfig
-from monitor.tokens import sign
+from monitor.config import Config, WebConfig
+from monitor.tokens import MIN_SECRET_BYTES, read_secret, sign
 
 
 def personalise_url(url: str | None, email: str) -> str | None:
@@ -113,6 +114,29 @@ def make_web_links(
         return None
     token = None if secret is None else sign(secret, email)
     return WebLinks(web.public_url, token, digest_id)
+
+
+def describe_web_links(config: Config) -> tuple[str | None, str | None]:
+    """`config check`'s line on the links digests carry into the web app (None without
+    `[web] public_url`), and a one-line warning when the secret that signs them is missing."""
+    web = config.web
+    if web.public_url is None:
+        return None, None
+    if read_secret(config) is not None:
+        return (
+            f"Digest links: {web.public_url} (view in browser, one-click unsubscribe, "
+            f"recipient page, searches; signed with {web.secret_env})"
+        ), None
+    reason = (
+        f"holds fewer than {MIN_SECRET_BYTES} characters"
+        if os.environ.get(web.secret_env)
+        else "is not set"
+    )
+    return f"Digest links: {web.public_url} (searches only)", (
+        f"warning: [web] public_url is set but the environment variable {web.secret_env} "
+        f"{reason}: digests carry no view-in-browser, one-click unsubscribe or recipient-page "
+        f"links; set it to a random secret of at least {MIN_SECRET_BYTES} characters"
+    )
 
 
 @dataclass(frozen=True)
