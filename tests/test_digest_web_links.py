@@ -6,6 +6,7 @@ the fixed database of tests/digestdata.py, both databases."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -155,18 +156,23 @@ def test_resubscribing_someone_who_never_unsubscribed_is_one_line_and_exit_2(
 
 
 def test_the_scheduled_send_skips_an_opted_out_recipient(
-    tmp_path: Path, engine: Engine, smtp: Server
+    tmp_path: Path, engine: Engine, smtp: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     from monitor.service import _send_digests
 
     config = make_config(tmp_path, engine, smtp)
     record_opt_out(engine, ANNA, datetime(2026, 11, 30, 5, 0, tzinfo=UTC), ONE_CLICK)
+    caplog.set_level(logging.INFO, logger="monitor.service")
 
     # Monday 07:00 in Stockholm after week 48: the scheduled send of that week.
     _send_digests(config, engine, (ANNA, PER), datetime(2026, 11, 30, 6, 0, tzinfo=UTC))
 
     assert [m["To"].addresses[0].addr_spec for m in smtp.mailbox.received] == [PER]
     assert count(engine, digests, digests.c.recipient == ANNA) == 0
+    assert (
+        f"digest week=2026-W48 recipient={ANNA} status=skipped "
+        "(unsubscribed 2026-11-30 via one-click)"
+    ) in caplog.messages
 
 
 def test_with_public_url_and_secret_each_digest_carries_its_signed_links(
