@@ -357,6 +357,21 @@ def search_posts(
     return [_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
 
 
+def search_condition(dialect: str, query: str) -> sa.ColumnElement[bool]:
+    """`posts` rows that match `query`, as a condition for another query over posts: the web
+    app's download of a search is the export's posts query with this added.
+
+    Raises:
+        QueryError: the query cannot be searched (see `parse_query`).
+    """
+    parsed = parse_query(query)
+    if dialect == "postgresql":
+        return sa.literal_column(f"posts.{SEARCH_COLUMN}").op("@@")(to_tsquery(parsed))
+    searched = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer))
+    match = sa.literal_column(SEARCH_TABLE).op("MATCH")(to_fts5(parsed))
+    return posts.c.id.in_(sa.select(searched.c.rowid).where(match))
+
+
 def _postgresql_page(parsed: ParsedQuery, chosen: PostFilter, sort: Sort) -> sa.Select[Any]:
     vector: sa.ColumnClause[Any] = sa.literal_column(f"posts.{SEARCH_COLUMN}")
     tsquery = to_tsquery(parsed)
