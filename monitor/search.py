@@ -49,8 +49,11 @@ MAX_QUERY_CHARS = 2_000
 MIN_PREFIX_CHARS = 3
 
 
-SORTS = ("newest", "relevance")  # newest first, as feed readers show posts, is the default
 Sort = Literal["newest", "relevance"]
+SORTS: tuple[Sort, ...] = (
+    "newest",
+    "relevance",
+)  # the first, as feed readers show posts, is the default
 
 
 class QueryError(ValueError):
