@@ -326,7 +326,7 @@ def search(request: Request) -> Response:
             "hits": hits,
             "more": more,
             "suggestion": suggestion,
-            "choices": reads.list_choices(site.read),
+            "groups": _groups(site.read),
             "platforms": _platform_keys(),
             "kinds": _kinds(),
         },
@@ -349,6 +349,12 @@ def _find(
         )
     except QueryError as error:
         return [], str(error)
+
+
+def _groups(engine: Engine) -> list[str]:
+    from monitor.sources import list_source_groups
+
+    return list_source_groups(engine)
 
 
 def _platform_keys() -> tuple[str, ...]:

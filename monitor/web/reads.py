@@ -356,17 +356,3 @@ def list_digest_rows(engine: Engine, limit: int = 500) -> list[DigestRow]:
     )
     with engine.connect() as connection:
         return [DigestRow(**row._mapping) for row in connection.execute(query)]
-
-
-def list_choices(engine: Engine) -> dict[str, list[str]]:
-    """What the search form's selects offer: the stored organisations and groups."""
-    from monitor.sources import list_source_groups
-
-    with engine.connect() as connection:
-        organisations = connection.execute(
-            sa.select(sources.c.organisation).distinct().order_by(sources.c.organisation)
-        ).scalars()
-        return {
-            "organisations": list(organisations),
-            "groups": list_source_groups(engine),
-        }
