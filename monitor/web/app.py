@@ -294,8 +294,7 @@ def home(request: Request) -> Response:
             "earlier": earlier,
             "later": later,
             "latest": week is not None,
-            "counts": reads.count_week(site.read, start, end),
-            "top": reads.list_top_posts(site.read, start, end),
+            "week_overview": reads.summarise_week(site.read, start, end),
             "attention": reads.list_attention(site.read),
         },
     )
