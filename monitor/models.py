@@ -187,6 +187,22 @@ collection_runs = sa.Table(
     sa.Index("ix_collection_runs_started_at", "started_at"),
 )
 
+# Account-level counts over time (issue 13): a row only when a count changed, at most one a day
+# per source unless it changed; NULL where the platform does not give that count.
+source_metrics = sa.Table(
+    "source_metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "source_id", sa.Integer, sa.ForeignKey("sources.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("observed_at", UTCDateTime, nullable=False),
+    sa.Column("followers", sa.BigInteger),
+    sa.Column("views", sa.BigInteger),  # total views of the account's content (YouTube)
+    sa.Column("posts", sa.BigInteger),  # the account's post/video/status count
+    sa.Index("ix_source_metrics_source_id_observed_at", "source_id", "observed_at"),
+)
+
 api_usage = sa.Table(
     "api_usage",
     metadata,
