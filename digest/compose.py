@@ -184,7 +184,8 @@ def select_followed(all_sources: Iterable[SourceInfo], recipient: Recipient) -> 
             in_group = bool(set(source.groups) & set(recipient.groups))
             if not in_group and source.organisation not in recipient.organisations:
                 continue
-        if recipient.platforms and source.platform not in recipient.platforms:
+        # A recipient who follows YouTube follows YouTube channels' feeds too.
+        if recipient.platforms and not {source.platform, source.shown} & set(recipient.platforms):
             continue
         chosen.append(source)
     return sorted(chosen, key=lambda s: s.key)

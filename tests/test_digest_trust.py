@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from digest.links import WebLinks
 from digest.load import build_digest
 from digest.model import Recipient
 from digest.render import render_digest
+from monitor.cli import app
 from monitor.config import Config, load_config
+from monitor.platforms import label_platform
 from monitor.sources import sync_sources
 from monitor.types import CollectStatus
 from tests.conftest import write_config
@@ -221,3 +224,39 @@ def test_data_quality_counts_the_collection_that_brought_the_week_in(
         "3 av 4 källor hämtades utan fel under veckan; inlägg kan saknas från 1 källa med fel."
         in (text)
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "post_url", "label"),
+    [
+        ("https://www.youtube.com/feeds/videos.xml?channel_id=UCx", None, "youtube"),
+        ("https://www.flickr.com/services/feeds/photos_public.gne?id=1@N04", None, "flickr"),
+        ("https://mastodon.nu/@krisinformation.rss", None, "mastodon"),
+        ("https://social.example.se/users/kommunen.rss", None, "mastodon"),
+        ("https://bsky.app/profile/polisen.se/rss", None, "bluesky"),
+        ("https://vimeo.com/regionsormland/videos/rss", None, "vimeo"),
+        ("https://www.slideshare.net/rss/user/kommunen", None, "slideshare"),
+        ("https://www.flen.se/rss", None, "feed"),
+        ("https://www.flen.se/rss", "https://www.flen.se/nyheter/@evenemang", "feed"),
+        ("http://127.0.0.1:8000/m.xml", "https://mastodon.nu/@kris/117695141314579341", "mastodon"),
+        ("http://127.0.0.1:8000/y.xml", "https://www.youtube.com/watch?v=abc", "youtube"),
+    ],
+)
+def test_known_platforms_feeds_are_recognised_by_their_address_or_their_posts(
+    url: str, post_url: str | None, label: str
+) -> None:
+    assert label_platform("feed", url, post_url) == label
+    assert label_platform("mastodon", url, post_url) == "mastodon"  # API sources keep theirs
+
+
+def test_sources_list_shows_a_youtube_feed_as_youtube_collected_as_a_feed(
+    engine: Engine, config: Config
+) -> None:
+    listed = CliRunner().invoke(
+        app, ["--config", str(config.path), "sources", "list"], env={"COLUMNS": "200"}
+    )
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[1]: line for line in listed.output.splitlines() if "│" in line}
+    assert "youtube (feed)" in rows["skatteverket-youtube"]
+    assert "flickr (feed)" in rows["trafikverket-flickr"]
+    assert "(feed)" not in rows["flen-nyheter"]
