@@ -97,7 +97,7 @@ def sources_import_opml(
     placeholders = document.count(f'organisation = "{ORGANISATION_PLACEHOLDER}"')
     if placeholders:
         out.print(
-            f'{plural(placeholders, "source")} without a title naming the publisher: '
+            f"{plural(placeholders, 'source')} without a title naming the publisher: "
             f'replace organisation = "{ORGANISATION_PLACEHOLDER}" in {target}',
             markup=False,
         )
