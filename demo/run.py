@@ -22,6 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FEEDS = HERE / "feeds"
 DEMO_WEEK = "2026-W48"
+WEB_PORT = 8080  # what `omvarld web` listens on by default
 
 # (key, file, organisation, groups)
 SOURCES = [
@@ -93,6 +94,10 @@ def write_config(demo: Demo, port: int) -> None:
         "[digest]",
         'from = "Omvärld demo <omvarld@localhost>"',
         "",
+        "[web]",
+        "# `omvarld web` on this machine: the digest's links to the full lists point here.",
+        f'public_url = "http://127.0.0.1:{WEB_PORT}"',
+        "",
         "[[recipients]]",
         'email = "kommunikation@katrineholm.se"',
         'name = "Kommunikationsavdelningen"',
@@ -148,14 +153,19 @@ def main(argv: list[str] | None = None) -> int:
             ("posts", "list", "--limit", "15"),
             ("collect", "--all"),  # a second pass: conditional requests, nothing new
             ("status",),
-            # The sample feeds are dated in week 48 of 2026: the digest of that week.
-            ("digest", "preview", "--week", DEMO_WEEK, "--outbox", shown(demo.outbox)),
+            # The sample feeds are dated in week 48 of 2026: the digest of that week, "sent"
+            # into the outbox and so archived, for the web app's digest archive.
+            ("digest", "send", "--week", DEMO_WEEK, "--outbox", shown(demo.outbox)),
         ]
         for step in steps:
             if omvarld(demo, *step) not in (0, 1):
                 return 1
         search = [*omvarld_command(), "--config", shown(demo.config), "posts", "search", "kommun"]
+        web = [*omvarld_command(), "--config", shown(demo.config), "web", "--port", str(WEB_PORT)]
         print(f"\nThe digest for the demo recipient is in {shown(demo.outbox)}/ (.eml and .html).")
+        print("Browse the demo's posts, sources and digest archive with the web app:")
+        print(f"  {shlex.join(web)}")
+        print(f"and open http://127.0.0.1:{WEB_PORT}/ (Ctrl-C stops it).")
         print(f"The demo database is {shown(demo.database)}. Search it with:")
         print(f"  {shlex.join(search)}")
         return 0

@@ -29,10 +29,11 @@ class DatabaseError(Exception):
     """The database cannot be used as configured; the message says why and what to do."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings each dialect needs (WAL and foreign keys on SQLite)."""
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine with the settings each dialect needs (WAL and foreign keys on SQLite);
+    `options` go to `sa.create_engine` (the web app's pool size and connect arguments)."""
     try:
-        engine = sa.create_engine(url, json_serializer=serialize_json)
+        engine = sa.create_engine(url, json_serializer=serialize_json, **options)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
         raise DatabaseError(f"database url {_redact(url)!r}: {error}") from None
     except ValueError:  # SQLAlchemy half-parsed it: a host "[::1" without its "]", a port "x"

@@ -115,10 +115,26 @@ def test_demo_writes_everything_into_its_own_directory_and_its_commands_run(
     # Every command shown is one the reader can type: a path to the program, never a bare name.
     shown = [line.removeprefix("$ ") for line in lines if line.startswith("$ ")]
     assert len(shown) == 6
-    assert all("/" in shlex.split(command)[0] for command in [*shown, lines[-1]])
+    web_line = next(line for line in lines if line.endswith(" web --port 8080"))
+    assert all("/" in shlex.split(command)[0] for command in [*shown, lines[-1], web_line])
     search = in_fresh_shell(lines[-1].strip(), cwd=tmp_path)
     assert search.returncode == 0, search.stderr
     assert "Katrineholms kommun" in search.stdout
+    # The web app command it prints serves the demo's database, its digest in the archive.
+    at = lines.index("Browse the demo's posts, sources and digest archive with the web app:")
+    port = free_port()
+    web = lines[at + 1].strip().replace("--port 8080", f"--port {port}")
+    assert lines[at + 2] == "and open http://127.0.0.1:8080/ (Ctrl-C stops it)."
+    log = (tmp_path / "web.log").open("wb")
+    server = subprocess.Popen(["bash", "-c", f"exec {web}"], cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        archive = fetch_when_up(f"http://127.0.0.1:{port}/digests")
+        assert "2026-W48" in archive and "kommunikation@katrineholm.se" in archive
+        assert "Katrineholms kommun" in fetch_when_up(f"http://127.0.0.1:{port}/search?q=kommun")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
 
 
 def test_demo_by_default_writes_into_demo_not_the_outbox_of_make_run(
@@ -177,3 +193,30 @@ def test_documented_pip_commands_install_from_the_checkout() -> None:
 
     assert {extra for _, extra in found} == {"postgresql", "parquet"}
     assert all(extra in extras for _, extra in found)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fetch_when_up(url: str, seconds: float = 20.0) -> str:
+    """The page's text once the server answers (it takes a moment to start)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError:
+            raise  # the server is up and answered with an error: that is the finding
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
