@@ -14,7 +14,7 @@ duplicate after a crash to a digest silently never delivered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_string, policy
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from digest.optouts import OptOut, describe_opt_out, find_opt_out
 from monitor.config import MAX_ATTEMPTS
 from monitor.db import insert_for
 from monitor.models import digests
@@ -96,7 +97,8 @@ class PlannedSend:
     """What `digest send` would do with one recipient's digest: the answer of --dry-run."""
 
     recipient: str
-    action: str  # decide_action's, or "skip (empty)" for a digest with nothing to report
+    action: str  # decide_action's, "skip (empty)" for a digest with nothing to report, or
+    # "skip (unsubscribed 2026-12-06 via one-click)"
     subject: str = ""
     html_bytes: int | None = None  # of the digest as it would be composed now
 
@@ -106,20 +108,28 @@ def plan_sends(
     recipients: Sequence[Recipient],
     week: str,
     now: datetime,
-    prepare: Callable[[Recipient], RenderedMail | None],
+    prepare: Callable[[Recipient, int | None], RenderedMail | None],
     *,
+    opt_outs: Mapping[str, OptOut],
+    timezone: str,
     stale_after: timedelta = STALE_SENDING,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> list[PlannedSend]:
     """Per recipient, what a send would do and the subject it would carry; records nothing. A
-    digest that would be sent is composed (`prepare`, as a send does) to tell an empty one."""
+    digest that would be sent is composed (`prepare`, as a send does, without a digest id:
+    none is claimed) to tell an empty one. An opted-out recipient (`opt_outs`, from
+    `list_opt_outs`) would be passed over, as `deliver_digests` does."""
     archived = {r.recipient: r for r in list_digests(engine, week)}
     plans = []
     for person in recipients:
+        opt_out = find_opt_out(opt_outs, person.email)
+        if opt_out is not None:
+            plans.append(PlannedSend(person.email, f"skip ({describe_opt_out(opt_out, timezone)})"))
+            continue
         record = archived.get(person.email)
         action = decide_action(record, now, stale_after, max_attempts)
         if action in ("send", "retry"):
-            rendered = prepare(person)
+            rendered = prepare(person, None)
             plans.append(
                 PlannedSend(person.email, "skip (empty)")
                 if rendered is None
@@ -261,3 +271,10 @@ def read_text_part(text: str) -> str:
     """The plain-text part of an archived message, as the recipient reads it."""
     body = parse_message(text).get_body(preferencelist=("plain",))
     return "" if body is None else str(body.get_content())
+
+
+def read_html_part(text: str) -> str | None:
+    """The HTML part of an archived message exactly as mailed (the web app shows it); None for
+    a message without one."""
+    body = parse_message(text).get_body(preferencelist=("html",))
+    return None if body is None else str(body.get_content())

@@ -47,9 +47,13 @@ from digest.mail import (
     read_smtp_password,
 )
 from digest.model import Recipient, Week
+from digest.optouts import OptOut, find_opt_out, list_opt_outs
 from monitor.config import Config, DigestConfig, SmtpConfig
 
 log = logging.getLogger(__name__)
+
+# An outcome's status for a recipient who unsubscribed: no row in `digests`, nothing sent.
+UNSUBSCRIBED = "unsubscribed"
 
 DEFAULT_OUTBOX = "outbox"
 
@@ -150,29 +154,42 @@ class DeliveryOutcome:
 
     recipient: str
     week: str
-    status: str  # the row's status after the run: sent | failed | skipped | sending
+    status: str  # the row's status after the run: sent | failed | skipped | sending; or
+    # UNSUBSCRIBED (no row: the recipient opted out, see `opt_out`)
     by_this_run: bool  # False: left alone, done earlier or being sent by another sender
     subject: str | None = None
     error: str | None = None
     attempts: int = 0
+    opt_out: OptOut | None = None
 
 
-def make_preparer(
-    engine: Engine, config: Config, week: Week, now: datetime
-) -> Callable[[Recipient], RenderedMail | None]:
+# Builds and renders one recipient's digest, given the id of its claimed `digests` row (None
+# when nothing is claimed: a dry run); None when there is nothing to send.
+Prepare = Callable[[Recipient, int | None], RenderedMail | None]
+
+
+def make_preparer(engine: Engine, config: Config, week: Week, now: datetime) -> Prepare:
     """`prepare` for `deliver_digests` from digest.load and digest.render: None for an empty
-    digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler."""
+    digest when the recipient set `skip_empty`. Shared by `digest send` and the scheduler.
+
+    With `[web] public_url` the digest links into the web app; the digest id makes its "view
+    in browser" link, which is why it is rendered only after the claim.
+    """
+    from digest.links import make_web_links
     from digest.load import make_digest_builder
     from digest.render import render_digest
+    from monitor.tokens import read_secret
 
     # The week's data is loaded once, at the first digest this run actually claims.
     build = make_digest_builder(engine, config, week, now=now)
+    secret = read_secret(config)
 
-    def prepare(recipient: Recipient) -> RenderedMail | None:
+    def prepare(recipient: Recipient, digest_id: int | None) -> RenderedMail | None:
         data = build(recipient)
         if data.is_empty and recipient.skip_empty:
             return None
-        return render_digest(data, config.digest)
+        web = make_web_links(config.web, secret, recipient.email, digest_id)
+        return render_digest(data, config.digest, web)
 
     return prepare
 
@@ -183,19 +200,28 @@ def deliver_digests(
     week: Week,
     settings: DigestConfig,
     *,
-    prepare: Callable[[Recipient], RenderedMail | None],
+    prepare: Prepare,
     transport: Transport,
     now: datetime | None = None,
     stale_after: timedelta = STALE_SENDING,
 ) -> list[DeliveryOutcome]:
     """Claim, build, archive and send each recipient's digest for `week`, at most once.
 
-    `prepare` builds and renders one digest, or returns None when there is nothing to send
-    (recorded `skipped`). It runs only for digests this call has claimed.
+    A recipient who unsubscribed (digest/optouts.py) is passed over before any claim: no row,
+    no mail, an UNSUBSCRIBED outcome. `prepare` builds and renders one digest, or returns None
+    when there is nothing to send (recorded `skipped`). It runs only for digests this call has
+    claimed.
     """
     now = now or datetime.now(UTC)
+    opt_outs = list_opt_outs(engine)
     outcomes = []
     for recipient in recipients:
+        opt_out = find_opt_out(opt_outs, recipient.email)
+        if opt_out is not None:
+            outcomes.append(
+                DeliveryOutcome(recipient.email, str(week), UNSUBSCRIBED, False, opt_out=opt_out)
+            )
+            continue
         outcomes.append(
             _deliver_one(
                 engine, recipient, str(week), settings, prepare, transport, now, stale_after
@@ -209,7 +235,7 @@ def _deliver_one(
     recipient: Recipient,
     week: str,
     settings: DigestConfig,
-    prepare: Callable[[Recipient], RenderedMail | None],
+    prepare: Prepare,
     transport: Transport,
     now: datetime,
     stale_after: timedelta,
@@ -239,7 +265,7 @@ def _deliver_one(
         subject = str(message["Subject"])
     else:
         try:
-            rendered = prepare(recipient)
+            rendered = prepare(recipient, claim.id)
             if rendered is None:
                 return close(SKIPPED, None)
             message = compose_message(rendered, recipient, settings, now=datetime.now(UTC))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # seconds at most, short enough that a Monday batch is not held up by one greylisting relay.
 RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0)
 
+# A line starting "From " in a quoted-printable body; see protect_from_lines.
+FROM_LINE = re.compile(r"^From ", re.MULTILINE)
+
 
 class RenderedMail(Protocol):
     """What `digest.render.render_digest` returns, as far as delivery needs it."""
@@ -45,6 +48,8 @@ class RenderedMail(Protocol):
     def text(self) -> str: ...
     @property
     def language(self) -> str: ...
+    @property
+    def one_click_url(self) -> str | None: ...
 
 
 class MailConfigError(Exception):
@@ -76,7 +81,7 @@ def compose_message(
     message["List-Id"] = f"<{settings.list_id}>"
     unsubscribe = unsubscribe_links(
         settings.unsubscribe_mailto, settings.unsubscribe_url, recipient.email,
-        sender=settings.sender,
+        sender=settings.sender, one_click=rendered.one_click_url,
     )  # fmt: skip
     if unsubscribe:
         message["List-Unsubscribe"] = ", ".join(f"<{target}>" for target in unsubscribe)
@@ -89,9 +94,24 @@ def compose_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in message.iter_parts():
+        protect_from_lines(part)
     # Set after the parts: add_alternative moves every Content-* header into the first part.
     message["Content-Language"] = rendered.language
     return message
+
+
+def protect_from_lines(part: MIMEPart) -> None:
+    """Encode the F of every line starting "From " in a quoted-printable part as `=46`.
+
+    smtplib's `send_message` writes with mbox's "From " quoting on, so such a line (the English
+    "From websites and news feeds", or a soft-wrapped line of a post) arrived as ">From …",
+    unlike the archived message. `=46rom` decodes to the same text and is never quoted
+    (RFC 2045 6.7's own advice for mail that may pass through mbox files).
+    """
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        part.set_payload(FROM_LINE.sub("=46rom ", payload))
 
 
 def set_subject(message: EmailMessage, subject: str) -> None:

@@ -32,7 +32,7 @@ from babel.numbers import (
     get_plus_sign_symbol,
 )
 
-from digest.links import http_url, mailto_url, personalise_url
+from digest.links import WebLinks, find_more_links, http_url, mailto_url, personalise_url
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -173,6 +173,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "following_group": "gruppen {names}",
         "following_organisations": "{names}",
         "following_platforms": "på {names}",
+        "view_in_browser": "Visa i webbläsaren",
+        "recipient_page": "Se vad du följer eller avsluta prenumerationen:",
         "change": "Ändra vad du följer:",
         "unsubscribe": "Avsluta prenumerationen:",
         "unsubscribe_mail": "Vill du inte längre få brevet? Mejla",
@@ -260,6 +262,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "following_group": "the group {names}",
         "following_organisations": "{names}",
         "following_platforms": "on {names}",
+        "view_in_browser": "View in browser",
+        "recipient_page": "See what you follow or unsubscribe:",
         "change": "Change what you follow:",
         "unsubscribe": "Unsubscribe:",
         "unsubscribe_mail": "To stop receiving it, email",
@@ -278,6 +282,7 @@ class RenderedDigest:
     html: str
     text: str
     language: str  # sv | en, also the HTML lang attribute
+    one_click_url: str | None = None  # the web app's signed unsubscribe, for List-Unsubscribe
 
 
 @dataclass(frozen=True)
@@ -610,11 +615,16 @@ def inline_css(html: str) -> str:
     return inliner.inline(html)
 
 
-def render_digest(data: DigestData, settings: DigestConfig) -> RenderedDigest:
+def render_digest(
+    data: DigestData, settings: DigestConfig, web: WebLinks | None = None
+) -> RenderedDigest:
     """The digest as subject, inlined HTML and plain text, in the recipient's language.
 
     Lists are cut to `SectionLimits`, then halved until the HTML fits in `MAX_HTML_BYTES`;
-    whatever is cut is announced as "och N till" / "and N more".
+    whatever is cut is announced as "och N till" / "and N more", a link to the search page when
+    there is a web app (`web`). With the recipient's signed links, the digest opens with "view
+    in browser" (once its `digests` row is claimed) and its footer leads to the recipient page
+    instead of the configured settings and unsubscribe pages.
     """
     language = data.recipient.language if data.recipient.language in LOCALES else None
     language = language or settings.language
@@ -634,6 +644,9 @@ def render_digest(data: DigestData, settings: DigestConfig) -> RenderedDigest:
         ),
         "unsubscribe_mailto": mailto_url(settings.unsubscribe_mailto),
         "sender": settings.sender,
+        "view_url": http_url(web.view_in_browser) if web else None,
+        "recipient_url": http_url(web.recipient_page) if web else None,
+        "more": find_more_links(data, web),
     }
     html_template = environment().get_template("digest.html.j2")
     limits = SectionLimits(top_posts=settings.top_posts)
@@ -644,4 +657,10 @@ def render_digest(data: DigestData, settings: DigestConfig) -> RenderedDigest:
             break
         limits = limits.halved()
     text = environment().get_template("digest.txt.j2").render(view=view, **context)
-    return RenderedDigest(subject=subject, html=html, text=text, language=language)
+    return RenderedDigest(
+        subject=subject,
+        html=html,
+        text=text,
+        language=language,
+        one_click_url=http_url(web.one_click) if web else None,
+    )

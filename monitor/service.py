@@ -202,6 +202,7 @@ def _send_digests(
     from digest.load import recipients_from_config
     from digest.mail import MailConfigError
     from digest.model import Week
+    from digest.optouts import describe_opt_out
 
     now = now or datetime.now(UTC)
     week = Week.previous(now, config.digest.timezone)
@@ -220,13 +221,10 @@ def _send_digests(
         log.exception("sending the digests of %s failed", week)
         return
     for outcome in outcomes:
-        log.info(
-            "digest week=%s recipient=%s status=%s%s",
-            week,
-            outcome.recipient,
-            outcome.status,
-            f" error={outcome.error!r}" if outcome.error else "",
-        )
+        status, reason = outcome.status, f" error={outcome.error!r}" if outcome.error else ""
+        if outcome.opt_out is not None:  # said as `digest send` says it
+            status = f"skipped ({describe_opt_out(outcome.opt_out, config.digest.timezone)})"
+        log.info("digest week=%s recipient=%s status=%s%s", week, outcome.recipient, status, reason)
 
 
 def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:

@@ -46,9 +46,10 @@ class Rendered:
     html: str = '<!doctype html><html lang="sv"><body><p>Hej – veckan i korthet</p></body></html>'
     text: str = "Hej – veckan i korthet\n"
     language: str = "sv"
+    one_click_url: str | None = None
 
 
-def render(recipient: Recipient) -> Rendered:
+def render(recipient: Recipient, digest_id: int | None) -> Rendered:
     return Rendered()
 
 
@@ -123,6 +124,22 @@ def test_a_digest_arrives_as_text_then_html_with_every_list_header(
     assert message["Precedence"] is None
 
 
+def test_a_line_starting_with_from_arrives_as_written_not_quoted(
+    engine: Engine, smtp: Server
+) -> None:
+    # Long enough that quoted-printable wraps the HTML line and "From " starts a line of it.
+    sentence = "From websites and news feeds, newest first."
+    text = f"NEWS FROM THE ORGANISATIONS\n\n{sentence}\n"
+    html = f"<p>{'x' * 72} {sentence}</p>"
+
+    send(engine, smtp, [ANNA], prepare=lambda recipient, _: Rendered(text=text, html=html))
+
+    [message] = smtp.mailbox.received
+    plain, rich = (part.get_content() for part in message.iter_parts())
+    assert sentence in plain.splitlines() and ">From" not in plain
+    assert sentence in rich and ">From" not in rich
+
+
 def test_headers_are_ascii_on_the_wire_and_the_date_follows_summer_time() -> None:
     summer = datetime(2026, 6, 15, 5, 0, tzinfo=UTC)
     message = compose_message(Rendered(), ANNA, SETTINGS, now=summer)
@@ -138,7 +155,7 @@ def test_a_long_subject_with_non_breaking_spaces_arrives_with_every_space(
     # Babel writes "1 234" and "+8 %" with no-break spaces; folding once lost the space after ":".
     subject = "Omvärldsbevakning v. 47 (16–22 nov): 1\xa0234 inlägg, +100\xa0% mot veckan före"
 
-    send(engine, smtp, [ANNA], prepare=lambda recipient: Rendered(subject=subject))
+    send(engine, smtp, [ANNA], prepare=lambda recipient, _: Rendered(subject=subject))
 
     [message] = smtp.mailbox.received
     assert message["Subject"] == subject
@@ -281,7 +298,7 @@ def test_running_send_twice_sends_each_digest_once_and_archives_it(
 
 
 def test_an_empty_digest_is_recorded_skipped_and_not_sent(engine: Engine, smtp: Server) -> None:
-    def nothing_for_anna(recipient: Recipient) -> Rendered | None:
+    def nothing_for_anna(recipient: Recipient, digest_id: int | None) -> Rendered | None:
         return None if recipient is ANNA else Rendered()
 
     outcomes = send(engine, smtp, [ANNA, BO], prepare=nothing_for_anna)
@@ -293,7 +310,7 @@ def test_an_empty_digest_is_recorded_skipped_and_not_sent(engine: Engine, smtp: 
 def test_a_digest_that_fails_to_build_is_failed_and_the_others_still_go(
     engine: Engine, smtp: Server
 ) -> None:
-    def broken_for_anna(recipient: Recipient) -> Rendered:
+    def broken_for_anna(recipient: Recipient, digest_id: int | None) -> Rendered:
         if recipient is ANNA:
             raise KeyError("organisation")
         return Rendered()

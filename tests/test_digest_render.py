@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from babel.numbers import format_decimal
 
+from digest.links import WebLinks
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -435,7 +437,8 @@ def test_hostile_post_renders_as_harmless_text_without_a_link() -> None:
     assert "Läs mer <script>alert(1)</script> här" in rendered.text
 
 
-def test_html_stays_under_the_clipping_limit_with_huge_lists() -> None:
+def huge_week() -> DigestData:
+    """Every list far longer than a digest shows."""
     many_posts = tuple(
         dataclasses.replace(
             TOP_POSTS[index % 4],
@@ -452,13 +455,19 @@ def test_html_stays_under_the_clipping_limit_with_huge_lists() -> None:
         TableRow(f"Organisation {index}", 300 - index, 1000, 3.0, 0.003, own=index == 280)
         for index in range(300)
     )
-    data = swedish_week(
+    videos = tuple(dataclasses.replace(VIDEO, post_id=5000 + n) for n in range(40))
+    return swedish_week(
         top_posts=many_posts,
         mentions=many_posts,
         dialog=many_posts,
         news=many_news,
+        videos=videos,
         by_organisation=many_rows,
     )
+
+
+def test_html_stays_under_the_clipping_limit_with_huge_lists() -> None:
+    data = huge_week()
     rendered = render_digest(data, SETTINGS)
     assert len(rendered.html.encode("utf-8")) < MAX_HTML_BYTES
     assert re.search(r"och [\d\xa0\u202f]+ till", rendered.html)
@@ -468,6 +477,80 @@ def test_html_stays_under_the_clipping_limit_with_huge_lists() -> None:
     english_html = render_digest(english(data), SETTINGS).html
     assert len(english_html.encode("utf-8")) < MAX_HTML_BYTES
     assert re.search(r"and [\d,]+ more", english_html)
+
+
+WEB = WebLinks("https://omvarld.katrineholm.se", "YW5uYQ.c2lnbmF0dXJl", 4711)
+MORE_LINK = re.compile(r'<a [^>]*href="([^"]+)"[^>]*>(och [^<]+ till)</a>')
+
+
+def more_links(html: str) -> list[tuple[str, dict[str, list[str]]]]:
+    """Each "och N till" link's text and the search filters its URL carries."""
+    found = []
+    for href, text in MORE_LINK.findall(html):
+        parts = urlsplit(unescape(href))
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{WEB.public_url}/search"
+        found.append((text, parse_qs(parts.query)))
+    return found
+
+
+def test_each_and_n_more_of_posts_links_to_the_search_for_that_sections_list() -> None:
+    rendered = render_digest(huge_week(), SETTINGS, WEB)
+
+    week = {"since": ["2026-11-23"], "until": ["2026-11-29"]}
+    follows = {"group": ["Kommuner i Sörmland", "Myndigheter"]}
+    filters = [query for _, query in more_links(rendered.html)]
+    assert {"q": ['"julmarknad"'], **follows, **week, "sort": ["newest"]} in filters  # mentions
+    assert {**follows, **week, "min_engagement": ["1"]} in filters  # top posts, dialog
+    assert {**follows, "kind": ["video"], **week} in filters
+    assert {"organisation": ["Kommun 0"], **follows, **week} in filters  # one organisation's news
+    assert {**follows, **week} in filters  # "och N organisationer till"
+    # The organisation table lists no posts: its "och N till" stays plain text.
+    assert len(re.findall(r'<p class="more"[^>]*>och [^<]+ till</p>', rendered.html)) == 1
+    # The text part gives the same searches after the words.
+    for href, text in MORE_LINK.findall(rendered.html):
+        assert f"{text}: {unescape(href)}" in flat(rendered.text)
+
+
+def test_a_recipient_following_groups_and_organisations_gets_searches_of_neither() -> None:
+    # The digest adds groups and organisations up; search would take only what is in both.
+    recipient = Recipient(
+        "per@example.se", groups=("Kommuner",), organisations=("Polisen",), platforms=("x",)
+    )
+    rendered = render_digest(dataclasses.replace(huge_week(), recipient=recipient), SETTINGS, WEB)
+
+    filters = [query for _, query in more_links(rendered.html)]
+    assert {"platform": ["x"], "since": ["2026-11-23"], "until": ["2026-11-29"]} in filters
+
+
+def test_with_web_links_the_html_still_stays_under_the_clipping_limit() -> None:
+    for data in (huge_week(), english(huge_week())):
+        rendered = render_digest(data, SETTINGS, WEB)
+        assert len(rendered.html.encode("utf-8")) < MAX_HTML_BYTES
+        assert f"{WEB.public_url}/r/{WEB.token}/digests/4711" in rendered.html
+
+
+def test_with_web_links_the_footer_leads_to_the_recipient_page_only() -> None:
+    rendered = render_digest(swedish_week(), SETTINGS, WEB)
+
+    page = f"{WEB.public_url}/r/{WEB.token}"
+    hrefs = [attrs["href"] for attrs in Elements(rendered.html).all("a")]
+    assert hrefs[0] == f"{page}/digests/4711"
+    assert page in hrefs
+    assert "https://omvarld.katrineholm.se/avsluta?token=abc123" not in hrefs
+    assert "https://omvarld.katrineholm.se/installningar" not in hrefs
+    assert rendered.text.startswith(f"Visa i webbläsaren: {page}/digests/4711\n")
+    assert f"Se vad du följer eller avsluta prenumerationen: {page}" in rendered.text
+    assert rendered.one_click_url == f"{page}/unsubscribe"
+
+
+def test_search_links_without_the_secret_carry_no_recipient_links() -> None:
+    rendered = render_digest(huge_week(), SETTINGS, WebLinks(WEB.public_url))
+
+    assert more_links(rendered.html)
+    assert "/r/" not in rendered.html and "/r/" not in rendered.text
+    assert "Visa i webbläsaren" not in rendered.html
+    assert "https://omvarld.katrineholm.se/avsluta?token=abc123" in rendered.html
+    assert rendered.one_click_url is None
 
 
 def test_empty_sections_are_left_out() -> None:

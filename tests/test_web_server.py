@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from monitor.models import digest_opt_outs, posts
 from monitor.tokens import sign
 from tests.digestdata import CONFIG, fill, setup_config
+from tests.smtpserver import Server
 
 SECRET = "a-test-secret-of-enough-length-0123456789"
 ENV = {"OMVARLD_WEB_SECRET": SECRET}
@@ -430,7 +431,7 @@ def test_a_digest_opens_exactly_as_mailed_and_only_for_its_recipient(
         archived = fetch(f"{base}/digests/{ids['anna@katrineholm.se']}")
         assert archived.status == 200
         html = next(mailed).read_text(encoding="utf-8")
-        assert archived.text.strip() == html.strip()
+        assert archived.text.replace("\r\n", "\n").strip() == html.replace("\r\n", "\n").strip()
         policy = archived.headers["content-security-policy"]
         assert "'unsafe-hashes'" in policy and "sha256-" in policy
         assert "unsafe-inline" not in policy and "script-src" not in policy
@@ -439,3 +440,70 @@ def test_a_digest_opens_exactly_as_mailed_and_only_for_its_recipient(
         assert fetch(f"{base}/r/{own}/digests/{ids['per@example.se']}").status == 404
         listing = fetch(f"{base}/digests").text
         assert "2026-W48" in listing and f"/digests/{ids['per@example.se']}" in listing
+
+
+def test_unsubscribe_end_to_end_from_the_mailed_header_to_the_next_send(
+    site: tuple[Path, Engine], smtp: Server
+) -> None:
+    """Send → read List-Unsubscribe → GET shows a form and changes nothing → POST → the next
+    week's send skips that recipient while the other still gets theirs."""
+    config, engine = site
+    with serve(config, ENV) as base:
+        settings = smtp.settings
+        text = config.read_text(encoding="utf-8")
+        text = text.replace("[web]\n", f'[web]\npublic_url = "{base}"\n')
+        text += f'\n[smtp]\nhost = "127.0.0.1"\nport = {settings.port}\nsecurity = "none"\n'
+        config.write_text(text, encoding="utf-8")
+
+        def send(week: str) -> None:
+            done = subprocess.run(
+                [*OMVARLD, "--config", str(config), "digest", "send", "--week", week],
+                capture_output=True,
+                text=True,
+                env={**os.environ, **ENV},
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+
+        send("2026-W48")
+        (mail,) = smtp.mailbox.to("anna@katrineholm.se")
+        # RFC 8058 defines List-Unsubscribe-Post for https addresses only; this server is plain
+        # http on loopback, so the header is rightly absent (test_digest_mail covers https).
+        assert mail["List-Unsubscribe-Post"] is None
+        links = re.findall(r"<([^>]+)>", mail["List-Unsubscribe"])
+        one_click = next(link for link in links if link.startswith(base))
+        assert one_click.endswith("/unsubscribe")
+
+        scanned = fetch(one_click)  # a mail provider's link scanner
+        assert scanned.status == 200 and "<form" in scanned.text
+        assert opted_out(engine) == {}
+        clicked = fetch(
+            one_click,
+            method="POST",
+            data=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert clicked.status == 200
+        assert opted_out(engine) == {"anna@katrineholm.se": "one-click"}
+
+        # "View in browser" in the mailed HTML opens that very digest.
+        html = mail.get_body(preferencelist=("html",)).get_content()
+        view = re.search(rf'href="({re.escape(base)}/r/[^"]+/digests/\d+)"', html)
+        assert view, "no view-in-browser link"
+        shown = fetch(view.group(1)).text
+        assert shown.replace("\r\n", "\n").strip() == html.replace("\r\n", "\n").strip()
+
+    smtp.mailbox.received.clear()
+    send("2026-W49")
+    assert smtp.mailbox.to("anna@katrineholm.se") == []
+    assert smtp.mailbox.to("per@example.se") or _had_nothing_to_send(engine, "per@example.se")
+
+
+def _had_nothing_to_send(engine: Engine, email: str) -> bool:
+    """Whether the week's digest for `email` was recorded as skipped for being empty."""
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.text("SELECT status FROM digests WHERE recipient = :r AND week = '2026-W49'"),
+            {"r": email},
+        ).scalar_one_or_none()
+    return status == "skipped"

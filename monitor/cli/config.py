@@ -18,6 +18,7 @@ def config_check(ctx: typer.Context) -> None:
     from collections import Counter
 
     from digest.delivery import describe_delivery
+    from digest.links import describe_web_links
     from monitor.collect import find_skip_reason
 
     config = ctx.obj.config()
@@ -39,3 +40,8 @@ def config_check(ctx: typer.Context) -> None:
     out.print(delivery, markup=False)
     if warning:
         err.print(warning, markup=False)
+    links, links_warning = describe_web_links(config)
+    if links:
+        out.print(links, markup=False)
+    if links_warning:
+        err.print(links_warning, markup=False)

@@ -1,4 +1,4 @@
-"""`omvarld digest preview|send|list|show`."""
+"""`omvarld digest preview|send|list|show|resubscribe`."""
 
 from __future__ import annotations
 
@@ -43,9 +43,12 @@ def digest_preview(
 ) -> None:
     """Write each recipient's digest as .eml and .html files; sends and records nothing."""
     from digest.delivery import find_outbox
+    from digest.links import make_web_links
     from digest.load import build_digest
     from digest.mail import compose_message, write_outbox
+    from digest.optouts import describe_opt_out, find_opt_out, list_opt_outs
     from digest.render import render_digest
+    from monitor.tokens import read_secret
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
@@ -53,10 +56,14 @@ def digest_preview(
     folder = outbox or find_outbox(config)
     engine = ctx.obj.synced_engine()
     now = datetime.now(UTC)
+    secret = read_secret(config)
+    opt_outs = list_opt_outs(engine)
     table = Table("recipient", "subject", "size", "note", "file")
     for written, person in enumerate(recipients):
         data = build_digest(engine, config, person, chosen_week, now=now)
-        rendered = render_digest(data, config.digest)
+        # No digest is claimed, so no "view in browser": there is no archived message to view.
+        web = make_web_links(config.web, secret, person.email)
+        rendered = render_digest(data, config.digest, web)
         message = compose_message(rendered, person, config.digest, now=now)
         try:
             eml, _ = write_outbox(message, folder, week=str(chosen_week), recipient=person.email)
@@ -66,7 +73,11 @@ def digest_preview(
                 f"{error.strerror or error}; {written} of {len(recipients)} written",
                 EXIT_FAILED,
             )
-        note = "empty: would be skipped" if data.is_empty and person.skip_empty else ""
+        opt_out = find_opt_out(opt_outs, person.email)
+        if opt_out is not None:
+            note = f"{describe_opt_out(opt_out, config.digest.timezone)}: would be skipped"
+        else:
+            note = "empty: would be skipped" if data.is_empty and person.skip_empty else ""
         table.add_row(person.email, rendered.subject, _kilobytes(message), note, eml.name)
     out.print(table)
     out.print(f"Wrote {len(recipients)} digests for {chosen_week} to {folder}", markup=False)
@@ -86,8 +97,9 @@ def digest_send(
 ) -> None:
     """Send the week's digests, each (recipient, week) at most once; exit 1 if any failed."""
     from digest.archive import FAILED, plan_sends
-    from digest.delivery import deliver_digests, make_preparer, plan_delivery
+    from digest.delivery import UNSUBSCRIBED, deliver_digests, make_preparer, plan_delivery
     from digest.mail import MailConfigError
+    from digest.optouts import describe_opt_out, list_opt_outs
 
     config = ctx.obj.config()
     chosen_week = _digest_week(config, week)
@@ -105,6 +117,8 @@ def digest_send(
             str(chosen_week),
             now,
             prepare,
+            opt_outs=list_opt_outs(engine),
+            timezone=config.digest.timezone,
             max_attempts=config.digest.max_attempts,
         )
         _print_send_plan(plans)
@@ -121,7 +135,12 @@ def digest_send(
     table = Table("recipient", "status", "subject", "attempts", "error")
     styles = {"failed": "red", "skipped": "dim"}
     for outcome in outcomes:
-        status = outcome.status if outcome.by_this_run else f"{outcome.status} (earlier)"
+        if outcome.opt_out is not None:
+            status = f"skipped ({describe_opt_out(outcome.opt_out, config.digest.timezone)})"
+        elif outcome.by_this_run:
+            status = outcome.status
+        else:
+            status = f"{outcome.status} (earlier)"
         table.add_row(
             outcome.recipient,
             status,
@@ -133,9 +152,12 @@ def digest_send(
     out.print(table)
     fresh = [o for o in outcomes if o.by_this_run]
     counts = {s: sum(o.status == s for o in fresh) for s in ("sent", "skipped", "failed")}
+    unsubscribed = sum(o.status == UNSUBSCRIBED for o in outcomes)
+    earlier = len(outcomes) - len(fresh) - unsubscribed
     out.print(
         f"{chosen_week} via {via}: {counts['sent']} sent, {counts['skipped']} skipped, "
-        f"{counts['failed']} failed, {len(outcomes) - len(fresh)} done earlier or in progress",
+        f"{counts['failed']} failed, {earlier} done earlier or in progress"
+        + (f"; {unsubscribed} unsubscribed" if unsubscribed else ""),
         markup=False,
     )
     if any(o.status == FAILED for o in outcomes):
@@ -152,23 +174,64 @@ def _print_send_plan(plans: Sequence[PlannedSend]) -> None:
 
 @digest_app.command("list")
 def digest_list(ctx: typer.Context, week: WeekOption = None) -> None:
-    """The archive of digests: who got which week's digest, when, and what failed."""
+    """The archive of digests: who got which week's digest, when, and what failed; and who
+    unsubscribed."""
     from digest.archive import list_digests
+    from digest.optouts import list_opt_outs
 
     config = ctx.obj.config()
     chosen = str(_digest_week(config, week)) if week else None
-    records = list_digests(ctx.obj.engine(), chosen)
+    engine = ctx.obj.engine()
+    records = list_digests(engine, chosen)
+    zone = zone_of(config)
     if not records:
         out.print(f"No digests archived{' for ' + chosen if chosen else ''}.", markup=False)
-        return
-    zone = zone_of(config)
-    table = Table("id", "week", "recipient", "status", "subject", "sent", "attempts", "error")
-    for r in records:
-        table.add_row(
-            str(r.id), r.week, r.recipient, r.status, shown(r.subject), when(r.sent_at, zone),
-            str(r.attempts), shown(r.error),
-        )  # fmt: skip
-    out.print(table)
+    else:
+        table = Table("id", "week", "recipient", "status", "subject", "sent", "attempts", "error")
+        for r in records:
+            table.add_row(
+                str(r.id), r.week, r.recipient, r.status, shown(r.subject),
+                when(r.sent_at, zone), str(r.attempts), shown(r.error),
+            )  # fmt: skip
+        out.print(table)
+    opt_outs = list_opt_outs(engine)
+    if opt_outs:
+        unsubscribed = Table(
+            "recipient",
+            "unsubscribed",
+            "via",
+            title="Unsubscribed: no digests",
+            title_justify="left",
+        )
+        for opt_out in opt_outs.values():
+            unsubscribed.add_row(
+                shown(opt_out.recipient), when(opt_out.opted_out_at, zone), opt_out.via
+            )
+        out.print(unsubscribed)
+        out.print("`omvarld digest resubscribe EMAIL` undoes an unsubscribe.", markup=False)
+
+
+@digest_app.command("resubscribe")
+def digest_resubscribe(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address that unsubscribed.")],
+) -> None:
+    """Undo a recipient's unsubscribe: their digests are sent again from the next send."""
+    from digest.optouts import describe_opt_out, find_opt_out, list_opt_outs, remove_opt_out
+
+    config = ctx.obj.config()
+    engine = ctx.obj.engine()
+    opt_out = find_opt_out(list_opt_outs(engine), email)
+    if opt_out is None or not remove_opt_out(engine, email):
+        fail(
+            f"{email} has not unsubscribed (no opt-out recorded); "
+            "`omvarld digest list` shows who has"
+        )
+    out.print(
+        f"{opt_out.recipient} will receive digests again "
+        f"(had {describe_opt_out(opt_out, config.digest.timezone)})",
+        markup=False,
+    )
 
 
 @digest_app.command("show")
