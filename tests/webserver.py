@@ -241,14 +241,24 @@ def start_web_app(database: str, database_url: str, directory: Path) -> Iterator
     finally:
         smtp_servers.close()
     log = directory / "web.log"
-    base_url = f"http://127.0.0.1:{web_port}"
+    with serve(config, env, web_port, log) as (_, base_url):
+        yield WebApp(base_url, config, env, database_url, database, mail, log)
+
+
+@contextmanager
+def serve(
+    config: Path, env: dict[str, str], port: int, log: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`omvarld web` on 127.0.0.1:`port` until the block ends, its output in `log`: the
+    process (one worker: the process that serves) and the base URL, once /healthz answers."""
+    base_url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "monitor", "--config", str(config), "web",
-               "--host", "127.0.0.1", "--port", str(web_port)]  # fmt: skip
+               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_until_healthy(process, base_url, log)
-        yield WebApp(base_url, config, env, database_url, database, mail, log)
+        yield process, base_url
     finally:
         stop(process)
 
