@@ -45,7 +45,7 @@ NOT_LOOPBACK = re.compile(r"^(?!(?:https?|wss?)://(?:127\.0\.0\.1|localhost|\[::
 DETECTOR = "window.__xss = (id) => { window.__xss_report(String(id)); };"
 # Long enough for the handlers a page load triggers (onerror of a broken image, onload of an
 # SVG, autofocus) to have fired after the load event.
-SETTLE_MS = 150
+SETTLE_MS = 100
 
 
 def describe_vector(vector_id: str) -> str:
