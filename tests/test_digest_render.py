@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from html.parser import HTMLParser
@@ -692,3 +694,56 @@ def test_generated_at_is_shown_in_local_time() -> None:
     assert "automatiskt genererad av Omvärld mån 30 nov. 08:00." in flat(
         render_digest(later, SETTINGS).text
     )
+
+
+# The digest opened in a browser ("view in browser" shows it as mailed): axe-core in headless
+# Chromium (Debian's `chromium`, through Playwright). Every request but the page itself is
+# refused, so no test reaches the internet (the video thumbnail's host included).
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` to run axe")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def refuse_network(route: Any) -> None:
+    route.abort()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(
+    "name", ["swedish with links", "english, every list cut, with links", "swedish, no [web]"]
+)
+def test_the_digest_has_no_wcag_aa_violations_in_a_browser(
+    browser: Any, scheme: str, name: str
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    data, web = {
+        "swedish with links": (swedish_week(), WEB),
+        "english, every list cut, with links": (english(huge_week()), WEB),
+        "swedish, no [web]": (swedish_week(), None),
+    }[name]
+    context = browser.new_context(color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.route("**/*", refuse_network)
+        page.set_content(render_digest(data, SETTINGS, web).html)
+        violations = Axe().run(page, options=WCAG_AA).response["violations"]
+    finally:
+        context.close()
+
+    assert [(v["id"], [n["target"] for n in v["nodes"]]) for v in violations] == []
