@@ -52,7 +52,7 @@ bench: $(STAMP)
 
 # `omvarld web` over a million generated posts on SQLite and PostgreSQL (OMVARLD_TEST_DATABASE_URL):
 # search and home page p95, 50 clients for 30 s, the worker's peak RSS. The data is generated once
-# (minutes) and kept in bench/.data and a PostgreSQL schema.
+# (minutes) and kept: bench/.data for SQLite, a database of its own on the PostgreSQL server.
 bench-web: $(STAMP)
 	$(BIN)/python bench/web_bench.py
 

@@ -15,7 +15,7 @@ of its own with one worker and measures what issue 12 sets bars for:
 It prints a table with each figure, its bar and pass/fail, and exits 1 if any bar is missed.
 
 Generating the data takes minutes, so it is kept: SQLite as bench/.data/web-s{seed}-{posts}.db,
-PostgreSQL as the schema webbench_s{seed}_{posts} in the test database, each reused while it
+PostgreSQL as the database omvarld_webbench_s{seed}_{posts} on the test server, each reused while it
 holds the expected number of posts (--fresh builds them again). bench/.data is ignored by git.
 
     make bench-web
@@ -88,17 +88,12 @@ class Figure:
     passed: bool | None  # None: reported, no bar
 
 
-def schema_url(base: str, schema: str) -> str:
-    separator = "&" if "?" in base else "?"
-    return f"{base}{separator}options=-csearch_path%3D{schema}"
-
-
 def count_posts(url: str) -> int | None:
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
             return int(connection.execute(sa.text("SELECT count(*) FROM posts")).scalar_one())
-    except sa.exc.DBAPIError:
+    except sa.exc.DBAPIError:  # no such database or table yet
         return None
     finally:
         engine.dispose()
@@ -124,24 +119,27 @@ def prepare_sqlite(seed: int, sources: int, posts: int, fresh: bool) -> str:
 
 
 def prepare_postgresql(base: str, seed: int, sources: int, posts: int, fresh: bool) -> str:
-    """The kept PostgreSQL schema of `posts` posts: its URL, generated when missing."""
-    schema = f"webbench_s{seed}_{posts}"
-    url = schema_url(base, schema)
-    admin = sa.create_engine(base)
+    """The kept PostgreSQL database of `posts` posts, beside the test database on the same
+    server: its URL, generated when missing. A database of its own rather than a schema: the
+    URL then needs no search_path, and the test database's cleanups never touch it."""
+    server = sa.make_url(base)
+    name = f"omvarld_webbench_s{seed}_{posts}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    if not fresh and count_posts(url) == posts:
+        print(f"PostgreSQL: reusing database {name}")
+        return url
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs it
     try:
-        if not fresh and count_posts(url) == posts:
-            print(f"PostgreSQL: reusing schema {schema}")
-            return url
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     finally:
         admin.dispose()
     engine = make_engine(url)
     upgrade(engine)
     seconds = generate_postgresql(engine, seed, sources, posts)
     engine.dispose()
-    print(f"PostgreSQL: {posts:,} posts loaded in {seconds:.0f} s (schema {schema})")
+    print(f"PostgreSQL: {posts:,} posts loaded in {seconds:.0f} s (database {name})")
     return url
 
 
