@@ -8,12 +8,16 @@ unparsed: every word goes out quoted, so FTS5 and PostgreSQL see only our operat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import reduce
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from monitor.export import POST_COLUMNS, ExportColumn
 from monitor.filters import PostFilter, latest_engagement, where_posts
@@ -26,12 +30,27 @@ from monitor.text import strip_control
 TITLE_WEIGHT = 10.0
 # ts_rank weights for {D, C, B, A}: the text is indexed as B, the title as A (migration 0007).
 PG_RANK_WEIGHTS = "'{0, 0, 0.1, 1.0}'::float4[]"
+# SQLite's newest-first plans (see _sqlite_page): under this many matches, sorting them all
+# is cheaper than any walk; a check of one post against FTS5 costs about this many times the
+# gathering of one match into a set (30 µs against 0.3 µs, measured at a million posts).
+FEW_MATCHES = 5_000
+WALK_CHECK_COST = 300
+# A walk by date goes back through at most this many times the posts that the page needs
+# at the share of posts matching: enough for a filter that keeps one post in ten.
+WALK_WINDOW = 10
 EXCERPT_CHARS = 200  # a few lines in a terminal, a cell in a spreadsheet
 # Longer queries are refused before they reach a database: PostgreSQL parses a query of
 # 20,000 words into a tree deeper than its stack ("stack depth limit exceeded"), and no one
 # types a hundred words to find a post.
 MAX_QUERY_WORDS = 100
 MAX_QUERY_CHARS = 2_000
+# `s*` would gather every word that begins with s (a merge over a tenth of the index, for
+# every post); three letters are where a start of a word begins to mean something.
+MIN_PREFIX_CHARS = 3
+
+
+SORTS = ("newest", "relevance")  # newest first, as feed readers show posts, is the default
+Sort = Literal["newest", "relevance"]
 
 
 class QueryError(ValueError):
@@ -40,9 +59,11 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True)
 class Term:
-    """A word, or the words of a quoted phrase in order, lower-cased."""
+    """A word, or the words of a quoted phrase in order, lower-cased; with `prefix`, the last
+    word is the start of a word (`snö*` finds snöröjning and snöfall)."""
 
     words: tuple[str, ...]
+    prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,11 +109,12 @@ class _Token:
 
 def parse_query(text: str) -> ParsedQuery:
     """Words (all must match), "quoted phrases", OR between two of them, -word or -"phrase"
-    to exclude. Case and punctuation do not matter; å, ä and ö do.
+    to exclude, word* for words that begin so. Case and punctuation do not matter; å, ä and ö
+    do.
 
     Raises:
         QueryError: an unbalanced quote, OR without a term on each side, an exclusion of
-            nothing or within OR, or nothing left to search for.
+            nothing or within OR, a misplaced or too early *, or nothing left to search for.
     """
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(
@@ -150,9 +172,10 @@ def _tokens(text: str) -> list[_Token]:
     # Between quotes (odd pieces): phrases. Outside (even pieces): words and operators.
     for index, piece in enumerate(pieces):
         if index % 2:
-            found = tuple(words(piece))
+            phrase, prefix = _split_prefix(piece, text)
+            found = tuple(words(phrase))
             if found:
-                tokens.append(_Token("term", Term(found), minus_before_phrase))
+                tokens.append(_Token("term", Term(found, prefix), minus_before_phrase))
             elif minus_before_phrase:
                 raise lone_minus
             minus_before_phrase = False
@@ -169,20 +192,41 @@ def _tokens(text: str) -> list[_Token]:
                     raise lone_minus
                 minus_before_phrase = True
                 continue
-            found = tuple(words(chunk))
+            word, prefix = _split_prefix(chunk, text)
+            found = tuple(words(word))
             if found:
-                tokens.append(_Token("term", Term(found), chunk.startswith("-")))
+                tokens.append(_Token("term", Term(found, prefix), chunk.startswith("-")))
             elif chunk.startswith("-"):
                 raise lone_minus
     return tokens
 
 
+def _split_prefix(piece: str, text: str) -> tuple[str, bool]:
+    """A word or phrase without its prefix *, and whether it had one: one *, right after the
+    last word's letters (`snö*`, `"ny sko*"`; punctuation may follow, as in `snö*,`)."""
+    if "*" not in piece:
+        return piece, False
+    before, _, after = piece.partition("*")
+    if "*" in after or not words(before[-1:]) or words(after):
+        raise QueryError(
+            f"misplaced * in {piece.strip()!r}: put one * right after the start of a word,"
+            " as in snö* for snöröjning and snöfall"
+        )
+    start = words(before)[-1]
+    if len(start) < MIN_PREFIX_CHARS:
+        raise QueryError(
+            f"{start}* is too short a start of a word: give at least {MIN_PREFIX_CHARS} letters"
+            " before *, as in snö*"
+        )
+    return before + after, True
+
+
 def to_fts5(query: ParsedQuery) -> str:
-    """The FTS5 MATCH expression: stems, each term a quoted phrase."""
+    """The FTS5 MATCH expression: stems, each term a quoted phrase, `"snö"*` for a prefix."""
 
     def phrase(term: Term) -> str:
         # Stems are letters and digits only, so nothing inside the quotes needs escaping.
-        return '"' + " ".join(stem_words(" ".join(term.words))) + '"'
+        return '"' + " ".join(_stems(term)) + '"' + ("*" if term.prefix else "")
 
     def group(terms: tuple[Term, ...]) -> str:
         return "(" + " OR ".join(map(phrase, terms)) + ")"
@@ -193,92 +237,283 @@ def to_fts5(query: ParsedQuery) -> str:
     return expression
 
 
-def to_websearch(query: ParsedQuery) -> str:
-    """The text for PostgreSQL's websearch_to_tsquery: every term quoted, our operators only."""
+def to_tsquery(query: ParsedQuery) -> sa.ColumnElement[Any]:
+    """PostgreSQL's tsquery, built with functions so that user text is only ever a quoted
+    operand: all of the required groups, any term within a group, none of the excluded."""
 
-    def phrase(term: Term) -> str:
-        return '"' + " ".join(term.words) + '"'
+    def term(found: Term) -> sa.ColumnElement[Any]:
+        whole = found.words[:-1] if found.prefix else found.words
+        built = (
+            sa.func.to_tsquery(_SWEDISH, " <-> ".join(map(_tsquery_operand, whole)))
+            if whole
+            else None
+        )
+        if not found.prefix:
+            assert built is not None
+            return built
+        # PostgreSQL drops a stop word even as a prefix (to_tsquery('swedish', 'för:*') is
+        # empty, and förskolan goes unfound), so the start of a word is stemmed here, with the
+        # same Snowball algorithm, and goes through 'simple', which has no stop words.
+        start = sa.func.to_tsquery(_SIMPLE, _tsquery_operand(_stems(found)[-1]) + ":*")
+        return start if built is None else sa.func.tsquery_phrase(built, start)
 
-    parts = [" or ".join(map(phrase, alternatives)) for alternatives in query.required]
-    parts += ["-" + phrase(term) for term in query.excluded]
+    def either(terms: tuple[Term, ...]) -> sa.ColumnElement[Any]:
+        return reduce(sa.func.tsquery_or, map(term, terms))
+
+    built = reduce(sa.func.tsquery_and, map(either, query.required))
+    if query.excluded:
+        built = sa.func.tsquery_and(built, sa.func.tsquery_not(either(query.excluded)))
+    return built
+
+
+_SWEDISH: sa.ColumnClause[Any] = sa.literal_column("'swedish'::regconfig")
+_SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
+
+
+def _tsquery_operand(word: str) -> str:
+    """A word quoted for to_tsquery: inside quotes, its operators are plain text."""
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def format_query(query: ParsedQuery) -> str:
+    """The query as a person would type it; parse_query reads it back as the same query."""
+
+    def shown(found: Term) -> str:
+        text = " ".join(found.words) + ("*" if found.prefix else "")
+        return text if len(found.words) == 1 else f'"{text}"'
+
+    parts = [" OR ".join(map(shown, alternatives)) for alternatives in query.required]
+    parts += ["-" + shown(found) for found in query.excluded]
     return " ".join(parts)
 
 
-def search_posts(engine: Engine, query: str, chosen: PostFilter, limit: int) -> list[SearchHit]:
-    """The posts matching `query` and the filter, best first: title matches above body-only
-    ones, then newer before older.
+def suggest_prefix(query: str) -> str | None:
+    """What to try when `query` found nothing: its words as starts of words (`snö` -> `snö*`,
+    which finds snöröjning). None when it has no such word or cannot be searched."""
+    try:
+        parsed = parse_query(query)
+    except QueryError:
+        return None
+    widened = tuple(
+        tuple(
+            Term(found.words, prefix=True)
+            if len(found.words) == 1 and len(found.words[0]) >= MIN_PREFIX_CHARS
+            else found
+            for found in alternatives
+        )
+        for alternatives in parsed.required
+    )
+    if widened == parsed.required:
+        return None
+    return format_query(ParsedQuery(widened, parsed.excluded))
+
+
+def search_posts(
+    engine: Engine,
+    query: str,
+    chosen: PostFilter,
+    limit: int,
+    *,
+    sort: Sort = "newest",
+    offset: int = 0,
+) -> list[SearchHit]:
+    """The posts matching `query` and the filter, from the `offset`-th on: newest first
+    (`sort="newest"`, ties by id), or best first (`"relevance"`: title matches above body-only
+    ones, then newer before older).
 
     Raises:
         QueryError: the query cannot be searched (see `parse_query`).
     """
+    if sort not in SORTS:
+        raise ValueError(f"sort: expected one of {', '.join(SORTS)}, got {sort!r}")
     parsed = parse_query(query)
-    if engine.dialect.name == "postgresql":
-        score, condition = _postgresql_match(parsed)
-        rows: Any = posts
-        searched = posts.join(sources, sources.c.id == posts.c.source_id)
-    else:
-        score, condition = _sqlite_match(parsed)
-        # Matches are filtered in the narrow facets table (migration 0009), not the posts rows.
-        rows = search_facets
-        index = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer))
-        searched = index.join(search_facets, search_facets.c.id == index.c.rowid).join(
-            sources, sources.c.id == search_facets.c.source_id
-        )
-    ranked = (
-        sa.select(rows.c.id, score.label("rank"))
-        .select_from(searched)
-        .where(condition, *where_posts(chosen, rows=rows))
-        .order_by(sa.desc("rank"), rows.c.published_at.desc(), rows.c.id.desc())
-        .limit(limit)
-        .subquery("ranked")
-    )
-    # Details for the few posts shown only: the latest counts are one index step each.
-    statement = (
-        sa.select(
-            posts.c.id,
-            sources.c.key,
-            sources.c.organisation,
-            sources.c.platform,
-            posts.c.kind,
-            posts.c.published_at,
-            posts.c.title,
-            posts.c.text,
-            posts.c.url,
-            latest_engagement().label("engagement"),
-            ranked.c.rank,
-        )
-        .select_from(ranked.join(posts, posts.c.id == ranked.c.id).join(sources))
-        .order_by(ranked.c.rank.desc(), posts.c.published_at.desc(), posts.c.id.desc())
-    )
     with engine.connect() as connection:
-        rows = connection.execute(statement).mappings().all()
+        # The page first, on its own: joined to the details below, SQLite planned the two
+        # as one and gave up the walk's order (4 s instead of 3 ms for a word in most posts).
+        if engine.dialect.name == "postgresql":
+            paged = _postgresql_page(parsed, chosen, sort).limit(limit).offset(offset)
+            ranks = {row[0]: row[1] for row in connection.execute(paged)}
+        else:
+            ranks = dict(_sqlite_page(connection, parsed, chosen, sort, limit, offset))
+        # Details for the few posts shown only: the latest counts are one index step each.
+        statement = (
+            sa.select(
+                posts.c.id,
+                sources.c.key,
+                sources.c.organisation,
+                sources.c.platform,
+                posts.c.kind,
+                posts.c.published_at,
+                posts.c.title,
+                posts.c.text,
+                posts.c.url,
+                latest_engagement().label("engagement"),
+            )
+            .select_from(posts.join(sources))
+            .where(posts.c.id.in_(list(ranks)))
+        )
+        details = {row["id"]: row for row in connection.execute(statement).mappings()}
     stems = {stem for alternatives in parsed.required for t in alternatives for stem in _stems(t)}
-    return [_hit(row, stems) for row in rows]
+    return [_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
 
 
-def _sqlite_match(parsed: ParsedQuery) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[bool]]:
-    index: sa.ColumnClause[Any] = sa.literal_column(SEARCH_TABLE)
-    # bm25 is lower-is-better and negative; negated, higher is better as on PostgreSQL.
-    score = -sa.func.bm25(index, TITLE_WEIGHT, 1.0)
-    return score, index.op("MATCH")(to_fts5(parsed))
-
-
-def _postgresql_match(
-    parsed: ParsedQuery,
-) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[bool]]:
+def _postgresql_page(parsed: ParsedQuery, chosen: PostFilter, sort: Sort) -> sa.Select[Any]:
     vector: sa.ColumnClause[Any] = sa.literal_column(f"posts.{SEARCH_COLUMN}")
-    tsquery = sa.func.websearch_to_tsquery(
-        sa.literal_column("'swedish'::regconfig"), to_websearch(parsed)
+    tsquery = to_tsquery(parsed)
+    matched = (
+        sa.select(posts.c.id)
+        .select_from(posts.join(sources, sources.c.id == posts.c.source_id))
+        .where(vector.op("@@")(tsquery), *where_posts(chosen))
     )
+    if sort == "newest":
+        # The tsquery is a filter on a walk of ix_posts_published_at, newest first, that
+        # stops at the page (a common word) or a sort of the few matches (a rare one): the
+        # planner picks by its statistics of the lexemes. Nothing is ranked.
+        return matched.add_columns(sa.literal(0.0).label("rank")).order_by(
+            posts.c.published_at.desc(), posts.c.id.desc()
+        )
     score = sa.func.ts_rank(sa.literal_column(PG_RANK_WEIGHTS), vector, tsquery)
-    return score, vector.op("@@")(tsquery)
+    return matched.add_columns(score.label("rank")).order_by(
+        sa.desc("rank"), posts.c.published_at.desc(), posts.c.id.desc()
+    )
+
+
+def _sqlite_page(
+    connection: sa.Connection,
+    parsed: ParsedQuery,
+    chosen: PostFilter,
+    sort: Sort,
+    limit: int,
+    offset: int,
+) -> list[tuple[int, float]]:
+    """The page's (post id, rank), in order. Newest first, the plan depends on how many posts
+    match, counted (up to a point) before anything else is read."""
+    index: sa.ColumnClause[Any] = sa.literal_column(SEARCH_TABLE)
+    expression = to_fts5(parsed)
+    match = index.op("MATCH")(expression)
+    searched = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer))
+    filtered = where_posts(chosen, rows=search_facets)
+
+    def page(statement: sa.Select[Any]) -> list[tuple[int, float]]:
+        return [
+            (row[0], row[1]) for row in connection.execute(statement.limit(limit).offset(offset))
+        ]
+
+    if sort == "relevance":
+        # bm25 is lower-is-better and negative; negated, higher is better as on PostgreSQL.
+        score = -sa.func.bm25(index, TITLE_WEIGHT, 1.0)
+        newest = (search_facets.c.published_at.desc(), search_facets.c.id.desc())
+        ranked = _sqlite_matches(searched, match, score).where(*filtered)
+        return page(ranked.order_by(sa.desc("rank"), *newest))
+    # Every match sorted: a few milliseconds for a rare word, and the way out when a walk
+    # found less than the page.
+    every = (
+        _sqlite_matches(searched, match, sa.literal(0.0))
+        .where(*filtered)
+        .order_by(search_facets.c.published_at.desc(), search_facets.c.id.desc())
+    )
+    needed = limit + offset
+    posts_count = connection.execute(sa.select(sa.func.max(searched.c.rowid))).scalar() or 0
+    # Gathering the matches into a set costs ~0.3 µs a match, once; checking a post against
+    # FTS5 costs ~100 times that, for each post walked past the filters (needed × posts /
+    # matches of them): past this many matches, checking wins (77,000 of a million for 20).
+    many = int(math.sqrt(WALK_CHECK_COST * needed * posts_count))
+    counted = connection.execute(
+        sa.select(sa.func.count()).select_from(
+            sa.select(searched.c.rowid).where(match).limit(many).subquery()
+        )
+    ).scalar_one()
+    if counted < FEW_MATCHES:
+        return page(every)
+    # The newest posts from ix_posts_published_at, each looked up in the narrow facets table
+    # and its source; CROSS JOIN keeps that order (SQLite's planner would start from the
+    # matches and sort them all, the cost this walk is there to avoid).
+    walked: sa.FromClause = _WalkNewest(
+        _WalkNewest(posts, search_facets, search_facets.c.id == posts.c.id),
+        sources,
+        sources.c.id == search_facets.c.source_id,
+    )
+    conditions = [*_published_between(posts, chosen), *filtered]
+    prefixed = any(term.prefix for group in parsed.required for term in group)
+    if counted >= many and not prefixed:
+        # So many match that a post past the filters is almost surely a hit: each is looked
+        # up in the index, last, and the walk stops at the page.
+        walked = _WalkNewest(walked, searched, searched.c.rowid == search_facets.c.id)
+        conditions.append(match)
+    else:
+        # The matches gathered once into a set that each post walked is checked against. A
+        # start of a word must go this way: FTS5 gathers every word that begins so on each
+        # look-up. The walk goes only as far back as pays: past the newest `window` posts,
+        # a narrow filter (one source) makes sorting every match cheaper.
+        conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
+        window = WALK_WINDOW * needed * posts_count // counted
+        oldest = connection.execute(
+            sa.select(posts.c.published_at)
+            .where(*_published_between(posts, chosen))
+            .order_by(posts.c.published_at.desc(), posts.c.id.desc())
+            .offset(window)
+            .limit(1)
+        ).scalar()
+        if oldest is not None:
+            conditions.append(posts.c.published_at >= oldest)
+    walk = (
+        sa.select(posts.c.id, sa.literal(0.0))
+        .select_from(walked)
+        .where(*conditions)
+        .order_by(posts.c.published_at.desc(), posts.c.id.desc())
+    )
+    # A full page from the walk is exact: every post newer than its last was walked.
+    found = page(walk)
+    return found if len(found) == limit or counted >= many else page(every)
+
+
+def _sqlite_matches(
+    searched: sa.TableClause, match: sa.ColumnElement[bool], rank: sa.ColumnElement[Any]
+) -> sa.Select[Any]:
+    """The matching posts' ids and `rank`, filtered in the narrow facets table (migration
+    0009)."""
+    return (
+        sa.select(search_facets.c.id, rank.label("rank"))
+        .select_from(
+            searched.join(search_facets, search_facets.c.id == searched.c.rowid).join(
+                sources, sources.c.id == search_facets.c.source_id
+            )
+        )
+        .where(match)
+    )
+
+
+class _WalkNewest(sa.sql.expression.Join):
+    """A join SQLite may not reorder (CROSS JOIN), walking posts by ix_posts_published_at."""
+
+    inherit_cache = True
+
+
+@compiles(_WalkNewest, "sqlite")
+def _compile_walk_newest(element: _WalkNewest, compiler: SQLCompiler, **kw: Any) -> str:
+    assert element.onclause is not None
+    left = compiler.process(element.left, **kw)
+    if element.left is posts:
+        left += " INDEXED BY ix_posts_published_at"
+    on = compiler.process(element.onclause, **{**kw, "asfrom": False})
+    return f"{left} CROSS JOIN {compiler.process(element.right, **kw)} ON {on}"
+
+
+def _published_between(rows: sa.FromClause, chosen: PostFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter's dates on `rows`: on the index walked, where the walk starts and stops."""
+    between = []
+    if chosen.since is not None:
+        between.append(rows.c.published_at >= chosen.since)
+    if chosen.until is not None:
+        between.append(rows.c.published_at < chosen.until)
+    return between
 
 
 def _stems(term: Term) -> list[str]:
     return stem_words(" ".join(term.words))
 
 
-def _hit(row: sa.RowMapping, stems: set[str]) -> SearchHit:
+def _hit(row: sa.RowMapping, rank: float, stems: set[str]) -> SearchHit:
     return SearchHit(
         id=row["id"],
         source_key=row["key"],
@@ -292,7 +527,7 @@ def _hit(row: sa.RowMapping, stems: set[str]) -> SearchHit:
         excerpt=strip_control(make_excerpt(row["text"] or row["title"] or "", stems)),
         url=row["url"] and strip_control(row["url"]),
         engagement=None if row["engagement"] is None else int(row["engagement"]),
-        rank=float(row["rank"]),
+        rank=float(rank),
     )
 
 

@@ -21,7 +21,14 @@ from monitor.db import _alembic_config, make_engine
 from monitor.filters import PostFilter, parse_moment
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
-from monitor.search import QueryError, SearchHit, make_excerpt, parse_query, search_posts
+from monitor.search import (
+    QueryError,
+    SearchHit,
+    make_excerpt,
+    parse_query,
+    search_posts,
+    suggest_prefix,
+)
 from monitor.store import Attempt, record_attempt
 from monitor.types import KINDS, CollectResult, CollectStatus, PostData, SourceState
 from tests.conftest import feed_source, write_config
@@ -112,7 +119,7 @@ def test_a_title_match_ranks_above_body_only_matches(engine: Engine, source_id: 
         post(3, "Om skolan", "Skolans budget diskuterades."),
     )
 
-    hits = search_posts(engine, "budget", EVERYTHING, limit=10)
+    hits = search_posts(engine, "budget", EVERYTHING, limit=10, sort="relevance")
 
     assert hits[0].url == "https://example.se/2"
     assert {hit.url for hit in hits[1:]} == {"https://example.se/1", "https://example.se/3"}
@@ -285,6 +292,13 @@ def test_the_excerpt_is_plain_text_around_the_first_match() -> None:
         (" ".join(["hus"] * 101), "the query has 101 words; at most 100 can be searched"),
         ('"' + " ".join(["hus"] * 101) + '"', "the query has 101 words"),  # a phrase's words
         ("hus " * 501, "the query has 2,004 characters; at most 2,000 can be searched"),
+        ("snö**", "misplaced \\* in 'snö\\*\\*'"),
+        ("*", "misplaced \\*"),
+        ("skola -*", "misplaced \\*"),
+        ("sn*ö", "misplaced \\*"),
+        ('"snö* fall"', "misplaced \\*"),
+        ('"snö*', "unbalanced quote"),
+        ("sn*", "sn\\* is too short a start of a word: give at least 3 letters"),
     ],
 )
 def test_a_malformed_query_is_refused_with_a_reason(query: str, message: str) -> None:
@@ -292,11 +306,42 @@ def test_a_malformed_query_is_refused_with_a_reason(query: str, message: str) ->
         parse_query(query)
 
 
+def test_a_start_of_a_word_finds_the_words_that_begin_so(engine: Engine, source_id: int) -> None:
+    store(
+        engine,
+        source_id,
+        post(1, "Snöröjningen har startat", "Plogbilarna är ute."),
+        post(2, "Prognos", "Kraftigt snöfall väntas i natt."),
+        post(3, "Sno", "Ett annat ord: sno, utan prickar."),
+        post(4, "Förskolan stänger", "Förskolan har stängt i dag."),
+        post(5, "Ny skolgård", "Skolgården är klar."),
+    )
+
+    assert sorted(found(engine, "snö*")) == ["https://example.se/1", "https://example.se/2"]
+    assert found(engine, "snö") == []
+    assert suggest_prefix("snö") == "snö*"
+    # "för" is a stop word to PostgreSQL's Swedish dictionary; as a start of a word it counts.
+    assert found(engine, "för*") == ["https://example.se/4"]
+    assert found(engine, '"ny skol*"') == ["https://example.se/5"]
+    assert found(engine, "snö* -snöfall") == ["https://example.se/1"]
+    assert sorted(found(engine, "sno OR snöf*")) == ["https://example.se/2", "https://example.se/3"]
+    assert found(engine, "SNÖRÖJ*, plogbil*") == ["https://example.se/1"]
+
+
+def test_suggest_prefix_widens_the_words_and_nothing_else() -> None:
+    assert suggest_prefix("Snö skola") == "snö* skola*"
+    assert suggest_prefix('snö "ny skola" -is') == 'snö* "ny skola" -is'
+    assert suggest_prefix("snö OR is") == "snö* OR is"  # two letters are too few a start
+    assert suggest_prefix("snö*") is None
+    assert suggest_prefix('"ny skola"') is None
+    assert suggest_prefix('"snö') is None  # not a query: nothing to suggest
+
+
 def test_fts5_syntax_in_user_text_is_searched_as_words(engine: Engine, source_id: int) -> None:
     store(engine, source_id, post(1, "Kommunen NEAR skolan", "title: * ^ { } ( ) AND"))
 
-    # Operators and column filters of FTS5 (and tsquery's & | !) are plain words to us.
-    assert found(engine, "kommunen NEAR(skolan) title:* AND & | ! ^") == ["https://example.se/1"]
+    # Operators and column filters of FTS5 (and tsquery's & | ! :*) are plain words to us.
+    assert found(engine, "kommunen NEAR(skolan) title: AND & | ! ^ :") == ["https://example.se/1"]
 
 
 def test_dates_and_spans_are_moments_in_utc() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -82,13 +82,22 @@ def posts_search(
     output: Annotated[
         str, typer.Option("--format", help="table, csv or jsonl (one JSON object a line).")
     ] = "table",
+    sort: Annotated[
+        str,
+        typer.Option(
+            help="newest (newest first, as feed readers show posts) or relevance (best match"
+            " first: title matches above body-only ones)."
+        ),
+    ] = "newest",
     limit: LimitOption = 20,
 ) -> None:
-    """Search stored posts, best match first (title matches above body-only ones)."""
-    from monitor.search import QueryError, search_posts
+    """Search stored posts, newest first (--sort relevance: best match first)."""
+    from monitor.search import SORTS, QueryError, Sort, search_posts, suggest_prefix
 
     if output not in ("table", "csv", "jsonl"):
         fail(f"--format: expected table, csv or jsonl, got {output!r}")
+    if sort not in SORTS:
+        fail(f"--sort: expected {' or '.join(SORTS)}, got {sort!r}")
     chosen = filters.post_filter(
         since, until, platform, source, organisation, group, kind, min_engagement
     )
@@ -96,7 +105,7 @@ def posts_search(
     engine = ctx.obj.synced_engine()
     filters.check_stored(engine, chosen)
     try:
-        hits = search_posts(engine, query, chosen, limit)
+        hits = search_posts(engine, query, chosen, limit, sort=cast(Sort, sort))
     except QueryError as error:
         fail(f"search: {error}")
     if output == "csv":
@@ -120,7 +129,9 @@ def posts_search(
             sys.stdout.write(json.dumps(jsonable(asdict(hit)), ensure_ascii=False) + "\n")
         return
     if not hits:
-        err.print(f"no stored posts match {query!r}", markup=False)
+        widened = suggest_prefix(query)
+        hint = f"; try {widened!r} for words that begin so" if widened else ""
+        err.print(f"no stored posts match {query!r}{hint}", markup=False)
         return
     zone = zone_of(config)
     table = Table("published", "organisation", "platform", "post", "engagement", "link")
