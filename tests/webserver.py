@@ -206,18 +206,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def postgresql_schema(base: str) -> Iterator[str]:
-    """A URL of a new schema on the test server, dropped afterwards."""
-    schema = f"web_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+def postgresql_database(base: str) -> Iterator[str]:
+    """The URL of a new database on the test server, dropped afterwards. A database rather than
+    the suite's usual schema: the server's URL then carries no search_path option for the app
+    to keep (the suite's schema-per-test fixture is for tests that open the database themselves)."""
+    name = f"omvarld_web_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")  # CREATE DATABASE needs it
     try:
-        separator = "&" if "?" in base else "?"
-        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
 
 
@@ -277,7 +278,7 @@ def web_app(request: pytest.FixtureRequest) -> Iterator[WebApp]:
         base = os.environ.get("OMVARLD_TEST_DATABASE_URL")
         if not base:
             pytest.skip("OMVARLD_TEST_DATABASE_URL is not set: PostgreSQL variant skipped")
-        with postgresql_schema(base) as url, start_web_app(database, url, directory) as app:
+        with postgresql_database(base) as url, start_web_app(database, url, directory) as app:
             yield app
     finally:
         shutil.rmtree(directory, ignore_errors=True)
