@@ -35,6 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,18 +172,18 @@ def time_pages(base_url: str, paths: list[str], runs: int) -> tuple[list[float],
 
 async def load(
     base_url: str, paths: list[str], clients: int, seconds: float
-) -> tuple[int, int, list[float], float]:
-    """`clients` tasks each fetching the paths in turn for `seconds`: (answers, errors,
-    timings in ms, elapsed seconds). Bounded: every task stops at the deadline."""
+) -> tuple[list[float], Counter[str], float]:
+    """`clients` tasks each fetching the paths in turn for `seconds`: the timings of the 200
+    answers in ms, the other outcomes counted ("HTTP 503", "ServerDisconnectedError"), and the
+    seconds it took. Bounded: every task stops at the deadline."""
     timings: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=60)
     began = time.perf_counter()
     deadline = began + seconds
 
     async def client(number: int, session: aiohttp.ClientSession) -> None:
-        nonlocal errors
         index = number
         while time.perf_counter() < deadline:
             path = paths[index % len(paths)]
@@ -192,16 +193,16 @@ async def load(
                 async with session.get(base_url + path) as response:
                     await response.read()
                     if response.status != 200:
-                        errors += 1
+                        errors[f"HTTP {response.status}"] += 1
                         continue
-            except (TimeoutError, aiohttp.ClientError):
-                errors += 1
+            except (TimeoutError, aiohttp.ClientError) as error:
+                errors[type(error).__name__] += 1
                 continue
             timings.append((time.perf_counter() - start) * 1000)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         await asyncio.gather(*(client(n, session) for n in range(clients)))
-    return len(timings), errors, timings, time.perf_counter() - began
+    return timings, errors, time.perf_counter() - began
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -241,13 +242,14 @@ def measure(label: str, database_url: str, args: argparse.Namespace) -> list[Fig
             figures.append(Figure(f"{label}: home {home} p95", p95, "ms", f"≤ {HOME_BAR_MS:.0f}",
                                   p95 <= HOME_BAR_MS and not failures))  # fmt: skip
         print(f"  search page, {args.clients} clients for {args.duration:.0f} s ...")
-        answers, errors, loaded, elapsed = asyncio.run(
-            load(base_url, searches, args.clients, args.duration)
-        )
+        loaded, errors, elapsed = asyncio.run(load(base_url, searches, args.clients, args.duration))
+        failed = sum(errors.values())
+        if errors:
+            print("    not answered 200: " + ", ".join(f"{n} × {e}" for e, n in errors.items()))
         figures += [
-            Figure(f"{label}: {args.clients} clients, errors", errors, "", "0", errors == 0),
-            Figure(f"{label}: {args.clients} clients, requests/s", answers / elapsed, "/s", "",
-                   None),
+            Figure(f"{label}: {args.clients} clients, errors", failed, "", "0", failed == 0),
+            Figure(f"{label}: {args.clients} clients, requests/s", len(loaded) / elapsed, "/s",
+                   "", None),
             Figure(f"{label}: {args.clients} clients, p95",
                    percentile(loaded, 0.95) if loaded else float("nan"), "ms", "", None),
         ]  # fmt: skip
