@@ -36,8 +36,10 @@ PG_RANK_WEIGHTS = "'{0, 0, 0.1, 1.0}'::float4[]"
 FEW_MATCHES = 5_000
 WALK_CHECK_COST = 300
 # A walk by date goes back through at most this many times the posts that the page needs
-# at the share of posts matching: enough for a filter that keeps one post in ten.
-WALK_WINDOW = 10
+# at the share of posts matching (a word is rarer in short posts: `kommun` with --platform x
+# needed twice what x's share of posts predicts), and never through more posts than there are
+# matches to sort instead (walking a post and sorting a match cost about the same).
+WALK_WINDOW = 30
 EXCERPT_CHARS = 200  # a few lines in a terminal, a cell in a spreadsheet
 # Longer queries are refused before they reach a database: PostgreSQL parses a query of
 # 20,000 words into a tree deeper than its stack ("stack depth limit exceeded"), and no one
@@ -49,8 +51,11 @@ MAX_QUERY_CHARS = 2_000
 MIN_PREFIX_CHARS = 3
 
 
-SORTS = ("newest", "relevance")  # newest first, as feed readers show posts, is the default
 Sort = Literal["newest", "relevance"]
+SORTS: tuple[Sort, ...] = (
+    "newest",
+    "relevance",
+)  # the first, as feed readers show posts, is the default
 
 
 class QueryError(ValueError):
@@ -357,6 +362,21 @@ def search_posts(
     return [_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
 
 
+def search_condition(dialect: str, query: str) -> sa.ColumnElement[bool]:
+    """`posts` rows that match `query`, as a condition for another query over posts: the web
+    app's download of a search is the export's posts query with this added.
+
+    Raises:
+        QueryError: the query cannot be searched (see `parse_query`).
+    """
+    parsed = parse_query(query)
+    if dialect == "postgresql":
+        return sa.literal_column(f"posts.{SEARCH_COLUMN}").op("@@")(to_tsquery(parsed))
+    searched = sa.table(SEARCH_TABLE, sa.column("rowid", sa.Integer))
+    match = sa.literal_column(SEARCH_TABLE).op("MATCH")(to_fts5(parsed))
+    return posts.c.id.in_(sa.select(searched.c.rowid).where(match))
+
+
 def _postgresql_page(parsed: ParsedQuery, chosen: PostFilter, sort: Sort) -> sa.Select[Any]:
     vector: sa.ColumnClause[Any] = sa.literal_column(f"posts.{SEARCH_COLUMN}")
     tsquery = to_tsquery(parsed)
@@ -446,7 +466,7 @@ def _sqlite_page(
         # look-up. The walk goes only as far back as pays: past the newest `window` posts,
         # a narrow filter (one source) makes sorting every match cheaper.
         conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
-        window = WALK_WINDOW * needed * posts_count // counted
+        window = min(WALK_WINDOW * needed * posts_count // counted, counted)
         oldest = connection.execute(
             sa.select(posts.c.published_at)
             .where(*_published_between(posts, chosen))

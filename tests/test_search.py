@@ -369,8 +369,10 @@ def test_cli_search_writes_csv_and_jsonl_that_parse(
     config = collected(tmp_path, database_url, feed_server)
 
     as_csv = runner.invoke(
-        app, ["--config", config, "posts", "search", "snöröjning", "--format", "csv"]
-    )
+        app,
+        ["--config", config, "posts", "search", "snöröjning", "--format", "csv",
+         "--sort", "relevance"],
+    )  # fmt: skip
     as_jsonl = runner.invoke(
         app, ["--config", config, "posts", "search", "snöröjningen", "--format", "jsonl"]
     )
@@ -390,6 +392,34 @@ def test_cli_search_writes_csv_and_jsonl_that_parse(
     assert datetime.fromisoformat(hit["published_at"]).tzinfo is not None
     assert table.exit_code == 0, table.output
     assert "Katrineholms kommun" in table.stdout
+
+
+def test_cli_search_sorts_newest_first_and_suggests_a_prefix_when_nothing_is_found(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    config = collected(tmp_path, database_url, feed_server)
+
+    def search(*arguments: str) -> Any:
+        return runner.invoke(
+            app, ["--config", config, "posts", "search", *arguments, "--format", "jsonl"]
+        )
+
+    several = "kommunen OR biblioteket OR vattenläcka"
+    newest, relevance, prefix, nothing = (
+        search(several), search(several, "--sort", "relevance"), search("plog*"), search("plog")
+    )  # fmt: skip
+
+    assert newest.exit_code == relevance.exit_code == prefix.exit_code == 0, newest.output
+    dates = [json.loads(line)["published_at"] for line in newest.stdout.splitlines()]
+    assert len(dates) == 3 and dates == sorted(dates, reverse=True)
+    assert {json.loads(line)["rank"] for line in newest.stdout.splitlines()} == {0.0}
+    assert all(json.loads(line)["rank"] > 0 for line in relevance.stdout.splitlines())
+    assert json.loads(prefix.stdout.splitlines()[0])["title"].startswith("Snöröjningen")
+    table = runner.invoke(app, ["--config", config, "posts", "search", "plog"])
+    assert nothing.exit_code == table.exit_code == 0 and nothing.stdout == ""
+    assert (
+        table.stderr.strip() == "no stored posts match 'plog'; try 'plog*' for words that begin so"
+    )
 
 
 FORMULA_FEED = """<?xml version="1.0" encoding="utf-8"?>
@@ -434,6 +464,8 @@ def test_cli_search_csv_neutralises_formulas_as_the_export_does(
         (["OR"], "error: search: OR needs a word or phrase on each side"),
         (["kommun", "--since", "förra veckan"], "error: --since: expected a date like"),
         (["kommun", "--format", "xml"], "error: --format: expected table, csv or jsonl"),
+        (["kommun", "--sort", "best"], "error: --sort: expected newest or relevance, got 'best'"),
+        (["snö**"], "error: search: misplaced * in 'snö**'"),
     ],
 )
 def test_cli_search_refuses_bad_input_with_one_line_and_exit_2(

@@ -329,6 +329,17 @@ def test_a_search_downloads_as_csv_jsonl_and_parquet(site: tuple[Path, Engine]) 
 
         assert fetch(f"{base}/search/download?format=xlsx").status == 400
 
+        # With words, the download is the search's whole result, prefixes included.
+        for query in ("vinter*", "kommun", "kommun%20-vinter*"):
+            found = json.loads(fetch(f"{base}/api/posts?q={query}&limit=1000").body)["posts"]
+            downloaded = fetch(f"{base}/search/download?q={query}&format=jsonl").body
+            assert found, query
+            assert sorted(json.loads(line)["id"] for line in downloaded.splitlines()) == sorted(
+                p["id"] for p in found
+            ), query
+        malformed = fetch(f"{base}/search/download?q=%22open&format=csv")
+        assert malformed.status == 400 and "quote" in json.loads(malformed.body)["error"]
+
 
 def test_a_query_past_the_timeout_gets_a_friendly_page(site: tuple[Path, Engine]) -> None:
     config, engine = site

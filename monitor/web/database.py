@@ -37,14 +37,17 @@ def make_read_engine(url: str, timeout: float) -> Engine:
         sa.event.listen(engine, "before_cursor_execute", _start_sqlite_deadline(timeout))
         return engine
     milliseconds = max(1, int(timeout * 1000))
+    # Added to the URL's own `options` (a search_path, say), which connect_args would replace.
+    given = sa.engine.make_url(url).query.get("options") or ""
+    if not isinstance(given, str):
+        given = " ".join(given)
+    options = f"{given} -c statement_timeout={milliseconds} -c default_transaction_read_only=on"
     return make_engine(
         url,
         pool_size=POOL_SIZE,
         max_overflow=POOL_SIZE,
         pool_pre_ping=True,
-        connect_args={
-            "options": f"-c statement_timeout={milliseconds} -c default_transaction_read_only=on"
-        },
+        connect_args={"options": options.strip()},
     )
 
 

@@ -14,12 +14,12 @@ from urllib.parse import urlencode
 
 from monitor.filters import PostFilter, parse_moment
 from monitor.platforms import PLATFORM_KEYS
+from monitor.search import SORTS, Sort
 from monitor.types import KINDS
 
 PAGE_SIZE = 20
 MAX_PAGE = 500  # 10,000 results deep; past that a narrower search serves anyone better
 MAX_ENGAGEMENT = 2**62
-SORTS = ("newest", "relevance")
 FILTER_NAMES = ("since", "until", "platform", "source", "organisation", "group", "kind")
 MAX_VALUES = 50  # repeated parameters per name: more is not a person's search
 MAX_VALUE_CHARS = 500
@@ -29,7 +29,7 @@ MAX_VALUE_CHARS = 500
 class SearchRequest:
     q: str = ""
     chosen: PostFilter = field(default_factory=PostFilter)
-    sort: str = "newest"
+    sort: Sort = "newest"
     page: int = 1
     values: dict[str, list[str]] = field(default_factory=dict)  # as given, for the form
 
@@ -96,10 +96,12 @@ def read_search(
             return default
         return int(text)
 
-    sort = one("sort") or "newest"
-    if sort not in SORTS:
-        problems.append(f"sort: expected newest or relevance, got {sort!r}")
-        sort = "newest"
+    sort: Sort = "newest"
+    asked = one("sort")
+    if asked == "relevance":
+        sort = "relevance"
+    elif asked not in (None, *SORTS):
+        problems.append(f"sort: expected {' or '.join(SORTS)}, got {asked!r}")
     chosen = PostFilter(
         since=moment("since"),
         until=moment("until"),

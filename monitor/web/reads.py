@@ -162,10 +162,11 @@ def list_top_posts(
 def list_filtered_posts(
     engine: Engine, chosen: PostFilter, limit: int, offset: int = 0
 ) -> list[SearchHit]:
-    """Posts by filter alone (a search with no words), newest first, one page."""
+    """Posts by filter alone (a search with no words), newest first, one page. Posts their
+    publisher deleted are listed, as search lists them: the post page says so."""
     query = (
         _hit_columns(latest_engagement().label("engagement"))
-        .where(*where_posts(chosen), posts.c.deleted_at.is_(None))
+        .where(*where_posts(chosen))
         .order_by(posts.c.published_at.desc(), posts.c.id.desc())
         .limit(limit)
         .offset(offset)
