@@ -213,19 +213,27 @@ def peak_rss_mb(pid: int) -> float:
 
 
 @contextmanager
-def web_server(database_url: str) -> Iterator[tuple[int, str]]:
+def web_server(database_url: str) -> Iterator[tuple[int, str, Path]]:
+    """`omvarld web` over `database_url`: its pid, base URL and log."""
     with tempfile.TemporaryDirectory() as directory:
         config = Path(directory) / "config.toml"
         config.write_text(f'[database]\nurl = "{database_url}"\n', encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "OMVARLD_DATABASE_URL"}
-        with serve(config, env, free_port(), Path(directory) / "web.log") as (process, base_url):
-            yield process.pid, base_url
+        log = Path(directory) / "web.log"
+        with serve(config, env, free_port(), log) as (process, base_url):
+            yield process.pid, base_url, log
+
+
+def logged_errors(log: Path) -> list[str]:
+    """The distinct ERROR lines the server logged, without their time stamps."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return sorted({line.split(" ERROR ", 1)[1][:160] for line in lines if " ERROR " in line})
 
 
 def measure(label: str, database_url: str, args: argparse.Namespace) -> list[Figure]:
     print(f"\n{label}: omvarld web, one worker")
     figures = []
-    with web_server(database_url) as (pid, base_url):
+    with web_server(database_url) as (pid, base_url, log):
         searches = [f"/search?{query}" for query in SEARCHES]
         print("  search page, one client:")
         timings, failures = time_pages(base_url, searches, args.runs)
@@ -246,6 +254,8 @@ def measure(label: str, database_url: str, args: argparse.Namespace) -> list[Fig
         failed = sum(errors.values())
         if errors:
             print("    not answered 200: " + ", ".join(f"{n} × {e}" for e, n in errors.items()))
+            for line in logged_errors(log):
+                print(f"    server logged: {line}")
         figures += [
             Figure(f"{label}: {args.clients} clients, errors", failed, "", "0", failed == 0),
             Figure(f"{label}: {args.clients} clients, requests/s", len(loaded) / elapsed, "/s",

@@ -111,9 +111,15 @@ def browser() -> Iterator[Any]:
 
 @contextmanager
 def watched_page(
-    browser: Any, base_url: str, language: str = "sv", bypass_csp: bool = False
+    browser: Any,
+    base_url: str,
+    language: str = "sv",
+    bypass_csp: bool = False,
+    script_may_run: bool = False,
 ) -> Iterator[WatchedPage]:
-    """A new page in a fresh context asking for `language` (Accept-Language), watched.
+    """A new page in a fresh context asking for `language` (Accept-Language), watched: when
+    the block ends, it fails if script ran on the page it was left on (unless
+    `script_may_run`, for the tests of the watch itself).
 
     `bypass_csp` turns off the page's Content-Security-Policy: the CSP alone would stop most
     inline script, so with it off a test sees whether escaping and sanitising stop it too.
@@ -147,6 +153,8 @@ def watched_page(
     context.route(NOT_LOOPBACK, abort)
     try:
         yield watched
+        if not script_may_run:
+            watched.assert_no_script_ran()
     finally:
         context.close()
 

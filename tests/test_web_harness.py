@@ -101,7 +101,7 @@ def test_the_watch_reports_each_classic_vector_that_runs_by_its_id(
 ) -> None:
     with FeedServer() as server:
         paths = serve_vectors(server, make_feed, RUN_BY_THEMSELVES)
-        with watched_page(browser, server.url("")) as watched:
+        with watched_page(browser, server.url(""), script_may_run=True) as watched:
             findings = open_each(watched, paths, lambda page, path: page.executions())
 
     caught = {int(path.removeprefix("/v")) for path in (f.split(":")[0] for f in findings)}
@@ -118,7 +118,7 @@ def test_the_markup_check_flags_vectors_that_wait_for_a_click(
 ) -> None:
     with FeedServer() as server:
         paths = serve_vectors(server, make_feed, WAIT_FOR_A_CLICK)
-        with watched_page(browser, server.url("")) as watched:
+        with watched_page(browser, server.url(""), script_may_run=True) as watched:
             findings = open_each(watched, paths, lambda page, path: dangerous_markup(page.page))
 
     flagged = {f.split(":")[0] for f in findings}
@@ -224,8 +224,19 @@ def test_a_watched_page_notices_a_page_that_navigates_off_the_app(browser: Any) 
     refresh = '<meta http-equiv="refresh" content="0;url=https://xss.example/falsk-inloggning">'
     with FeedServer() as server:
         server.add("/away", html_page(refresh))
-        with watched_page(browser, server.url("")) as watched:
+        with watched_page(browser, server.url(""), script_may_run=True) as watched:
             watched.goto("/away")
             watched.page.wait_for_timeout(500)
 
             assert any("navigated away" in line for line in watched.executions())
+
+
+def test_a_watched_page_fails_the_test_when_script_ran_on_it(browser: Any) -> None:
+    with FeedServer() as server:
+        server.add("/alert", html_page("<script>alert('hej')</script>"))
+
+        with (
+            pytest.raises(AssertionError, match="dialog: alert: hej"),
+            watched_page(browser, server.url("")) as watched,
+        ):
+            watched.goto("/alert")

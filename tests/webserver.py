@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.db import make_engine
+from monitor.models import digests, posts, sources
 from monitor.tokens import sign
 from tests.feedserver import FeedServer
 from tests.platforms import source_table, toml_value
@@ -106,25 +107,21 @@ class WebApp:
             engine.dispose()
 
     def post_ids(self, *source_keys: str) -> list[int]:
-        """The ids of the posts of these sources (every source's when none is named)."""
-        query = "SELECT p.id FROM posts p JOIN sources s ON s.id = p.source_id"
-        if source_keys:
-            query += " WHERE s.key IN :keys"
-        statement = sa.text(query + " ORDER BY p.id")
-        if source_keys:
-            statement = statement.bindparams(sa.bindparam("keys", expanding=True))
+        """The ids of the posts of these sources, oldest first."""
+        query = (
+            sa.select(posts.c.id)
+            .join(sources, sources.c.id == posts.c.source_id)
+            .where(sources.c.key.in_(source_keys))
+            .order_by(posts.c.id)
+        )
         with self.engine() as engine, engine.connect() as connection:
-            parameters = {"keys": list(source_keys)} if source_keys else {}
-            return [row.id for row in connection.execute(statement, parameters)]
+            return list(connection.execute(query).scalars())
 
     def digests(self) -> list[tuple[int, str]]:
         """(id, recipient) of every archived digest, oldest first."""
-        query = sa.text("SELECT id, recipient FROM digests ORDER BY id")
+        query = sa.select(digests.c.id, digests.c.recipient).order_by(digests.c.id)
         with self.engine() as engine, engine.connect() as connection:
             return [(row.id, row.recipient) for row in connection.execute(query)]
-
-    def source_keys(self) -> list[str]:
-        return [key for key, *_ in ORDINARY + HOSTILE + XSS] + [MISSING[0]]
 
     def server_log(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
