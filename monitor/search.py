@@ -8,7 +8,6 @@ unparsed: every word goes out quoted, so FTS5 and PostgreSQL see only our operat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -31,10 +30,12 @@ TITLE_WEIGHT = 10.0
 # ts_rank weights for {D, C, B, A}: the text is indexed as B, the title as A (migration 0007).
 PG_RANK_WEIGHTS = "'{0, 0, 0.1, 1.0}'::float4[]"
 # SQLite's newest-first plans (see _sqlite_page): under this many matches, sorting them all
-# is cheaper than any walk; a check of one post against FTS5 costs about this many times the
-# gathering of one match into a set (30 µs against 0.3 µs, measured at a million posts).
+# is cheaper than any walk.
 FEW_MATCHES = 5_000
-WALK_CHECK_COST = 300
+# The first walk checks at most this many posts per post the page needs: enough for a word in
+# one post of 300 among those the filters leave (`kommun` with --platform x: one in 240); a
+# rarer word costs that many checks (~2 µs each) before the plans below take over.
+WALK_BUDGET = 300
 # A walk by date goes back through at most this many times the posts that the page needs
 # at the share of posts matching (a word is rarer in short posts: `kommun` with --platform x
 # needed twice what x's share of posts predicts), and never through more posts than there are
@@ -433,16 +434,8 @@ def _sqlite_page(
         .order_by(search_facets.c.published_at.desc(), search_facets.c.id.desc())
     )
     needed = limit + offset
-    posts_count = connection.execute(sa.select(sa.func.max(searched.c.rowid))).scalar() or 0
-    # Gathering the matches into a set costs ~0.3 µs a match, once; checking a post against
-    # FTS5 costs ~100 times that, for each post walked past the filters (needed × posts /
-    # matches of them): past this many matches, checking wins (77,000 of a million for 20).
-    many = int(math.sqrt(WALK_CHECK_COST * needed * posts_count))
-    counted = connection.execute(
-        sa.select(sa.func.count()).select_from(
-            sa.select(searched.c.rowid).where(match).limit(many).subquery()
-        )
-    ).scalar_one()
+    # A capped count first (~0.1 µs a match): few matches are sorted at once.
+    counted = _count_matches(connection, searched, match, FEW_MATCHES)
     if counted < FEW_MATCHES:
         return page(every)
     # The newest posts from ix_posts_published_at, each looked up in the narrow facets table
@@ -454,37 +447,105 @@ def _sqlite_page(
         sources.c.id == search_facets.c.source_id,
     )
     conditions = [*_published_between(posts, chosen), *filtered]
-    prefixed = any(term.prefix for group in parsed.required for term in group)
-    if counted >= many and not prefixed:
-        # So many match that a post past the filters is almost surely a hit: each is looked
-        # up in the index, last, and the walk stops at the page.
-        walked = _WalkNewest(walked, searched, searched.c.rowid == search_facets.c.id)
-        conditions.append(match)
-    else:
-        # The matches gathered once into a set that each post walked is checked against. A
-        # start of a word must go this way: FTS5 gathers every word that begins so on each
-        # look-up. The walk goes only as far back as pays: past the newest `window` posts,
-        # a narrow filter (one source) makes sorting every match cheaper.
-        conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
-        window = min(WALK_WINDOW * needed * posts_count // counted, counted)
-        oldest = connection.execute(
-            sa.select(posts.c.published_at)
-            .where(*_published_between(posts, chosen))
-            .order_by(posts.c.published_at.desc(), posts.c.id.desc())
-            .offset(window)
-            .limit(1)
-        ).scalar()
-        if oldest is not None:
-            conditions.append(posts.c.published_at >= oldest)
-    walk = (
-        sa.select(posts.c.id, sa.literal(0.0))
-        .select_from(walked)
+    newest = (posts.c.published_at.desc(), posts.c.id.desc())
+    # Then what a LIKE scan does, for a word that is common among the posts the filters
+    # leave: the newest of them, up to a budget, each checked on its stored stems (a look-up
+    # by id; a MATCH per post cost 30–75 µs, FTS5 parsing the query and seeking every segment
+    # each time). A full page is exact: every post newer than its last was checked.
+    stored = _STORED_STEMS
+    checked = (
+        sa.select(posts.c.id, _stems_contain(parsed, stored.c.c0, stored.c.c1))
+        .select_from(_WalkNewest(walked, stored, stored.c.id == search_facets.c.id))
         .where(*conditions)
-        .order_by(posts.c.published_at.desc(), posts.c.id.desc())
+        .order_by(*newest)
     )
-    # A full page from the walk is exact: every post newer than its last was walked.
-    found = page(walk)
-    return found if len(found) == limit or counted >= many else page(every)
+    hits = _walk_checked(connection, checked, needed, WALK_BUDGET * needed)
+    if hits is not None:
+        return [(post_id, 0.0) for post_id in hits[offset:]]
+    # Rarer among these posts than the budget allows for: the matches gathered once into a
+    # set that each post walked is checked against, as far back as pays (past the newest
+    # `window` posts, a narrow filter makes sorting every match cheaper), else every match
+    # sorted.
+    counted = _count_matches(connection, searched, match, None)
+    posts_count = connection.execute(sa.select(sa.func.max(searched.c.rowid))).scalar() or 0
+    conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
+    window = min(WALK_WINDOW * needed * posts_count // counted, counted)
+    oldest = connection.execute(
+        sa.select(posts.c.published_at)
+        .where(*_published_between(posts, chosen))
+        .order_by(*newest)
+        .offset(window)
+        .limit(1)
+    ).scalar()
+    if oldest is not None:
+        conditions.append(posts.c.published_at >= oldest)
+    walk = sa.select(posts.c.id, sa.literal(0.0)).select_from(walked).where(*conditions)
+    walked_page = page(walk.order_by(*newest))
+    return walked_page if len(walked_page) == limit else page(every)
+
+
+def _walk_checked(
+    connection: sa.Connection, checked: sa.Select[Any], needed: int, budget: int
+) -> list[int] | None:
+    """The first `needed` post ids the walk marks as hits, reading no more than `budget` of
+    its rows (SQLite computes each row as it is read, so the rows not read cost nothing);
+    None when the budget ran out first."""
+    hits: list[int] = []
+    result = connection.execution_options(yield_per=256).execute(checked)
+    try:
+        for read, (post_id, hit) in enumerate(result, start=1):
+            if hit:
+                hits.append(post_id)
+                if len(hits) == needed:
+                    return hits
+            if read >= budget:
+                return None
+    finally:
+        result.close()
+    return hits  # the walk ended: every post past the filters was checked
+
+
+def _count_matches(
+    connection: sa.Connection,
+    searched: sa.TableClause,
+    match: sa.ColumnElement[bool],
+    cap: int | None,
+) -> int:
+    """How many posts match, counting no further than `cap`."""
+    matching = sa.select(searched.c.rowid).where(match)
+    if cap is not None:
+        matching = matching.limit(cap)
+    return int(
+        connection.execute(sa.select(sa.func.count()).select_from(matching.subquery())).scalar_one()
+    )
+
+
+# FTS5's own copy of what the index holds (migration 0007): per post, the title's and the
+# text's stems, space-separated, in order.
+_STORED_STEMS = sa.table(
+    f"{SEARCH_TABLE}_content",
+    sa.column("id", sa.Integer),
+    sa.column("c0", sa.Text),  # title
+    sa.column("c1", sa.Text),  # body
+)
+
+
+def _stems_contain(
+    parsed: ParsedQuery, title: sa.ColumnElement[Any], body: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """The query checked on one post's stored stems, as FTS5's MATCH decides it: a term is a
+    run of whole stems (a prefix: the last one's start) within the title or within the body.
+    The stems are letters and digits separated by single spaces, so a term bounded by spaces
+    is exactly a run of tokens."""
+    columns = [" " + sa.func.coalesce(column, "") + " " for column in (title, body)]
+
+    def found(term: Term) -> sa.ColumnElement[bool]:
+        needle = " " + " ".join(_stems(term)) + ("" if term.prefix else " ")
+        return sa.or_(*(sa.func.instr(column, needle) > 0 for column in columns))
+
+    required = [sa.or_(*map(found, alternatives)) for alternatives in parsed.required]
+    excluded = [sa.not_(found(term)) for term in parsed.excluded]
+    return sa.and_(*required, *excluded)
 
 
 def _sqlite_matches(

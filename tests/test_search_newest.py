@@ -116,3 +116,18 @@ def test_relevance_pages_do_not_overlap(engine: Engine, stored: list[dict[str, A
     assert not {hit.id for hit in first} & {hit.id for hit in second}
     assert [hit.rank for hit in first] == sorted((hit.rank for hit in first), reverse=True)
     assert first[-1].rank >= second[0].rank
+
+
+def test_a_common_word_absent_from_the_filtered_posts_falls_back_and_finds_none(
+    engine: Engine, stored: list[dict[str, Any]]
+) -> None:
+    """`kommunen -skola` matches the 6,000 odd posts, none of the town's (all even): the walk
+    over the town's newest posts spends its budget without a hit, and the plans after it say
+    exactly that there is none, rather than what the walk happened to see."""
+    town = PostFilter(sources=("town",))
+    assert search_posts(engine, "kommunen -skola", town, 1) == []
+    # The same word where it is common among the filtered posts: found by the first walk.
+    agency = PostFilter(sources=("agency",))
+    expected = [r["id"] for r in stored if not r["town"] and "skola" not in r["text"]]
+    hits = search_posts(engine, "kommunen -skola", agency, 20)
+    assert [hit.id for hit in hits] == [i for i in newest(stored) if i in set(expected)][:20]

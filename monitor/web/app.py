@@ -294,8 +294,7 @@ def home(request: Request) -> Response:
             "earlier": earlier,
             "later": later,
             "latest": week is not None,
-            "counts": reads.count_week(site.read, start, end),
-            "top": reads.list_top_posts(site.read, start, end),
+            "week_overview": reads.summarise_week(site.read, start, end),
             "attention": reads.list_attention(site.read),
         },
     )
@@ -326,7 +325,7 @@ def search(request: Request) -> Response:
             "hits": hits,
             "more": more,
             "suggestion": suggestion,
-            "choices": reads.list_choices(site.read),
+            "groups": _groups(site.read),
             "platforms": _platform_keys(),
             "kinds": _kinds(),
         },
@@ -349,6 +348,12 @@ def _find(
         )
     except QueryError as error:
         return [], str(error)
+
+
+def _groups(engine: Engine) -> list[str]:
+    from monitor.sources import list_source_groups
+
+    return list_source_groups(engine)
 
 
 def _platform_keys() -> tuple[str, ...]:

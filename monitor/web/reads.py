@@ -7,6 +7,7 @@ their messages.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,16 +107,20 @@ class DigestRow:
     sent_at: datetime | None
 
 
-def count_week(engine: Engine, start: datetime, end: datetime) -> list[PlatformCount]:
-    """A week's posts and engagement per organisation and platform, most first."""
-    engagement = latest_engagement()
+@dataclass(frozen=True)
+class WeekOverview:
+    counts: list[PlatformCount]  # most posts first
+    top: list[SearchHit]  # the most engaging posts, most first
+
+
+def summarise_week(
+    engine: Engine, start: datetime, end: datetime, top: int = TOP_POSTS
+) -> WeekOverview:
+    """A week's posts and engagement per organisation and platform, and its most engaging
+    posts, from one pass over the week's posts: each post's latest engagement is looked up
+    once (an index step), not once for the counts and again for the ranking."""
     week = (
-        sa.select(
-            sources.c.organisation,
-            sources.c.platform,
-            sa.func.count().label("posts"),
-            sa.func.sum(engagement).label("engagement"),
-        )
+        sa.select(posts.c.id, sources.c.organisation, sources.c.platform, latest_engagement())
         .select_from(posts.join(sources, sources.c.id == posts.c.source_id))
         .where(
             posts.c.published_at >= start,
@@ -123,40 +128,32 @@ def count_week(engine: Engine, start: datetime, end: datetime) -> list[PlatformC
             posts.c.deleted_at.is_(None),
             posts.c.erased_at.is_(None),
         )
-        .group_by(sources.c.organisation, sources.c.platform)
-        .order_by(sa.desc("posts"), sources.c.organisation, sources.c.platform)
     )
+    totals: dict[tuple[str, str], list[int | None]] = {}
+    engaged: list[tuple[int, int]] = []
     with engine.connect() as connection:
-        return [
-            PlatformCount(
-                row.organisation,
-                row.platform,
-                row.posts,
-                None if row.engagement is None else int(row.engagement),
+        for post_id, organisation, platform, engagement in connection.execute(week):
+            total = totals.setdefault((organisation, platform), [0, None])
+            total[0] = (total[0] or 0) + 1
+            if engagement is not None:
+                total[1] = (total[1] or 0) + engagement
+                if engagement > 0:
+                    engaged.append((engagement, post_id))
+        best = heapq.nlargest(top, engaged)
+        details = {
+            row.id: row
+            for row in connection.execute(
+                _hit_columns(latest_engagement().label("engagement")).where(
+                    posts.c.id.in_([post_id for _, post_id in best])
+                )
             )
-            for row in connection.execute(week)
-        ]
-
-
-def list_top_posts(
-    engine: Engine, start: datetime, end: datetime, limit: int = TOP_POSTS
-) -> list[SearchHit]:
-    """A week's most engaging posts by their latest counts."""
-    engagement = latest_engagement().label("engagement")
-    query = (
-        _hit_columns(engagement)
-        .where(
-            posts.c.published_at >= start,
-            posts.c.published_at < end,
-            posts.c.deleted_at.is_(None),
-            posts.c.erased_at.is_(None),
-        )
-        .order_by(sa.desc("engagement"), posts.c.id.desc())
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return [_hit(row) for row in rows if row.engagement]
+        }
+    counts = [
+        PlatformCount(organisation, platform, int(number or 0), engagement)
+        for (organisation, platform), (number, engagement) in totals.items()
+    ]
+    counts.sort(key=lambda row: (-row.posts, row.organisation, row.platform))
+    return WeekOverview(counts, [_hit(details[post_id]) for _, post_id in best])
 
 
 def list_filtered_posts(
@@ -356,17 +353,3 @@ def list_digest_rows(engine: Engine, limit: int = 500) -> list[DigestRow]:
     )
     with engine.connect() as connection:
         return [DigestRow(**row._mapping) for row in connection.execute(query)]
-
-
-def list_choices(engine: Engine) -> dict[str, list[str]]:
-    """What the search form's selects offer: the stored organisations and groups."""
-    from monitor.sources import list_source_groups
-
-    with engine.connect() as connection:
-        organisations = connection.execute(
-            sa.select(sources.c.organisation).distinct().order_by(sources.c.organisation)
-        ).scalars()
-        return {
-            "organisations": list(organisations),
-            "groups": list_source_groups(engine),
-        }
