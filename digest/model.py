@@ -170,6 +170,42 @@ class DataQuality:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Jämförelse: one organisation on one platform in the week (digest/compare.py). None is
+    "not measured" and is shown as "—", never as 0."""
+
+    organisation: str
+    platform: str
+    posts: int
+    engagement_per_post: float | None  # over the posts with counts; None: none had counts
+    per_thousand_followers: float | None  # engagement per 1,000 followers
+    followers: int | None  # at the week's end
+    growth_week: int | None  # followers gained during the week
+    growth_four_weeks: int | None  # … during the four weeks up to the week's end
+    own: bool = False  # the recipient's own organisation
+
+
+@dataclass(frozen=True)
+class ChartWeek:
+    """One week of an organisation's chart; widths in percent of its largest week."""
+
+    week: Week
+    posts: int
+    engagement: int | None  # None: none of the organisation's posts has counts
+    posts_width: int  # 0..100
+    engagement_width: int
+
+
+@dataclass(frozen=True)
+class OrganisationChart:
+    """Åtta veckor: an organisation's posts and engagement, oldest week first."""
+
+    organisation: str
+    weeks: tuple[ChartWeek, ...]
+    own: bool = False
+
+
+@dataclass(frozen=True)
 class DigestData:
     recipient: Recipient
     week: Week
@@ -187,6 +223,8 @@ class DigestData:
     channel_changes: tuple[ChannelChange, ...] = ()
     quality: tuple[DataQuality, ...] = ()
     mentions: tuple[PostItem, ...] = ()  # posts matching the recipient's keywords
+    comparisons: tuple[Comparison, ...] = ()  # per organisation and platform (digest/compare.py)
+    charts: tuple[OrganisationChart, ...] = ()  # the last eight weeks per organisation
 
     @property
     def is_empty(self) -> bool:
