@@ -20,7 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from digest.compare import CHART_WEEKS, GROWTH_WEEKS, ActivityRow, FollowerRow
+from digest.compare import (
+    CHART_WEEKS,
+    GROWTH_WEEKS,
+    ActivityRow,
+    FollowerRow,
+    compare_organisations,
+)
 from digest.compose import (
     BASELINE_WEEKS,
     PostRow,
@@ -38,7 +44,7 @@ from digest.compose import (
     new_history,
     select_followed,
 )
-from digest.model import DigestData, Recipient, Week
+from digest.model import Comparison, DigestData, Recipient, Week
 from monitor.config import Config
 from monitor.db import make_engine
 from monitor.filters import engagement_total
@@ -102,6 +108,29 @@ def make_digest_builder(
         return compose_digest(recipient, loaded[0], config.digest.top_posts)
 
     return build
+
+
+def load_comparisons(
+    engine: Engine,
+    week: Week,
+    *,
+    group: str | None = None,
+    own: str | None = None,
+    now: datetime | None = None,
+) -> list[Comparison]:
+    """The week's comparison of every active source's organisation per platform, or of the
+    sources in `group`, as the digest's section has it (`omvarld compare`, `/compare`)."""
+    counted_until = max(now or datetime.now(UTC), week.end)  # as a digest made now counts
+    with engine.connect() as connection:
+        chosen = [
+            source
+            for source in _load_sources(connection).values()
+            if source.active and (group is None or group in source.groups)
+        ]
+        ids = [source.id for source in chosen]
+        activity = load_activity(connection, ids, week, range(1), counted_until)
+        followers = load_followers(connection, ids, week)
+    return compare_organisations(chosen, activity, followers, own)
 
 
 def load_week_data(
