@@ -198,8 +198,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_per_post": "Engagemang per inlägg",
         "col_per_thousand": "Engagemang per 1 000 följare",
         "col_followers": "Följare",
-        "col_growth_week": "Nya följare, veckan",
-        "col_growth_four": "Nya följare, 4 veckor",
+        "col_growth_week": "Nya följare (veckan)",
+        "col_growth_four": "Nya följare (4 veckor)",
         "charts": "De senaste åtta veckorna",
         "charts_intro": (
             "Inlägg och engagemang per vecka. Staplarna jämför varje organisations veckor "
@@ -304,8 +304,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_per_post": "Engagement per post",
         "col_per_thousand": "Engagement per 1,000 followers",
         "col_followers": "Followers",
-        "col_growth_week": "New followers, the week",
-        "col_growth_four": "New followers, 4 weeks",
+        "col_growth_week": "New followers (week)",
+        "col_growth_four": "New followers (4 weeks)",
         "charts": "The last eight weeks",
         "charts_intro": (
             "Posts and engagement per week. The bars compare each organisation's weeks with "
@@ -342,8 +342,8 @@ class SectionLimits:
     domains: int = 10
     table_rows: int = 25  # per-organisation and per-group tables; own rows are always kept
     channel_changes: int = 20
-    comparisons: int = 5  # rows per platform; own rows are always kept
-    charts: int = 4  # organisations; the own organisation's is always kept
+    comparisons: int = 3  # rows per platform besides the own organisation's
+    charts: int = 3  # organisations; the own organisation's is always kept
 
     def halved(self) -> SectionLimits:
         """Every limit halved, never below one item: a section shrinks but does not vanish."""
@@ -443,13 +443,20 @@ def make_view(data: DigestData, limits: SectionLimits) -> DigestView:
 
 
 def cut_comparisons(rows: Sequence[Comparison], limit: int) -> Shown[Comparison]:
-    """Per platform (the rows come grouped by platform), the first `limit` rows plus the own
-    organisation's."""
+    """Per platform (the rows come grouped by platform), the own organisation's row and the
+    first `limit` others; with an own organisation, only the platforms it is on: the section
+    compares it with its peers, and stays short."""
+    own_platforms = {row.platform for row in rows if row.own}
     shown: list[Comparison] = []
     seen: dict[str, int] = {}
     for row in rows:
+        if own_platforms and row.platform not in own_platforms:
+            continue
+        if row.own:
+            shown.append(row)
+            continue
         seen[row.platform] = seen.get(row.platform, 0) + 1
-        if row.own or seen[row.platform] <= limit:
+        if seen[row.platform] <= limit:
             shown.append(row)
     return Shown(tuple(shown), len(rows) - len(shown))
 
@@ -650,13 +657,20 @@ class Formatter:
     def comparison(self, row: Comparison) -> str:
         """A comparison row in words, for the plain-text part."""
         t = self.texts
-        figures = [
-            self.posts(row.posts),
-            f"{t['col_per_post'].lower()} {self.measured(row.engagement_per_post)}",
-            f"{t['col_per_thousand'].lower()} {self.measured(row.per_thousand_followers)}",
-            f"{t['col_followers'].lower()} {self.measured(row.followers)}",
-            f"{t['col_growth_week'].lower()} {self.growth(row.growth_week)}",
-            f"{t['col_growth_four'].lower()} {self.growth(row.growth_four_weeks)}",
+        # What cannot be measured is left out here rather than written as a row of dashes.
+        measured = [
+            ("col_per_post", row.engagement_per_post, self.measured(row.engagement_per_post)),
+            (
+                "col_per_thousand",
+                row.per_thousand_followers,
+                self.measured(row.per_thousand_followers),
+            ),
+            ("col_followers", row.followers, self.measured(row.followers)),
+            ("col_growth_week", row.growth_week, self.growth(row.growth_week)),
+            ("col_growth_four", row.growth_four_weeks, self.growth(row.growth_four_weeks)),
+        ]
+        figures = [self.posts(row.posts)] + [
+            f"{t[key].lower()} {said}" for key, value, said in measured if value is not None
         ]
         own = f" ({t['own']})" if row.own else ""
         return f"{row.organisation}{own}: {', '.join(figures)}"
