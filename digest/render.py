@@ -206,6 +206,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "med dess största vecka."
         ),
         "col_week": "Vecka",
+        "charts_words": "Inlägg och engagemang per vecka, den äldsta först.",
         "chart_week": "{week}: {posts}, engagemang {engagement}",
     },
     "en": {
@@ -312,6 +313,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "its largest week."
         ),
         "col_week": "Week",
+        "charts_words": "Posts and engagement per week, the oldest first.",
         "chart_week": "{week}: {posts}, engagement {engagement}",
     },
 }
