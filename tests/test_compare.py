@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import urllib.error
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from monitor.cli import app
 from monitor.config import Config
 from monitor.models import source_metrics, sources
 from tests.digestdata import WEEK, build, fill, local, setup_config
+from tests.webserver import WebApp
 
 runner = CliRunner()
 
@@ -227,3 +230,31 @@ def test_compare_refuses_bad_values_in_one_line(
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------ the web
+
+
+def get(app: WebApp, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(app.url(path), timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_compare_page_shows_the_weeks_table_per_platform(web_app: WebApp) -> None:
+    status, page = get(web_app, "/compare?week=2026-W48&lang=en")
+    assert status == 200
+    table = page.split("<table>", 1)[1].split("</table>", 1)[0]
+    assert '<th scope="col" class="num">Engagement per 1,000 followers</th>' in table
+    assert '<th scope="row">Katrineholms kommun</th>' in table
+    # Feeds measure neither engagement nor followers: dashes, never zeros.
+    feed_row = next(r for r in table.split("<tr>") if "Katrineholms kommun" in r)
+    assert feed_row.count("—") == 5
+    assert 'href="/compare"' in page and 'aria-current="page"' in page
+
+    status, grouped = get(web_app, "/compare?week=2026-W48&group=myndigheter")
+    assert status == 200 and "Katrineholms kommun" not in grouped.split("<table>", 1)[1]
+    status, refused = get(web_app, "/compare?group=finns-inte&lang=en")
+    assert status == 400 and "No source is in that group." in refused
