@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from digest.model import ChartWeek, Comparison, OrganisationChart, Week
+from digest.model import Comparison, OrganisationChart, Week
 
 if TYPE_CHECKING:
     from digest.compose import SourceInfo  # digest.compose calls this module
@@ -126,32 +126,15 @@ def chart_organisations(
         posts[name][index] += row.posts
         engagement[name][index] += row.engagement if row.counted else 0
         counted[name] += row.counted
-    weeks = [week.shifted(-back) for back in range(CHART_WEEKS - 1, -1, -1)]
+    first_week = week.shifted(1 - CHART_WEEKS)
     charts = []
     for name, weekly in posts.items():
         is_own = own is not None and name == own
         if not any(weekly) and not is_own:
             continue
-        engaged = engagement[name] if counted[name] else None
-        post_widths = bar_widths(weekly)
-        engagement_widths = bar_widths(engaged) if engaged else [0] * CHART_WEEKS
-        charts.append(
-            OrganisationChart(
-                organisation=name,
-                weeks=tuple(
-                    ChartWeek(
-                        week=weeks[n],
-                        posts=weekly[n],
-                        engagement=engaged[n] if engaged else None,
-                        posts_width=post_widths[n],
-                        engagement_width=engagement_widths[n],
-                    )
-                    for n in range(CHART_WEEKS)
-                ),
-                own=is_own,
-            )
-        )
-    charts.sort(key=lambda c: (not c.own, -sum(w.posts for w in c.weeks), c.organisation))
+        engaged = tuple(engagement[name]) if counted[name] else None
+        charts.append(OrganisationChart(name, first_week, tuple(weekly), engaged, is_own))
+    charts.sort(key=lambda c: (not c.own, -sum(c.posts), c.organisation))
     return charts
 
 

@@ -169,7 +169,9 @@ class DataQuality:
     covered_to: datetime | None  # latest
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a digest of
+# every source makes a thousand of these per recipient; nothing assigns to one after it is made.
+@dataclass(slots=True)
 class Comparison:
     """Jämförelse: one organisation on one platform in the week (digest/compare.py). None is
     "not measured" and is shown as "—", never as 0."""
@@ -196,13 +198,34 @@ class ChartWeek:
     engagement_width: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OrganisationChart:
-    """Åtta veckor: an organisation's posts and engagement, oldest week first."""
+    """De senaste åtta veckorna: an organisation's posts and engagement per week, oldest first.
+    Its `weeks` are made when read: a digest shows a few of the hundreds it ranks."""
 
     organisation: str
-    weeks: tuple[ChartWeek, ...]
+    first_week: Week
+    posts: tuple[int, ...]
+    engagement: tuple[int, ...] | None  # None: none of its posts in the weeks has counts
     own: bool = False
+
+    @property
+    def weeks(self) -> tuple[ChartWeek, ...]:
+        from digest.compare import bar_widths  # digest.compare builds these
+
+        post_widths = bar_widths(self.posts)
+        engaged = self.engagement
+        engagement_widths = bar_widths(engaged) if engaged else [0] * len(self.posts)
+        return tuple(
+            ChartWeek(
+                week=self.first_week.shifted(n),
+                posts=count,
+                engagement=engaged[n] if engaged else None,
+                posts_width=post_widths[n],
+                engagement_width=engagement_widths[n],
+            )
+            for n, count in enumerate(self.posts)
+        )
 
 
 @dataclass(frozen=True)

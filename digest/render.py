@@ -344,7 +344,7 @@ class SectionLimits:
     domains: int = 10
     table_rows: int = 25  # per-organisation and per-group tables; own rows are always kept
     channel_changes: int = 20
-    comparisons: int = 3  # rows per platform besides the own organisation's
+    comparisons: int = 2  # rows per platform besides the own organisation's
     charts: int = 3  # organisations; the own organisation's is always kept
 
     def halved(self) -> SectionLimits:
