@@ -55,6 +55,7 @@ class FakeFlickr:
         self.aliases = {"trafikverket": NSID}
         self.users = {NSID}
         self.deleted: set[str] = set()  # getInfo answers "Photo not found"
+        self.person: dict[str, Any] = load("people_info.json")
         self.failure: Callable[[dict[str, str]], Route | None] = lambda query: None
         server.add_handler(REST, self.answer)
 
@@ -87,6 +88,10 @@ class FakeFlickr:
             return json_route(load("error_user_not_found.json"))
         if method == "flickr.people.getPublicPhotos":
             return self._list(query)
+        if method == "flickr.people.getInfo":
+            if query["user_id"] not in self.users:
+                return json_route(load("error_user_not_found.json"))
+            return json_route(self.person)
         if method == "flickr.photos.getInfo":
             if query["photo_id"] in self.deleted:
                 return json_route(load("error_photo_not_found.json"))

@@ -151,7 +151,7 @@ def test_first_run_backfills_thirty_days_over_pages_past_an_out_of_order_video(
     assert sorted(stored_posts(engine)) == sorted(BACKFILLED)  # not the 2025 video, nor October's
     (channels,) = youtube.requests("channels")
     assert channels.query["forHandle"] == "@skatteverket"
-    assert channels.query["part"] == "id,snippet,contentDetails"
+    assert channels.query["part"] == "id,snippet,contentDetails,statistics"  # one unit for both
     pages = youtube.requests("playlistItems")
     assert [r.query.get("pageToken") for r in pages] == [None, PAGE_2, PAGE_3]  # never PAGE_4
     assert {(r.query["playlistId"], r.query["maxResults"]) for r in pages} == {(UPLOADS, "50")}
