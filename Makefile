@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run demo test lint format bench clean
+.PHONY: install run demo test lint format bench bench-web clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -49,6 +49,12 @@ lint: $(STAMP)
 # Installs nginx (apt-get) and reader (bench/.venv-reader) when missing.
 bench: $(STAMP)
 	$(BIN)/python bench/collect_bench.py
+
+# `omvarld web` over a million generated posts on SQLite and PostgreSQL (OMVARLD_TEST_DATABASE_URL):
+# search and home page p95, 50 clients for 30 s, the worker's peak RSS. The data is generated once
+# (minutes) and kept: bench/.data for SQLite, a database of its own on the PostgreSQL server.
+bench-web: $(STAMP)
+	$(BIN)/python bench/web_bench.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -21,9 +21,11 @@ from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
 from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
+from tests.browser import browser  # noqa: F401 (a fixture: one browser for the session)
 from tests.feedserver import FeedServer
 from tests.platforms import source_table
 from tests.smtpserver import Server, start_server
+from tests.webserver import web_app  # noqa: F401 (a fixture: one `omvarld web` per database)
 
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
 GOLDEN = Path(__file__).parent / "golden"
