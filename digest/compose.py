@@ -17,6 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from digest.compare import (
+    ActivityRow,
+    FollowerRow,
+    chart_organisations,
+    compare_organisations,
+)
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -107,6 +113,7 @@ class SourceHistory:
     counted: int = 0  # posts with counts over the five weeks
     counted_engagement: int = 0
     terms: Counter[str] = field(default_factory=Counter)  # posts per term, four weeks before
+    counted_weeks: list[int] = field(default_factory=lambda: [0] * BASELINE_WEEKS)
     # The week:
     week_posts: int = 0
     week_engagement: int = 0
@@ -151,6 +158,10 @@ class WeekData:
     terms: TermTotals
     # Per organisation, the hosts of its own websites and accounts: links there are not shared.
     own_hosts: dict[str, frozenset[str]] = field(default_factory=dict)
+    # For comparisons and charts (digest/compare.py): each source's weeks as rows, this week
+    # and the seven before, and its followers at the week's boundaries.
+    activity: dict[int, tuple[ActivityRow, ...]] = field(default_factory=dict)
+    followers: dict[int, FollowerRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,38 @@ def add_week(
     return history
 
 
+def list_activity(
+    history: dict[int, SourceHistory], earlier: Iterable[ActivityRow]
+) -> dict[int, tuple[ActivityRow, ...]]:
+    """Per source, its week and the four before (from its sums) and the `earlier` weeks'
+    rows, as comparisons and charts take them; made once for every recipient."""
+    rows: dict[int, list[ActivityRow]] = defaultdict(list)
+    for source_id, summary in history.items():
+        rows[source_id].append(
+            ActivityRow(
+                source_id,
+                0,
+                summary.week_posts,
+                len(summary.week_counted),
+                summary.week_engagement,
+            )
+        )
+        for index in range(BASELINE_WEEKS):
+            if summary.posts[index]:
+                rows[source_id].append(
+                    ActivityRow(
+                        source_id,
+                        BASELINE_WEEKS - index,
+                        summary.posts[index],
+                        summary.counted_weeks[index],
+                        summary.engagement[index],
+                    )
+                )
+    for row in earlier:
+        rows[row.source_id].append(row)
+    return {source_id: tuple(found) for source_id, found in rows.items()}
+
+
 def _engagement_order(row: PostRow) -> tuple[int, float, int]:
     return (-row.engagement, -row.published_at.timestamp(), row.id)
 
@@ -280,6 +323,7 @@ def compose_digest(
     )[:VIDEO_POSTS]
     own = recipient.organisation
     names = group_names or {}
+    activity = _activity(data, followed)
     return DigestData(
         recipient=recipient,
         week=week,
@@ -314,7 +358,13 @@ def compose_digest(
         quality=tuple(assess_quality(followed, data.runs)),
         mentions=tuple(_item(r, scores) for r in mentions),
         group_names={key: names[key] for key in recipient.groups if key in names},
+        comparisons=tuple(compare_organisations(followed, activity, data.followers, own)),
+        charts=tuple(chart_organisations(followed, activity, week, own)),
     )
+
+
+def _activity(data: WeekData, chosen: Sequence[SourceInfo]) -> list[ActivityRow]:
+    return [row for source in chosen for row in data.activity.get(source.id, ())]
 
 
 # A followed source and its sums.
