@@ -7,12 +7,14 @@ store, built and rendered as a recipient gets it.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
+from digest.compose import SourceHistory, TermTotals, find_trends, new_history
 from digest.links import WebLinks
 from digest.load import build_digest
 from digest.model import Recipient
@@ -260,3 +262,25 @@ def test_sources_list_shows_a_youtube_feed_as_youtube_collected_as_a_feed(
     assert "youtube (feed)" in rows["skatteverket-youtube"]
     assert "flickr (feed)" in rows["trafikverket-flickr"]
     assert "(feed)" not in rows["flen-nyheter"]
+
+
+def week_of(**terms: int) -> SourceHistory:
+    """A source's history with `terms` used this week by that many of its posts, none before."""
+    history = new_history()
+    history.week_terms = Counter(terms)
+    return history
+
+
+def test_trends_need_posts_organisations_and_no_stop_word() -> None:
+    followed = {
+        1: week_of(ockuperad=2, kommer=3, klockan=5, snöstorm=2, **{"#och": 3}),
+        2: week_of(ockuperad=1, kommer=3, snöstorm=1, **{"#och": 1}),
+        3: week_of(snöstorm=1),
+    }
+    organisations = {1: "Flens kommun", 2: "Polisen", 3: "Polisen"}
+    trends = find_trends(followed, followed, TermTotals.of(followed.values()), organisations)
+    # "kommer" is a stop word; "klockan" one organisation's; a hashtag stays whatever it says.
+    assert [trend.term for trend in trends] == ["#och", "snöstorm", "ockuperad"]
+    # Two sources of one organisation are one organisation: no support.
+    alone = {2: followed[2], 3: followed[3]}
+    assert find_trends(alone, alone, TermTotals.of(alone.values()), organisations) == []
