@@ -381,7 +381,7 @@ class SectionLimits:
     table_rows: int = 25  # per-organisation and per-group tables; own rows are always kept
     channel_changes: int = 20
     comparisons: int = 2  # rows per platform besides the own organisation's
-    charts: int = 3  # organisations; the own organisation's is always kept
+    charts: int = 2  # organisations; the own organisation's is always kept
 
     def halved(self) -> SectionLimits:
         """Every limit halved, never below one item: a section shrinks but does not vanish."""
