@@ -9,7 +9,8 @@ after the digest is made), a collection run every six hours per source during th
 failed, and the social accounts' follower counts (`source_metrics`, a change every three days
 over nine weeks). Then it times building (as `digest send` does: the week's data loaded once
 by `digest.load`, then composed per recipient) and rendering (`digest.render.render_digest`) the
-digests of 50 recipients following varied groups, organisations, platforms and keywords. Issue 5's bar: all of it in ≤ 10 s.
+digests of 50 recipients following varied groups, organisations, platforms and keywords. Issue
+5's bar: all of it in ≤ 10 s.
 
     .venv/bin/python bench/digest_bench.py
     .venv/bin/python bench/digest_bench.py --per-call   # also time build_digest per recipient

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from digest.model import (
     Trend,
     Week,
 )
+from monitor.terms import is_trend_term
 from monitor.types import ENGAGEMENT_NAMES
 from monitor.values import is_http_url
 
@@ -54,6 +55,9 @@ TOP_DOMAINS = 5
 # a term unseen before needs three posts, not one).
 TREND_MIN_COUNT = 3
 TREND_FACTOR = 2.0
+# ... and when more than one organisation uses it: one organisation's recurring phrase ("klockan
+# 16" under each event of a municipality, issue 13) is its habit, not a trend.
+TREND_MIN_ORGANISATIONS = 2
 VIDEO_KINDS = ("video", "live")
 
 _SPACE = re.compile(r"\s+")
@@ -65,10 +69,17 @@ class SourceInfo:
 
     id: int
     key: str
-    platform: str
+    platform: str  # as collected: feed | x | youtube | …
     organisation: str
     groups: tuple[str, ...]
     active: bool
+    label: str = ""  # the platform readers know it by (`platforms.label_platform`)
+    added_at: datetime | None = None  # when the source entered the config
+    url: str | None = None  # a feed's address
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.platform
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which costs 0.2 s
@@ -147,6 +158,8 @@ class WeekData:
     spans: dict[int, SourceSpan]
     runs: dict[int, RunSummary]
     terms: TermTotals
+    # Per organisation, the hosts of its own websites and accounts: links there are not shared.
+    own_hosts: dict[str, frozenset[str]] = field(default_factory=dict)
     # For comparisons and charts (digest/compare.py): each source's weeks as rows, this week
     # and the seven before, and its followers at the week's boundaries.
     activity: dict[int, SourceWeeks] = field(default_factory=dict)
@@ -184,7 +197,8 @@ def select_followed(all_sources: Iterable[SourceInfo], recipient: Recipient) -> 
             in_group = bool(set(source.groups) & set(recipient.groups))
             if not in_group and source.organisation not in recipient.organisations:
                 continue
-        if recipient.platforms and source.platform not in recipient.platforms:
+        # A recipient who follows YouTube follows YouTube channels' feeds too.
+        if recipient.platforms and not {source.platform, source.shown} & set(recipient.platforms):
             continue
         chosen.append(source)
     return sorted(chosen, key=lambda s: s.key)
@@ -274,8 +288,14 @@ def engagement_of(counts: dict[str, int] | None) -> int:
     return sum(counts.get(name, 0) for name in ENGAGEMENT_NAMES)
 
 
-def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> DigestData:
-    """Decide every section of a recipient's digest from the loaded week; no I/O."""
+def compose_digest(
+    recipient: Recipient,
+    data: WeekData,
+    top_count: int,
+    group_names: Mapping[str, str] | None = None,
+) -> DigestData:
+    """Decide every section of a recipient's digest from the loaded week; no I/O. Groups are
+    shown by their declared `group_names` (`[groups.KEY] name`), else by key."""
     week = data.week
     followed = select_followed(data.all_sources.values(), recipient)
     start, end = week.start.astimezone(UTC), week.end.astimezone(UTC)
@@ -297,6 +317,7 @@ def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> Dige
         reverse=True,
     )[:VIDEO_POSTS]
     own = recipient.organisation
+    names = group_names or {}
     return DigestData(
         recipient=recipient,
         week=week,
@@ -306,9 +327,16 @@ def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> Dige
         news=tuple(_news(this_week, scores)),
         dialog=tuple(_dialog(this_week, scores)),
         videos=tuple(_item(r, scores) for r in videos),
-        trends=tuple(find_trends({s.id for s, _ in active}, data.history, data.terms)),
-        domains=tuple(count_domains(this_week, own)),
-        by_platform=tuple(tabulate(this_week, lambda s: (s.platform,), None)),
+        trends=tuple(
+            find_trends(
+                {s.id: h for s, h in active},
+                data.history,
+                data.terms,
+                {s.id: s.organisation for s, _ in active},
+            )
+        ),
+        domains=tuple(count_domains(this_week, own, data.own_hosts)),
+        by_platform=tuple(tabulate(this_week, lambda s: (s.shown,), None)),
         by_organisation=tuple(
             tabulate(
                 this_week,
@@ -317,12 +345,13 @@ def compose_digest(recipient: Recipient, data: WeekData, top_count: int) -> Dige
                 always=_own_followed(followed, own),
             )
         ),
-        by_group=tuple(tabulate(this_week, lambda s: s.groups, None)),
+        by_group=tuple(tabulate(this_week, lambda s: [names.get(g, g) for g in s.groups], None)),
         channel_changes=tuple(
             find_channel_changes(followed, data.all_sources, data.spans, start, end)
         ),
         quality=tuple(assess_quality(followed, data.runs)),
         mentions=tuple(_item(r, scores) for r in mentions),
+        group_names={key: names[key] for key in recipient.groups if key in names},
         comparisons=tuple(compare_organisations(followed, data.activity, data.followers, own)),
         charts=tuple(chart_organisations(followed, data.activity, week, own)),
     )
@@ -343,7 +372,7 @@ def _platform_means(active: Sequence[Followed]) -> dict[str, float]:
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for source, history in active:
         if history.counted:
-            total = totals[source.platform]
+            total = totals[source.shown]
             total[0] += history.counted_engagement
             total[1] += history.counted
     return {platform: engagement / count for platform, (engagement, count) in totals.items()}
@@ -354,7 +383,7 @@ def _score_posts(rows: Iterable[PostRow], means: dict[str, float]) -> dict[int, 
     scores = {}
     for row in rows:
         if row.counts is not None:
-            mean = means.get(row.source.platform, 0.0)
+            mean = means.get(row.source.shown, 0.0)
             scores[row.id] = row.engagement / mean if mean else 0.0
     return scores
 
@@ -393,6 +422,7 @@ def _summarise(
         most_active_organisation=most_active[0] if most_active else None,
         most_active_posts=most_active[1] if most_active else 0,
         top_post=_item(top[0], {}) if top else None,
+        engagement_measured=any(h.week_counted for _, h in this_week),
     )
 
 
@@ -427,10 +457,18 @@ def _dialog(this_week: Sequence[Followed], scores: dict[int, float]) -> list[Pos
 
 
 def find_trends(
-    followed: set[int], history: dict[int, SourceHistory], totals: TermTotals
+    followed: Mapping[int, SourceHistory],
+    history: dict[int, SourceHistory],
+    totals: TermTotals,
+    organisations: Mapping[int, str] | None = None,
 ) -> list[Trend]:
     """Hashtags and words used in clearly more posts this week than in an average week of the
-    four before, among the `followed` sources; the strongest rise first."""
+    four before, among the `followed` sources (id -> its history); the strongest rise first.
+
+    A trend needs support: not a stop word (`terms.is_trend_term`), and used by at least
+    `TREND_MIN_ORGANISATIONS` organisations (`organisations`: source id -> organisation; every
+    source counts as its own when not given).
+    """
     chosen = [h for source_id, h in history.items() if source_id in followed]
     others = [h for source_id, h in history.items() if source_id not in followed]
     # Summing per-source counts is the cost, so a recipient who follows most sources gets the
@@ -441,17 +479,44 @@ def find_trends(
     add = current.subtract if complement else current.update
     for summary in summed:
         add(summary.week_terms)
-    candidates = {term for term, count in current.items() if count >= TREND_MIN_COUNT}
+    candidates = {
+        term for term, count in current.items() if count >= TREND_MIN_COUNT and is_trend_term(term)
+    }
     if not candidates:
         return []
     before = Counter({term: totals.before[term] for term in candidates} if complement else {})
     for summary in summed:
         for term in candidates & summary.terms.keys():
             before[term] += sign * summary.terms[term]
-    return rank_trends(current, before, candidates)
+    supported = []
+    # Support is counted for the strongest rises only, until the list is full: a term's
+    # organisations are a walk over the followed sources.
+    for trend in rank_trends(current, before, candidates, limit=None):
+        if _organisations_using(trend.term, followed, organisations) >= TREND_MIN_ORGANISATIONS:
+            supported.append(trend)
+            if len(supported) == TREND_TERMS:
+                break
+    return supported
 
 
-def rank_trends(current: Counter[str], before: Counter[str], candidates: set[str]) -> list[Trend]:
+def _organisations_using(
+    term: str, followed: Mapping[int, SourceHistory], organisations: Mapping[int, str] | None
+) -> int:
+    """How many organisations among the followed sources used the term this week."""
+    users = {
+        organisations[source_id] if organisations else source_id
+        for source_id, summary in followed.items()
+        if term in summary.week_terms
+    }
+    return len(users)
+
+
+def rank_trends(
+    current: Counter[str],
+    before: Counter[str],
+    candidates: set[str],
+    limit: int | None = TREND_TERMS,
+) -> list[Trend]:
     """The candidates that at least double their usual weekly count (+1); strongest rise first."""
     trends = []
     for term in candidates:
@@ -460,22 +525,38 @@ def rank_trends(current: Counter[str], before: Counter[str], candidates: set[str
             trends.append(Trend(term, current[term], baseline))
     # +1 keeps a new term's ratio finite and favours terms with more posts behind them.
     trends.sort(key=lambda t: (-t.count / (t.baseline + 1), -t.count, t.term))
-    return trends[:TREND_TERMS]
+    return trends[:limit]
 
 
-def count_domains(this_week: Sequence[Followed], own: str | None) -> list[DomainCount]:
-    """The link domains most shared by others than the recipient's own organisation; each post
-    counts a domain once.
+def count_domains(
+    this_week: Sequence[Followed],
+    own: str | None,
+    own_hosts: Mapping[str, frozenset[str]] | None = None,
+) -> list[DomainCount]:
+    """The websites others than the recipient's own organisation link to most; each post counts
+    a domain once.
 
-    A feed item's address is the article it shares; a social post's address is its own page on
-    the platform, so only its links count.
+    Only links to others' sites count: a post's own address (an article on the publisher's
+    site, a post's page on its platform) never does (`PostRow.domains`), and neither does a
+    link to the publishing organisation's own sites and accounts (`own_hosts`), which would
+    rank every publisher's website first (issue 13: "mastodon.nu, flen.se").
     """
     counter: Counter[str] = Counter()
+    hosts = own_hosts or {}
     for source, history in this_week:
-        if not (own and source.organisation == own):
-            counter.update(history.week_domains)
+        if own and source.organisation == own:
+            continue
+        theirs = hosts.get(source.organisation, frozenset())
+        for domain, count in history.week_domains.items():
+            if not is_within(domain, theirs):
+                counter[domain] += count
     ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
     return [DomainCount(domain, count) for domain, count in ranked[:TOP_DOMAINS]]
+
+
+def is_within(domain: str, hosts: Iterable[str]) -> bool:
+    """Whether a domain is one of the hosts or a subdomain of one (nyheter.flen.se, flen.se)."""
+    return any(domain == host or domain.endswith("." + host) for host in hosts)
 
 
 def domain_of(url: str) -> str | None:
@@ -516,14 +597,15 @@ def tabulate(
             TableRow(
                 name=name,
                 posts=posts_,
-                engagement=sum(h.week_engagement for h in histories),
+                # Nothing measured is not zero: a row of feeds has no counts at all.
+                engagement=sum(counted) if counted else None,
                 # Posts without counts (news) would pull the median to zero saying nothing.
-                median=float(statistics.median(counted)) if counted else 0.0,
+                median=float(statistics.median(counted)) if counted else None,
                 share=posts_ / total if total else 0.0,
                 own=own is not None and name == own,
             )
         )
-    table.sort(key=lambda t: (-t.posts, -t.engagement, t.name))
+    table.sort(key=lambda t: (-t.posts, -(t.engagement or 0), t.name))
     return table
 
 
@@ -534,57 +616,72 @@ def find_channel_changes(
     start: datetime,
     end: datetime,
 ) -> list[ChannelChange]:
-    """New accounts, accounts silent for 30 days or more, and organisations' first posts on a
-    platform they had not used (moves from X to Mastodon or Bluesky show up here)."""
+    """What changed in the followed channels, each said as what it is (issue 13):
+
+    - added: the source entered the config during the week or since, and its first stored post
+      is of the week: its posts are the history collection found, not a new account;
+    - moved: a watched organisation's first posts on a platform after posting only on others
+      (from X to Mastodon or Bluesky);
+    - started: a watched account's first posts;
+    - silent: no post for 30 days or more.
+    """
     first_on: dict[tuple[str, str], datetime] = {}
-    first_anywhere: dict[str, datetime] = {}
+    used_before: dict[str, set[str]] = defaultdict(set)
     for source_id, history in spans.items():
         owner = all_sources.get(source_id)
         if owner is None:
             continue
-        key = (owner.organisation, owner.platform)
+        key = (owner.organisation, owner.shown)
         first_on[key] = min(first_on.get(key, history.first), history.first)
-        first_anywhere[owner.organisation] = min(
-            first_anywhere.get(owner.organisation, history.first), history.first
-        )
+        if history.first < start:
+            used_before[owner.organisation].add(owner.shown)
     changes = []
     for source in followed:
         span = spans.get(source.id)
-        if span is None:
+        if was_added(source, span, start, end):
+            changes.append(_change(source, "added", span.first if span else None))
+        elif span is None:
             continue
-        if start <= span.first < end:
-            # An organisation that posted elsewhere before and never on this platform moved here.
-            moved = (
-                first_on[(source.organisation, source.platform)] >= start
-                and first_anywhere[source.organisation] < start
-            )
-            change = "first_on_platform" if moved else "new"
-            changes.append(
-                ChannelChange(source.organisation, source.platform, source.key, change, span.first)
-            )
+        elif start <= span.first < end:
+            before = used_before[source.organisation]
+            if first_on[(source.organisation, source.shown)] >= start and before:
+                changes.append(_change(source, "moved", span.first, tuple(sorted(before))))
+            else:
+                changes.append(_change(source, "started", span.first))
         elif span.newest <= end - SILENT_AFTER:
-            changes.append(
-                ChannelChange(
-                    source.organisation, source.platform, source.key, "silent", span.newest
-                )
-            )
-    order = {"first_on_platform": 0, "new": 1, "silent": 2}
+            changes.append(_change(source, "silent", span.newest))
+    order = {"moved": 0, "started": 1, "added": 2, "silent": 3}
     changes.sort(key=lambda c: (order[c.change], c.organisation, c.platform, c.source_key))
     return changes
+
+
+def was_added(source: SourceInfo, span: SourceSpan | None, start: datetime, end: datetime) -> bool:
+    """Whether the source entered the config during the week, or since (a digest made later)
+    with its first stored post in the week: what it posted then is news to us, not new."""
+    if source.added_at is None or source.added_at < start:
+        return False
+    return source.added_at < end or (span is not None and span.first >= start)
+
+
+def _change(
+    source: SourceInfo, change: str, since: datetime | None, previous: tuple[str, ...] = ()
+) -> ChannelChange:
+    return ChannelChange(source.organisation, source.shown, source.key, change, since, previous)
 
 
 def assess_quality(
     followed: Sequence[SourceInfo], runs: dict[int, RunSummary]
 ) -> list[DataQuality]:
-    """Per platform: how many followed sources were collected during the week, how many were
-    left failing, and the span the successful collections cover."""
+    """Per platform: how many followed sources were collected without failing since, how many
+    were left failing, and the span the successful collections cover; the rest were not
+    collected at all."""
     by_platform: dict[str, list[SourceInfo]] = defaultdict(list)
     for source in followed:
-        by_platform[source.platform].append(source)
+        by_platform[source.shown].append(source)
     result = []
     for platform in sorted(by_platform):
         summaries = [runs.get(s.id) for s in by_platform[platform]]
-        ok = [r for r in summaries if r and r.last_success]
+        succeeded = [r for r in summaries if r and r.last_success]
         failing = [
             r
             for r in summaries
@@ -594,10 +691,12 @@ def assess_quality(
             DataQuality(
                 platform=platform,
                 sources=len(summaries),
-                sources_ok=len(ok),
+                sources_ok=len(succeeded) - sum(1 for r in failing if r.last_success),
                 sources_failing=len(failing),
-                covered_from=min((r.first_success for r in ok if r.first_success), default=None),
-                covered_to=max((r.last_success for r in ok if r.last_success), default=None),
+                covered_from=min(
+                    (r.first_success for r in succeeded if r.first_success), default=None
+                ),
+                covered_to=max((r.last_success for r in succeeded if r.last_success), default=None),
             )
         )
     return result
@@ -628,7 +727,7 @@ def _item(row: PostRow, scores: dict[int, float]) -> PostItem:
         post_id=row.id,
         organisation=row.source.organisation,
         source_key=row.source.key,
-        platform=row.source.platform,
+        platform=row.source.shown,
         kind=row.kind,
         published_at=row.published_at,
         title=row.title,

@@ -41,6 +41,7 @@ from digest.compose import (
     compose_digest,
     domain_of,
     engagement_of,
+    is_within,
     list_activity,
     new_history,
     select_followed,
@@ -50,6 +51,7 @@ from monitor.config import Config
 from monitor.db import make_engine
 from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
+from monitor.platforms import label_platform, platform_hosts
 from monitor.processes import start_process_pool
 from monitor.types import METRIC_NAMES
 
@@ -93,7 +95,7 @@ def build_digest(
         all_sources = _load_sources(connection)
     ids = [source.id for source in select_followed(all_sources.values(), recipient)]
     data = load_week_data(engine, week, now=now, source_ids=ids)
-    return compose_digest(recipient, data, config.digest.top_posts)
+    return compose_digest(recipient, data, config.digest.top_posts, group_names(config))
 
 
 def make_digest_builder(
@@ -106,9 +108,15 @@ def make_digest_builder(
     def build(recipient: Recipient) -> DigestData:
         if not loaded:
             loaded.append(load_week_data(engine, week, now=now))
-        return compose_digest(recipient, loaded[0], config.digest.top_posts)
+        return compose_digest(recipient, loaded[0], config.digest.top_posts, names)
 
+    names = group_names(config)
     return build
+
+
+def group_names(config: Config) -> dict[str, str]:
+    """Each declared group's name by its key (`[groups.kommuner] name = "Kommuner"`)."""
+    return {key: group.name for key, group in config.groups.items() if group.name}
 
 
 def load_comparisons(
@@ -196,7 +204,10 @@ def _load_week_data(
             with engine.connect() as connection:
                 counts = _load_counts(connection, ids, week.start, week.end, counted_until)
                 this_week = _load_posts(connection, all_sources, ids, week, counts)
-                runs = _load_runs(connection, ids, week.start, week.end)
+                # Through the digest's making: Monday morning's collection is what says whether
+                # the week's posts are all there (and a digest made later, as the demo's is,
+                # would otherwise find no collection at all and call every source failing).
+                runs = _load_runs(connection, ids, week.start, counted_until)
                 # Here rather than apart: that side has the longer way to go already.
                 week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
@@ -204,7 +215,8 @@ def _load_week_data(
     history = add_week(before, this_week, week_terms)
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
-        TermTotals.of(history.values()), list_activity(history, earlier), followers,
+        TermTotals.of(history.values()), find_own_hosts(all_sources, this_week),
+        list_activity(history, earlier), followers,
     )  # fmt: skip
 
 
@@ -250,6 +262,8 @@ def _load_history_apart(
 
 
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
+    """Every source, labelled by the platform readers know it by: a feed by its address, else
+    by its newest post's (the demo's feeds are served from loopback)."""
     query = sa.select(
         sources.c.id,
         sources.c.key,
@@ -257,13 +271,59 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
         sources.c.organisation,
         sources.c.groups,
         sources.c.active,
+        sources.c.url,
+        sources.c.created_at,
     )
+    rows = connection.execute(query).all()
+    unrecognised = [
+        row.id
+        for row in rows
+        if row.platform == "feed" and label_platform("feed", row.url) == "feed"
+    ]
+    post_urls = _newest_post_urls(connection, unrecognised) if unrecognised else {}
     return {
         row.id: SourceInfo(
-            row.id, row.key, row.platform, row.organisation, tuple(row.groups or ()), row.active
+            row.id,
+            row.key,
+            row.platform,
+            row.organisation,
+            tuple(row.groups or ()),
+            row.active,
+            label=label_platform(row.platform, row.url, post_urls.get(row.id)),
+            added_at=row.created_at,
+            url=row.url,
         )
-        for row in connection.execute(query)
+        for row in rows
     }
+
+
+def _newest_post_urls(connection: Connection, source_ids: list[int]) -> dict[int, str]:
+    """Each source's newest stored post's address, by id."""
+    newest = (
+        sa.select(sa.func.max(posts.c.id))
+        .where(posts.c.source_id.in_(source_ids), posts.c.url.is_not(None))
+        .group_by(posts.c.source_id)
+    )
+    query = sa.select(posts.c.source_id, posts.c.url).where(posts.c.id.in_(newest))
+    return {source_id: url for source_id, url in connection.execute(query)}
+
+
+def find_own_hosts(
+    all_sources: dict[int, SourceInfo], this_week: Sequence[PostRow]
+) -> dict[str, frozenset[str]]:
+    """Per organisation, the hosts of its own sites: its sources' addresses, and the addresses
+    of its feeds' posts (the articles on its website)."""
+    hosts: dict[str, set[str]] = defaultdict(set)
+    for source in all_sources.values():
+        host = domain_of(source.url) if source.url else None
+        if host:
+            hosts[source.organisation].add(host)
+    for row in this_week:
+        if row.source.shown == "feed" and row.url:
+            host = domain_of(row.url)
+            if host:
+                hosts[row.source.organisation].add(host)
+    return {organisation: frozenset(found) for organisation, found in hosts.items()}
 
 
 def _in_window(source_ids: list[int], start: datetime, end: datetime) -> sa.ColumnElement[bool]:
@@ -334,7 +394,9 @@ def _load_posts(
         tags = _decode_list(raw_tags)
         links = _decode_list(raw_links)
         post_counts = counts.get(post_id)
-        addresses = (*links, url) if url and source.platform == "feed" else links
+        # A post's own address (its page, or the article on its publisher's site) and its
+        # platform's own pages are not websites it shares.
+        own = (*platform_hosts(source.shown), *([domain_of(url) or ""] if url else ()))
         rows.append(
             PostRow(
                 id=post_id,
@@ -349,7 +411,7 @@ def _load_posts(
                 media=tuple(m for m in _decode_list(raw_media) if isinstance(m, dict)),
                 counts=post_counts,
                 engagement=engagement_of(post_counts),
-                domains=frozenset(d for d in map(domain_of, addresses) if d),
+                domains=frozenset(d for d in map(domain_of, links) if d and not is_within(d, own)),
                 folded=f"{title or ''}\n{text or ''}".casefold(),
             )
         )

@@ -85,7 +85,7 @@ class PostItem:
     post_id: int
     organisation: str
     source_key: str
-    platform: str  # feed | x | youtube | …; the renderer names it
+    platform: str  # feed | x | youtube | …, as `platforms.label_platform` shows it
     kind: str
     published_at: datetime  # aware, UTC
     title: str | None
@@ -104,7 +104,7 @@ class Summary:
     """Veckan i korthet."""
 
     posts: int
-    engagement: int
+    engagement: int  # of the posts with counts; see engagement_measured
     posts_previous: int  # the week before
     engagement_previous: int
     posts_average: float  # mean of the four weeks before
@@ -112,6 +112,9 @@ class Summary:
     most_active_organisation: str | None
     most_active_posts: int
     top_post: PostItem | None
+    # Whether any post of the week has counts: without, "Engagemang: 0" would say that nobody
+    # engaged where nothing was measured (feeds have no counts).
+    engagement_measured: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,10 @@ class DomainCount:
 class TableRow:
     """A row of the per-platform or per-organisation/group tables."""
 
-    name: str
+    name: str  # an organisation, a group's declared name, or a platform label
     posts: int
-    engagement: int
-    median: float  # engagement per post
+    engagement: int | None  # None: none of the row's posts has counts (not measured, not 0)
+    median: float | None  # engagement per post with counts; None likewise
     share: float  # share of voice: this row's posts / all posts, 0..1
     own: bool = False  # the recipient's own organisation
 
@@ -151,10 +154,14 @@ class TableRow:
 @dataclass(frozen=True)
 class ChannelChange:
     organisation: str
-    platform: str
+    platform: str  # the source's platform label
     source_key: str
-    change: str  # new | silent | first_on_platform
-    since: datetime | None = None  # silent: the last post; new/first: the first post
+    # added: the source was added to the config (its first posts are history, not news);
+    # started: a watched account posted for the first time; moved: the organisation's first
+    # posts on a platform after posting elsewhere (`previous`); silent: no post for 30 days.
+    change: str
+    since: datetime | None = None  # silent: the last post; else the first post
+    previous: tuple[str, ...] = ()  # moved: the platforms the organisation posted on before
 
 
 @dataclass(frozen=True)
@@ -162,9 +169,9 @@ class DataQuality:
     """Datakvalitet: per platform, how complete the week's data is."""
 
     platform: str
-    sources: int
-    sources_ok: int
-    sources_failing: int  # failed at least once during the week and not since recovered
+    sources: int  # sources_ok + sources_failing + the sources not collected at all
+    sources_ok: int  # collected, and not failing since
+    sources_failing: int  # failed at least once and not since recovered
     covered_from: datetime | None  # earliest successful collection in the week
     covered_to: datetime | None  # latest
 
@@ -246,6 +253,7 @@ class DigestData:
     channel_changes: tuple[ChannelChange, ...] = ()
     quality: tuple[DataQuality, ...] = ()
     mentions: tuple[PostItem, ...] = ()  # posts matching the recipient's keywords
+    group_names: dict[str, str] = field(default_factory=dict)  # key -> declared name
     comparisons: tuple[Comparison, ...] = ()  # per organisation and platform (digest/compare.py)
     charts: tuple[OrganisationChart, ...] = ()  # the last eight weeks per organisation
 

@@ -32,7 +32,14 @@ from babel.numbers import (
     get_plus_sign_symbol,
 )
 
-from digest.links import WebLinks, find_more_links, http_url, mailto_url, personalise_url
+from digest.links import (
+    WebLinks,
+    find_more_links,
+    follow_filters,
+    http_url,
+    mailto_url,
+    personalise_url,
+)
 from digest.model import (
     ChannelChange,
     ChartWeek,
@@ -47,7 +54,7 @@ from digest.model import (
     Trend,
 )
 from monitor.config import DigestConfig
-from monitor.platforms import PLATFORMS
+from monitor.platforms import platform_name
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -73,7 +80,6 @@ PLATFORM_NAMES = {
     "sv": {"feed": "Webb/nyhetsflöde"},
     "en": {"feed": "Web/news feed"},
 }
-PLATFORM_BRANDS = {spec.key: spec.name for spec in PLATFORMS}
 
 # Count labels in METRIC_NAMES order, (singular, plural). Views lead: they are what a video has.
 COUNT_LABELS = {
@@ -151,9 +157,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_share": "Andel av inläggen",
         "own": "din organisation",
         "channels": "Kanalförändringar",
-        "channel_new": "{organisation} har ett nytt konto på {platform} ({account}).",
-        "channel_new_since": (
-            "{organisation} har ett nytt konto på {platform} ({account}), första inlägget {date}."
+        "channel_added": (
+            "{organisation} på {platform} ({account}) lades till i bevakningen den här veckan."
+        ),
+        "channel_added_since": (
+            "{organisation} på {platform} ({account}) lades till i bevakningen; "
+            "det äldsta inlägget som hämtades är från {date}."
+        ),
+        "channel_started": "{organisation} började publicera på {platform} ({account}).",
+        "channel_started_since": (
+            "{organisation} började publicera på {platform} ({account}) {date}."
+        ),
+        "channel_moved": (
+            "{organisation} har börjat publicera på {platform} ({account}); "
+            "tidigare bara på {previous}."
+        ),
+        "channel_moved_since": (
+            "{organisation} har börjat publicera på {platform} ({account}) {date}; "
+            "tidigare bara på {previous}."
         ),
         "channel_silent": (
             "{organisation} har inte publicerat på {platform} ({account}) på över 30 dagar."
@@ -161,14 +182,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "channel_silent_since": (
             "{organisation} har inte publicerat på {platform} ({account}) sedan {date}."
         ),
-        "channel_first": "{organisation} publicerade för första gången på {platform}.",
-        "channel_first_since": "{organisation} publicerade för första gången på {platform} {date}.",
         "quality": "Datakvalitet",
         "quality_all_ok": "Alla {sources} källor hämtades utan fel under veckan.",
         "quality_some_failing": (
             "{ok} av {sources} källor hämtades utan fel under veckan; "
-            "inlägg från {failing} kan saknas."
+            "inlägg kan saknas från {gaps}."
         ),
+        "quality_failing": "{sources} med fel",
+        "quality_uncollected": "{sources} som inte hämtades",
         "col_sources_ok": "Källor utan fel",
         "col_sources_failing": "Med fel",
         "col_window": "Hämtat",
@@ -258,9 +279,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "col_share": "Share of voice",
         "own": "your organisation",
         "channels": "Channel changes",
-        "channel_new": "{organisation} has a new account on {platform} ({account}).",
-        "channel_new_since": (
-            "{organisation} has a new account on {platform} ({account}), first post {date}."
+        "channel_added": (
+            "{organisation} on {platform} ({account}) was added to the monitoring this week."
+        ),
+        "channel_added_since": (
+            "{organisation} on {platform} ({account}) was added to the monitoring; "
+            "the oldest post collected is from {date}."
+        ),
+        "channel_started": "{organisation} started posting on {platform} ({account}).",
+        "channel_started_since": (
+            "{organisation} started posting on {platform} ({account}) on {date}."
+        ),
+        "channel_moved": (
+            "{organisation} has started posting on {platform} ({account}); "
+            "before, only on {previous}."
+        ),
+        "channel_moved_since": (
+            "{organisation} has started posting on {platform} ({account}) on {date}; "
+            "before, only on {previous}."
         ),
         "channel_silent": (
             "{organisation} has not posted on {platform} ({account}) for more than 30 days."
@@ -268,14 +304,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "channel_silent_since": (
             "{organisation} has not posted on {platform} ({account}) since {date}."
         ),
-        "channel_first": "{organisation} posted on {platform} for the first time.",
-        "channel_first_since": "{organisation} posted on {platform} for the first time on {date}.",
         "quality": "Data quality",
         "quality_all_ok": "All {sources} sources were collected without errors during the week.",
         "quality_some_failing": (
             "{ok} of {sources} sources were collected without errors during the week; "
-            "posts from {failing} may be missing."
+            "posts may be missing from {gaps}."
         ),
+        "quality_failing": "{sources} failing",
+        "quality_uncollected": "{sources} not collected",
         "col_sources_ok": "Sources without errors",
         "col_sources_failing": "Failing",
         "col_window": "Collected",
@@ -533,7 +569,7 @@ class Formatter:
         return f" ({', '.join(parts)})" if parts else ""
 
     def platform(self, key: str) -> str:
-        return PLATFORM_NAMES[self.language].get(key) or PLATFORM_BRANDS.get(key, key)
+        return PLATFORM_NAMES[self.language].get(key) or platform_name(key)
 
     def month(self, day: date) -> str:
         # CLDR abbreviates Swedish months with a dot ("nov."); in a range in a subject line it
@@ -586,11 +622,12 @@ class Formatter:
         )
 
     def channel_change(self, change: ChannelChange) -> str:
-        key = {"new": "channel_new", "silent": "channel_silent"}.get(change.change, "channel_first")
+        key = f"channel_{change.change}"
         values = {
             "organisation": change.organisation,
             "platform": self.platform(change.platform),
             "account": self.shorten(change.source_key, 80),
+            "previous": self.names([self.platform(p) for p in change.previous]),
         }
         if change.since is not None:
             key += "_since"
@@ -607,14 +644,25 @@ class Formatter:
         sources = sum(row.sources for row in rows)
         ok = sum(row.sources_ok for row in rows)
         failing = sum(row.sources_failing for row in rows)
-        if failing == 0 and ok == sources:
+        if ok == sources:
             return self.text("quality_all_ok", sources=self.number(sources))
+        # The same numbers as the table beside it: failing there, never collected apart.
+        gaps = []
+        if failing:
+            gaps.append(self.text("quality_failing", sources=self.sources(failing)))
+        if sources - ok - failing:
+            uncollected = self.sources(sources - ok - failing)
+            gaps.append(self.text("quality_uncollected", sources=uncollected))
         return self.text(
             "quality_some_failing",
             ok=self.number(ok),
             sources=self.number(sources),
-            failing=self.sources(sources - ok),
+            gaps=self.names(gaps),
         )
+
+    def group(self, data: DigestData, key: str) -> str:
+        """A group by its declared name, else its key."""
+        return data.group_names.get(key, key)
 
     def following(self, data: DigestData) -> str:
         """What the recipient follows, as the end of "because you follow …"."""
@@ -622,7 +670,8 @@ class Formatter:
         parts = []
         if recipient.groups:
             key = "following_groups" if len(recipient.groups) > 1 else "following_group"
-            parts.append(self.text(key, names=self.names(recipient.groups)))
+            groups = [self.group(data, key) for key in recipient.groups]
+            parts.append(self.text(key, names=self.names(groups)))
         if recipient.organisations:
             parts.append(
                 self.text("following_organisations", names=self.names(recipient.organisations))
@@ -681,6 +730,21 @@ class Formatter:
 def bar_percent(width: int) -> int:
     """A bar's share of its cell: the longest bar leaves room for its number beside it."""
     return max(1, round(width * BAR_SHARE / 100)) if width > 0 else 0
+
+
+def find_trend_links(data: DigestData, web: WebLinks | None) -> dict[str, str]:
+    """Each trend's search in the web app: the term (a hashtag as its word; search stems words
+    and ignores '#'), the digest's week and what the recipient follows; none without a web app."""
+    if web is None:
+        return {}
+    week = [("since", data.week.first_day.isoformat()), ("until", data.week.last_day.isoformat())]
+    follow = follow_filters(data.recipient)
+    links = {}
+    for trend in data.trends:
+        word = trend.term.lstrip("#")
+        query = f'"{word}"' if "-" in word else word  # a hyphenated compound as one phrase
+        links[trend.term] = web.search([("q", query), *follow, *week])
+    return links
 
 
 def collapse_spaces(text: str) -> str:
@@ -769,6 +833,7 @@ def render_digest(
         "view_url": http_url(web.view_in_browser) if web else None,
         "recipient_url": http_url(web.recipient_page) if web else None,
         "more": find_more_links(data, web),
+        "trend_links": find_trend_links(data, web),
         "bar_percent": bar_percent,
     }
     html_template = environment().get_template("digest.html.j2")

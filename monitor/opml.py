@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -49,25 +50,79 @@ def read_opml(path: str) -> list[OpmlFeed]:
     return feeds
 
 
+# Written where nothing says who publishes a feed: valid TOML that config check accepts, and a
+# word no admin overlooks in the digest or `sources list` (issue 13).
+ORGANISATION_PLACEHOLDER = "FYLL I"
+# How feed titles join a publisher to what the feed holds: "Katrineholms kommun - Nyheter".
+_TITLE_SEPARATORS = re.compile(r"\s+[-–—|:]\s+")
+
+
+def guess_organisation(feed: OpmlFeed) -> str | None:
+    """The organisation a feed's title names ("Katrineholms kommun" of "Katrineholms kommun –
+    Nyheter"), or None without a title. A folder names a kind of publisher ("Kommuner"), never
+    one, so it is not asked."""
+    title = (feed.title or "").strip()
+    if not title:
+        return None
+    return _TITLE_SEPARATORS.split(title, maxsplit=1)[0].strip() or None
+
+
 def render_sources_toml(
-    feeds: Iterable[OpmlFeed], *, group: str | None, organisation: str | None, origin: str
+    feeds: Iterable[OpmlFeed],
+    *,
+    group: str | None,
+    organisation: str | None,
+    origin: str,
+    declared_groups: Mapping[str, str] | None = None,
 ) -> str:
-    """A TOML include file with one [[sources]] table per feed."""
+    """A TOML include file with one [[sources]] table per feed.
+
+    Each feed's organisation is `organisation`, else the one its title names (with a comment
+    asking the admin to check it), else `ORGANISATION_PLACEHOLDER` with a comment naming the
+    feed's host. An OPML folder becomes the group whose key or declared name it matches
+    (`declared_groups`: key -> name), else a comment.
+    """
     lines = [f"# Imported from {origin} on {datetime.now(UTC):%Y-%m-%d}.", ""]
     for feed in feeds:
-        owner = organisation or feed.category or feed.title or urlsplit(feed.url).hostname
-        lines += [
-            "[[sources]]",
-            'platform = "feed"',
-            f"url = {_toml_string(feed.url)}",
-            f"organisation = {_toml_string(owner or feed.url)}",
-        ]
+        guessed = None if organisation else guess_organisation(feed)
+        owner = organisation or guessed or ORGANISATION_PLACEHOLDER
+        lines += ["[[sources]]", 'platform = "feed"', f"url = {_toml_string(feed.url)}"]
+        if organisation:
+            lines.append(f"organisation = {_toml_string(owner)}")
+        elif guessed:
+            lines.append(f"organisation = {_toml_string(owner)}  # from the feed's title: check")
+        else:
+            host = urlsplit(feed.url).hostname or feed.url
+            lines.append(
+                f"organisation = {_toml_string(owner)}  # the organisation publishing "
+                + _comment(host)
+            )
         if feed.title and feed.title != owner:
             lines.append(f"name = {_toml_string(feed.title)}")
-        if group:
-            lines.append(f"groups = [{_toml_string(group)}]")
+        folder_group = _group_of(feed.category, declared_groups or {})
+        if group or folder_group:
+            lines.append(f"groups = [{_toml_string(group or folder_group or '')}]")
+        elif feed.category:
+            lines.append(f"# OPML folder: {_comment(feed.category)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _group_of(folder: str | None, declared: Mapping[str, str]) -> str | None:
+    """The declared group an OPML folder names, by key or name, in any letter case."""
+    if not folder:
+        return None
+    wanted = folder.strip().casefold()
+    for key, name in declared.items():
+        if wanted in (key.casefold(), name.casefold()):
+            return key
+    return None
+
+
+def _comment(text: str) -> str:
+    """Text on one comment line: a newline would end the comment, and TOML allows no other
+    control characters in one."""
+    return "".join(char for char in " ".join(text.split()) if char.isprintable())
 
 
 @dataclass(frozen=True)

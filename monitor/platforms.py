@@ -1,13 +1,16 @@
 """The platforms Omvärld collects: the one list every other part derives its own from (the
 config's platform names, secrets and API addresses, the collector registry, the digest's brand
-names). Imports nothing: the config reads it without loading a collector.
+names), and the recognition of known platforms' feeds (`label_platform`). Imports nothing of the
+project: the config reads it without loading a collector.
 
 Adding a platform means one `PlatformSpec` here, its collector module, its tests and fixtures.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,69 @@ def default_env_name(key: str, setting: str) -> str:
     """bearer_token_env of x -> X_BEARER_TOKEN; access_token_env of facebook ->
     FACEBOOK_ACCESS_TOKEN."""
     return f"{key.upper()}_{setting.removesuffix('_env').upper()}"
+
+
+@dataclass(frozen=True)
+class FeedPlatform:
+    """A platform whose feeds are collected as `feed` sources but shown under its own name."""
+
+    key: str  # a `PlatformSpec` key where the platform has a collector of its own
+    name: str
+    hosts: tuple[str, ...]  # the platform's own hosts (subdomains included)
+
+
+# Feeds readers know by their platform (issue 13: "Skatteverket på Webb/nyhetsflöde" was a
+# YouTube channel). Mastodon runs on any host, so it is recognised by its address patterns.
+FEED_PLATFORMS: tuple[FeedPlatform, ...] = (
+    FeedPlatform("youtube", "YouTube", ("youtube.com", "youtu.be")),
+    FeedPlatform("flickr", "Flickr", ("flickr.com", "staticflickr.com")),
+    FeedPlatform("bluesky", "Bluesky", ("bsky.app", "bsky.social")),
+    FeedPlatform("vimeo", "Vimeo", ("vimeo.com",)),
+    FeedPlatform("slideshare", "SlideShare", ("slideshare.net",)),
+    FeedPlatform("x", "X", ("x.com", "twitter.com", "t.co")),
+    FeedPlatform("facebook", "Facebook", ("facebook.com", "fb.com", "fb.me")),
+)
+_BY_KEY = {platform.key: platform for platform in FEED_PLATFORMS}
+# A Mastodon account's feed (`/@name.rss`, `/users/name.rss`) and post (`/@name/123`) addresses.
+_MASTODON = re.compile(r"^/(?:@[\w.-]+(?:\.rss|/\d+/?)|users/[\w.-]+(?:\.rss|/statuses/\d+))$")
+
+
+def label_platform(platform: str, url: str | None, post_url: str | None = None) -> str:
+    """The platform a source is shown under: its own for API sources; for a feed, the platform
+    the feed's address (else one of its posts' addresses) belongs to, else "feed".
+
+    The one place addresses are recognised: the digest, `sources list` and exports call it.
+    """
+    if platform != "feed":
+        return platform
+    for address in (url, post_url):
+        found = _recognise(address) if address else None
+        if found:
+            return found
+    return "feed"
+
+
+def _recognise(url: str) -> str | None:
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").removeprefix("www.")
+    if not host:
+        return None
+    for candidate in FEED_PLATFORMS:
+        if any(host == own or host.endswith("." + own) for own in candidate.hosts):
+            return candidate.key
+    return "mastodon" if _MASTODON.match(parts.path) else None
+
+
+def platform_hosts(label: str) -> tuple[str, ...]:
+    """The hosts of a platform's own pages (x.com for X): a link there is no shared website."""
+    known = _BY_KEY.get(label)
+    return known.hosts if known else ()
+
+
+def platform_name(label: str) -> str:
+    """The brand a reader knows a platform by ("YouTube"); the key itself when unknown."""
+    spec = SPECS.get(label)
+    if spec is not None:
+        return spec.name
+    known = _BY_KEY.get(label)
+    return known.name if known else label

@@ -8,6 +8,7 @@ unparsed: every word goes out quoted, so FTS5 and PostgreSQL see only our operat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -30,12 +31,11 @@ TITLE_WEIGHT = 10.0
 # ts_rank weights for {D, C, B, A}: the text is indexed as B, the title as A (migration 0007).
 PG_RANK_WEIGHTS = "'{0, 0, 0.1, 1.0}'::float4[]"
 # SQLite's newest-first plans (see _sqlite_page): under this many matches, sorting them all
-# is cheaper than any walk.
+# is cheaper than any walk; a check of one post on its stored stems costs about this many
+# times the gathering of one match into a set (a few µs against 0.3 µs at a million posts; a
+# MATCH per post was 30–75 µs, a hundred times, and this was 300).
 FEW_MATCHES = 5_000
-# The first walk checks at most this many posts per post the page needs: enough for a word in
-# one post of 300 among those the filters leave (`kommun` with --platform x: one in 240); a
-# rarer word costs that many checks (~2 µs each) before the plans below take over.
-WALK_BUDGET = 300
+WALK_CHECK_COST = 20
 # A walk by date goes back through at most this many times the posts that the page needs
 # at the share of posts matching (a word is rarer in short posts: `kommun` with --platform x
 # needed twice what x's share of posts predicts), and never through more posts than there are
@@ -434,8 +434,16 @@ def _sqlite_page(
         .order_by(search_facets.c.published_at.desc(), search_facets.c.id.desc())
     )
     needed = limit + offset
-    # A capped count first (~0.1 µs a match): few matches are sorted at once.
-    counted = _count_matches(connection, searched, match, FEW_MATCHES)
+    posts_count = connection.execute(sa.select(sa.func.max(searched.c.rowid))).scalar() or 0
+    # Gathering the matches into a set costs ~0.3 µs a match, once; checking a post on its
+    # stems costs ~20 times that, for each post walked past the filters (needed × posts /
+    # matches of them): past this many matches, checking wins (20,000 of a million for 20).
+    many = int(math.sqrt(WALK_CHECK_COST * needed * posts_count))
+    counted = connection.execute(
+        sa.select(sa.func.count()).select_from(
+            sa.select(searched.c.rowid).where(match).limit(many).subquery()
+        )
+    ).scalar_one()
     if counted < FEW_MATCHES:
         return page(every)
     # The newest posts from ix_posts_published_at, each looked up in the narrow facets table
@@ -447,77 +455,39 @@ def _sqlite_page(
         sources.c.id == search_facets.c.source_id,
     )
     conditions = [*_published_between(posts, chosen), *filtered]
-    newest = (posts.c.published_at.desc(), posts.c.id.desc())
-    # Then what a LIKE scan does, for a word that is common among the posts the filters
-    # leave: the newest of them, up to a budget, each checked on its stored stems (a look-up
-    # by id; a MATCH per post cost 30–75 µs, FTS5 parsing the query and seeking every segment
-    # each time). A full page is exact: every post newer than its last was checked.
-    stored = _STORED_STEMS
-    checked = (
-        sa.select(posts.c.id, _stems_contain(parsed, stored.c.c0, stored.c.c1))
-        .select_from(_WalkNewest(walked, stored, stored.c.id == search_facets.c.id))
+    if counted >= many:
+        # So many match that a post past the filters is almost surely a hit: each post's
+        # stored stems are read by its id and the query checked on them, last, and the walk
+        # stops at the page. (A MATCH per post cost 30–75 µs: FTS5 parses the query and seeks
+        # every segment of the index each time; the stems are one row away.)
+        stored = _STORED_STEMS
+        walked = _WalkNewest(walked, stored, stored.c.id == search_facets.c.id)
+        conditions.append(_stems_contain(parsed, stored.c.c0, stored.c.c1))
+    else:
+        # The matches gathered once into a set that each post walked is checked against. A
+        # start of a word must go this way: FTS5 gathers every word that begins so on each
+        # look-up. The walk goes only as far back as pays: past the newest `window` posts,
+        # a narrow filter (one source) makes sorting every match cheaper.
+        conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
+        window = min(WALK_WINDOW * needed * posts_count // counted, counted)
+        oldest = connection.execute(
+            sa.select(posts.c.published_at)
+            .where(*_published_between(posts, chosen))
+            .order_by(posts.c.published_at.desc(), posts.c.id.desc())
+            .offset(window)
+            .limit(1)
+        ).scalar()
+        if oldest is not None:
+            conditions.append(posts.c.published_at >= oldest)
+    walk = (
+        sa.select(posts.c.id, sa.literal(0.0))
+        .select_from(walked)
         .where(*conditions)
-        .order_by(*newest)
+        .order_by(posts.c.published_at.desc(), posts.c.id.desc())
     )
-    hits = _walk_checked(connection, checked, needed, WALK_BUDGET * needed)
-    if hits is not None:
-        return [(post_id, 0.0) for post_id in hits[offset:]]
-    # Rarer among these posts than the budget allows for: the matches gathered once into a
-    # set that each post walked is checked against, as far back as pays (past the newest
-    # `window` posts, a narrow filter makes sorting every match cheaper), else every match
-    # sorted.
-    counted = _count_matches(connection, searched, match, None)
-    posts_count = connection.execute(sa.select(sa.func.max(searched.c.rowid))).scalar() or 0
-    conditions.append(search_facets.c.id.in_(sa.select(searched.c.rowid).where(match)))
-    window = min(WALK_WINDOW * needed * posts_count // counted, counted)
-    oldest = connection.execute(
-        sa.select(posts.c.published_at)
-        .where(*_published_between(posts, chosen))
-        .order_by(*newest)
-        .offset(window)
-        .limit(1)
-    ).scalar()
-    if oldest is not None:
-        conditions.append(posts.c.published_at >= oldest)
-    walk = sa.select(posts.c.id, sa.literal(0.0)).select_from(walked).where(*conditions)
-    walked_page = page(walk.order_by(*newest))
-    return walked_page if len(walked_page) == limit else page(every)
-
-
-def _walk_checked(
-    connection: sa.Connection, checked: sa.Select[Any], needed: int, budget: int
-) -> list[int] | None:
-    """The first `needed` post ids the walk marks as hits, reading no more than `budget` of
-    its rows (SQLite computes each row as it is read, so the rows not read cost nothing);
-    None when the budget ran out first."""
-    hits: list[int] = []
-    result = connection.execution_options(yield_per=256).execute(checked)
-    try:
-        for read, (post_id, hit) in enumerate(result, start=1):
-            if hit:
-                hits.append(post_id)
-                if len(hits) == needed:
-                    return hits
-            if read >= budget:
-                return None
-    finally:
-        result.close()
-    return hits  # the walk ended: every post past the filters was checked
-
-
-def _count_matches(
-    connection: sa.Connection,
-    searched: sa.TableClause,
-    match: sa.ColumnElement[bool],
-    cap: int | None,
-) -> int:
-    """How many posts match, counting no further than `cap`."""
-    matching = sa.select(searched.c.rowid).where(match)
-    if cap is not None:
-        matching = matching.limit(cap)
-    return int(
-        connection.execute(sa.select(sa.func.count()).select_from(matching.subquery())).scalar_one()
-    )
+    # A full page from the walk is exact: every post newer than its last was walked.
+    found = page(walk)
+    return found if len(found) == limit or counted >= many else page(every)
 
 
 # FTS5's own copy of what the index holds (migration 0007): per post, the title's and the

@@ -10,6 +10,8 @@ import re
 from collections.abc import Sequence
 from itertools import chain
 
+import stopwordsiso
+
 from monitor.memo import Memo
 
 MIN_WORD_LENGTH = 4
@@ -17,24 +19,13 @@ MIN_WORD_LENGTH = 4
 # service sees an unbounded stream of text, a digest build at most a few million chunks.
 CHUNK_MEMORY = 500_000
 
-# Frequent Swedish (and a few English and web) words of four letters or more: they rise and fall
-# with the number of posts, not with what the posts are about.
-STOP_WORDS = frozenset((
-    "about", "after", "alla", "allt", "also", "andra", "annat", "bara", "been", "bland", "både",
-    "dagar", "dagen", "denna", "dessa", "dessutom", "detta", "dina", "ditt", "därför", "efter",
-    "eftersom", "eller", "enligt", "from", "från", "fått", "före", "genom", "hade", "hans", "have",
-    "hela", "heller", "helt", "hennes", "here", "honom", "html", "http", "https", "idag", "igen",
-    "igår", "imorgon", "ingen", "inget", "inom", "inte", "just", "kanske", "klicka", "kommer",
-    "kunde", "kunna", "lite", "liten", "längre", "mellan", "mera", "mest", "mina", "mindre",
-    "mitt", "more", "mycket", "många", "måste", "nästa", "någon", "något", "några", "också",
-    "samma", "samt", "sedan", "sina", "sitt", "själv", "skall", "skulle", "stora", "stort",
-    "större", "than", "that", "their", "there", "they", "this", "till", "tills", "under", "utan",
-    "vara", "varit", "varje", "vars", "vecka", "veckan", "vilka", "vilken", "vilket", "vill",
-    "våra", "vårt", "were", "what", "when", "which", "will", "with", "your", "ännu", "även",
-    "året", "över",
-))  # fmt: skip
+# Function words rise and fall with the number of posts, not with what the posts are about
+# ("klockan: 3 gånger", issue 13). A maintained list (stopwords-iso, Swedish and English) rather
+# than one of our own; hashtags are kept whatever they say, since someone chose them.
+STOP_WORDS: frozenset[str] = frozenset(stopwordsiso.stopwords(["sv", "en"]))
 
-_WORD = re.compile(r"[#@]?\w+")
+# A word may join parts with hyphens ("covid-19", "e-tjänst"): one term, not two halves.
+_WORD = re.compile(r"[#@]?\w+(?:-\w+)*")
 
 
 class TermExtractor:
@@ -56,7 +47,9 @@ class TermExtractor:
 
 
 def _chunk_terms(chunk: str) -> tuple[str, ...]:
-    """The terms in a whitespace-free piece of text."""
+    """The terms in a whitespace-free piece of text; a link has none (its host is no topic)."""
+    if "://" in chunk or chunk.startswith("www."):
+        return ()
     return tuple(t for t in map(_term_of, _WORD.findall(chunk)) if t)
 
 
@@ -68,10 +61,28 @@ def tag_term(tag: str) -> str:
 def _term_of(token: str) -> str | None:
     """The term a word counts as, or None."""
     # Inline hashtags are in `tags` already; mentions name accounts, not topics.
-    if token[0] in "#@" or not token.isalpha():
+    if token[0] in "#@" or "_" in token:
         return None
     word = token.lower()
-    return word if len(word) >= MIN_WORD_LENGTH and word not in STOP_WORDS else None
+    return word if is_trend_word(word) else None
+
+
+def is_trend_word(word: str) -> bool:
+    """Whether a lower-cased word can be a trend: long enough, not a stop word, and made of
+    letters, or of a word of letters and hyphenated parts ("covid-19"), never a number."""
+    first, _, rest = word.partition("-")
+    return (
+        len(word) >= MIN_WORD_LENGTH
+        and word not in STOP_WORDS
+        and first.isalpha()
+        and (not rest or rest.replace("-", "").isalnum())
+    )
+
+
+def is_trend_term(term: str) -> bool:
+    """Whether a stored term can trend: any hashtag, and words `is_trend_word` accepts (posts
+    stored before the stop-word list changed may hold words it now refuses)."""
+    return term.startswith("#") or is_trend_word(term)
 
 
 # Shared by every ingest: its memory of text chunks already split is what makes it cheap.

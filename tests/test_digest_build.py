@@ -141,12 +141,9 @@ def test_trends_rise_against_the_baseline_and_domains_count_shared_links(
     digest = build(engine, config)
     # "information" is in three posts this week but in six of the four weeks before: no trend.
     assert digest.trends == (Trend("vinterväglag", 4, 0.0), Trend("#trafik", 3, 0.25))
-    assert digest.domains == (
-        DomainCount("katrineholm.se", 5),
-        DomainCount("trafikverket.se", 3),
-        DomainCount("lansstyrelsen.se", 1),
-        DomainCount("smhi.se", 1),
-    )
+    # Links to others' sites only: an article's own address (katrineholm.se, lansstyrelsen.se)
+    # and Katrineholm's X post linking to its own website are not shared websites.
+    assert digest.domains == (DomainCount("trafikverket.se", 3), DomainCount("smhi.se", 1))
 
 
 def test_posts_stored_before_terms_were_kept_get_them_from_the_upgrade_and_count_the_same(
@@ -174,7 +171,7 @@ def test_tables_give_posts_engagement_median_and_share(engine: Engine, config: C
     own = Recipient(email="anna@katrineholm.se", organisation="Katrineholms kommun")
     digest = build(engine, config, own)
     assert digest.by_platform == (
-        TableRow("feed", 5, 0, 0.0, 5 / 11),
+        TableRow("feed", 5, None, None, 5 / 11),  # feeds have no counts: not measured, not 0
         TableRow("x", 3, 117, 20.0, 3 / 11),
         TableRow("youtube", 2, 30, 15.0, 2 / 11),
         TableRow("mastodon", 1, 4, 4.0, 1 / 11),
@@ -182,27 +179,24 @@ def test_tables_give_posts_engagement_median_and_share(engine: Engine, config: C
     assert digest.by_organisation == (
         TableRow("Katrineholms kommun", 6, 24, 12.0, 6 / 11, own=True),
         TableRow("Polisen", 4, 127, 18.0, 4 / 11),
-        TableRow("Länsstyrelsen", 1, 0, 0.0, 1 / 11),
+        TableRow("Länsstyrelsen", 1, None, None, 1 / 11),
     )
     assert digest.by_group == (
         TableRow("kommuner", 6, 24, 12.0, 6 / 11),
         TableRow("myndigheter", 5, 127, 18.0, 5 / 11),
     )
     # Others' links only: the own organisation's web and posts are left out.
-    assert digest.domains == (
-        DomainCount("trafikverket.se", 2),
-        DomainCount("lansstyrelsen.se", 1),
-        DomainCount("smhi.se", 1),
-    )
+    assert digest.domains == (DomainCount("trafikverket.se", 2), DomainCount("smhi.se", 1))
 
 
-def test_channel_changes_show_new_silent_and_moved_accounts(engine: Engine, config: Config) -> None:
+def test_channel_changes_say_moved_started_and_went_quiet(engine: Engine, config: Config) -> None:
     assert build(engine, config).channel_changes == (
         ChannelChange(
-            "Katrineholms kommun", "mastodon", "katrineholm-mastodon", "first_on_platform",
-            local(11, 28, 10),
+            "Katrineholms kommun", "mastodon", "katrineholm-mastodon", "moved",
+            local(11, 28, 10), ("feed", "x"),
         ),
-        ChannelChange("Länsstyrelsen", "feed", "lansstyrelsen", "new", local(11, 26, 12)),
+        # Watched since October, first post this week: it started posting.
+        ChannelChange("Länsstyrelsen", "feed", "lansstyrelsen", "started", local(11, 26, 12)),
         ChannelChange("Region Sörmland", "feed", "region", "silent", local(10, 20, 10)),
     )  # fmt: skip
 
@@ -210,11 +204,13 @@ def test_channel_changes_show_new_silent_and_moved_accounts(engine: Engine, conf
 def test_quality_counts_sources_ok_and_left_failing_per_platform(
     engine: Engine, config: Config
 ) -> None:
+    # Collections until the digest is made count (Monday 01:00's here); YouTube failed after
+    # its last success, so it is failing and not ok: the two never add up past the sources.
     assert build(engine, config).quality == (
-        DataQuality("feed", 3, 3, 0, local(11, 26, 12), local(11, 29, 23, 45)),
+        DataQuality("feed", 3, 3, 0, local(11, 26, 12), local(11, 30, 1)),
         DataQuality("mastodon", 1, 1, 0, local(11, 29, 22), local(11, 29, 22)),
         DataQuality("x", 2, 2, 0, local(11, 27, 20), local(11, 29, 22)),
-        DataQuality("youtube", 1, 1, 1, local(11, 29, 22), local(11, 29, 22)),
+        DataQuality("youtube", 1, 0, 1, local(11, 29, 22), local(11, 29, 22)),
     )
 
 
@@ -380,17 +376,17 @@ def test_a_builder_loads_the_week_once_so_later_posts_are_not_seen(
 def test_terms_are_words_and_hashtags_once_per_post_whatever_the_punctuation() -> None:
     terms = TermExtractor()
     text = (
-        "Skolan, skolan! (Vinterväglag) #halka @polisen E4 år2026 snö_röjning och "
-        "https://www.trafikverket.se/trafikinfo\tkommunen.\nInte"
+        "Skolan, skolan! (Vinterväglag) #halka @polisen E4 år2026 snö_röjning och covid-19 "
+        "https://www.trafikverket.se/trafikinfo www.smhi.se\tkommunen.\nInte klockan"
     )
+    # A link is no words (its host would trend with every post that links there); a
+    # hyphenated compound is one term; stop words ("och", "inte") none.
     assert terms.extract("Snöröjning", text, ("Trafik", "#Krisinfo", "# ")) == {
-        "snöröjning", "skolan", "vinterväglag", "trafikverket", "trafikinfo", "kommunen",
+        "snöröjning", "skolan", "vinterväglag", "covid-19", "kommunen", "klockan",
         "#trafik", "#krisinfo",
     }  # fmt: skip
     # Remembered pieces give the same answer the second time.
-    expected = {
-        "skolan", "vinterväglag", "trafikverket", "trafikinfo", "kommunen",
-    }  # fmt: skip
+    expected = {"skolan", "vinterväglag", "covid-19", "kommunen", "klockan"}
     assert terms.extract(None, text, ()) == expected
     assert terms.extract(None, text, ()) == expected
     assert terms.extract(None, None, ()) == frozenset()

@@ -210,7 +210,7 @@ def swedish_week(**changes: Any) -> DigestData:
         trends=(Trend("#julmarknad", 42, 3.5), Trend("snöfall", 31, 8.25)),
         domains=(DomainCount("krisinformation.se", 31), DomainCount("polisen.se", 1)),
         by_platform=(
-            TableRow("feed", 410, 0, 0.0, 410 / 1234),
+            TableRow("feed", 410, None, None, 410 / 1234),
             TableRow("x", 388, 21_000, 31.5, 388 / 1234),
             TableRow("facebook", 250, 30_100, 88.0, 250 / 1234),
             TableRow("youtube", 12, 1_200, 64.0, 12 / 1234),
@@ -233,11 +233,12 @@ def swedish_week(**changes: Any) -> DigestData:
                 "Region Sörmland",
                 "bluesky",
                 "bluesky:regionsormland",
-                "first_on_platform",
+                "moved",
                 at(25, 9, 30),
+                ("x",),
             ),
             ChannelChange(
-                "Krisinformation", "mastodon", "mastodon:@krisinformation", "new", at(23, 8, 0)
+                "Krisinformation", "mastodon", "mastodon:@krisinformation", "started", at(23, 8, 0)
             ),
             ChannelChange(
                 "Polisen",
@@ -249,7 +250,7 @@ def swedish_week(**changes: Any) -> DigestData:
         ),
         quality=(
             DataQuality("feed", 12, 12, 0, at(23, 0, 10), at(29, 22, 50)),
-            DataQuality("x", 4, 3, 1, at(23, 0, 15), at(29, 22, 45)),
+            DataQuality("x", 4, 2, 1, at(23, 0, 15), at(29, 22, 45)),
             DataQuality("youtube", 2, 2, 0, None, None),
         ),
     )
@@ -622,24 +623,56 @@ def test_own_organisation_is_highlighted_in_words_not_only_colour() -> None:
 
 
 def test_channel_changes_say_what_changed_in_a_sentence() -> None:
-    text = render_digest(swedish_week(), SETTINGS).text
-    assert "Region Sörmland publicerade för första gången på Bluesky 25 nov. 2026." in text
+    text = flat(render_digest(swedish_week(), SETTINGS).text)
+    assert (
+        "Region Sörmland har börjat publicera på Bluesky (bluesky:regionsormland) 25 nov. 2026; "
+        "tidigare bara på X."
+    ) in text
+    assert (
+        "Krisinformation började publicera på Mastodon (mastodon:@krisinformation) 23 nov. 2026."
+    ) in text
     assert "Polisen har inte publicerat på Facebook" in text
-    english_text = render_digest(english(swedish_week()), SETTINGS).text
-    assert "Region Sörmland posted on Bluesky for the first time on 25 Nov 2026." in english_text
+    english_text = flat(render_digest(english(swedish_week()), SETTINGS).text)
+    assert (
+        "Region Sörmland has started posting on Bluesky (bluesky:regionsormland) on "
+        "25 Nov 2026; before, only on X."
+    ) in english_text
+
+
+def test_a_source_added_to_the_config_is_said_to_be_added_not_a_new_account() -> None:
+    added = ChannelChange("Flens kommun", "feed", "flen-nyheter", "added", at(23, 8, 0))
+    data = swedish_week(channel_changes=(added,))
+    text = flat(render_digest(data, SETTINGS).text)
+    assert "Flens kommun på Webb/nyhetsflöde (flen-nyheter) lades till i bevakningen" in text
+    assert "nytt konto" not in text
+    english_text = flat(render_digest(english(data), SETTINGS).text)
+    assert "was added to the monitoring" in english_text
+    assert "new account" not in english_text
 
 
 def test_data_quality_says_how_complete_the_week_is() -> None:
     text = render_digest(swedish_week(), SETTINGS).text
+    # The line and the table tell one story: X has 2 sources ok, 1 failing, 1 never collected.
     assert (
-        "17 av 18 källor hämtades utan fel under veckan; inlägg från 1 källa kan saknas."
-        in flat(text)
-    )
+        "16 av 18 källor hämtades utan fel under veckan; inlägg kan saknas från 1 källa med fel "
+        "och 1 källa som inte hämtades."
+    ) in flat(text)
     assert "ingen lyckad hämtning" in text
     complete = swedish_week(quality=(DataQuality("feed", 12, 12, 0, at(23, 0), at(29, 22)),))
     assert "Alla 12 källor hämtades utan fel under veckan." in flat(
         render_digest(complete, SETTINGS).text
     )
+
+
+def test_data_quality_never_says_sources_may_miss_posts_beside_no_failures() -> None:
+    # Issue 13: "0 av 6 källor hämtades utan fel; inlägg från 6 källor kan saknas" beside "Med
+    # fel 0". Sources not collected are named as such, not counted as failing.
+    uncollected = swedish_week(quality=(DataQuality("feed", 6, 0, 0, None, None),))
+    text = flat(render_digest(uncollected, SETTINGS).text)
+    assert "0 av 6 källor hämtades utan fel under veckan; inlägg kan saknas från 6 källor som " in (
+        text
+    )
+    assert "med fel" not in text.split("DATAKVALITET")[1].split("*")[0]
 
 
 def test_footer_explains_why_and_how_to_change_or_stop() -> None:

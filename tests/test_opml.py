@@ -113,7 +113,10 @@ def _load_with_include(
     return list(load_config(config_path).sources)
 
 
-def test_rendered_sources_load_as_an_include_with_folder_as_organisation(tmp_path: Path) -> None:
+def test_rendered_sources_take_the_organisation_from_the_title_never_the_folder(
+    tmp_path: Path,
+) -> None:
+    # Issue 13: the folder ("Kommuner") was every feed's organisation.
     feeds = read_opml(str(write(tmp_path / "export.opml", READER_EXPORT)))
     rendered = render_sources_toml(feeds, group=None, organisation=None, origin="export.opml")
 
@@ -121,11 +124,37 @@ def test_rendered_sources_load_as_an_include_with_folder_as_organisation(tmp_pat
 
     assert [(s.platform, s.url, s.organisation, s.name, s.groups) for s in sources] == [
         ("feed", "https://www.flen.se/rss", "Nyheter från Flen", None, ()),
-        ("feed", "https://www.katrineholm.se/rss", "Kommuner", "Katrineholms kommun", ()),
-        ("feed", "http://www.vingaker.se/nyheter.xml", "Kommuner", "Vingåkers kommun", ()),
-        ("feed", "https://regionsormland.se/feed.atom", "Sörmland", "Region Sörmland", ()),
+        ("feed", "https://www.katrineholm.se/rss", "Katrineholms kommun", None, ()),
+        ("feed", "http://www.vingaker.se/nyheter.xml", "Vingåkers kommun", None, ()),
+        ("feed", "https://regionsormland.se/feed.atom", "Region Sörmland", None, ()),
     ]
     assert rendered.startswith("# Imported from export.opml on ")
+    # The admin is told where each organisation came from, and what the folder was.
+    assert 'organisation = "Katrineholms kommun"  # from the feed\'s title: check' in rendered
+    assert "# OPML folder: Kommuner" in rendered
+
+
+def test_a_title_naming_the_publisher_before_a_dash_gives_the_organisation(
+    tmp_path: Path,
+) -> None:
+    rendered = render_sources_toml(
+        [OpmlFeed("https://www.flen.se/rss", "Flens kommun – Nyheter", "Kommuner")],
+        group=None,
+        organisation=None,
+        origin="export.opml",
+        declared_groups={"kommuner": "Kommuner", "regioner": "Regioner"},
+    )
+
+    [source] = _load_with_include(
+        tmp_path, rendered, '[groups.kommuner]\nname = "Kommuner"\n[groups.regioner]\n'
+    )
+
+    # The folder names a declared group, so it becomes the group.
+    assert (source.organisation, source.name, source.groups) == (
+        "Flens kommun",
+        "Flens kommun – Nyheter",
+        ("kommuner",),
+    )
 
 
 def test_rendered_sources_carry_the_given_organisation_and_declared_group(tmp_path: Path) -> None:
@@ -148,9 +177,11 @@ def test_rendered_sources_carry_the_given_organisation_and_declared_group(tmp_pa
     ]
 
 
-def test_feed_without_title_or_folder_is_owned_by_its_host(tmp_path: Path) -> None:
+def test_feed_without_a_title_gets_a_placeholder_for_the_admin_to_fill_in(
+    tmp_path: Path,
+) -> None:
     rendered = render_sources_toml(
-        [OpmlFeed("https://www.gnesta.se/rss", None, None)],
+        [OpmlFeed("https://www.gnesta.se/rss", None, "Kommuner")],
         group=None,
         organisation=None,
         origin="export.opml",
@@ -158,7 +189,8 @@ def test_feed_without_title_or_folder_is_owned_by_its_host(tmp_path: Path) -> No
 
     [source] = _load_with_include(tmp_path, rendered)
 
-    assert (source.organisation, source.name) == ("www.gnesta.se", None)
+    assert (source.organisation, source.name) == ("FYLL I", None)
+    assert 'organisation = "FYLL I"  # the organisation publishing www.gnesta.se' in rendered
 
 
 @pytest.mark.parametrize(
@@ -176,8 +208,8 @@ def test_titles_with_quotes_swedish_letters_and_backslashes_survive_the_toml_rou
     tmp_path: Path, title: str
 ) -> None:
     rendered = render_sources_toml(
-        [OpmlFeed("https://www.example.se/rss?a=1&b=2", title, f"Mapp {title}")],
-        group="grupp",
+        [OpmlFeed("https://www.example.se/rss?a=1&b=2", title, f"Mapp\x7f {title}")],
+        group=None,
         organisation=None,
         origin="export.opml",
     )
@@ -185,8 +217,8 @@ def test_titles_with_quotes_swedish_letters_and_backslashes_survive_the_toml_rou
     [source] = _load_with_include(tmp_path, rendered)
 
     assert source.url == "https://www.example.se/rss?a=1&b=2"
-    assert source.organisation == f"Mapp {title}"
-    assert source.name == title
+    assert source.organisation == title
+    assert source.groups == ()  # the folder, with its control characters, is a comment
 
 
 def test_title_with_a_delete_control_character_survives_the_toml_round_trip(

@@ -122,8 +122,8 @@ def test_a_common_word_absent_from_the_filtered_posts_falls_back_and_finds_none(
     engine: Engine, stored: list[dict[str, Any]]
 ) -> None:
     """`kommunen -skola` matches the 6,000 odd posts, none of the town's (all even): the walk
-    over the town's newest posts spends its budget without a hit, and the plans after it say
-    exactly that there is none, rather than what the walk happened to see."""
+    over the town's posts finds nothing, and the plan after it says exactly that there is
+    none, rather than what the walk happened to see."""
     town = PostFilter(sources=("town",))
     assert search_posts(engine, "kommunen -skola", town, 1) == []
     # The same word where it is common among the filtered posts: found by the first walk.

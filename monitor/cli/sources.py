@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from monitor.cli.common import EXIT_FAILED, PLAIN_HELP, fail, out, refuse_own_files
+from monitor.cli.common import EXIT_FAILED, PLAIN_HELP, fail, out, plural, refuse_own_files
 from monitor.cli.root import app
 
 sources_app = typer.Typer(help="List, import and export sources.", **PLAIN_HELP)
@@ -23,15 +23,18 @@ def sources_list(
     inactive: Annotated[bool, typer.Option(help="Include sources no longer configured.")] = False,
 ) -> None:
     """List the configured sources as stored, with their resolved ids."""
+    from monitor.platforms import label_platform
     from monitor.queries import list_source_health
 
     engine = ctx.obj.synced_engine()
     table = Table("key", "platform", "organisation", "address", "platform id", "groups", "state")
     for source in list_source_health(engine, now=datetime.now(UTC), include_inactive=inactive):
         state = "inactive" if not source.active else ("disabled" if not source.enabled else "")
+        # A YouTube channel's feed is shown as YouTube, and still said to be collected as a feed.
+        label = label_platform(source.platform, source.address)
         table.add_row(
             source.key,
-            source.platform,
+            source.platform if label == source.platform else f"{label} ({source.platform})",
             source.organisation,
             source.address or "",
             source.platform_id or "",
@@ -49,7 +52,11 @@ def sources_import_opml(
         str | None, typer.Option(help="Put every imported source in this group.")
     ] = None,
     organisation: Annotated[
-        str | None, typer.Option(help="Organisation for every source (default: OPML folder).")
+        str | None,
+        typer.Option(
+            help="Organisation for every source (default: the one each feed's title names, "
+            'else "FYLL I" for you to fill in).'
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--out", help="TOML file to write (default sources/<name>.toml).")
@@ -57,7 +64,7 @@ def sources_import_opml(
 ) -> None:
     """Write the feeds of an OPML file as a TOML include file of sources."""
     from monitor.config import derive_source_key
-    from monitor.opml import OpmlError, read_opml, render_sources_toml
+    from monitor.opml import ORGANISATION_PLACEHOLDER, OpmlError, read_opml, render_sources_toml
 
     config = ctx.obj.config()
     try:
@@ -77,15 +84,23 @@ def sources_import_opml(
     if target.exists():
         fail(f"{target} exists; choose another file with --out")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        render_sources_toml(fresh, group=group, organisation=organisation, origin=file.name),
-        encoding="utf-8",
+    declared = {key: spec.name or key for key, spec in config.groups.items()}
+    document = render_sources_toml(
+        fresh, group=group, organisation=organisation, origin=file.name, declared_groups=declared
     )
+    target.write_text(document, encoding="utf-8")
     out.print(
         f"wrote {len(fresh)} sources to {target} "
         f"({len(feeds) - len(fresh)} already configured or listed twice were left out)",
         markup=False,
     )
+    placeholders = document.count(f'organisation = "{ORGANISATION_PLACEHOLDER}"')
+    if placeholders:
+        out.print(
+            f"{plural(placeholders, 'source')} without a title naming the publisher: "
+            f'replace organisation = "{ORGANISATION_PLACEHOLDER}" in {target}',
+            markup=False,
+        )
     out.print(f'Include it from {config.path} with: include = ["sources/*.toml"]', markup=False)
 
 

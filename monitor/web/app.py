@@ -113,6 +113,7 @@ def create_app(config: Config) -> Starlette:
         exception_handlers={
             HTTPException: _http_error,
             sa.exc.OperationalError: _database_error,
+            sa.exc.TimeoutError: _database_error,
             Exception: _server_error,
         },
     )

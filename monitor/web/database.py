@@ -10,6 +10,7 @@ thing the web writes, go through a second, ordinary engine.
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -18,9 +19,12 @@ from sqlalchemy.engine import Engine
 
 from monitor.db import make_engine
 
-# Requests a worker serves at once (Starlette's thread pool runs sync endpoints) need about as
-# many connections; beyond that they wait for one rather than failing.
-POOL_SIZE = 20
+# Queries a worker runs at once: about two per core. Starlette's thread pool would run forty
+# pages at a time, each query then forty times slower, and under fifty clients on PostgreSQL
+# queries ran past the query timeout (503s in `make bench-web`); past this many, a page waits
+# for a connection (up to POOL_WAIT seconds) and its query then runs at full speed.
+POOL_SIZE = max(2, 2 * (os.cpu_count() or 1))
+POOL_WAIT = 60.0
 # SQLite calls the progress handler every this many virtual-machine steps (~1 ms of work).
 SQLITE_STEPS = 20_000
 
@@ -32,7 +36,7 @@ class QueryTimeout(Exception):
 def make_read_engine(url: str, timeout: float) -> Engine:
     """An engine for pages: read-only, each statement cancelled after `timeout` seconds."""
     if url.startswith("sqlite"):
-        engine = make_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE)
+        engine = make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_WAIT)
         sa.event.listen(engine, "connect", _make_sqlite_read_only)
         sa.event.listen(engine, "before_cursor_execute", _start_sqlite_deadline(timeout))
         return engine
@@ -45,7 +49,8 @@ def make_read_engine(url: str, timeout: float) -> Engine:
     return make_engine(
         url,
         pool_size=POOL_SIZE,
-        max_overflow=POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=POOL_WAIT,
         pool_pre_ping=True,
         connect_args={"options": options.strip()},
     )
@@ -78,6 +83,9 @@ def _start_sqlite_deadline(timeout: float) -> Any:
 
 
 def is_timeout(error: BaseException) -> bool:
-    """Whether a database error is our own cancellation of a slow query."""
+    """Whether a database error is our own cancellation of a slow query, or a page that
+    waited POOL_WAIT seconds for a connection: either way, the worker is too busy."""
+    if isinstance(error, sa.exc.TimeoutError):
+        return True
     text = str(getattr(error, "orig", error)).lower()
     return "interrupted" in text or "statement timeout" in text or "canceling statement" in text
