@@ -37,6 +37,34 @@ class ActivityRow:
     engagement: int  # summed over the counted posts
 
 
+@dataclass(slots=True)
+class SourceWeeks:
+    """One source's `CHART_WEEKS` weeks, oldest first (the last is the week compared): what
+    the functions here read, indexed once from the rows for every recipient."""
+
+    posts: list[int]
+    counted: list[int]
+    engagement: list[int]  # of the counted posts
+
+
+def index_activity(activity: Iterable[ActivityRow]) -> dict[int, SourceWeeks]:
+    """The rows per source as its weeks, oldest first; weeks beyond the charts' are left out."""
+    indexed: dict[int, SourceWeeks] = {}
+    for row in activity:
+        if not 0 <= row.weeks_back < CHART_WEEKS:
+            continue
+        weeks = indexed.get(row.source_id)
+        if weeks is None:
+            weeks = indexed[row.source_id] = SourceWeeks(
+                [0] * CHART_WEEKS, [0] * CHART_WEEKS, [0] * CHART_WEEKS
+            )
+        index = CHART_WEEKS - 1 - row.weeks_back
+        weeks.posts[index] += row.posts
+        weeks.counted[index] += row.counted
+        weeks.engagement[index] += row.engagement if row.counted else 0
+    return indexed
+
+
 @dataclass(frozen=True)
 class FollowerRow:
     """A source's followers at the week's boundaries: the latest count observed at or before
@@ -50,45 +78,48 @@ class FollowerRow:
 
 def compare_organisations(
     chosen: Iterable[SourceInfo],
-    activity: Iterable[ActivityRow],
+    activity: Mapping[int, SourceWeeks],
     followers: Mapping[int, FollowerRow],
     own: str | None = None,
 ) -> list[Comparison]:
     """One row per organisation and platform of the chosen sources, the week's figures (the
-    rows with `weeks_back` 0); sorted by platform, the own organisation first, then by posts.
+    last of each source's weeks); sorted by platform, the own organisation first, then by
+    posts.
 
     Sums run over the organisation's sources on the platform; each ratio and growth only over
     the sources that measured both of its parts, so an account without a follower count
     neither adds engagement to "per 1,000 followers" nor hides the others' growth.
     """
-    week = {row.source_id: row for row in activity if row.weeks_back == 0}
     grouped: dict[tuple[str, str], list[SourceInfo]] = defaultdict(list)
     for source in chosen:
         grouped[(source.organisation, source.platform)].append(source)
     rows = []
     for (organisation, platform), members in grouped.items():
-        done = [week[s.id] for s in members if s.id in week]
+        # (posts, counted, engagement) of the week per source.
+        week = {
+            s.id: (w.posts[-1], w.counted[-1], w.engagement[-1])
+            for s in members
+            if (w := activity.get(s.id)) is not None
+        }
         audience = [followers[s.id] for s in members if s.id in followers]
-        counted = sum(r.counted for r in done)
+        counted = sum(c for _, c, _ in week.values())
         # Engagement per 1,000 followers: the accounts with both a follower count and counts.
         measured = [
-            (week[f.source_id], f.at_end)
+            (week[f.source_id][2], f.at_end)
             for f in audience
-            if f.at_end and f.source_id in week and week[f.source_id].counted
+            if f.at_end and f.source_id in week and week[f.source_id][1]
         ]
         reach = sum(at_end for _, at_end in measured)
         rows.append(
             Comparison(
                 organisation=organisation,
                 platform=platform,
-                posts=sum(r.posts for r in done),
+                posts=sum(p for p, _, _ in week.values()),
                 engagement_per_post=(
-                    sum(r.engagement for r in done if r.counted) / counted if counted else None
+                    sum(e for _, _, e in week.values()) / counted if counted else None
                 ),
                 per_thousand_followers=(
-                    PER_FOLLOWERS * sum(r.engagement for r, _ in measured) / reach
-                    if reach
-                    else None
+                    PER_FOLLOWERS * sum(e for e, _ in measured) / reach if reach else None
                 ),
                 followers=_sum_known([f.at_end for f in audience]),
                 growth_week=_growth(audience, lambda f: f.at_start),
@@ -102,7 +133,7 @@ def compare_organisations(
 
 def chart_organisations(
     chosen: Iterable[SourceInfo],
-    activity: Iterable[ActivityRow],
+    activity: Mapping[int, SourceWeeks],
     week: Week,
     own: str | None = None,
 ) -> list[OrganisationChart]:
@@ -114,18 +145,19 @@ def chart_organisations(
     Engagement is None for every week of an organisation none of whose posts had counts in
     the eight weeks (feeds only): not measured, rather than nothing.
     """
-    owner = {s.id: s.organisation for s in chosen}
-    posts: dict[str, list[int]] = {name: [0] * CHART_WEEKS for name in owner.values()}
-    engagement: dict[str, list[int]] = {name: [0] * CHART_WEEKS for name in owner.values()}
+    posts: dict[str, list[int]] = {}
+    engagement: dict[str, list[int]] = {}
     counted: dict[str, int] = defaultdict(int)
-    for row in activity:
-        name = owner.get(row.source_id)
-        if name is None or not 0 <= row.weeks_back < CHART_WEEKS:
+    for source in chosen:
+        name = source.organisation
+        if name not in posts:
+            posts[name], engagement[name] = [0] * CHART_WEEKS, [0] * CHART_WEEKS
+        weeks = activity.get(source.id)
+        if weeks is None:
             continue
-        index = CHART_WEEKS - 1 - row.weeks_back  # oldest first
-        posts[name][index] += row.posts
-        engagement[name][index] += row.engagement if row.counted else 0
-        counted[name] += row.counted
+        posts[name] = [a + b for a, b in zip(posts[name], weeks.posts, strict=True)]
+        engagement[name] = [a + b for a, b in zip(engagement[name], weeks.engagement, strict=True)]
+        counted[name] += sum(weeks.counted)
     first_week = week.shifted(1 - CHART_WEEKS)
     charts = []
     for name, weekly in posts.items():

@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 from digest.compare import (
     ActivityRow,
     FollowerRow,
+    SourceWeeks,
     chart_organisations,
     compare_organisations,
+    index_activity,
 )
 from digest.model import (
     ChannelChange,
@@ -160,7 +162,7 @@ class WeekData:
     own_hosts: dict[str, frozenset[str]] = field(default_factory=dict)
     # For comparisons and charts (digest/compare.py): each source's weeks as rows, this week
     # and the seven before, and its followers at the week's boundaries.
-    activity: dict[int, tuple[ActivityRow, ...]] = field(default_factory=dict)
+    activity: dict[int, SourceWeeks] = field(default_factory=dict)
     followers: dict[int, FollowerRow] = field(default_factory=dict)
 
 
@@ -238,34 +240,27 @@ def add_week(
 
 def list_activity(
     history: dict[int, SourceHistory], earlier: Iterable[ActivityRow]
-) -> dict[int, tuple[ActivityRow, ...]]:
+) -> dict[int, SourceWeeks]:
     """Per source, its week and the four before (from its sums) and the `earlier` weeks'
     rows, as comparisons and charts take them; made once for every recipient."""
-    rows: dict[int, list[ActivityRow]] = defaultdict(list)
+    rows = list(earlier)
     for source_id, summary in history.items():
-        rows[source_id].append(
+        week = ActivityRow(
+            source_id, 0, summary.week_posts, len(summary.week_counted), summary.week_engagement
+        )
+        rows.append(week)
+        rows.extend(
             ActivityRow(
                 source_id,
-                0,
-                summary.week_posts,
-                len(summary.week_counted),
-                summary.week_engagement,
+                BASELINE_WEEKS - index,
+                summary.posts[index],
+                summary.counted_weeks[index],
+                summary.engagement[index],
             )
+            for index in range(BASELINE_WEEKS)
+            if summary.posts[index]
         )
-        for index in range(BASELINE_WEEKS):
-            if summary.posts[index]:
-                rows[source_id].append(
-                    ActivityRow(
-                        source_id,
-                        BASELINE_WEEKS - index,
-                        summary.posts[index],
-                        summary.counted_weeks[index],
-                        summary.engagement[index],
-                    )
-                )
-    for row in earlier:
-        rows[row.source_id].append(row)
-    return {source_id: tuple(found) for source_id, found in rows.items()}
+    return index_activity(rows)
 
 
 def _engagement_order(row: PostRow) -> tuple[int, float, int]:
@@ -323,7 +318,6 @@ def compose_digest(
     )[:VIDEO_POSTS]
     own = recipient.organisation
     names = group_names or {}
-    activity = _activity(data, followed)
     return DigestData(
         recipient=recipient,
         week=week,
@@ -358,13 +352,9 @@ def compose_digest(
         quality=tuple(assess_quality(followed, data.runs)),
         mentions=tuple(_item(r, scores) for r in mentions),
         group_names={key: names[key] for key in recipient.groups if key in names},
-        comparisons=tuple(compare_organisations(followed, activity, data.followers, own)),
-        charts=tuple(chart_organisations(followed, activity, week, own)),
+        comparisons=tuple(compare_organisations(followed, data.activity, data.followers, own)),
+        charts=tuple(chart_organisations(followed, data.activity, week, own)),
     )
-
-
-def _activity(data: WeekData, chosen: Sequence[SourceInfo]) -> list[ActivityRow]:
-    return [row for source in chosen for row in data.activity.get(source.id, ())]
 
 
 # A followed source and its sums.

@@ -26,6 +26,7 @@ from digest.compare import (
     ActivityRow,
     FollowerRow,
     compare_organisations,
+    index_activity,
 )
 from digest.compose import (
     BASELINE_WEEKS,
@@ -138,7 +139,7 @@ def load_comparisons(
         ids = [source.id for source in chosen]
         activity = load_activity(connection, ids, week, range(1), counted_until)
         followers = load_followers(connection, ids, week)
-    return compare_organisations(chosen, activity, followers, own)
+    return compare_organisations(chosen, index_activity(activity), followers, own)
 
 
 def load_week_data(
@@ -184,8 +185,6 @@ def _load_week_data(
     this_week: list[PostRow] = []
     runs: dict[int, RunSummary] = {}
     week_terms: dict[int, Counter[str]] = {}
-    earlier: list[ActivityRow] = []
-    followers: dict[int, FollowerRow] = {}
     # The four weeks before and the spans are worked out beside the week's posts: in a process
     # of its own when there are many (turning 300,000 posts' terms into counts is Python work,
     # and two threads would take turns at one interpreter lock), else on a thread, where the
@@ -211,13 +210,8 @@ def _load_week_data(
                 runs = _load_runs(connection, ids, week.start, counted_until)
                 # Here rather than apart: that side has the longer way to go already.
                 week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
-                # The charts' weeks before the baseline's, and followers for comparisons.
-                earlier = load_activity(
-                    connection, ids, week, range(BASELINE_WEEKS + 1, CHART_WEEKS), counted_until
-                )
-                followers = load_followers(connection, ids, week)
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
-        before, spans = baseline.result()
+        before, spans, earlier, followers = baseline.result()
     history = add_week(before, this_week, week_terms)
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
@@ -247,14 +241,21 @@ def _url_of(engine: Engine) -> str:
 
 def _load_history_apart(
     database: Engine | str, ids: list[int], week: Week, counted_until: datetime
-) -> tuple[dict[int, SourceHistory], dict[int, SourceSpan]]:
-    """The four weeks before and every source's span, on a connection of their own; given a
-    URL (in another process), on an engine of their own."""
+) -> tuple[
+    dict[int, SourceHistory], dict[int, SourceSpan], list[ActivityRow], dict[int, FollowerRow]
+]:
+    """The four weeks before, every source's span, the charts' weeks before those four and
+    the followers for comparisons, on a connection of their own; given a URL (in another
+    process), on an engine of their own."""
     engine = make_engine(database) if isinstance(database, str) else database
     try:
         with engine.connect() as connection:
             spans = _load_spans(connection, week.end)
-            return _load_baseline(connection, ids, week, counted_until), spans
+            before = _load_baseline(connection, ids, week, counted_until)
+            earlier = load_activity(
+                connection, ids, week, range(BASELINE_WEEKS + 1, CHART_WEEKS), counted_until
+            )
+            return before, spans, earlier, load_followers(connection, ids, week)
     finally:
         if isinstance(database, str):
             engine.dispose()

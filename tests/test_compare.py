@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner, Result
 
-from digest.compare import ActivityRow, FollowerRow, compare_organisations
+from digest.compare import ActivityRow, FollowerRow, compare_organisations, index_activity
 from digest.compose import SourceInfo
 from digest.load import load_comparisons
 from digest.model import Comparison, Recipient
@@ -54,7 +54,7 @@ def test_growth_counts_only_accounts_counted_at_both_ends() -> None:
         # Counted only since this week: it adds followers but no growth it never measured.
         2: FollowerRow(2, at_end=300, at_start=None, four_weeks_before=None),
     }
-    [row] = compare_organisations([X, X2], activity, followers)
+    [row] = compare_organisations([X, X2], index_activity(activity), followers)
 
     assert row.posts == 3
     assert row.followers == 1500
@@ -68,7 +68,7 @@ def test_growth_counts_only_accounts_counted_at_both_ends() -> None:
 def test_per_thousand_followers_leaves_out_accounts_without_a_follower_count() -> None:
     activity = [ActivityRow(1, 0, 1, 1, 50), ActivityRow(2, 0, 1, 1, 950)]
     followers = {1: FollowerRow(1, 2000, 2000, 2000)}
-    [row] = compare_organisations([X, X2], activity, followers)
+    [row] = compare_organisations([X, X2], index_activity(activity), followers)
 
     # Source 2's 950 have no audience to divide by; they count for engagement per post only.
     assert row.per_thousand_followers == pytest.approx(25.0)
@@ -78,7 +78,9 @@ def test_per_thousand_followers_leaves_out_accounts_without_a_follower_count() -
 
 def test_unmeasured_figures_are_none_never_zero() -> None:
     activity = [ActivityRow(3, 0, 4, 0, 0), ActivityRow(4, 0, 0, 0, 0), ActivityRow(3, 1, 9, 0, 0)]
-    rows = by_name(compare_organisations([FEED, PEER], activity, {}, "Katrineholms kommun"))
+    rows = by_name(
+        compare_organisations([FEED, PEER], index_activity(activity), {}, "Katrineholms kommun")
+    )
 
     feed = rows[("Katrineholms kommun", "feed")]
     assert feed.posts == 4  # last week's nine are not this week's
@@ -95,7 +97,9 @@ def test_unmeasured_figures_are_none_never_zero() -> None:
 
 def test_rows_come_per_platform_with_the_own_organisation_first() -> None:
     activity = [ActivityRow(1, 0, 1, 0, 0), ActivityRow(4, 0, 9, 0, 0), ActivityRow(3, 0, 2, 0, 0)]
-    rows = compare_organisations([X, PEER, FEED], activity, {}, "Katrineholms kommun")
+    rows = compare_organisations(
+        [X, PEER, FEED], index_activity(activity), {}, "Katrineholms kommun"
+    )
 
     assert [(r.platform, r.organisation) for r in rows] == [
         ("feed", "Katrineholms kommun"),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from digest.compare import CHART_WEEKS, ActivityRow, bar_widths, chart_organisations
+from digest.compare import CHART_WEEKS, ActivityRow, bar_widths, chart_organisations, index_activity
 from digest.compose import SourceInfo
 from digest.model import Comparison, DigestData, Recipient, Summary
 from digest.render import BAR_SHARE, MAX_HTML_BYTES, render_digest
@@ -46,7 +46,7 @@ def test_each_organisation_charts_its_eight_weeks_oldest_first() -> None:
         ActivityRow(3, 3, 1, 0, 0),
         ActivityRow(1, 8, 50, 50, 5000),  # the ninth week back is not charted
     ]
-    charts = chart_organisations([NEWS, X, WEB, QUIET], activity, WEEK, OWN)
+    charts = chart_organisations([NEWS, X, WEB, QUIET], index_activity(activity), WEEK, OWN)
 
     assert [c.organisation for c in charts] == [OWN, "Länsstyrelsen"]  # silent Flen left out
     own = charts[0]
@@ -75,7 +75,7 @@ def digest_with(charts_count: int, platforms: int, own_last: bool = True) -> Dig
         for s in sources
         for back in range(CHART_WEEKS)
     ]
-    charts = chart_organisations(sources, activity, WEEK, own)
+    charts = chart_organisations(sources, index_activity(activity), WEEK, own)
     comparisons = [
         Comparison(s.organisation, s.platform, 3, 12.5, 1.2, 12_345, 10, -20, s.organisation == own)
         for s in sources
