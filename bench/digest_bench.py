@@ -2,13 +2,15 @@
 
 Not a test. One run generates, untimed, a fresh SQLite database (made with `monitor.db.upgrade`)
 holding 1,000 sources of ~300 organisations (kommuner, regioner, myndigheter) on every platform,
-100,000 posts in ISO week 2026-W48 and a baseline of 80,000 posts in each of the four weeks
-before, Swedish text with hashtags and links, counts for the social posts (one observation for a
-baseline post, two for a post of the week, one of them after the digest is made) and a
-collection run every six hours per source during the week, some failed. Then it times building
-(as `digest send` does: the week's data loaded once by `digest.load`, then composed per recipient)
-and rendering (`digest.render.render_digest`) the digests of 50 recipients following varied
-groups, organisations, platforms and keywords. Issue 5's bar: all of it in ≤ 10 s.
+100,000 posts in ISO week 2026-W48 and 80,000 posts in each of the seven weeks before (the
+baseline's four and the charts' three more), Swedish text with hashtags and links, counts for
+the social posts (one observation for a baseline post, two for a post of the week, one of them
+after the digest is made), a collection run every six hours per source during the week, some
+failed, and the social accounts' follower counts (`source_metrics`, a change every three days
+over nine weeks). Then it times building (as `digest send` does: the week's data loaded once
+by `digest.load`, then composed per recipient) and rendering (`digest.render.render_digest`) the
+digests of 50 recipients following varied groups, organisations, platforms and keywords. Issue
+5's bar: all of it in ≤ 10 s.
 
     .venv/bin/python bench/digest_bench.py
     .venv/bin/python bench/digest_bench.py --per-call   # also time build_digest per recipient
@@ -42,11 +44,13 @@ from digest.model import Recipient, Week
 from digest.render import render_digest
 from monitor.config import Config
 from monitor.db import make_engine, upgrade
-from monitor.models import collection_runs, post_metrics, posts, sources
+from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
 from monitor.terms import stored_terms
 
 WEEK = Week(2026, 48)
 BASELINE_WEEKS = 4
+CHART_WEEKS = 8  # the digest's charts: the week and seven before
+FOLLOWER_EVERY = timedelta(days=3)  # how often a social account's follower count changed
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)  # Monday 07:00 in Stockholm, when digests go out
 BATCH = 5_000  # rows per executemany: large enough to amortise, small enough for SQLite's memory
 # Share of sources per platform: news feeds dominate, then the big social platforms.
@@ -183,6 +187,8 @@ def generate(
         plan: list[tuple[int, int]] = [(0, week_posts)] + [
             (-k, base_posts) for k in range(1, BASELINE_WEEKS + 1)
         ]
+        # The charts' eight weeks reach three weeks further back than the baseline.
+        plan += [(-k, base_posts) for k in range(BASELINE_WEEKS + 1, CHART_WEEKS)]
         plan.append((-9, len(silent) * 3))  # the silent sources' last posts, two months back
         for offset, total in plan:
             week = WEEK.shifted(offset)
@@ -295,6 +301,26 @@ def generate(
     with engine.begin() as connection:
         connection.execute(collection_runs.insert(), run_rows)
     counts["collection_runs"] = len(run_rows)
+
+    # Follower counts of the social accounts (source_metrics, a row when the count changed)
+    # over the nine weeks before the digest, for its comparisons.
+    metric_rows = []
+    first = NOW - timedelta(weeks=9)
+    for source in source_rows:
+        if source["platform"] == "feed":
+            continue
+        followers = int(rng.lognormvariate(7, 1.5))
+        observed = first + timedelta(hours=rng.randint(0, 71))
+        while observed < NOW:
+            followers += rng.randint(-5, 40)
+            metric_rows.append({
+                "source_id": source["id"], "observed_at": observed, "followers": followers,
+                "views": None, "posts": None,
+            })  # fmt: skip
+            observed += FOLLOWER_EVERY
+    with engine.begin() as connection:
+        connection.execute(source_metrics.insert(), metric_rows)
+    counts["source_metrics"] = len(metric_rows)
     counts["term_us_per_post"] = round(term_seconds / max(counts["posts"], 1) * 1e6)
     return counts
 

@@ -8,7 +8,7 @@ see, the same way for every platform.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,13 +22,18 @@ from collectors.http import (
     wait_seconds,
     wait_until_epoch,
 )
-from monitor.types import CollectResult, CollectStatus, SourceState
+from monitor.types import AccountCounts, CollectResult, CollectStatus, SourceState
 
 if TYPE_CHECKING:
     from collectors.base import CollectorSettings
 
 
 EPOCH_THRESHOLD = 10**9  # 2001-09-09 as an epoch time; as seconds from now, 31 years
+# The cursor key holding the UTC day a source's account counts were last read by a call of
+# their own. Such a call is made at most once a day: followers move slowly, the comparisons
+# read them by the day, and X and YouTube bill the call. Counts an answer already asked for
+# carries (a Mastodon status names its account) are taken on every run.
+COUNTS_DAY = "counts_day"
 
 
 class ApiError(Exception):
@@ -261,6 +266,54 @@ def find_rate_limit_reset(response: Response, now: datetime) -> datetime | None:
             return wait_until_epoch(now, number)
         return wait_seconds(now, number)
     return None
+
+
+async def add_account_counts(
+    result: CollectResult,
+    previous: SourceState,
+    now: datetime,
+    read: Callable[[], Awaitable[AccountCounts | None]],
+    *,
+    answers: Tally,
+    known: AccountCounts | None = None,
+    units: Callable[[], int] | None = None,
+) -> CollectResult:
+    """The result with the account's counts: `known` when an answer of this attempt carried
+    them, else what `read` (a call of their own) returns, once per UTC day.
+
+    What the read cost is added to the result: the bytes `answers` counted and, for a metered
+    API, the units `units` reports. A failed read never costs the posts: the result turns
+    PARTIAL with one more line naming the problem, and the read is tried again at the next
+    attempt. A result that failed is returned as it is.
+    """
+    if result.status not in (CollectStatus.OK, CollectStatus.PARTIAL):
+        return result
+    today = now.date().isoformat()
+    counts = known
+    if counts is None:
+        if previous.cursor.get(COUNTS_DAY) == today:
+            return _with_cursor(result, {COUNTS_DAY: today})
+        bytes_before, units_before = answers.bytes_received, units() if units else 0
+        problem = None
+        try:
+            counts = await read()
+        except ApiError as error:
+            problem = f"{error.message}; the account's follower counts were not read"
+        result = replace(
+            result,
+            bytes_received=result.bytes_received + answers.bytes_received - bytes_before,
+            api_units=result.api_units + (units() - units_before if units else 0),
+        )
+        if problem is not None:
+            line = f"{result.error}; {problem}" if result.error else problem
+            return replace(result, status=CollectStatus.PARTIAL, error=line)
+    result = _with_cursor(result, {COUNTS_DAY: today})
+    return replace(result, account=counts if counts and not counts.is_empty() else None)
+
+
+def _with_cursor(result: CollectResult, additions: Mapping[str, Any]) -> CollectResult:
+    cursor = {**result.state.cursor, **additions}
+    return replace(result, state=replace(result.state, cursor=cursor))
 
 
 def failed(state: SourceState, error: ApiError, **changes: Any) -> CollectResult:

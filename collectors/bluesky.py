@@ -4,7 +4,9 @@ Endpoints (Bluesky HTTP API reference, https://docs.bsky.app/docs/category/http-
 
 - `app.bsky.actor.getProfile?actor=HANDLE` (docs.bsky.app/docs/api/app-bsky-actor-get-profile)
   turns the configured handle into the account's DID, once. The DID is the stable id: a renamed
-  account keeps it, so later runs ask for the DID and the history stays with the source.
+  account keeps it, so later runs ask for the DID and the history stays with the source. Its
+  `followersCount` and `postsCount` are the account's counts; once resolved, the profile is
+  asked for them again at most once a UTC day.
 - `app.bsky.feed.getAuthorFeed?actor=DID&filter=posts_and_author_threads&includePins=true`
   (docs.bsky.app/docs/api/app-bsky-feed-get-author-feed), newest first, paged with `cursor`:
   the account's posts, its reposts and its own threads.
@@ -36,6 +38,7 @@ from collectors.api import (
     ApiClient,
     ApiError,
     Backfill,
+    add_account_counts,
     error_for_status,
     failed,
     find_rate_limit_reset,
@@ -43,6 +46,7 @@ from collectors.api import (
 from collectors.http import HttpClient, Response
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -51,7 +55,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
-from monitor.values import is_http_url, parse_time
+from monitor.values import is_http_url, parse_time, to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -164,8 +168,10 @@ class BlueskyCollector:
         )
         refresh_since = now - timedelta(days=self.settings.refresh_days)
         did = actor if actor.startswith("did:") else None
+        looked_up = None
         try:
-            did = did or await api.resolve_did(actor)
+            if did is None:
+                did, looked_up = await api.resolve_did(actor)
             backfill = Backfill.from_settings(self.settings, now)
             window = plan_window(state.cursor, backfill, refresh_since)
             read = await api.read_feed(did, window, self.watched)
@@ -182,7 +188,7 @@ class BlueskyCollector:
             except ApiError as error:
                 problem = f"deletion check skipped: {error.message}"
         cursor = advance_cursor(state.cursor, read.entries.values(), deleted, refresh_since)
-        return CollectResult(
+        result = CollectResult(
             CollectStatus.PARTIAL if problem else CollectStatus.OK,
             posts=tuple(entry.post for entry in read.entries.values()),
             state=SourceState(cursor=cursor),
@@ -191,6 +197,9 @@ class BlueskyCollector:
             bytes_received=api.bytes_received,
             resolved_id=did,
             deleted=deleted,
+        )
+        return await add_account_counts(
+            result, state, now, lambda: api.read_counts(did), answers=api, known=looked_up
         )
 
 
@@ -230,12 +239,16 @@ class _Api(ApiClient):
             now=self.now,
         )
 
-    async def resolve_did(self, handle: str) -> str:
+    async def resolve_did(self, handle: str) -> tuple[str, AccountCounts | None]:
+        """The handle's DID, and the account's counts as the profile gives them."""
         profile = await self.get("app.bsky.actor.getProfile", {"actor": handle})
         did = profile.get("did") if isinstance(profile, dict) else None
         if not isinstance(did, str) or not did.startswith("did:"):
             raise ApiError(f"{PLATFORM}: getProfile for {handle} gave no DID")
-        return did
+        return did, parse_profile_counts(profile)
+
+    async def read_counts(self, did: str) -> AccountCounts | None:
+        return parse_profile_counts(await self.get("app.bsky.actor.getProfile", {"actor": did}))
 
     async def read_feed(self, did: str, window: ReadWindow, watched: frozenset[str]) -> FeedRead:
         """Page the author feed until the window is covered."""
@@ -278,6 +291,17 @@ class _Api(ApiClient):
                 raise ApiError(f"{PLATFORM}: getPosts answered without posts")
             found |= {v["uri"] for v in views if isinstance(v, dict) and "uri" in v}
         return tuple(uri for uri in uris if uri not in found)
+
+
+def parse_profile_counts(profile: Any) -> AccountCounts | None:
+    """A profile's `followersCount` and `postsCount` (app.bsky.actor.defs#profileViewDetailed);
+    None when it has neither."""
+    if not isinstance(profile, dict):
+        return None
+    counts = AccountCounts(
+        followers=to_int(profile.get("followersCount")), posts=to_int(profile.get("postsCount"))
+    )
+    return None if counts.is_empty() else counts
 
 
 def describe_error(

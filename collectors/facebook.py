@@ -6,6 +6,9 @@ Endpoints (Graph API reference, the version in the configured api_url, v21.0 by 
   page's numeric id, which a renamed page keeps; read on every run so the author stays current.
 - Page posts edge, `GET /{page-id}/posts?fields=...&since=<unix>&limit=25` ("Page Posts" in the
   Graph API reference), paged with `paging.next`.
+- Page node again, `GET /{page-id}?fields=followers_count,fan_count`, at most once a UTC day:
+  the page's followers (`fan_count`, its likes, where followers are not given). A call of its
+  own, so that a token allowed to read posts but not these fields still collects the posts.
 - Post node, `GET /{post-id}`: asked only for a recent post the listing no longer returns; the
   error code 100 with subcode 33 means the post was deleted.
 - Errors and limits as described in "Graph API: Handling Errors" and "Rate Limiting" (the
@@ -27,10 +30,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
+from collectors.api import (
+    ApiClient,
+    ApiError,
+    Backfill,
+    add_account_counts,
+    failed,
+    find_rate_limit_reset,
+)
 from collectors.http import HttpClient, Response, parse_retry_after, wait_seconds
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -49,6 +60,7 @@ if TYPE_CHECKING:
 PLATFORM = SPECS["facebook"].name
 DEFAULT_TOKEN_ENV = default_secret_env("facebook")
 PAGE_FIELDS = "id,name,username,link"
+COUNT_FIELDS = "followers_count,fan_count"
 # `message_tags` is asked for besides the documented post fields: mentions come only from it.
 POST_FIELDS = (
     "id,message,message_tags,created_time,updated_time,permalink_url,"
@@ -155,9 +167,15 @@ class FacebookCollector:
         except ApiError as error:
             return failed(state, error)
         try:
-            return await self._collect_posts(graph, page, handle, state, now)
+            result = await self._collect_posts(graph, page, handle, state, now)
         except ApiError as error:
             return failed(state, error, resolved_id=page.id, bytes_received=graph.bytes_received)
+        return await add_account_counts(
+            result, state, now, lambda: self._read_counts(graph, page), answers=graph
+        )
+
+    async def _read_counts(self, graph: _Graph, page: Page) -> AccountCounts | None:
+        return parse_page_counts(await graph.get(page.id, {"fields": COUNT_FIELDS}))
 
     async def _collect_posts(
         self, graph: _Graph, page: Page, handle: str, state: SourceState, now: datetime
@@ -397,6 +415,15 @@ def parse_page(document: dict[str, Any]) -> Page:
         username=_text(document.get("username")),
         link=_text(document.get("link")),
     )
+
+
+def parse_page_counts(document: dict[str, Any]) -> AccountCounts | None:
+    """The page's followers: `followers_count`, else `fan_count` (the page's likes, which
+    older pages are measured by); None when the answer has neither."""
+    followers = to_int(document.get("followers_count"))
+    if followers is None:
+        followers = to_int(document.get("fan_count"))
+    return None if followers is None else AccountCounts(followers=followers)
 
 
 def parse_post(item: dict[str, Any], page: Page, handle: str, watched: WatchedPages) -> PostData:

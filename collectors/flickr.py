@@ -9,6 +9,8 @@ Methods used, as named in Flickr's API documentation (https://www.flickr.com/ser
 - `flickr.people.getPublicPhotos` with `extras` and `min_upload_date`: the photostream, newest
   upload first, 100 a page. The first run backfills; later runs read from the last upload seen
   or the start of the refresh window, whichever is older, so recent counts are re-read.
+- `flickr.people.getInfo`: the account's photo count (`photos.count`) and, where Flickr gives
+  it, its views (`photos.views`), at most once a UTC day. Followers are not public: NULL.
 - `flickr.photos.getInfo`: asked about a few recent photos that vanished from the photostream;
   error 1 ("Photo not found") means the photo was deleted or made private.
 
@@ -35,12 +37,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
-from collectors.api import ApiClient, ApiError, Backfill, failed
+from collectors.api import ApiClient, ApiError, Backfill, add_account_counts, failed
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient
 from collectors.text import html_to_text
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -127,9 +130,13 @@ class FlickrCollector:
         url = source.api_url or self.settings.api_url or ""
         api = FlickrApi(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, api, now)
+            result = await self._collect_api(source, state, api, now)
         except ApiError as error:
             return failed(state, error, bytes_received=api.bytes_received)
+        nsid = result.resolved_id or ""
+        return await add_account_counts(
+            result, state, now, lambda: read_account_counts(api, nsid), answers=api
+        )
 
     async def _collect_api(
         self, source: SourceRef, state: SourceState, api: FlickrApi, now: datetime
@@ -281,6 +288,27 @@ async def resolve_account(api: FlickrApi, source: SourceRef) -> str:
         "(check the handle: an NSID like 12345678@N02, a path alias or a screen name)",
         gone=True,
     )
+
+
+async def read_account_counts(api: FlickrApi, nsid: str) -> AccountCounts | None:
+    """The account's photo count and views from `flickr.people.getInfo`."""
+    return parse_person_counts(await api.call("flickr.people.getInfo", user_id=nsid))
+
+
+def parse_person_counts(document: Mapping[str, Any]) -> AccountCounts | None:
+    """`person.photos.count` and `person.photos.views` of a people.getInfo answer (each a
+    `{"_content": N}` object in Flickr's JSON); None when it has neither."""
+    person = document.get("person")
+    photos = person.get("photos") if isinstance(person, dict) else None
+    if not isinstance(photos, dict):
+        return None
+
+    def content(name: str) -> int | None:
+        value = photos.get(name)
+        return to_int(value.get("_content") if isinstance(value, dict) else value)
+
+    counts = AccountCounts(views=content("views"), posts=content("count"))
+    return None if counts.is_empty() else counts
 
 
 async def list_photos(api: FlickrApi, nsid: str, since: datetime, limit: int | None) -> PhotoPage:

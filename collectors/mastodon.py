@@ -4,6 +4,9 @@ Endpoints (Mastodon API documentation, "accounts" and "statuses" methods):
 
 - `GET /api/v1/accounts/lookup?acct=USER@INSTANCE` resolves the configured handle once to the
   account's stable id (a renamed handle keeps its history).
+- The account's `followers_count` and `statuses_count` come with the lookup and with the
+  `account` every listed status carries; when neither was read, `GET /api/v1/accounts/:id`
+  asks for them, at most once a UTC day.
 - `GET /api/v1/accounts/:id/statuses` lists the account's posts, replies and boosts. The first
   collection pages back with `max_id` (the `Link` header's `rel="next"`) through the backfill
   window; later ones page forward with `min_id` (`rel="prev"`) from the newest post older than
@@ -28,12 +31,20 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from collectors.api import ApiClient, ApiError, Backfill, failed, find_rate_limit_reset
+from collectors.api import (
+    ApiClient,
+    ApiError,
+    Backfill,
+    add_account_counts,
+    failed,
+    find_rate_limit_reset,
+)
 from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
 from collectors.text import html_to_text
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -42,7 +53,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
-from monitor.values import is_http_url, parse_time
+from monitor.values import is_http_url, parse_time, to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -140,9 +151,10 @@ class MastodonCollector:
             return CollectResult(CollectStatus.FAILED, state=state, error=f"{PLATFORM}: {error}")
         reader = _Reader(http, address.base_url, self._token_for(address), self.token_env, now)
         account_id = source.platform_id
+        looked_up = None
         try:
             if account_id is None:
-                account_id = await self._resolve(reader, address)
+                account_id, looked_up = await self._resolve(reader, address)
             result = await self._collect_statuses(reader, address, account_id, state, now)
         except ApiError as error:
             refused = error.http_status in (401, 403) and error.retry_after is None
@@ -158,18 +170,32 @@ class MastodonCollector:
             return failed(
                 state, error, resolved_id=account_id, bytes_received=reader.bytes_received
             )
-        return replace(result, resolved_id=account_id)
+        return await add_account_counts(
+            replace(result, resolved_id=account_id),
+            state,
+            now,
+            lambda: self._read_counts(reader, account_id),
+            answers=reader,
+            known=looked_up or result.account,
+        )
+
+    async def _read_counts(self, reader: _Reader, account_id: str) -> AccountCounts | None:
+        account, _ = await reader.get(f"/api/v1/accounts/{quote(account_id, safe='')}")
+        return parse_account_counts(account)
 
     def _token_for(self, address: AccountAddress) -> str | None:
         if self.token_host is None or urlsplit(address.base_url).hostname != self.token_host:
             return None
         return self.settings.secret
 
-    async def _resolve(self, reader: _Reader, address: AccountAddress) -> str:
+    async def _resolve(
+        self, reader: _Reader, address: AccountAddress
+    ) -> tuple[str, AccountCounts | None]:
+        """The account's id, and its counts as the lookup gives them."""
         account, _ = await reader.get("/api/v1/accounts/lookup", {"acct": address.acct})
         if not isinstance(account, dict) or not account.get("id"):
             raise ApiError(f"{PLATFORM}: the account lookup for {address.acct} returned no id")
-        return str(account["id"])
+        return str(account["id"]), parse_account_counts(account)
 
     async def _collect_statuses(
         self,
@@ -215,6 +241,7 @@ class MastodonCollector:
             retry_after=reader.exhausted_until,
             bytes_received=reader.bytes_received,
             deleted=tuple(deleted),
+            account=find_account_counts(statuses, account_id),
         )
 
     async def _walk_back(self, reader: _Reader, path: str, backfill: Backfill) -> Walk:
@@ -444,6 +471,31 @@ def parse_status(status: dict[str, Any], *, watched: frozenset[str], local_domai
         raw=strip_unwatched_mentions(status, watched, local_domain),
         metrics=None if reblog is not None else parse_metrics(status),
     )
+
+
+def parse_account_counts(account: Any) -> AccountCounts | None:
+    """An Account entity's `followers_count` and `statuses_count`; None when it has neither."""
+    if not isinstance(account, dict):
+        return None
+    counts = AccountCounts(
+        followers=to_int(account.get("followers_count")),
+        posts=to_int(account.get("statuses_count")),
+    )
+    return None if counts.is_empty() else counts
+
+
+def find_account_counts(
+    statuses: Iterable[Mapping[str, Any]], account_id: str
+) -> AccountCounts | None:
+    """The counts of the account itself as the listed statuses carry it (each names its
+    poster, the account, boosts included); None when no status did."""
+    for status in statuses:
+        account = status.get("account")
+        if isinstance(account, dict) and str(account.get("id")) == account_id:
+            counts = parse_account_counts(account)
+            if counts is not None:
+                return counts
+    return None
 
 
 def parse_metrics(status: Mapping[str, Any]) -> dict[str, int]:

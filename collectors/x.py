@@ -3,7 +3,10 @@
 Endpoints (X API v2 reference, docs.x.com):
 
 - "User lookup by username" `GET /2/users/by/username/:username`: the handle becomes the account's
-  numeric id once; the id survives renames, so a renamed account keeps its history.
+  numeric id once; the id survives renames, so a renamed account keeps its history. With
+  `user.fields=public_metrics` it also gives the account's counts (followers_count, tweet_count).
+- "User lookup by ID" `GET /2/users/:id?user.fields=public_metrics`: the counts again, at most
+  once a UTC day per source; one billed read.
 - "User Posts timeline" `GET /2/users/:id/tweets`: newest first, `since_id` after the first run,
   `start_time` on the first run (the backfill window), paged with `meta.next_token`.
 - "Post lookup by IDs" `GET /2/tweets?ids=`: re-reads recent posts for fresh counts; an id
@@ -15,7 +18,8 @@ to `source.api_url` instead (how tests reach the loopback server), keeping tweep
 building, parsing and exceptions.
 
 Billing: X charges per post read (since 2026). Every post an answer carries, and every user
-lookup, is one read, returned as `api_units`. With `[platforms.x] monthly_read_budget` set:
+lookup (the daily one for the account's counts too), is one read, returned as `api_units`.
+With `[platforms.x] monthly_read_budget` set:
 
 - new posts are read while the month's budget lasts; at 100 % the source fails with
   "X monthly read budget of N reads spent" until the first day of next month (UTC);
@@ -51,7 +55,14 @@ import requests
 import requests.adapters
 import tweepy
 
-from collectors.api import ApiError, Backfill, Tally, error_for_status, failed
+from collectors.api import (
+    ApiError,
+    Backfill,
+    Tally,
+    add_account_counts,
+    error_for_status,
+    failed,
+)
 from collectors.http import (
     HttpClient,
     Response,
@@ -71,6 +82,7 @@ from collectors.x_posts import (
 )
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -78,6 +90,7 @@ from monitor.types import (
     SourceRef,
     SourceState,
 )
+from monitor.values import to_int
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -108,7 +121,8 @@ MEDIA_FIELDS = [
     "type", "url", "preview_image_url", "duration_ms", "alt_text", "public_metrics", "width",
     "height",
 ]  # fmt: skip
-USER_FIELDS = ["id", "username", "name", "created_at", "pinned_tweet_id"]
+USER_FIELDS = ["id", "username", "name", "created_at", "pinned_tweet_id", "public_metrics"]
+COUNT_FIELDS = ["public_metrics"]
 
 
 # ------------------------------------------------------------------------------ budget (pure)
@@ -276,6 +290,7 @@ class _Progress:
     refreshed: list[PostData] = field(default_factory=list)
     units: int = 0
     account: Account | None = None
+    counts: AccountCounts | None = None  # the account's, when a user lookup gave them
     max_posts: int | None = None  # the backfill's limit on a first run
     answers: Tally = field(default_factory=Tally)
 
@@ -353,7 +368,7 @@ class XCollector:
             cursor, deleted = await self._refresh(client, account, cursor, now, progress)
         except ApiError as error:
             # The new posts are in: a refresh that failed costs only this run's counts.
-            return replace(
+            result = replace(
                 result,
                 status=CollectStatus.PARTIAL,
                 posts=progress.posts(),
@@ -363,14 +378,38 @@ class XCollector:
                 api_units=progress.units,
                 bytes_received=progress.answers.bytes_received,
             )
-        return replace(
+        else:
+            result = replace(
+                result,
+                posts=progress.posts(),
+                state=SourceState(cursor=cursor),
+                deleted=tuple(sorted(deleted)),
+                api_units=progress.units,
+                bytes_received=progress.answers.bytes_received,
+            )
+        return await add_account_counts(
             result,
-            posts=progress.posts(),
-            state=SourceState(cursor=cursor),
-            deleted=tuple(sorted(deleted)),
-            api_units=progress.units,
-            bytes_received=progress.answers.bytes_received,
+            state,
+            now,
+            lambda: self._read_counts(client, account, handle, progress),
+            answers=progress.answers,
+            known=progress.counts,
+            units=lambda: progress.units,
         )
+
+    async def _read_counts(
+        self, client: tweepy.Client, account: Account, handle: str, progress: _Progress
+    ) -> AccountCounts | None:
+        document = await self._billed_call(
+            1,
+            progress,
+            "/2/users/:id",
+            client.get_user,
+            id=account.id,
+            user_fields=COUNT_FIELDS,
+            not_found=f"account @{handle} not found (id {account.id})",
+        )
+        return parse_user_counts(document)
 
     def _client(self, base_url: str, token: str) -> tweepy.Client:
         client = self.clients.get(base_url)
@@ -406,7 +445,9 @@ class XCollector:
             user_fields=USER_FIELDS,
             not_found=f"account @{handle} not found",
         )
-        return parse_user(document, handle)
+        account = parse_user(document, handle)
+        progress.counts = parse_user_counts(document)
+        return account
 
     async def _read_timeline(
         self,
@@ -680,6 +721,18 @@ def describe_failure(
             http_status=403,
         )
     return base
+
+
+def parse_user_counts(document: Mapping[str, Any]) -> AccountCounts | None:
+    """A user lookup's `public_metrics`: followers_count and tweet_count; None without them."""
+    data = document.get("data")
+    metrics = data.get("public_metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict):
+        return None
+    counts = AccountCounts(
+        followers=to_int(metrics.get("followers_count")), posts=to_int(metrics.get("tweet_count"))
+    )
+    return None if counts.is_empty() else counts
 
 
 def _check_account_errors(document: Mapping[str, Any], handle: str, account: Account) -> None:

@@ -3,8 +3,11 @@
 With an API key (`[platforms.youtube] api_key_env`, by default YOUTUBE_API_KEY) three endpoints of
 the YouTube Data API v3 reference are used, each costing 1 quota unit a call:
 
-- `channels.list` (part=id,snippet,contentDetails; `forHandle=@handle` or `id=UC…`): the handle
-  becomes the stable channel id, and the channel's uploads playlist (`UU…`), kept in the cursor.
+- `channels.list` (part=id,snippet,contentDetails,statistics; `forHandle=@handle` or `id=UC…`):
+  the handle becomes the stable channel id, and the channel's uploads playlist (`UU…`), kept in
+  the cursor. Its `statistics` are the channel's counts (subscriberCount unless
+  hiddenSubscriberCount, viewCount, videoCount); once resolved, `channels.list` with
+  part=statistics asks for them again at most once a UTC day (1 unit).
 - `playlistItems.list` (part=snippet,contentDetails, 50 a page): the uploads, newest first, read
   until the cursor's last `videoPublishedAt` (incremental) or the backfill window and limit.
 - `videos.list` (part=snippet,contentDetails,statistics,liveStreamingDetails, 50 ids a call):
@@ -42,6 +45,7 @@ from collectors.api import (
     ApiClient,
     ApiError,
     Backfill,
+    add_account_counts,
     error_for_status,
     failed,
     find_rate_limit_reset,
@@ -50,6 +54,7 @@ from collectors.feeds import fetch_feed
 from collectors.http import HttpClient, Response
 from monitor.platforms import SPECS, default_secret_env
 from monitor.types import (
+    AccountCounts,
     ApiUsage,
     CollectResult,
     CollectStatus,
@@ -162,7 +167,16 @@ class YouTubeCollector:
         url = source.api_url or self.settings.api_url or ""
         calls = _Calls(http, url, key, self.key_env, now)
         try:
-            return await self._collect_api(source, state, calls, now)
+            result, known = await self._collect_api(source, state, calls, now)
+            return await add_account_counts(
+                result,
+                state,
+                now,
+                lambda: self._read_counts(calls),
+                answers=calls,
+                known=known,
+                units=lambda: calls.units,
+            )
         except QuotaSpent as spent:
             return await self._fall_back_to_feed(source, state, calls, spent.reason, now)
         except ApiError as error:
@@ -170,9 +184,10 @@ class YouTubeCollector:
 
     async def _collect_api(
         self, source: SourceRef, state: SourceState, calls: _Calls, now: datetime
-    ) -> CollectResult:
+    ) -> tuple[CollectResult, AccountCounts | None]:
+        """The videos, and the channel's counts when resolving it read them."""
         cursor = state.cursor
-        channel_id, uploads_id = await self._resolve(source, cursor, calls)
+        channel_id, uploads_id, counts = await self._resolve(source, cursor, calls)
         incremental = cursor.get("uploads") == uploads_id and "last_published" in cursor
         if incremental:
             stop, limit = parse_time(cursor["last_published"]) or now, None
@@ -210,7 +225,7 @@ class YouTubeCollector:
                 if post.published_at and post.published_at >= refresh_since
             },
         }
-        return CollectResult(
+        result = CollectResult(
             CollectStatus.OK,
             posts=posts,
             state=SourceState(cursor=new_cursor),
@@ -220,18 +235,20 @@ class YouTubeCollector:
             api_units=calls.units,
             bytes_received=calls.bytes_received,
         )
+        return result, counts
 
     async def _resolve(
         self, source: SourceRef, cursor: dict[str, Any], calls: _Calls
-    ) -> tuple[str, str]:
-        """The channel id and its uploads playlist id: from the source and cursor when known
-        (no call), else from channels.list by id (stable, so a renamed channel is still found)
-        or by handle."""
+    ) -> tuple[str, str, AccountCounts | None]:
+        """The channel id, its uploads playlist id and, when a call was made, its counts: from
+        the source and cursor when known (no call), else from channels.list by id (stable, so a
+        renamed channel is still found) or by handle."""
         channel_id = known_channel(source)
         calls.channel_id = channel_id
         if channel_id and cursor.get("uploads"):
-            return channel_id, str(cursor["uploads"])
-        params = {"part": "id,snippet,contentDetails"}
+            return channel_id, str(cursor["uploads"]), None
+        # Google bills a call, not its parts: the statistics come at no extra cost.
+        params = {"part": "id,snippet,contentDetails,statistics"}
         if channel_id:
             params["id"] = channel_id
             wanted = f"channel {channel_id}"
@@ -249,7 +266,19 @@ class YouTubeCollector:
         if not uploads:
             raise ApiError(f"{PLATFORM_NAME}: channel {channel['id']} lists no uploads playlist")
         calls.channel_id = str(channel["id"])
-        return calls.channel_id, str(uploads)
+        return calls.channel_id, str(uploads), parse_channel_counts(channel)
+
+    async def _read_counts(self, calls: _Calls) -> AccountCounts | None:
+        """The channel's statistics (1 unit); a spent quota is a problem with the counts, not
+        a reason to read the videos again from the feed."""
+        channel_id = calls.channel_id or ""
+        params = {"part": "statistics", "id": channel_id}
+        try:
+            data = await self._call(calls, "channels", params, not_found=f"channel {channel_id}")
+        except QuotaSpent as spent:
+            raise ApiError(f"{PLATFORM_NAME}: quota spent ({spent.reason})") from None
+        items = [item for item in data.get("items") or [] if isinstance(item, dict)]
+        return parse_channel_counts(items[0]) if items else None
 
     async def _list_uploads(
         self,
@@ -394,6 +423,22 @@ class YouTubeCollector:
             ),
             resolved_id=channel_id,
         )
+
+
+def parse_channel_counts(channel: Mapping[str, Any]) -> AccountCounts | None:
+    """A channel resource's `statistics`: subscribers (None when the channel hides them:
+    `hiddenSubscriberCount`, whatever number is sent), total views and public videos; None
+    when it has no statistics."""
+    statistics = channel.get("statistics")
+    if not isinstance(statistics, dict):
+        return None
+    hidden = statistics.get("hiddenSubscriberCount") is True
+    counts = AccountCounts(
+        followers=None if hidden else to_int(statistics.get("subscriberCount")),
+        views=to_int(statistics.get("viewCount")),
+        posts=to_int(statistics.get("videoCount")),
+    )
+    return None if counts.is_empty() else counts
 
 
 def select_unseen(posts: list[PostData], cursor: dict[str, Any]) -> tuple[PostData, ...]:

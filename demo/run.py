@@ -64,6 +64,18 @@ class Demo:
         return self.directory / "outbox"
 
 
+def start_afresh(demo: Demo) -> None:
+    """Remove the previous run's database and digests: the week's digest is archived once
+    sent, so a second run on the same database would send nothing and show the old one."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        demo.database.with_name(demo.database.name + suffix).unlink(missing_ok=True)
+    if demo.outbox.is_dir():
+        for old in demo.outbox.glob("*.eml"):
+            old.unlink()
+        for old in demo.outbox.glob("*.html"):
+            old.unlink()
+
+
 def shown(path: Path) -> str:
     """A path as the reader types it here: relative when it is below the current directory."""
     try:
@@ -140,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo = Demo(parser.parse_args(argv).dir.resolve())
     demo.directory.mkdir(parents=True, exist_ok=True)
+    start_afresh(demo)
     handler = functools.partial(QuietHandler, directory=str(FEEDS))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

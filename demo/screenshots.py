@@ -2,7 +2,7 @@
 
 Run `make demo` first, then `.venv/bin/python demo/screenshots.py`: it starts `omvarld web` on
 the demo's config, opens each page in headless Chromium (Debian's `chromium`) and writes
-docs/screenshots/*.png.
+docs/screenshots/*.png, and the demo's digest as mailed to docs/digest-demo.png.
 """
 
 from __future__ import annotations
@@ -87,6 +87,13 @@ def main() -> int:
                 page.goto(base + str(digests[0]))
                 page.screenshot(path=str(OUT / "digest.png"), full_page=False)
                 print(f"wrote {OUT / 'digest.png'} ({digests[0]})")
+            # The demo's digest as mailed, for the README's "this is what arrives".
+            mailed = sorted((HERE / "outbox").glob("*.html"))
+            if mailed:
+                page.set_viewport_size({"width": 680, "height": 1500})
+                page.goto(mailed[-1].as_uri())
+                page.screenshot(path=str(OUT.parent / "digest-demo.png"), full_page=True)
+                print(f"wrote {OUT.parent / 'digest-demo.png'} ({mailed[-1].name})")
             browser.close()
     finally:
         server.terminate()

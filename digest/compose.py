@@ -17,6 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from digest.compare import (
+    ActivityRow,
+    FollowerRow,
+    SourceWeeks,
+    chart_organisations,
+    compare_organisations,
+    index_activity,
+)
 from digest.model import (
     ChannelChange,
     DataQuality,
@@ -107,6 +115,7 @@ class SourceHistory:
     counted: int = 0  # posts with counts over the five weeks
     counted_engagement: int = 0
     terms: Counter[str] = field(default_factory=Counter)  # posts per term, four weeks before
+    counted_weeks: list[int] = field(default_factory=lambda: [0] * BASELINE_WEEKS)
     # The week:
     week_posts: int = 0
     week_engagement: int = 0
@@ -151,6 +160,10 @@ class WeekData:
     terms: TermTotals
     # Per organisation, the hosts of its own websites and accounts: links there are not shared.
     own_hosts: dict[str, frozenset[str]] = field(default_factory=dict)
+    # For comparisons and charts (digest/compare.py): each source's weeks as rows, this week
+    # and the seven before, and its followers at the week's boundaries.
+    activity: dict[int, SourceWeeks] = field(default_factory=dict)
+    followers: dict[int, FollowerRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -223,6 +236,31 @@ def add_week(
         summary.engaged.sort(key=_engagement_order)
         summary.replied.sort(key=_dialog_order)
     return history
+
+
+def list_activity(
+    history: dict[int, SourceHistory], earlier: Iterable[ActivityRow]
+) -> dict[int, SourceWeeks]:
+    """Per source, its week and the four before (from its sums) and the `earlier` weeks'
+    rows, as comparisons and charts take them; made once for every recipient."""
+    rows = list(earlier)
+    for source_id, summary in history.items():
+        week = ActivityRow(
+            source_id, 0, summary.week_posts, len(summary.week_counted), summary.week_engagement
+        )
+        rows.append(week)
+        rows.extend(
+            ActivityRow(
+                source_id,
+                BASELINE_WEEKS - index,
+                summary.posts[index],
+                summary.counted_weeks[index],
+                summary.engagement[index],
+            )
+            for index in range(BASELINE_WEEKS)
+            if summary.posts[index]
+        )
+    return index_activity(rows)
 
 
 def _engagement_order(row: PostRow) -> tuple[int, float, int]:
@@ -314,6 +352,8 @@ def compose_digest(
         quality=tuple(assess_quality(followed, data.runs)),
         mentions=tuple(_item(r, scores) for r in mentions),
         group_names={key: names[key] for key in recipient.groups if key in names},
+        comparisons=tuple(compare_organisations(followed, data.activity, data.followers, own)),
+        charts=tuple(chart_organisations(followed, data.activity, week, own)),
     )
 
 

@@ -20,6 +20,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.compare import (
+    CHART_WEEKS,
+    GROWTH_WEEKS,
+    ActivityRow,
+    FollowerRow,
+    compare_organisations,
+    index_activity,
+)
 from digest.compose import (
     BASELINE_WEEKS,
     PostRow,
@@ -34,14 +42,15 @@ from digest.compose import (
     domain_of,
     engagement_of,
     is_within,
+    list_activity,
     new_history,
     select_followed,
 )
-from digest.model import DigestData, Recipient, Week
+from digest.model import Comparison, DigestData, Recipient, Week
 from monitor.config import Config
 from monitor.db import make_engine
 from monitor.filters import engagement_total
-from monitor.models import collection_runs, post_metrics, posts, sources
+from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
 from monitor.platforms import label_platform, platform_hosts
 from monitor.processes import start_process_pool
 from monitor.types import METRIC_NAMES
@@ -108,6 +117,29 @@ def make_digest_builder(
 def group_names(config: Config) -> dict[str, str]:
     """Each declared group's name by its key (`[groups.kommuner] name = "Kommuner"`)."""
     return {key: group.name for key, group in config.groups.items() if group.name}
+
+
+def load_comparisons(
+    engine: Engine,
+    week: Week,
+    *,
+    group: str | None = None,
+    own: str | None = None,
+    now: datetime | None = None,
+) -> list[Comparison]:
+    """The week's comparison of every active source's organisation per platform, or of the
+    sources in `group`, as the digest's section has it (`omvarld compare`, `/compare`)."""
+    counted_until = max(now or datetime.now(UTC), week.end)  # as a digest made now counts
+    with engine.connect() as connection:
+        chosen = [
+            source
+            for source in _load_sources(connection).values()
+            if source.active and (group is None or group in source.groups)
+        ]
+        ids = [source.id for source in chosen]
+        activity = load_activity(connection, ids, week, range(1), counted_until)
+        followers = load_followers(connection, ids, week)
+    return compare_organisations(chosen, index_activity(activity), followers, own)
 
 
 def load_week_data(
@@ -179,11 +211,12 @@ def _load_week_data(
                 # Here rather than apart: that side has the longer way to go already.
                 week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
-        before, spans = baseline.result()
+        before, spans, earlier, followers = baseline.result()
     history = add_week(before, this_week, week_terms)
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
         TermTotals.of(history.values()), find_own_hosts(all_sources, this_week),
+        list_activity(history, earlier), followers,
     )  # fmt: skip
 
 
@@ -208,14 +241,21 @@ def _url_of(engine: Engine) -> str:
 
 def _load_history_apart(
     database: Engine | str, ids: list[int], week: Week, counted_until: datetime
-) -> tuple[dict[int, SourceHistory], dict[int, SourceSpan]]:
-    """The four weeks before and every source's span, on a connection of their own; given a
-    URL (in another process), on an engine of their own."""
+) -> tuple[
+    dict[int, SourceHistory], dict[int, SourceSpan], list[ActivityRow], dict[int, FollowerRow]
+]:
+    """The four weeks before, every source's span, the charts' weeks before those four and
+    the followers for comparisons, on a connection of their own; given a URL (in another
+    process), on an engine of their own."""
     engine = make_engine(database) if isinstance(database, str) else database
     try:
         with engine.connect() as connection:
             spans = _load_spans(connection, week.end)
-            return _load_baseline(connection, ids, week, counted_until), spans
+            before = _load_baseline(connection, ids, week, counted_until)
+            earlier = load_activity(
+                connection, ids, week, range(BASELINE_WEEKS + 1, CHART_WEEKS), counted_until
+            )
+            return before, spans, earlier, load_followers(connection, ids, week)
     finally:
         if isinstance(database, str):
             engine.dispose()
@@ -390,7 +430,29 @@ def _load_baseline(
         return history
     weeks = [week.shifted(-n) for n in range(BASELINE_WEEKS, 0, -1)]
     window = _in_window(source_ids, weeks[0].start, week.start)
-    # The database sums the four weeks per source: 300,000 posts become a few thousand rows.
+    for source_id, index, count, counted, summed in sum_weeks(
+        connection, source_ids, weeks, counted_until
+    ):
+        summary = history.get(source_id)
+        if summary is None:
+            summary = history[source_id] = new_history()
+        summary.posts[index] = count
+        summary.engagement[index] = summed
+        summary.counted_weeks[index] = counted
+        summary.counted += counted
+        summary.counted_engagement += summed
+    for source_id, counted_terms in count_terms(connection, window).items():
+        history[source_id].terms = counted_terms
+    return history
+
+
+def sum_weeks(
+    connection: Connection, source_ids: list[int], weeks: Sequence[Week], counted_until: datetime
+) -> Iterator[tuple[int, int, int, int, int]]:
+    """Per source and week (by its index in `weeks`, which follow each other): posts, posts
+    with counts, and their engagement as last observed before `counted_until`."""
+    window = _in_window(source_ids, weeks[0].start, weeks[-1].end)
+    # The database sums the weeks per source: 300,000 posts become a few thousand rows.
     which = sa.case(
         *((sa.and_(posts.c.published_at >= w.start, posts.c.published_at < w.end), n)
           for n, w in enumerate(weeks)),
@@ -413,17 +475,73 @@ def _load_baseline(
         .group_by(posts.c.source_id, which)
     )
     for source_id, index, count, counted, summed in connection.execute(sums):
-        summary = history.get(source_id)
-        if summary is None:
-            summary = history[source_id] = new_history()
-        summed = int(summed or 0)  # PostgreSQL sums bigints as numeric
-        summary.posts[index] = count
-        summary.engagement[index] = summed
-        summary.counted += counted
-        summary.counted_engagement += summed
-    for source_id, counted_terms in count_terms(connection, window).items():
-        history[source_id].terms = counted_terms
-    return history
+        yield source_id, index, count, counted, int(summed or 0)  # PostgreSQL: numeric sums
+
+
+def load_activity(
+    connection: Connection,
+    source_ids: list[int],
+    week: Week,
+    weeks_back: range,
+    counted_until: datetime,
+) -> list[ActivityRow]:
+    """The sources' posts and engagement in the weeks `weeks_back` before `week` (0: itself),
+    as comparisons and charts take them."""
+    if not source_ids or not weeks_back:
+        return []
+    backs = sorted(weeks_back, reverse=True)  # oldest first
+    weeks = [week.shifted(-back) for back in backs]
+    return [
+        ActivityRow(source_id, backs[index], count, counted, summed)
+        for source_id, index, count, counted, summed in sum_weeks(
+            connection, source_ids, weeks, counted_until
+        )
+    ]
+
+
+def load_followers(
+    connection: Connection, source_ids: list[int], week: Week
+) -> dict[int, FollowerRow]:
+    """Each source's followers at the end of `week`, at its start and four weeks before its
+    end: the latest count observed at or before each (a row is stored only when a count
+    changed, so the latest is the count then). Sources never counted are left out."""
+    if not source_ids:
+        return {}
+    ends = (week.end, week.start, week.shifted(1 - GROWTH_WEEKS).start)
+    found: list[dict[int, int]] = []
+    for boundary in ends:
+        counted = sa.and_(
+            source_metrics.c.source_id.in_(source_ids),
+            source_metrics.c.observed_at <= boundary,
+            source_metrics.c.followers.is_not(None),
+        )
+        latest = (
+            sa.select(
+                source_metrics.c.source_id, sa.func.max(source_metrics.c.observed_at).label("at")
+            )
+            .where(counted)
+            .group_by(source_metrics.c.source_id)
+            .subquery()
+        )
+        query = (
+            sa.select(source_metrics.c.source_id, source_metrics.c.followers)
+            .join(
+                latest,
+                sa.and_(
+                    latest.c.source_id == source_metrics.c.source_id,
+                    latest.c.at == source_metrics.c.observed_at,
+                ),
+            )
+            .where(source_metrics.c.followers.is_not(None))
+        )
+        found.append({source_id: int(n) for source_id, n in connection.execute(query)})
+    at_end, at_start, before = found
+    return {
+        source_id: FollowerRow(
+            source_id, at_end.get(source_id), at_start.get(source_id), before.get(source_id)
+        )
+        for source_id in at_end.keys() | at_start.keys() | before.keys()
+    }
 
 
 def count_terms(connection: Connection, where: sa.ColumnElement[bool]) -> dict[int, Counter[str]]:

@@ -176,6 +176,65 @@ class DataQuality:
     covered_to: datetime | None  # latest
 
 
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and a digest of
+# every source makes a thousand of these per recipient; nothing assigns to one after it is made.
+@dataclass(slots=True)
+class Comparison:
+    """Jämförelse: one organisation on one platform in the week (digest/compare.py). None is
+    "not measured" and is shown as "—", never as 0."""
+
+    organisation: str
+    platform: str
+    posts: int
+    engagement_per_post: float | None  # over the posts with counts; None: none had counts
+    per_thousand_followers: float | None  # engagement per 1,000 followers
+    followers: int | None  # at the week's end
+    growth_week: int | None  # followers gained during the week
+    growth_four_weeks: int | None  # … during the four weeks up to the week's end
+    own: bool = False  # the recipient's own organisation
+
+
+@dataclass(frozen=True)
+class ChartWeek:
+    """One week of an organisation's chart; widths in percent of its largest week."""
+
+    week: Week
+    posts: int
+    engagement: int | None  # None: none of the organisation's posts has counts
+    posts_width: int  # 0..100
+    engagement_width: int
+
+
+@dataclass(slots=True)
+class OrganisationChart:
+    """De senaste åtta veckorna: an organisation's posts and engagement per week, oldest first.
+    Its `weeks` are made when read: a digest shows a few of the hundreds it ranks."""
+
+    organisation: str
+    first_week: Week
+    posts: tuple[int, ...]
+    engagement: tuple[int, ...] | None  # None: none of its posts in the weeks has counts
+    own: bool = False
+
+    @property
+    def weeks(self) -> tuple[ChartWeek, ...]:
+        from digest.compare import bar_widths  # digest.compare builds these
+
+        post_widths = bar_widths(self.posts)
+        engaged = self.engagement
+        engagement_widths = bar_widths(engaged) if engaged else [0] * len(self.posts)
+        return tuple(
+            ChartWeek(
+                week=self.first_week.shifted(n),
+                posts=count,
+                engagement=engaged[n] if engaged else None,
+                posts_width=post_widths[n],
+                engagement_width=engagement_widths[n],
+            )
+            for n, count in enumerate(self.posts)
+        )
+
+
 @dataclass(frozen=True)
 class DigestData:
     recipient: Recipient
@@ -195,6 +254,8 @@ class DigestData:
     quality: tuple[DataQuality, ...] = ()
     mentions: tuple[PostItem, ...] = ()  # posts matching the recipient's keywords
     group_names: dict[str, str] = field(default_factory=dict)  # key -> declared name
+    comparisons: tuple[Comparison, ...] = ()  # per organisation and platform (digest/compare.py)
+    charts: tuple[OrganisationChart, ...] = ()  # the last eight weeks per organisation
 
     @property
     def is_empty(self) -> bool:

@@ -1,4 +1,5 @@
-"""`omvarld export`: stored posts or their engagement history as CSV, JSON Lines or Parquet.
+"""`omvarld export`: stored posts, their engagement history or the accounts' own counts over
+time (`source-metrics`) as CSV, JSON Lines or Parquet.
 
 Rows are streamed from the database and written one at a time (Parquet: one row group at a
 time), so an export of millions of posts runs in constant memory. The file appears only when
@@ -27,8 +28,8 @@ from typing import IO, Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.filters import PostFilter, latest_engagement, where_posts
-from monitor.models import post_metrics, posts, sources
+from monitor.filters import PostFilter, latest_engagement, where_posts, where_sources
+from monitor.models import post_metrics, posts, source_metrics, sources
 from monitor.platforms import PLATFORM_KEYS
 from monitor.types import METRIC_NAMES
 
@@ -68,6 +69,7 @@ class ExportFormat(enum.StrEnum):
 class Dataset(enum.StrEnum):
     POSTS = "posts"
     METRICS = "metrics"
+    SOURCE_METRICS = "source-metrics"
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,33 @@ METRIC_COLUMNS: tuple[ExportColumn, ...] = (
     ),
 )
 
-COLUMNS = {Dataset.POSTS: POST_COLUMNS, Dataset.METRICS: METRIC_COLUMNS}
+SOURCE_METRIC_COLUMNS: tuple[ExportColumn, ...] = (
+    ExportColumn("source_key", "string", "the watched account, as keyed in the config"),
+    ExportColumn("platform", "string", PLATFORM_LIST),
+    ExportColumn("organisation", "string", "the organisation the source belongs to"),
+    ExportColumn("observed_at", "timestamp", "when these counts were observed, UTC"),
+    ExportColumn(
+        "followers",
+        "integer",
+        "followers or subscribers (Facebook: followers, else the page's likes); empty when"
+        " the platform does not make them public (Flickr, a channel hiding its subscribers)",
+    ),
+    ExportColumn(
+        "views", "integer", f"total views of the account's content (YouTube, Flickr){_NOT_REPORTED}"
+    ),
+    ExportColumn(
+        "posts",
+        "integer",
+        "the account's posts, videos or photos as the platform counts them (not the posts"
+        f" stored by Omvärld){_NOT_REPORTED}",
+    ),
+)
+
+COLUMNS = {
+    Dataset.POSTS: POST_COLUMNS,
+    Dataset.METRICS: METRIC_COLUMNS,
+    Dataset.SOURCE_METRICS: SOURCE_METRIC_COLUMNS,
+}
 
 FORMAT_NOTES = {
     ExportFormat.CSV: (
@@ -211,7 +239,7 @@ def export_dataset(
     if not out.parent.is_dir():
         raise ExportError(f"--out: directory {out.parent} does not exist")
     dictionary_file = dictionary_path(out)
-    query = posts_query(chosen) if dataset is Dataset.POSTS else metrics_query(chosen)
+    query = QUERIES[dataset](chosen)
     # Rows travel as tuples: the query's columns must be the dictionary's, in its order.
     assert list(query.selected_columns.keys()) == [c.name for c in columns]
     started = now or datetime.now(UTC)
@@ -291,6 +319,39 @@ def metrics_query(chosen: PostFilter) -> sa.Select[Any]:
     )
 
 
+def source_metrics_query(chosen: PostFilter) -> sa.Select[Any]:
+    """Every account-count observation of the sources `chosen` selects (its platforms, sources,
+    organisations and groups; since and until bound `observed_at`), source by source, oldest
+    first."""
+    m = source_metrics.c
+    conditions = where_sources(chosen)
+    if chosen.since is not None:
+        conditions.append(m.observed_at >= chosen.since)
+    if chosen.until is not None:
+        conditions.append(m.observed_at < chosen.until)
+    return (
+        sa.select(
+            sources.c.key.label("source_key"),
+            sources.c.platform,
+            sources.c.organisation,
+            m.observed_at,
+            m.followers,
+            m.views,
+            m.posts,
+        )
+        .select_from(source_metrics.join(sources, sources.c.id == m.source_id))
+        .where(*conditions)
+        .order_by(sources.c.key, m.observed_at, m.id)
+    )
+
+
+QUERIES: dict[Dataset, Callable[[PostFilter], sa.Select[Any]]] = {
+    Dataset.POSTS: posts_query,
+    Dataset.METRICS: metrics_query,
+    Dataset.SOURCE_METRICS: source_metrics_query,
+}
+
+
 def stream_rows(connection: Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
     """The query's rows as tuples in its column order, fetched a batch at a time rather than
     all at once.
@@ -330,14 +391,20 @@ def describe_export(
         "database": database,
         "filters": describe_filter(chosen),
         "columns": [{"name": c.name, "type": c.type, "meaning": c.meaning} for c in columns],
-        "note": (
-            "Posts erased with `omvarld erase` are never exported. One row per post with its"
-            " latest counts"
-            if dataset is Dataset.POSTS
-            else "Posts erased with `omvarld erase` are never exported. One row per observation:"
-            " a row is recorded when a post is first counted and whenever a count changes"
-        ),
+        "note": NOTES[dataset],
     }
+
+
+NOTES = {
+    Dataset.POSTS: "Posts erased with `omvarld erase` are never exported. One row per post with"
+    " its latest counts",
+    Dataset.METRICS: "Posts erased with `omvarld erase` are never exported. One row per"
+    " observation: a row is recorded when a post is first counted and whenever a count changes",
+    Dataset.SOURCE_METRICS: "One row per observation of an account's own counts: a row is"
+    " recorded when they are first read and whenever one of them changes (collectors read them"
+    " once a UTC day), so a count holds until the source's next row. since and until filter"
+    " observed_at; kinds and min_engagement do not apply.",
+}
 
 
 def describe_filter(chosen: PostFilter) -> dict[str, Any]:

@@ -76,6 +76,18 @@ def where_posts(
         conditions.append(rows.c.published_at >= chosen.since)
     if chosen.until is not None:
         conditions.append(rows.c.published_at < chosen.until)
+    conditions += where_sources(chosen)
+    if chosen.kinds:
+        conditions.append(rows.c.kind.in_(chosen.kinds))
+    if chosen.min_engagement is not None:
+        conditions.append(latest_engagement(rows) >= chosen.min_engagement)
+    return conditions
+
+
+def where_sources(chosen: PostFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions on `sources` alone: platforms, sources, organisations, groups
+    (what the account-count export filters by)."""
+    conditions: list[sa.ColumnElement[bool]] = []
     if chosen.platforms:
         conditions.append(sources.c.platform.in_(chosen.platforms))
     if chosen.sources:
@@ -84,10 +96,6 @@ def where_posts(
         conditions.append(sources.c.organisation.in_(chosen.organisations))
     if chosen.groups:
         conditions.append(InAnyGroup(chosen.groups))
-    if chosen.kinds:
-        conditions.append(rows.c.kind.in_(chosen.kinds))
-    if chosen.min_engagement is not None:
-        conditions.append(latest_engagement(rows) >= chosen.min_engagement)
     return conditions
 
 

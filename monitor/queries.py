@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from monitor.models import collection_runs, posts, sources
+from monitor.models import collection_runs, posts, source_metrics, sources
 
 LONG_FAILURE = timedelta(days=1)
+# `status` shows how the account's counts moved over this long.
+COUNTS_CHANGE_SPAN = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    """A source's latest account counts (`source_metrics`) and how each moved over
+    COUNTS_CHANGE_SPAN; a change is None when either end is unknown (no count a week ago,
+    or a count the platform does not give)."""
+
+    followers: int | None = None
+    views: int | None = None
+    posts: int | None = None
+    followers_change: int | None = None
+    views_change: int | None = None
+    posts_change: int | None = None
+    counted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,15 @@ class SourceHealth:
     newest_post_at: datetime | None
     failing_since: datetime | None = None
     not_modified_share: float | None = None  # of this week's attempts, answered 304
+    # The account's own counts: followers, total views and posts as the platform reports
+    # them (not the posts stored here), each with its change over the last 7 days.
+    followers: int | None = None
+    followers_change_7d: int | None = None
+    views: int | None = None
+    views_change_7d: int | None = None
+    account_posts: int | None = None
+    account_posts_change_7d: int | None = None
+    counted_at: datetime | None = None
 
     def failing_long(self, now: datetime) -> bool:
         """Failing for more than a day: what an admin must look at."""
@@ -95,6 +122,7 @@ def list_source_health(
         query = query.where(sources.c.active.is_(True))
     with engine.connect() as connection:
         rows = connection.execute(query).all()
+        figures = read_account_figures(connection, now)
     return [
         SourceHealth(
             key=row.key,
@@ -115,9 +143,57 @@ def list_source_health(
             newest_post_at=row.newest_post_at,
             failing_since=row.failing_since,
             not_modified_share=(row.not_modified / row.attempts) if row.attempts else None,
+            **_account_fields(figures.get(row.id)),
         )
         for row in rows
     ]
+
+
+def read_account_figures(connection: Connection, now: datetime) -> dict[int, AccountFigures]:
+    """Every source's latest account counts and their change since COUNTS_CHANGE_SPAN ago
+    (the row in effect then: rows are written only when a count moved). Two grouped
+    lookups of the newest row per source, whatever the number of sources."""
+    latest = _newest_rows(connection, None)
+    before = _newest_rows(connection, now - COUNTS_CHANGE_SPAN)
+    figures = {}
+    for source_id, row in latest.items():
+        then = before.get(source_id)
+        figures[source_id] = AccountFigures(
+            followers=row.followers,
+            views=row.views,
+            posts=row.posts,
+            followers_change=_change(row.followers, then.followers if then else None),
+            views_change=_change(row.views, then.views if then else None),
+            posts_change=_change(row.posts, then.posts if then else None),
+            counted_at=row.observed_at,
+        )
+    return figures
+
+
+def _newest_rows(connection: Connection, until: datetime | None) -> dict[int, Any]:
+    newest = sa.select(sa.func.max(source_metrics.c.id)).group_by(source_metrics.c.source_id)
+    if until is not None:
+        newest = newest.where(source_metrics.c.observed_at <= until)
+    query = sa.select(source_metrics).where(source_metrics.c.id.in_(newest))
+    return {row.source_id: row for row in connection.execute(query)}
+
+
+def _change(now: int | None, then: int | None) -> int | None:
+    return None if now is None or then is None else now - then
+
+
+def _account_fields(figures: AccountFigures | None) -> dict[str, Any]:
+    if figures is None:
+        return {}
+    return {
+        "followers": figures.followers,
+        "followers_change_7d": figures.followers_change,
+        "views": figures.views,
+        "views_change_7d": figures.views_change,
+        "account_posts": figures.posts,
+        "account_posts_change_7d": figures.posts_change,
+        "counted_at": figures.counted_at,
+    }
 
 
 def list_posts(

@@ -1,8 +1,9 @@
 """Writing what collectors found: bulk, idempotent, one transaction per source attempt.
 
 An unchanged post writes nothing. A changed post first copies its stored version into
-`post_revisions`. Counts append to `post_metrics` only when one of them moved. The store never
-does HTTP; it is handed plain `CollectResult`s.
+`post_revisions`. Counts append to `post_metrics` only when one of them moved, and so do an
+account's own counts to `source_metrics`. The store never does HTTP; it is handed plain
+`CollectResult`s.
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ from monitor.models import (
     post_metrics,
     post_revisions,
     posts,
+    source_metrics,
     sources,
 )
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 from monitor.terms import stored_terms
 from monitor.text import strip_control
-from monitor.types import METRIC_NAMES, CollectResult, CollectStatus, Media, PostData
+from monitor.types import (
+    METRIC_NAMES,
+    AccountCounts,
+    CollectResult,
+    CollectStatus,
+    Media,
+    PostData,
+)
 from monitor.values import is_http_url
 
 log = logging.getLogger(__name__)
@@ -197,7 +206,53 @@ def _record(
         if result.deleted:
             _mark_deleted(connection, attempt.source_id, result.deleted, attempt.finished_at)
     _add_api_usage(connection, [(a, r) for a, r, _ in kept if r.api_units])
+    append_source_metrics(
+        connection,
+        [(a.source_id, r.account, a.finished_at) for a, r, _ in kept if r.account is not None],
+    )
     return records
+
+
+ACCOUNT_COUNT_NAMES = ("followers", "views", "posts")
+
+
+def append_source_metrics(
+    connection: Connection,
+    observed: Sequence[tuple[int, AccountCounts, datetime]],
+) -> int:
+    """Append each source's account counts to `source_metrics` when one of them differs from
+    the source's latest row (or it has none); the number of rows written.
+
+    A series of changes only: unchanged counts write nothing however many runs read them, so
+    there is at most one row a day (the collectors read counts daily) unless a count moved. A
+    count the platform stopped giving (a channel hiding its subscribers) is a change to NULL.
+    Counts with no value at all write nothing.
+    """
+    wanted = {
+        source_id: (counts, at) for source_id, counts, at in observed if not counts.is_empty()
+    }
+    if not wanted:
+        return 0
+    newest = (
+        sa.select(sa.func.max(source_metrics.c.id))
+        .where(source_metrics.c.source_id.in_(list(wanted)))
+        .group_by(source_metrics.c.source_id)
+    )
+    latest = {
+        row.source_id: tuple(row._mapping[name] for name in ACCOUNT_COUNT_NAMES)
+        for row in connection.execute(
+            sa.select(source_metrics).where(source_metrics.c.id.in_(newest))
+        )
+    }
+    rows = []
+    for source_id, (counts, at) in wanted.items():
+        snapshot = (counts.followers, counts.views, counts.posts)
+        if latest.get(source_id) != snapshot:
+            values = dict(zip(ACCOUNT_COUNT_NAMES, snapshot, strict=True))
+            rows.append({"source_id": source_id, "observed_at": at, **values})
+    if rows:
+        connection.execute(source_metrics.insert(), rows)
+    return len(rows)
 
 
 def _mark_deleted(

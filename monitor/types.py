@@ -87,6 +87,20 @@ class PostData:
 
 
 @dataclass(frozen=True)
+class AccountCounts:
+    """The account's own counts as the platform reported them at one moment; None where the
+    platform gives no such count (Flickr keeps followers private, a YouTube channel may hide
+    its subscribers). Stored in `source_metrics` when one of them moved."""
+
+    followers: int | None = None
+    views: int | None = None  # total views of the account's content (YouTube, Flickr)
+    posts: int | None = None  # the account's posts, videos, statuses or photos
+
+    def is_empty(self) -> bool:
+        return self.followers is None and self.views is None and self.posts is None
+
+
+@dataclass(frozen=True)
 class CollectResult:
     """What one attempt at a source produced."""
 
@@ -104,6 +118,7 @@ class CollectResult:
     resolved_id: str | None = None  # the account's stable platform id, once resolved
     deleted: tuple[str, ...] = ()  # platform post ids the platform says are gone
     api_units: int = 0  # billed reads or quota units this attempt spent (X, YouTube)
+    account: AccountCounts | None = None  # the account's counts, when read this attempt
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,11 @@ class WatchedPage:
         assert not ran, f"script ran on {where or self.page.url}:\n" + "\n".join(ran)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium for the session; skips, saying why, when Debian's chromium is missing."""
+    """Headless Chromium for a test module; skips, saying why, when Debian's chromium is
+    missing. Not for the session: Playwright's sync API keeps an event loop running while it
+    is open, and every later test that calls asyncio.run (the collectors) would fail."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright

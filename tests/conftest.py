@@ -21,7 +21,7 @@ from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
 from monitor.models import posts, sources
 from monitor.sources import select_sources, sync_sources
-from tests.browser import browser  # noqa: F401 (a fixture: one browser for the session)
+from tests.browser import browser  # noqa: F401 (a fixture: one browser a module)
 from tests.feedserver import FeedServer
 from tests.platforms import source_table
 from tests.smtpserver import Server, start_server

@@ -5,9 +5,15 @@ stays in its platform's test module."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collectors.api import COUNTS_DAY
+from monitor.models import source_metrics, sources
 from tests.feedserver import FeedServer, Request, Route
 
 
@@ -37,3 +43,31 @@ def source_table(platform: str, **fields: str | bool | int) -> str:
     lines = ["[[sources]]", f"platform = {toml_value(platform)}"]
     lines += [f"{name} = {toml_value(value)}" for name, value in fields.items()]
     return "\n".join(lines) + "\n\n"
+
+
+def account_counts(engine: Engine, key: str) -> list[tuple[int | None, int | None, int | None]]:
+    """The source's `source_metrics` rows as (followers, views, posts), oldest first."""
+    m = source_metrics.c
+    query = (
+        sa.select(m.followers, m.views, m.posts)
+        .join(sources, sources.c.id == m.source_id)
+        .where(sources.c.key == key)
+        .order_by(m.id)
+    )
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def pass_a_day(engine: Engine, key: str) -> None:
+    """Make the source's counts look read yesterday, as they are the day after a run: the next
+    run asks for them again (collectors ask once a UTC day)."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    with engine.begin() as connection:
+        cursor = connection.execute(
+            sa.select(sources.c.cursor).where(sources.c.key == key)
+        ).scalar_one()
+        connection.execute(
+            sources.update()
+            .where(sources.c.key == key)
+            .values(cursor={**(cursor or {}), COUNTS_DAY: yesterday})
+        )

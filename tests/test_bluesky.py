@@ -37,7 +37,13 @@ from monitor.types import CollectStatus, Media
 from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route, requests_to_endpoint, source_table
+from tests.platforms import (
+    account_counts,
+    json_route,
+    pass_a_day,
+    requests_to_endpoint,
+    source_table,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bluesky"
 FIXTURE_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -272,6 +278,42 @@ def test_second_run_asks_for_the_did_and_reads_only_past_the_refresh_window(
     assert (
         source_row(engine, "polisen").cursor["newest_id"] == ARREST
     )  # the old pinned post is no stop
+
+
+def test_profile_counts_land_once_and_again_only_when_they_change(
+    tmp_path: Path, engine: Engine, appview: AppView
+) -> None:
+    config = configure(tmp_path, engine, appview.url)
+    collect_one(config, engine)
+    assert account_counts(engine, "polisen") == [(48211, None, 1204)]  # from resolving the DID
+
+    pass_a_day(engine, "polisen")
+    collect_one(config, engine)  # asked by DID; unchanged, so no row
+    assert [r.query["actor"] for r in appview.requests(PROFILE)] == ["polisen.bsky.social", DID]
+    assert account_counts(engine, "polisen") == [(48211, None, 1204)]
+
+    appview.profile |= {"followersCount": 48390, "postsCount": 1206}
+    pass_a_day(engine, "polisen")
+    collect_one(config, engine)
+    assert account_counts(engine, "polisen") == [(48211, None, 1204), (48390, None, 1206)]
+
+
+def test_a_failed_profile_read_keeps_the_posts_and_names_the_problem(
+    tmp_path: Path, engine: Engine, appview: AppView
+) -> None:
+    config = configure(tmp_path, engine, appview.url)
+    collect_one(config, engine)
+    appview.serve(*NEXT_PAGES)
+    appview.fail(PROFILE, 502, "error_upstream.json")
+    pass_a_day(engine, "polisen")
+
+    outcome = collect_one(config, engine)
+
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 1
+    assert ARREST in stored_posts(engine)
+    assert outcome.error is not None and "\n" not in outcome.error
+    assert outcome.error.endswith("; the account's follower counts were not read")
+    assert account_counts(engine, "polisen") == [(48211, None, 1204)]
 
 
 def test_edited_post_keeps_its_previous_text_and_changed_counts_add_a_metrics_row(

@@ -28,7 +28,7 @@ from monitor.types import CollectStatus
 from tests.conftest import collect_one, count, source_row, stored_posts, write_config
 from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route
+from tests.platforms import account_counts, json_route, pass_a_day
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 ANCHOR = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -106,8 +106,22 @@ def serve_listing(server: FeedServer, pages: dict[str | None, str]) -> None:
 
 def serve_katrineholm(server: FeedServer, pages: dict[str | None, str] = LISTING) -> None:
     serve_page(server, "katrineholmskommun", "page.json")
-    serve_page(server, PAGE_ID, "page.json")
+    server.add_handler(f"{API}/{PAGE_ID}", answer_page_node)
     serve_listing(server, pages)
+
+
+# The page node's counts, as tests change them between runs; None answers a permission error.
+PAGE_COUNTS: dict[str, Any] = {}
+
+
+def answer_page_node(request: Request) -> Route:
+    """The page node by id: its counts when those fields are asked for, as Graph answers only
+    the fields asked for (and the id)."""
+    if "followers_count" in request.query.get("fields", ""):
+        if PAGE_COUNTS.get("refused"):
+            return json_route(load_fixture("error_permission.json"), 403)
+        return json_route(load_fixture("page_counts.json") | PAGE_COUNTS.get("change", {}))
+    return json_route(load_fixture("page.json"))
 
 
 def configure(
@@ -151,7 +165,8 @@ def test_first_run_backfills_every_page_in_the_window_past_an_old_pinned_post(
     assert first["limit"] == "25" and "reactions.summary(total_count)" in first["fields"]
     assert abs(int(first["since"]) - (datetime.now(UTC) - timedelta(days=30)).timestamp()) < 60
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in feed_server.requests)
-    assert not [r for r in feed_server.requests if r.path.startswith(f"{API}/{PAGE_ID}?")]
+    by_id = [r for r in feed_server.requests if r.path.startswith(f"{API}/{PAGE_ID}?")]
+    assert [r.query["fields"] for r in by_id] == ["followers_count,fan_count"]  # counts only
     assert source_row(engine, "katrineholm").platform_id == PAGE_ID
 
     photo, link, video, album = rows[P1], rows[P2], rows[P3], rows[P4]
@@ -267,6 +282,40 @@ def test_second_run_rereads_recent_posts_and_appends_changed_counts(
         ).all()
     assert [(m.reactions, m.replies, m.reposts) for m in series] == [(128, 14, 9), (161, 19, 12)]
     assert count(engine, post_metrics, post_metrics.c.post_id == video_id) == 1
+
+
+def test_page_followers_land_in_source_metrics_and_a_change_adds_one_row(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PAGE_COUNTS, "change", {})
+    serve_katrineholm(feed_server)
+    config = configure(tmp_path, engine, feed_server)
+    collect_one(config, engine)
+    assert account_counts(engine, "katrineholm") == [(18422, None, None)]  # followers_count
+
+    pass_a_day(engine, "katrineholm")
+    collect_one(config, engine)
+    assert account_counts(engine, "katrineholm") == [(18422, None, None)]
+
+    # A page that gives only its likes is measured by them.
+    PAGE_COUNTS["change"] = {"followers_count": None, "fan_count": 17002}
+    pass_a_day(engine, "katrineholm")
+    collect_one(config, engine)
+    assert account_counts(engine, "katrineholm") == [(18422, None, None), (17002, None, None)]
+
+
+def test_a_token_refused_the_page_counts_still_collects_the_posts(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(PAGE_COUNTS, "refused", True)
+    serve_katrineholm(feed_server)
+
+    outcome = collect_one(configure(tmp_path, engine, feed_server), engine)
+
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 6
+    assert outcome.error is not None and outcome.error.startswith("Facebook: access refused")
+    assert outcome.error.endswith("; the account's follower counts were not read")
+    assert account_counts(engine, "katrineholm") == []
 
 
 def test_edited_post_keeps_its_previous_text_as_a_revision(

@@ -24,7 +24,13 @@ from monitor.types import CollectStatus
 from tests.conftest import collect_all, count, only, source_row, write_config
 from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route, requests_to_endpoint, source_table
+from tests.platforms import (
+    account_counts,
+    json_route,
+    pass_a_day,
+    requests_to_endpoint,
+    source_table,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flickr"
 KEY = "f1c4e2a9b7d64c3e8a0b5d2f9e7c1a36"
@@ -55,6 +61,7 @@ class FakeFlickr:
         self.aliases = {"trafikverket": NSID}
         self.users = {NSID}
         self.deleted: set[str] = set()  # getInfo answers "Photo not found"
+        self.person: dict[str, Any] = load("people_info.json")
         self.failure: Callable[[dict[str, str]], Route | None] = lambda query: None
         server.add_handler(REST, self.answer)
 
@@ -87,6 +94,10 @@ class FakeFlickr:
             return json_route(load("error_user_not_found.json"))
         if method == "flickr.people.getPublicPhotos":
             return self._list(query)
+        if method == "flickr.people.getInfo":
+            if query["user_id"] not in self.users:
+                return json_route(load("error_user_not_found.json"))
+            return json_route(self.person)
         if method == "flickr.photos.getInfo":
             if query["photo_id"] in self.deleted:
                 return json_route(load("error_photo_not_found.json"))
@@ -210,6 +221,24 @@ def test_backfill_stops_at_backfill_posts_without_reading_further_pages(
     assert outcome.counts.new == 4
     assert [q["page"] for q in flickr.calls("flickr.people.getPublicPhotos")] == ["1", "2"]
     assert stored_ids(engine) == {BRIDGE, SNOW, FILM, "54998120537"}
+
+
+def test_photo_count_and_views_land_and_followers_stay_null(
+    tmp_path: Path, engine: Engine, flickr: FakeFlickr
+) -> None:
+    config = configure(tmp_path, engine, flickr, flickr_source("trafikverket"))
+    collect_all(config, engine)
+    (info,) = flickr.calls("flickr.people.getInfo")
+    assert info["user_id"] == NSID
+    assert account_counts(engine, "flickr:trafikverket") == [(None, 3905112, 6241)]
+
+    flickr.person["person"]["photos"]["count"] = {"_content": 6242}
+    pass_a_day(engine, "flickr:trafikverket")
+    collect_all(config, engine)
+    assert account_counts(engine, "flickr:trafikverket") == [
+        (None, 3905112, 6241),
+        (None, 3905112, 6242),
+    ]
 
 
 def test_second_run_lists_only_the_refresh_window_and_adds_the_new_upload(

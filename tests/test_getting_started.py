@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import feed_source
 from tests.feedserver import FeedServer
+from tests.smtpserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -193,14 +194,6 @@ def test_documented_pip_commands_install_from_the_checkout() -> None:
 
     assert {extra for _, extra in found} == {"postgresql", "parquet"}
     assert all(extra in extras for _, extra in found)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def fetch_when_up(url: str, seconds: float = 20.0) -> str:

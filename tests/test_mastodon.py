@@ -30,7 +30,13 @@ from tests.conftest import (
     write_config,
 )
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route, requests_to_endpoint, source_table
+from tests.platforms import (
+    account_counts,
+    json_route,
+    pass_a_day,
+    requests_to_endpoint,
+    source_table,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mastodon"
 ANCHOR = datetime(2026, 11, 26, 6, 45, 10, tzinfo=UTC)  # created_at of the newest fixture status
@@ -304,6 +310,47 @@ def test_changed_counts_append_a_metrics_row_and_unchanged_ones_do_not(
     assert count(engine, post_revisions) == 0
 
 
+def test_account_counts_come_from_the_lookup_then_from_the_listed_statuses(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    config, fake = setup(tmp_path, engine, feed_server)
+    collect_all(config, engine)
+    assert account_counts(engine, "krisinformation") == [(24813, None, 1187)]
+
+    collect_all(config, engine)  # the same counts in every status's account: no row
+    assert account_counts(engine, "krisinformation") == [(24813, None, 1187)]
+
+    grown = fake.statuses[0]["account"] | {"followers_count": 24901, "statuses_count": 1188}
+    fake.statuses = [s | {"account": grown} for s in fake.statuses]
+    before = len(feed_server.requests)
+    collect_all(config, engine)
+    assert all(r.path.startswith(FakeMastodon.list_path) for r in feed_server.requests[before:])
+    assert account_counts(engine, "krisinformation") == [
+        (24813, None, 1187),
+        (24901, None, 1188),
+    ]
+
+
+def test_without_listed_statuses_the_account_is_asked_once_a_day(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    config, fake = setup(tmp_path, engine, feed_server)
+    collect_all(config, engine)
+    fake.statuses = []
+    account = load("account_lookup.json") | {"followers_count": 24850}
+    feed_server.add_handler(f"/api/v1/accounts/{KRIS_ID}", lambda _: json_route(account))
+    pass_a_day(engine, "krisinformation")
+
+    collect_all(config, engine)
+    collect_all(config, engine)
+
+    assert len(requests_to_endpoint(feed_server, f"/api/v1/accounts/{KRIS_ID}")) == 1
+    assert account_counts(engine, "krisinformation") == [
+        (24813, None, 1187),
+        (24850, None, 1187),
+    ]
+
+
 def test_an_edited_post_keeps_its_previous_text_as_a_revision(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:
@@ -409,7 +456,8 @@ def test_an_exhausted_rate_limit_stops_paging_keeps_the_first_page_and_waits(
     assert len(list_requests(feed_server)) == 1
     row = source_row(engine, "krisinformation")
     assert row.next_check_at >= reset
-    assert row.cursor == {}  # the interrupted backfill is done again, not left with a hole
+    # The interrupted backfill is done again, not left with a hole (the lookup's counts are in).
+    assert "refresh_from" not in row.cursor and "newest_id" not in row.cursor
 
 
 def test_a_refused_token_names_its_environment_variable(

@@ -80,12 +80,16 @@ PAGES: dict[str, Callable[[WebApp, str], str]] = {
         app, language, f"/digests/{first_digest(app, READER[language])}"
     ),
     "accessibility statement": lambda app, language: "/accessibility",
+    "compare": lambda app, language: "/compare?week=2026-W48",
+    "compare, a group": lambda app, language: "/compare?week=2026-W47&group=kommuner",
 }
 # Pages that refuse bad input: each a page of its own, accessible, one clear line.
 REFUSALS: dict[str, tuple[Callable[[WebApp], str], int]] = {
     "unknown post": (lambda app: "/posts/999999999", 404),
     "unknown source": (lambda app: "/sources/finns-inte", 404),
     "tampered token": (lambda app: recipient_path(app, "sv")[:-3] + "xyz", 400),
+    "compare, unknown group": (lambda app: "/compare?group=finns-inte", 400),
+    "compare, malformed week": (lambda app: "/compare?week=2026-W99", 400),
 }
 API: dict[str, Callable[[WebApp], str]] = {
     "posts": lambda app: "/api/posts?q=kommun",

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,8 +26,9 @@ from sqlalchemy.engine import Engine
 
 from monitor.models import digest_opt_outs, posts
 from monitor.tokens import sign
+from tests import webserver
 from tests.digestdata import CONFIG, fill, setup_config
-from tests.smtpserver import Server
+from tests.smtpserver import Server, free_port
 
 SECRET = "a-test-secret-of-enough-length-0123456789"
 ENV = {"OMVARLD_WEB_SECRET": SECRET}
@@ -46,53 +46,12 @@ class Answer:
         return self.body.decode()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
-def serve(config: Path, env: dict[str, str] | None = None, *args: str) -> Iterator[str]:
-    """`omvarld web` on a free loopback port until the block ends; its base URL."""
-    port = free_port()
-    log = (config.parent / f"web-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "--config",
-            str(config),
-            "web",
-            "--port",
-            str(port),
-            *args,
-        ],
-        stdout=log,
-        stderr=log,
-        env={**os.environ, **(env or {})},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise AssertionError(
-                        "omvarld web did not start: "
-                        + (config.parent / f"web-{port}.log").read_text(errors="replace")
-                    ) from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+def serve(config: Path, env: dict[str, str]) -> Iterator[str]:
+    """`omvarld web` over `config` (tests/webserver.py) until the block ends; its base URL."""
+    log = config.parent / f"web-{time.monotonic_ns()}.log"
+    with webserver.serve(config, {**os.environ, **env}, free_port(), log) as (_, base_url):
+        yield base_url
 
 
 def fetch(

@@ -28,7 +28,13 @@ from monitor.types import CollectStatus
 from tests.conftest import collect_one, source_row, stored_posts, write_config
 from tests.conftest import configure as configure_sources
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route, requests_to_endpoint, source_table
+from tests.platforms import (
+    account_counts,
+    json_route,
+    pass_a_day,
+    requests_to_endpoint,
+    source_table,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "x"
 TOKEN = "test-x-bearer-token-omvarld"  # fake; shaped unlike real tokens
@@ -78,6 +84,7 @@ class FakeX:
         self.timelines[user["id"]] = []
         self.rename(user["id"], user["username"])
         self.server.add_handler(f"/2/users/{user['id']}/tweets", self._timeline)
+        self.server.add_handler(f"/2/users/{user['id']}", self._user_by_id)
         self.add_posts(user["id"], timeline_fixture)
 
     def add_posts(self, user_id: str, fixture: str) -> None:
@@ -126,6 +133,13 @@ class FakeX:
         name = urlsplit(request.path).path.rsplit("/", 1)[-1]
         user = next(u for u in self.users.values() if u["username"] == name)
         return self._failure(request) or json_route({"data": user}, headers=self._headers())
+
+    def _user_by_id(self, request: Request) -> Route:
+        """User lookup by id, with only the fields asked for (and id, name, username)."""
+        user = self.users[urlsplit(request.path).path.rsplit("/", 1)[-1]]
+        wanted = set(request.query.get("user.fields", "").split(",")) | {"id", "name", "username"}
+        shown = {k: v for k, v in user.items() if k in wanted}
+        return self._failure(request) or json_route({"data": shown}, headers=self._headers())
 
     def _unknown_user(self, request: Request) -> Route:
         name = urlsplit(request.path).path.rsplit("/", 1)[-1]
@@ -397,6 +411,51 @@ def test_changed_counts_append_a_metrics_row_and_unchanged_ones_do_not(
         ).all()
     assert [tuple(r) for r in series] == [(412, 48210), (530, 61002)]
     assert reads(engine) == 10 + 1 + 8  # the pinned post heading the page, the eight re-read
+
+
+def test_public_metrics_come_with_the_lookup_and_daily_as_one_billed_read(
+    tmp_path: Path, engine: Engine, fake_x: FakeX
+) -> None:
+    config = configure(tmp_path, engine, fake_x.server)
+    collect_one(config, engine)
+    (lookup,) = fake_x.requests("/2/users/by/username/polisen")
+    assert "public_metrics" in lookup.query["user.fields"].split(",")
+    assert account_counts(engine, "polisen") == [(412873, None, 38412)]
+    first = reads(engine)
+
+    pass_a_day(engine, "polisen")
+    collect_one(config, engine)  # unchanged: read, billed, and no row written
+    (by_id,) = fake_x.requests(f"/2/users/{POLISEN_ID}")
+    assert by_id.query["user.fields"] == "public_metrics"
+    assert account_counts(engine, "polisen") == [(412873, None, 38412)]
+    assert reads(engine) == first + 1 + 8 + 1  # the pinned post, the eight re-read, the user
+
+    fake_x.users[POLISEN_ID]["public_metrics"] |= {"followers_count": 413020}
+    collect_one(config, engine)  # the same day: not asked again
+    assert len(fake_x.requests(f"/2/users/{POLISEN_ID}")) == 1
+    pass_a_day(engine, "polisen")
+    collect_one(config, engine)
+    assert account_counts(engine, "polisen") == [(412873, None, 38412), (413020, None, 38412)]
+
+
+def test_a_failed_user_lookup_keeps_the_new_posts_and_names_the_problem(
+    tmp_path: Path, engine: Engine, fake_x: FakeX
+) -> None:
+    config = configure(tmp_path, engine, fake_x.server)
+    collect_one(config, engine)
+    fake_x.add_posts(POLISEN_ID, "timeline_new.json")
+    fake_x.fail(f"/2/users/{POLISEN_ID}", 503, "error_503.json")
+    pass_a_day(engine, "polisen")
+
+    outcome = collect_one(config, engine)
+
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 1
+    assert outcome.error == (
+        "X: temporary server error (HTTP 503); retried later; the account's follower counts"
+        " were not read"
+    )
+    assert T0 in stored_posts(engine)
+    assert account_counts(engine, "polisen") == [(412873, None, 38412)]
 
 
 def test_post_reported_not_found_on_refresh_is_marked_deleted(

@@ -21,7 +21,13 @@ from monitor.models import api_usage, collection_runs, post_metrics, post_revisi
 from monitor.types import CollectStatus
 from tests.conftest import collect_one, configure, count, source_row, stored_posts, write_config
 from tests.feedserver import FeedServer, Request, Route
-from tests.platforms import json_route, requests_to_endpoint, source_table
+from tests.platforms import (
+    account_counts,
+    json_route,
+    pass_a_day,
+    requests_to_endpoint,
+    source_table,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "youtube"
 # The fixtures are written as if it were this moment; every timestamp is moved to today's.
@@ -151,7 +157,7 @@ def test_first_run_backfills_thirty_days_over_pages_past_an_out_of_order_video(
     assert sorted(stored_posts(engine)) == sorted(BACKFILLED)  # not the 2025 video, nor October's
     (channels,) = youtube.requests("channels")
     assert channels.query["forHandle"] == "@skatteverket"
-    assert channels.query["part"] == "id,snippet,contentDetails"
+    assert channels.query["part"] == "id,snippet,contentDetails,statistics"  # one unit for both
     pages = youtube.requests("playlistItems")
     assert [r.query.get("pageToken") for r in pages] == [None, PAGE_2, PAGE_3]  # never PAGE_4
     assert {(r.query["playlistId"], r.query["maxResults"]) for r in pages} == {(UPLOADS, "50")}
@@ -265,6 +271,60 @@ def test_changed_counts_append_a_metrics_row_only_for_that_video(
         ).all()
     assert [tuple(r) for r in history] == [(1234, 42, 7), (2051, 57, 9)]
     assert count(engine, post_metrics) == 6 + 1
+
+
+def test_channel_statistics_come_with_the_resolving_call_and_daily_at_one_unit(
+    tmp_path: Path, engine: Engine, youtube: FakeYouTube
+) -> None:
+    config = configure(tmp_path, engine, settings(youtube) + youtube_source())
+    collect_one(config, engine)
+    assert account_counts(engine, "skatteverket") == [(61200, 48213907, 812)]
+    assert units_today(engine) == 5  # the statistics came with the resolving call
+
+    youtube.server.requests.clear()
+    collect_one(config, engine)  # the same day: the counts are not asked for again
+    assert youtube.requests("channels") == []
+    pass_a_day(engine, "skatteverket")
+    collect_one(config, engine)  # the next day, unchanged: asked, and no row written
+    (statistics,) = youtube.requests("channels")
+    assert statistics.query["part"] == "statistics" and statistics.query["id"] == CHANNEL
+    assert account_counts(engine, "skatteverket") == [(61200, 48213907, 812)]
+
+    youtube.channel["items"][0]["statistics"] |= {"subscriberCount": "61315", "videoCount": "813"}
+    pass_a_day(engine, "skatteverket")
+    collect_one(config, engine)
+    assert account_counts(engine, "skatteverket") == [
+        (61200, 48213907, 812),
+        (61315, 48213907, 813),
+    ]
+    assert units_today(engine) == 5 + 2 + 3 + 3  # each daily statistics call is one unit
+
+
+def test_a_hidden_subscriber_count_stays_null(
+    tmp_path: Path, engine: Engine, youtube: FakeYouTube
+) -> None:
+    youtube.channel["items"][0]["statistics"] |= {"hiddenSubscriberCount": True}
+    config = configure(tmp_path, engine, settings(youtube) + youtube_source())
+    collect_one(config, engine)
+    assert account_counts(engine, "skatteverket") == [(None, 48213907, 812)]
+
+
+def test_a_failed_statistics_call_keeps_the_videos_and_says_so_in_one_line(
+    tmp_path: Path, engine: Engine, youtube: FakeYouTube
+) -> None:
+    config = configure(tmp_path, engine, settings(youtube) + youtube_source())
+    collect_one(config, engine)
+    youtube.publish_new_video()
+    youtube.failures["channels"] = json_route(load("error_backend.json"), status=503)
+    pass_a_day(engine, "skatteverket")
+
+    outcome = collect_one(config, engine)
+
+    assert outcome.status is CollectStatus.PARTIAL and outcome.counts.new == 1
+    assert NEW_VIDEO in stored_posts(engine)
+    assert outcome.error is not None and "\n" not in outcome.error
+    assert outcome.error.endswith("the account's follower counts were not read")
+    assert account_counts(engine, "skatteverket") == [(61200, 48213907, 812)]
 
 
 def test_edited_title_keeps_the_previous_version_as_a_revision(

@@ -243,7 +243,7 @@ def status(
     zone = zone_of(config)
     table = Table(
         "source", "state", "last success", "failures", "posts", "newest post", "304s (7 d)",
-        "next check",
+        "next check", "followers (7 d)", "account views; posts (7 d)",
     )  # fmt: skip
     styles = {"failing": "yellow", "broken": "red", "retired": "magenta", "skipped": "dim"}
     for h in health:
@@ -257,6 +257,14 @@ def status(
             when(h.newest_post_at, zone),
             share,
             when(h.next_check_at, zone),
+            describe_count(h.followers, h.followers_change_7d),
+            "; ".join(
+                describe_count(value, change)
+                for value, change in (
+                    (h.views, h.views_change_7d),
+                    (h.account_posts, h.account_posts_change_7d),
+                )
+            ),
             style=styles.get(h.status),
         )
     out.print(table)
@@ -272,6 +280,14 @@ def status(
     out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
     for line in describe_api_usage(config, read_api_usage(engine, now)):
         out.print(line, markup=False)
+
+
+def describe_count(value: int | None, change: int | None) -> str:
+    """An account count with its change over the week: "61,315 (+115)"; "–" when the
+    platform gives none (never 0), and no change when there was no count a week ago."""
+    if value is None:
+        return "–"
+    return f"{value:,}" if change is None else f"{value:,} ({change:+,})"
 
 
 def _with_current_skip_reason(config: Config, health: SourceHealth) -> SourceHealth:

@@ -29,7 +29,7 @@ archive_app = typer.Typer(
 )
 app.add_typer(archive_app, name="archive")
 
-EXPORT_DATASETS = ("posts", "metrics")
+EXPORT_DATASETS = ("posts", "metrics", "source-metrics")
 EXPORT_FORMATS = ("csv", "jsonl", "parquet")
 
 
@@ -39,8 +39,9 @@ def export(
     what: Annotated[
         str,
         typer.Argument(
-            metavar="posts|metrics",
-            help="posts: a row per post with its latest counts; metrics: a row per observation.",
+            metavar="posts|metrics|source-metrics",
+            help="posts: a row per post with its latest counts; metrics: a row per observation;"
+            " source-metrics: a row per observation of an account's followers, views and posts.",
             show_default=False,
         ),
     ],
@@ -63,12 +64,16 @@ def export(
     kind: filters.KindsOption = None,
     min_engagement: filters.MinEngagementOption = None,
 ) -> None:
-    """Export stored posts, or their engagement history, with a data dictionary beside the
-    file (FILE.dictionary.json: columns, filters, rows, SHA-256). Erased posts are left out."""
+    """Export stored posts, their engagement history, or the accounts' own counts over time,
+    with a data dictionary beside the file (FILE.dictionary.json: columns, filters, rows,
+    SHA-256). Erased posts are left out."""
     from monitor.export import Dataset, ExportError, ExportFormat, dictionary_path, export_dataset
 
     if what not in EXPORT_DATASETS:
-        fail(f"export: expected posts or metrics, got {what!r}")
+        fail(f"export: expected posts, metrics or source-metrics, got {what!r}")
+    if what == "source-metrics" and (kind or min_engagement is not None):
+        option = "--kind" if kind else "--min-engagement"
+        fail(f"{option}: source-metrics are an account's counts, not posts; leave {option} out")
     chosen_format = file_format or output.suffix.lstrip(".").lower()
     if chosen_format not in EXPORT_FORMATS:
         fail(

@@ -96,6 +96,7 @@ def create_app(config: Config) -> Starlette:
         Route("/sources", sources_page),
         Route("/sources/{key:path}", source_page),
         Route("/digests", digests_page),
+        Route("/compare", compare_page),
         Route("/digests/{digest_id:int}", digest_page),
         Route("/r/{token}", recipient_route, methods=["GET", "POST"]),
         Route("/r/{token}/unsubscribe", unsubscribe, methods=["GET", "POST"]),
@@ -331,6 +332,41 @@ def search(request: Request) -> Response:
             "kinds": _kinds(),
         },
         status=400 if problems else 200,
+    )
+
+
+def compare_page(request: Request) -> Response:
+    """Organisations side by side per platform for the ISO week `?week=` (default: the last
+    complete week), of every active source or of the sources in `?group=`: what
+    `omvarld compare` prints."""
+    from digest.load import load_comparisons
+    from digest.model import Week
+
+    site = _site(request)
+    now = _now()
+    zone = site.config.digest.timezone
+    asked = request.query_params.get("week")
+    try:
+        week = Week.parse(asked, zone) if asked else Week.previous(now, zone)
+    except ValueError:
+        return _error_page(request, 400, "bad_week")
+    groups = _groups(site.read)
+    group = request.query_params.get("group") or None
+    if group is not None and group not in groups:
+        return _error_page(request, 400, "bad_group")
+    later = week.shifted(1)
+    return render(
+        request,
+        "compare.html.j2",
+        {
+            "section": "compare",
+            "week": week,
+            "group": group,
+            "groups": groups,
+            "earlier": week.shifted(-1),
+            "later": later if later.end <= now else None,
+            "rows": load_comparisons(site.read, week, group=group, now=now),
+        },
     )
 
 
