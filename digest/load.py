@@ -298,14 +298,17 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
 
 
 def _newest_post_urls(connection: Connection, source_ids: list[int]) -> dict[int, str]:
-    """Each source's newest stored post's address, by id."""
+    """Each source's newest stored post's address, by id: one seek per source backwards along
+    `(source_id, published_at)`, where grouping all their posts read every row."""
     newest = (
-        sa.select(sa.func.max(posts.c.id))
-        .where(posts.c.source_id.in_(source_ids), posts.c.url.is_not(None))
-        .group_by(posts.c.source_id)
+        sa.select(posts.c.url)
+        .where(posts.c.source_id == sources.c.id, posts.c.url.is_not(None))
+        .order_by(posts.c.published_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    query = sa.select(posts.c.source_id, posts.c.url).where(posts.c.id.in_(newest))
-    return {source_id: url for source_id, url in connection.execute(query)}
+    query = sa.select(sources.c.id, newest).where(sources.c.id.in_(source_ids))
+    return {source_id: url for source_id, url in connection.execute(query) if url}
 
 
 def find_own_hosts(
