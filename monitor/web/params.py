@@ -49,6 +49,18 @@ class SearchRequest:
         return urlencode(pairs)
 
 
+def read_number(
+    text: str | None, name: str, low: int, high: int, default: int | None, problems: list[str]
+) -> int | None:
+    """A whole number parameter within [low, high]; the default, and a problem, otherwise."""
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        problems.append(f"{name}: expected a whole number from {low} to {high}, got {text!r}")
+        return default
+    return int(text)
+
+
 def read_search(
     params: Mapping[str, Sequence[str]], now: datetime
 ) -> tuple[SearchRequest, list[str]]:
@@ -88,13 +100,7 @@ def read_search(
         return chosen
 
     def number(name: str, low: int, high: int, default: int | None) -> int | None:
-        text = one(name)
-        if text is None:
-            return default
-        if not text.isdigit() or not low <= int(text) <= high:
-            problems.append(f"{name}: expected a whole number from {low} to {high}, got {text!r}")
-            return default
-        return int(text)
+        return read_number(one(name), name, low, high, default, problems)
 
     sort: Sort = "newest"
     asked = one("sort")
