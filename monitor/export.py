@@ -28,7 +28,7 @@ from typing import IO, Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.filters import PostFilter, latest_engagement, where_posts, where_sources
+from monitor.filters import PostFilter, where_posts, where_sources
 from monitor.models import post_metrics, posts, source_metrics, sources
 from monitor.platforms import PLATFORM_KEYS
 from monitor.types import METRIC_NAMES
@@ -288,7 +288,7 @@ def posts_query(chosen: PostFilter) -> sa.Select[Any]:
             sources.c.groups,
             *(p[name] for name in _POST_FIELDS),
             *(latest.c[name] for name in METRIC_NAMES),
-            latest_engagement().label("engagement"),
+            p.engagement,
             latest.c.observed_at.label("counted_at"),
         )
         .select_from(posts.join(sources, sources.c.id == p.source_id))

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from monitor.models import post_metrics, posts, sources
+from monitor.models import posts, sources
 from monitor.types import ENGAGEMENT_NAMES
 
 
@@ -44,31 +44,14 @@ def engagement_total(metrics: sa.FromClause) -> sa.ColumnElement[int]:
     return sum(counts[1:], counts[0])
 
 
-def latest_engagement(rows: sa.FromClause = posts) -> sa.ScalarSelect[Any]:
-    """The post's engagement at its latest count: likes, reposts, replies, quotes and reactions.
-
-    Views are not engagement (a scroll past is not a response). NULL when the post was never
-    counted. The same sum as the `posts_latest` view (migration 0006), correlated to `rows`
-    (`posts`, or a table with its `id`).
-    """
-    m = post_metrics.c
-    return (
-        sa.select(engagement_total(post_metrics))
-        .where(m.post_id == rows.c.id)
-        .order_by(m.id.desc())  # ix_post_metrics_post_id_id answers this with one index step
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 def where_posts(
     chosen: PostFilter, *, erased: bool = False, rows: sa.FromClause = posts
 ) -> list[sa.ColumnElement[bool]]:
     """Conditions for a query over `rows` JOIN `sources`: the filter's, and never erased posts
     (with `erased`, only erased ones: the records archive says how many it leaves out).
 
-    `rows` is `posts`, or a narrower table with the same `id`, `published_at`, `kind` and
-    `erased_at` (SQLite's search facets, migration 0009)."""
+    `rows` is `posts`, or a narrower table with the same `id`, `published_at`, `kind`,
+    `erased_at` and `engagement` (SQLite's search facets, migrations 0009 and 0013)."""
     conditions: list[sa.ColumnElement[bool]] = [
         rows.c.erased_at.is_not(None) if erased else rows.c.erased_at.is_(None)
     ]
@@ -80,7 +63,7 @@ def where_posts(
     if chosen.kinds:
         conditions.append(rows.c.kind.in_(chosen.kinds))
     if chosen.min_engagement is not None:
-        conditions.append(latest_engagement(rows) >= chosen.min_engagement)
+        conditions.append(rows.c.engagement >= chosen.min_engagement)
     return conditions
 
 

@@ -126,6 +126,9 @@ posts = sa.Table(
     # Erased by decision (`omvarld erase`): content, revisions and counts are gone; the row
     # stays so that the next collection does not store the post again.
     sa.Column("erased_at", UTCDateTime),
+    # The engagement at the latest count (ENGAGEMENT_NAMES of the newest post_metrics row),
+    # kept by triggers on post_metrics (migration 0013); NULL while never counted.
+    sa.Column("engagement", sa.BigInteger),
     sa.UniqueConstraint("source_id", "platform_post_id"),
     sa.Index("ix_posts_source_id_published_at", "source_id", "published_at"),
     sa.Index("ix_posts_published_at", "published_at"),
@@ -275,6 +278,7 @@ search_facets = sa.Table(
     sa.Column("published_at", UTCDateTime, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("erased_at", UTCDateTime),
+    sa.Column("engagement", sa.BigInteger),  # posts.engagement (migration 0013)
 )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from monitor.export import POST_COLUMNS, ExportColumn
-from monitor.filters import PostFilter, latest_engagement, where_posts
+from monitor.filters import PostFilter, where_posts
 from monitor.models import SEARCH_COLUMN, SEARCH_TABLE, posts, search_facets, sources
 from monitor.stems import stem_words, words
 from monitor.text import strip_control
@@ -353,7 +353,7 @@ def search_posts(
                 posts.c.title,
                 posts.c.text,
                 posts.c.url,
-                latest_engagement().label("engagement"),
+                posts.c.engagement,
             )
             .select_from(posts.join(sources))
             .where(posts.c.id.in_(list(ranks)))

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.filters import PostFilter, engagement_total, latest_engagement, where_posts
+from monitor.filters import PostFilter, engagement_total, where_posts
 from monitor.models import collection_runs, digests, post_metrics, post_revisions, posts, sources
 from monitor.search import SearchHit, make_excerpt
 from monitor.types import METRIC_NAMES
@@ -117,10 +117,9 @@ def summarise_week(
     engine: Engine, start: datetime, end: datetime, top: int = TOP_POSTS
 ) -> WeekOverview:
     """A week's posts and engagement per organisation and platform, and its most engaging
-    posts, from one pass over the week's posts: each post's latest engagement is looked up
-    once (an index step), not once for the counts and again for the ranking."""
+    posts, from one pass over the week's posts and their kept latest engagement (migration 0013)."""
     week = (
-        sa.select(posts.c.id, sources.c.organisation, sources.c.platform, latest_engagement())
+        sa.select(posts.c.id, sources.c.organisation, sources.c.platform, posts.c.engagement)
         .select_from(posts.join(sources, sources.c.id == posts.c.source_id))
         .where(
             posts.c.published_at >= start,
@@ -143,9 +142,7 @@ def summarise_week(
         details = {
             row.id: row
             for row in connection.execute(
-                _hit_columns(latest_engagement().label("engagement")).where(
-                    posts.c.id.in_([post_id for _, post_id in best])
-                )
+                _hit_columns().where(posts.c.id.in_([post_id for _, post_id in best]))
             )
         }
     counts = [
@@ -162,7 +159,7 @@ def list_filtered_posts(
     """Posts by filter alone (a search with no words), newest first, one page. Posts their
     publisher deleted are listed, as search lists them: the post page says so."""
     query = (
-        _hit_columns(latest_engagement().label("engagement"))
+        _hit_columns()
         .where(*where_posts(chosen))
         .order_by(posts.c.published_at.desc(), posts.c.id.desc())
         .limit(limit)
@@ -172,7 +169,7 @@ def list_filtered_posts(
         return [_hit(row) for row in connection.execute(query)]
 
 
-def _hit_columns(engagement: sa.Label[Any]) -> sa.Select[Any]:
+def _hit_columns() -> sa.Select[Any]:
     return sa.select(
         posts.c.id,
         sources.c.key.label("source_key"),
@@ -183,7 +180,7 @@ def _hit_columns(engagement: sa.Label[Any]) -> sa.Select[Any]:
         posts.c.title,
         posts.c.text,
         posts.c.url,
-        engagement,
+        posts.c.engagement,
     ).select_from(posts.join(sources, sources.c.id == posts.c.source_id))
 
 
