@@ -22,6 +22,7 @@ from monitor.filters import PostFilter, parse_moment
 from monitor.models import posts, sources
 from monitor.schedule import SchedulePolicy
 from monitor.search import (
+    RELEVANCE_POOL,
     QueryError,
     SearchHit,
     make_excerpt,
@@ -124,6 +125,28 @@ def test_a_title_match_ranks_above_body_only_matches(engine: Engine, source_id: 
     assert hits[0].url == "https://example.se/2"
     assert {hit.url for hit in hits[1:]} == {"https://example.se/1", "https://example.se/3"}
     assert hits[0].rank > hits[1].rank >= hits[2].rank
+
+
+def test_best_match_first_ranks_the_matches_collected_last_and_nothing_past_them(
+    engine: Engine, source_id: int
+) -> None:
+    # The best match of all, collected first: outside the RELEVANCE_POOL collected last.
+    best = post(0, "Budget", "Budget, budget, budget.", published_at=NOW - timedelta(days=400))
+    store(engine, source_id, best, when=NOW - timedelta(days=1))
+    later = [post(n, None, f"Nämnden om budget {n}.") for n in range(1, RELEVANCE_POOL)]
+    store(engine, source_id, *later, post(RELEVANCE_POOL, "Budgeten klar", "Fullmäktige beslöt."))
+
+    def relevance(offset: int, limit: int = 20) -> list[str]:
+        hits = search_posts(engine, "budget", EVERYTHING, limit, sort="relevance", offset=offset)
+        return [hit.url or "" for hit in hits]
+
+    # Among the thousand collected last, the title match ranks first, then newest first.
+    assert relevance(0, 3) == [f"https://example.se/{n}" for n in (RELEVANCE_POOL, 1, 2)]
+    assert relevance(RELEVANCE_POOL - 2) == [f"https://example.se/{n}" for n in (998, 999)]
+    assert relevance(RELEVANCE_POOL) == []
+    # Newest first still reaches every match, the first collected last (it is the oldest).
+    newest = search_posts(engine, "budget", EVERYTHING, 5, offset=RELEVANCE_POOL - 2)
+    assert [hit.url for hit in newest][-1] == "https://example.se/0"
 
 
 def test_phrases_or_and_exclusion(engine: Engine, source_id: int) -> None:

@@ -334,6 +334,28 @@ def many_posts(engine: Engine, count: int) -> None:
         )
 
 
+def test_best_match_first_says_where_its_ranking_ends_and_offers_the_rest_newest_first(
+    site: tuple[Path, Engine],
+) -> None:
+    config, engine = site
+    many_posts(engine, 1_030)  # "kommun nummer N": more matches than best-first ranks
+    with serve(config, ENV) as base:
+        last_ranked = fetch(base + "/search?q=kommun&sort=relevance&page=50&lang=en")
+        past = fetch(base + "/search?q=kommun&sort=relevance&page=51&lang=en")
+        first = fetch(base + "/search?q=kommun&sort=relevance&lang=en")
+        newest_tail = fetch(base + "/search?q=kommun&page=52&lang=en")
+    assert last_ranked.status == past.status == first.status == 200
+    assert last_ranked.text.count('class="hit"') == 20  # positions 981-1,000
+    assert past.text.count('class="hit"') == 0
+    for answer in (last_ranked, past):
+        assert "Best match first ranks the 1,000 matches collected last" in answer.text
+        # The way on: the same search newest first, from its first page.
+        assert 'sort by <a href="/search?q=kommun">Newest first</a>' in answer.text
+        assert "Try kommun*" not in answer.text  # not "nothing found"
+    assert "ranks the 1,000" not in first.text
+    assert newest_tail.text.count('class="hit"') > 0  # newest first reaches every match
+
+
 def test_binding_beyond_loopback_without_auth_warns_and_a_taken_port_is_one_line(
     site: tuple[Path, Engine],
 ) -> None:

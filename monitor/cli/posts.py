@@ -86,13 +86,21 @@ def posts_search(
         str,
         typer.Option(
             help="newest (newest first, as feed readers show posts) or relevance (best match"
-            " first: title matches above body-only ones)."
+            " first: title matches above body-only ones, among the 1,000 matches collected"
+            " last)."
         ),
     ] = "newest",
     limit: LimitOption = 20,
 ) -> None:
     """Search stored posts, newest first (--sort relevance: best match first)."""
-    from monitor.search import SORTS, QueryError, Sort, search_posts, suggest_prefix
+    from monitor.search import (
+        RELEVANCE_POOL,
+        SORTS,
+        QueryError,
+        Sort,
+        search_posts,
+        suggest_prefix,
+    )
 
     if output not in ("table", "csv", "jsonl"):
         fail(f"--format: expected table, csv or jsonl, got {output!r}")
@@ -108,6 +116,12 @@ def posts_search(
         hits = search_posts(engine, query, chosen, limit, sort=cast(Sort, sort))
     except QueryError as error:
         fail(f"search: {error}")
+    if sort == "relevance" and len(hits) == RELEVANCE_POOL < limit:
+        err.print(
+            f"note: --sort relevance ranks the {RELEVANCE_POOL:,} matches collected last;"
+            " --sort newest lists every match",
+            markup=False,
+        )
     if output == "csv":
         from dataclasses import astuple
 

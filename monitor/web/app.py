@@ -306,14 +306,15 @@ def search(request: Request) -> Response:
     site = _site(request)
     wanted, problems = read_search(_params(request), _now())
     hits: list[Any] = []
-    more, suggestion = False, None
+    more, suggestion, pool_ended = False, None, False
     if not problems:
         hits, problem = _find(site.read, wanted, PAGE_SIZE + 1, wanted.offset)
         if problem:
             problems.append(problem)
         more = len(hits) > PAGE_SIZE
         hits = hits[:PAGE_SIZE]
-        if wanted.q and not hits and not problems:
+        pool_ended = _reaches_relevance_pool(wanted, len(hits))
+        if wanted.q and not hits and not problems and not pool_ended:
             from monitor.search import suggest_prefix
 
             suggestion = suggest_prefix(wanted.q)
@@ -327,6 +328,8 @@ def search(request: Request) -> Response:
             "hits": hits,
             "more": more,
             "suggestion": suggestion,
+            "pool_ended": pool_ended,
+            "pool_size": _relevance_pool(),
             "groups": _groups(site.read),
             "platforms": _platform_keys(),
             "kinds": _kinds(),
@@ -368,6 +371,19 @@ def compare_page(request: Request) -> Response:
             "rows": load_comparisons(site.read, week, group=group, now=now),
         },
     )
+
+
+def _relevance_pool() -> int:
+    from monitor.search import RELEVANCE_POOL
+
+    return RELEVANCE_POOL
+
+
+def _reaches_relevance_pool(wanted: SearchRequest, shown: int) -> bool:
+    """Whether a best-first page shows the last of the matches that are ranked (or is past
+    them): the page then says so and offers the rest newest first."""
+    ranked = _relevance_pool()
+    return bool(wanted.q) and wanted.sort == "relevance" and wanted.offset + shown >= ranked
 
 
 def _find(

@@ -122,6 +122,10 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "sort_relevance": "Bäst träff först",
         "no_hits": "Inga inlägg matchar.",
         "suggest": "Prova {suggestion} för ord som börjar så.",
+        "relevance_pool": (
+            "Bäst träff först rangordnar de {pool} träffar som hämtades senast; äldre träffar"
+            " finns när du sorterar"
+        ),
         "query_help": (
             'Alla ord måste finnas. "En fras" inom citattecken, ELLER med OR, -ord utesluter,'
             " snö* hittar ord som börjar på snö."
@@ -308,6 +312,10 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "sort_relevance": "Best match first",
         "no_hits": "No posts match.",
         "suggest": "Try {suggestion} for words that start that way.",
+        "relevance_pool": (
+            "Best match first ranks the {pool} matches collected last; older matches are there"
+            " when you sort by"
+        ),
         "query_help": (
             'All words must match. "A phrase" in quotes, OR between alternatives, -word excludes,'
             " snow* finds words starting with snow."
