@@ -9,6 +9,7 @@ unparsed: every word goes out quoted, so FTS5 and PostgreSQL see only our operat
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -366,7 +367,7 @@ def search_posts(
         )
         details = {row["id"]: row for row in connection.execute(statement).mappings()}
     stems = {stem for alternatives in parsed.required for t in alternatives for stem in _stems(t)}
-    return [_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
+    return [make_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
 
 
 def search_condition(dialect: str, query: str) -> sa.ColumnElement[bool]:
@@ -589,7 +590,11 @@ def _stems(term: Term) -> list[str]:
     return stem_words(" ".join(term.words))
 
 
-def _hit(row: sa.RowMapping, rank: float, stems: set[str]) -> SearchHit:
+def make_hit(
+    row: sa.RowMapping, rank: float = 0.0, stems: frozenset[str] | set[str] = frozenset()
+) -> SearchHit:
+    """A result from a row of posts joined to sources (the source's key as `key`): the web
+    app's lists of posts are shaped by it too."""
     return SearchHit(
         id=row["id"],
         source_key=row["key"],
@@ -607,7 +612,7 @@ def _hit(row: sa.RowMapping, rank: float, stems: set[str]) -> SearchHit:
     )
 
 
-def make_excerpt(text: str, stems: set[str], width: int = EXCERPT_CHARS) -> str:
+def make_excerpt(text: str, stems: AbstractSet[str], width: int = EXCERPT_CHARS) -> str:
     """About `width` characters of `text` on one line, around the first word whose stem is
     searched for (or from the start), with "…" where it was cut."""
     flat = " ".join(text.split())

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.filters import PostFilter, engagement_total, where_posts
 from monitor.models import collection_runs, digests, post_metrics, post_revisions, posts, sources
-from monitor.search import SearchHit, make_excerpt
+from monitor.search import SearchHit, make_hit
 from monitor.types import METRIC_NAMES
 
 TOP_POSTS = 10
@@ -140,17 +140,17 @@ def summarise_week(
                     engaged.append((engagement, post_id))
         best = heapq.nlargest(top, engaged)
         details = {
-            row.id: row
+            row["id"]: row
             for row in connection.execute(
                 _hit_columns().where(posts.c.id.in_([post_id for _, post_id in best]))
-            )
+            ).mappings()
         }
     counts = [
         PlatformCount(organisation, platform, int(number or 0), engagement)
         for (organisation, platform), (number, engagement) in totals.items()
     ]
     counts.sort(key=lambda row: (-row.posts, row.organisation, row.platform))
-    return WeekOverview(counts, [_hit(details[post_id]) for _, post_id in best])
+    return WeekOverview(counts, [make_hit(details[post_id]) for _, post_id in best])
 
 
 def list_filtered_posts(
@@ -166,13 +166,13 @@ def list_filtered_posts(
         .offset(offset)
     )
     with engine.connect() as connection:
-        return [_hit(row) for row in connection.execute(query)]
+        return [make_hit(row) for row in connection.execute(query).mappings()]
 
 
 def _hit_columns() -> sa.Select[Any]:
     return sa.select(
         posts.c.id,
-        sources.c.key.label("source_key"),
+        sources.c.key,
         sources.c.organisation,
         sources.c.platform,
         posts.c.kind,
@@ -182,22 +182,6 @@ def _hit_columns() -> sa.Select[Any]:
         posts.c.url,
         posts.c.engagement,
     ).select_from(posts.join(sources, sources.c.id == posts.c.source_id))
-
-
-def _hit(row: Any) -> SearchHit:
-    return SearchHit(
-        id=row.id,
-        source_key=row.source_key,
-        organisation=row.organisation,
-        platform=row.platform,
-        kind=row.kind,
-        published_at=row.published_at,
-        title=row.title,
-        excerpt=make_excerpt(row.text or "", set()),
-        url=row.url,
-        engagement=row.engagement,
-        rank=0.0,
-    )
 
 
 def list_attention(engine: Engine) -> list[Attention]:
