@@ -229,12 +229,18 @@ def _send_digests(
 
 def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:
     started = time.monotonic()
+    since = datetime.now(UTC)
     try:
         outcomes = collect_due(config, engine, worker=worker, stop=stop)
     except Exception:
         # A broken tick (the database gone for a moment) must not end the service.
         log.exception("collection tick failed")
         return
+    if config.alerts:
+        from monitor.alerts.pipeline import alert_after_pass
+
+        # Every tick, with or without news: failed deliveries come due again.
+        alert_after_pass(config, engine, since, outcomes)
     if outcomes:
         failed = sum(o.status.value == "failed" for o in outcomes)
         new = sum(o.counts.new for o in outcomes)

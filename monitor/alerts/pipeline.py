@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -43,10 +44,13 @@ from monitor.alerts.store import (
     mark_sent,
 )
 from monitor.config import Config
-from monitor.db import chunks
+from monitor.db import chunks, first_line
 from monitor.filters import PostFilter, where_sources
 from monitor.models import posts, sources
 from monitor.platforms import label_platform
+
+if TYPE_CHECKING:
+    from monitor.collect import SourceOutcome
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,27 @@ def run_alerts(
     claimed = claim_new(engine, events, now)
     claimed += claim_retries(engine, [r.name for r in rules], now, config.alerting.max_attempts)
     return _deliver(config, engine, rules, claimed, now)
+
+
+def alert_after_pass(
+    config: Config, engine: Engine, since: datetime, outcomes: Sequence[SourceOutcome]
+) -> AlertReport | None:
+    """`run_alerts` for a pass that began at `since` and ended with `outcomes`; None when no
+    rule is configured. Never raises: a broken alert round is logged and reported, and the
+    collection it follows stands as it ended."""
+    if not config.alerts:
+        return None
+    try:
+        return run_alerts(
+            config,
+            engine,
+            since=since,
+            collected=[o.key for o in outcomes],
+            with_new=[o.key for o in outcomes if o.counts.new],
+        )
+    except Exception as error:
+        log.warning("alerts failed: %s", first_line(error), exc_info=True)
+        return AlertReport(failures=(f"alerts could not run: {first_line(error)}",))
 
 
 def find_events(
@@ -206,8 +231,8 @@ def load_selection_times(engine: Engine, rule: Rule, now: datetime) -> list[date
     span = timedelta(hours=rule.config.hours)
     windows = [
         sa.and_(
-            posts.c.published_at >= now - timedelta(weeks=k) - span,
-            posts.c.published_at < now - timedelta(weeks=k),
+            posts.c.published_at > now - timedelta(weeks=k) - span,
+            posts.c.published_at <= now - timedelta(weeks=k),
         )
         for k in range(BASELINE_WEEKS + 1)
     ]

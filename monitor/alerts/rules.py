@@ -156,13 +156,13 @@ class SpikeCheck:
 def check_spike(
     published: Sequence[datetime], now: datetime, hours: int, factor: float, min_posts: int
 ) -> SpikeCheck:
-    """Whether the posts published in the `hours` before `now` are at least `min_posts` and at
+    """Whether the posts published in the `hours` up to `now` are at least `min_posts` and at
     least `factor` times the mean of the same weekday and hours of the BASELINE_WEEKS weeks
     before (a weekly rhythm: Monday mornings are busy everywhere)."""
     span = timedelta(hours=hours)
 
     def counted(end: datetime) -> int:
-        return sum(end - span <= moment < end for moment in published)
+        return sum(end - span < moment <= end for moment in published)
 
     current = counted(now)
     baseline = sum(counted(now - timedelta(weeks=k)) for k in range(1, BASELINE_WEEKS + 1))
