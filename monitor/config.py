@@ -651,8 +651,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     # Checked against the declared names even when the rest of the file is broken, so that one
     # round of `config check` shows every problem.
     problems += _check_groups(document.get("groups"), raw_sources)
-    if config is not None:
-        problems += _check_alert_rules(config, sources, shown)
+    problems += _check_alert_rules(document.get("alerts"), sources, shown)
     if problems or config is None:
         raise ConfigError(_in_file_order(problems, shown))
     return config.model_copy(update={"sources": tuple(sources)})
@@ -829,29 +828,32 @@ def _check_groups(declared: Any, raw_sources: Iterable[tuple[Any, _Origin]]) -> 
     return problems
 
 
-def _check_alert_rules(config: Config, sources: Sequence[SourceConfig], file: str) -> list[Problem]:
+def _check_alert_rules(raw_rules: Any, sources: Sequence[SourceConfig], file: str) -> list[Problem]:
     """Rules that could never fire: a name used twice, a filter naming a group, organisation
-    or source that no configured source has."""
+    or source that no configured source has. Read from the raw tables, as `_check_groups`
+    does, so that a rule with other problems has these named in the same round."""
+    if not isinstance(raw_rules, list):
+        return []
     problems = []
     names: set[str] = set()
     known = {
-        "groups": set(config.groups) | {g for s in sources for g in s.groups},
+        "groups": {g for s in sources for g in s.groups},
         "organisations": {s.organisation for s in sources},
         "sources": {s.stable_key for s in sources},
     }
-    for position, rule in enumerate(config.alerts, 1):
+    nouns = {"groups": "group", "organisations": "organisation", "sources": "source"}
+    for position, raw in enumerate(raw_rules, 1):
+        if not isinstance(raw, dict):
+            continue
         where = f"alerts[{position}]"
-        if rule.name in names:
-            problems.append(Problem(file, f"{where}.name", f"a second rule named {rule.name!r}"))
-        names.add(rule.name)
-        for field, values in (
-            ("groups", rule.groups),
-            ("organisations", rule.organisations),
-            ("sources", rule.sources),
-        ):
-            for value in values:
-                if value not in known[field]:
-                    noun = {"groups": "group", "organisations": "organisation"}.get(field, "source")
+        name = raw.get("name")
+        if isinstance(name, str) and name.strip() in names:
+            problems.append(Problem(file, f"{where}.name", f"a second rule named {name.strip()!r}"))
+        names.add(name.strip() if isinstance(name, str) else "")
+        for field, noun in nouns.items():
+            values = raw.get(field)
+            for value in values if isinstance(values, list) else ():
+                if isinstance(value, str) and value not in known[field]:
                     reason = f"no configured source has {noun} {value!r}"
                     problems.append(Problem(file, f"{where}.{field}", reason))
     return problems
