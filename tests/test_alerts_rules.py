@@ -33,7 +33,7 @@ def post(number: int, title: str, text: str = "", **extra: object) -> NewPost:
         "source_platform": "feed",
         "organisation": "Flens kommun",
         "groups": ("kommuner",),
-        "platform": "feed",
+        "source_url": "https://www.flen.se/rss",
         "published_at": NOW - timedelta(minutes=number),
         "title": title,
         "text": text,

@@ -31,24 +31,33 @@ class NewPost:
     source_platform: str  # the source's own platform key ("feed" for every feed)
     organisation: str
     groups: tuple[str, ...]
-    platform: str  # as shown: monitor.platforms.label_platform's answer
+    source_url: str | None  # a feed's address: what the platform it is shown under is read from
     published_at: datetime
     title: str | None
     text: str | None
     url: str | None
+    stems: PostStems | None = None  # as stored by the index, when the database keeps them
 
 
 @dataclass(frozen=True)
 class PostStems:
-    """A post's title and text as the index holds them: stems between single spaces, padded
-    with a space on each side so that a term is found as " stem stem "."""
+    """A post's title and text as the index holds them, in one string: the title's stems, " | ",
+    the text's, padded with a space at each end. A phrase is found as " stem stem " (a prefix
+    term without the last space); none can span the two, as "|" is no stem. `words` holds each
+    stem once: a one-word term is a set lookup, not a search through the text."""
 
-    title: str
-    body: str
+    text: str
+    words: frozenset[str]
 
     @classmethod
     def of(cls, title: str | None, text: str | None) -> PostStems:
-        return cls(f" {stem_text(title) or ''} ", f" {stem_text(text) or ''} ")
+        return cls.stored(stem_text(title), stem_text(text))
+
+    @classmethod
+    def stored(cls, title_stems: str | None, text_stems: str | None) -> PostStems:
+        """From stems already made: what SQLite's index keeps (`posts_search_content`)."""
+        joined = f" {title_stems or ''} | {text_stems or ''} "
+        return cls(joined, frozenset(joined.split()))
 
 
 @dataclass(frozen=True)
@@ -71,25 +80,60 @@ class Selection:
         )
 
 
+@dataclass(frozen=True)
+class _Needle:
+    """A term as searched for: the stems that must all be among the post's, and the run of
+    stems to find in its text when that is not enough (a phrase; a prefix, whose last stem may
+    go on: " snö" finds " snöfall ")."""
+
+    whole: tuple[str, ...]
+    run: str | None
+
+    def found(self, stems: PostStems) -> bool:
+        words = stems.words
+        for stem in self.whole:
+            if stem not in words:
+                return False
+        return self.run is None or self.run in stems.text
+
+
+def _needle(term: Term) -> _Needle:
+    stems = stem_words(" ".join(term.words))
+    if term.prefix:
+        return _Needle(tuple(stems[:-1]), " " + " ".join(stems))
+    if len(stems) == 1:
+        return _Needle((stems[0],), None)
+    return _Needle(tuple(stems), " " + " ".join(stems) + " ")
+
+
 class QueryMatcher:
     """A parsed query as needles to look for in `PostStems`."""
 
     def __init__(self, query: ParsedQuery) -> None:
         self.required = tuple(tuple(map(_needle, group)) for group in query.required)
         self.excluded = tuple(map(_needle, query.excluded))
-
-    def matches(self, stems: PostStems) -> bool:
-        def found(needle: str) -> bool:
-            return needle in stems.title or needle in stems.body
-
-        return all(any(map(found, group)) for group in self.required) and not any(
-            map(found, self.excluded)
+        # Stems of which a matching post has at least one: those of the first required group
+        # made of plain words (most rules'). A post with none of them is passed over with one
+        # set operation; None when every group has a phrase or a prefix.
+        self.triggers: frozenset[str] | None = next(
+            (
+                frozenset(n.whole[0] for n in group)
+                for group in self.required
+                if all(n.run is None for n in group)
+            ),
+            None,
         )
 
-
-def _needle(term: Term) -> str:
-    # A prefix term's last stem may go on: " snö" finds " snöfall ".
-    return " " + " ".join(stem_words(" ".join(term.words))) + ("" if term.prefix else " ")
+    def matches(self, stems: PostStems) -> bool:
+        if self.triggers is not None and self.triggers.isdisjoint(stems.words):
+            return False
+        for group in self.required:
+            for needle in group:
+                if needle.found(stems):
+                    break
+            else:
+                return False
+        return not any(needle.found(stems) for needle in self.excluded)
 
 
 @dataclass(frozen=True)
@@ -99,6 +143,7 @@ class Rule:
     config: AlertRuleConfig
     selection: Selection
     matcher: QueryMatcher | None  # None: every post of the selection
+    filtered: bool  # whether the selection narrows anything
 
     @property
     def name(self) -> str:
@@ -109,9 +154,11 @@ class Rule:
         return self.config.kind
 
     def admits(self, post: NewPost, stems: PostStems) -> bool:
-        return self.selection.admits(
+        if self.filtered and not self.selection.admits(
             post.source_key, post.source_platform, post.organisation, post.groups
-        ) and (self.matcher is None or self.matcher.matches(stems))
+        ):
+            return False
+        return self.matcher is None or self.matcher.matches(stems)
 
 
 def compile_rule(config: AlertRuleConfig) -> Rule:
@@ -123,7 +170,7 @@ def compile_rule(config: AlertRuleConfig) -> Rule:
         frozenset(config.sources),
     )
     matcher = QueryMatcher(parse_query(config.query)) if config.query is not None else None
-    return Rule(config, selection, matcher)
+    return Rule(config, selection, matcher, selection != Selection())
 
 
 def match_posts(rules: Sequence[Rule], posts: Sequence[NewPost]) -> dict[str, list[NewPost]]:
@@ -131,7 +178,7 @@ def match_posts(rules: Sequence[Rule], posts: Sequence[NewPost]) -> dict[str, li
     stemmed once whatever the number of rules."""
     matched: dict[str, list[NewPost]] = {}
     for post in sorted(posts, key=lambda p: (p.published_at, p.id)):
-        stems = PostStems.of(post.title, post.text)
+        stems = post.stems or PostStems.of(post.title, post.text)
         for rule in rules:
             if rule.admits(post, stems):
                 matched.setdefault(rule.name, []).append(post)

@@ -85,6 +85,10 @@ def collect(
         # Only for a person watching: in a pipe or a log it would leave an empty line.
         disable=not err.is_terminal,
     )
+    if config.alerts:
+        from monitor.alerts.deliver import warm_up
+
+        warm_up()  # beside the collection, which mostly waits on the network
     with progress:
         task = progress.add_task("", total=len(rows))
 
