@@ -367,15 +367,16 @@ def _deliver(
         deliveries.append(Delivery(channel, message.title, message.body))
         batches.append(batch)
     outcomes = deliver_all(deliveries, config.alerting.timeout)
-    sent = failed = 0
+    delivered_at = datetime.now(UTC)
+    sent_ids: list[int] = []
+    failed = 0
     failures = []
     for index, (delivery, batch, error) in enumerate(
         zip(deliveries, batches, outcomes, strict=True)
     ):
         rule_name, label = batch[0].rule, delivery.channel.label
         if error is None:
-            mark_sent(engine, [c.id for c in batch], now)
-            sent += 1
+            sent_ids += [c.id for c in batch]
             log.info("alert rule=%r channel=%s events=%d status=sent", rule_name, label, len(batch))
             continue
         failed += 1
@@ -394,4 +395,6 @@ def _deliver(
                 else None
             )
             mark_failed(engine, ids, error, retry)
-    return AlertReport(sent, failed, tuple(failures))
+    if sent_ids:
+        mark_sent(engine, sent_ids, delivered_at)  # one transaction for every message that went
+    return AlertReport(len(deliveries) - failed, failed, tuple(failures))

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.db import insert_for
+from monitor.db import chunks, insert_for
 from monitor.models import alert_events
 
 SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
+ID_BATCH = 500  # ids per IN (…): under SQLite's bound-parameter limit
 # A live sender is done with a message within its timeout; older `sending` rows were left.
 STALE_SENDING = timedelta(minutes=30)
 
@@ -142,11 +143,12 @@ def claim_retries(
 
 def mark_sent(engine: Engine, ids: Sequence[int], now: datetime) -> None:
     with engine.begin() as connection:
-        connection.execute(
-            alert_events.update()
-            .where(alert_events.c.id.in_(list(ids)))
-            .values(status=SENT, sent_at=now, last_error=None, next_attempt_at=None)
-        )
+        for batch in chunks(list(ids), ID_BATCH):
+            connection.execute(
+                alert_events.update()
+                .where(alert_events.c.id.in_(batch))
+                .values(status=SENT, sent_at=now, last_error=None, next_attempt_at=None)
+            )
 
 
 def mark_failed(
@@ -154,11 +156,12 @@ def mark_failed(
 ) -> None:
     """Record a failed delivery; `next_attempt` None: no attempt is left."""
     with engine.begin() as connection:
-        connection.execute(
-            alert_events.update()
-            .where(alert_events.c.id.in_(list(ids)))
-            .values(status=FAILED, last_error=error, next_attempt_at=next_attempt)
-        )
+        for batch in chunks(list(ids), ID_BATCH):
+            connection.execute(
+                alert_events.update()
+                .where(alert_events.c.id.in_(batch))
+                .values(status=FAILED, last_error=error, next_attempt_at=next_attempt)
+            )
 
 
 def list_events(engine: Engine, limit: int, rule: str | None = None) -> list[EventRecord]:
