@@ -18,7 +18,7 @@ from monitor.db import make_engine
 from monitor.models import alert_events
 from tests.conftest import feed_source, scalar, wait_for, write_config
 from tests.feedserver import FeedServer
-from tests.test_service import FAST, start_service, upgrade
+from tests.services import FAST, start_service, upgrade
 from tests.webhookserver import WebhookReceiver
 
 FEEDS = 40

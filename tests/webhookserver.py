@@ -6,35 +6,19 @@ It keeps every body it accepts; `status` makes it refuse (a webhook that is down
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.feedserver import LoopbackServer
 
-class WebhookReceiver:
+
+class WebhookReceiver(LoopbackServer):
     """Start with `with WebhookReceiver() as hook:`; `hook.apprise_url("/path")` to notify it."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []  # (path, JSON body)
         self.status = 200
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        super().__init__()
 
     def apprise_url(self, path: str = "/hook") -> str:
         return f"json://127.0.0.1:{self.port}{path}"
