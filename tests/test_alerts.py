@@ -337,7 +337,7 @@ def test_config_check_names_each_bad_rule_on_one_line(
     assert checked.exit_code == 2
     assert "alerts[1].notify[1]: Apprise cannot use a bogus:// URL" in checked.output
     assert "notify[2]" not in checked.output
-    assert "Alerts: 1 rules (1 keyword), 2 channels" in checked.stdout
+    assert "Alerts: 1 rule (1 keyword), 2 channels" in checked.stdout
 
 
 def setup_unchecked(tmp_path: Path, database_url: str, feed_server: FeedServer, rules: str) -> Path:

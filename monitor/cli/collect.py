@@ -315,7 +315,7 @@ def print_alert_health(config: Config, engine: Engine) -> None:
     sent = sum(t.sent for t in tallies)
     failed = sum(t.failed for t in tallies)
     given_up = sum(t.given_up for t in tallies)
-    line = f"Alerts: {len(config.alerts)} rules; {sent} deliveries sent"
+    line = f"Alerts: {plural(len(config.alerts), 'rule')}; {plural(sent, 'delivery')} sent"
     if failed or given_up:
         line += f", {failed} failed (to be retried), {given_up} given up: see `omvarld alerts list`"
     out.print(line, markup=False, style="red" if given_up else "yellow" if failed else None)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from monitor.cli.common import EXIT_USAGE, PLAIN_HELP, err, out
+from monitor.cli.common import EXIT_USAGE, PLAIN_HELP, err, out, plural
 from monitor.cli.root import app
 
 if TYPE_CHECKING:
@@ -85,7 +85,6 @@ def check_alert_channels(config: Config) -> bool:
     kinds = Counter(rule.kind for rule in config.alerts)
     described = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
     channels = sum(len(r.notify) + len(r.notify_env) for r in config.alerts)
-    out.print(
-        f"Alerts: {len(config.alerts)} rules ({described}), {channels} channels", markup=False
-    )
+    counted = f"{plural(len(config.alerts), 'rule')} ({described}), {plural(channels, 'channel')}"
+    out.print(f"Alerts: {counted}", markup=False)
     return usable
