@@ -345,3 +345,39 @@ def setup_unchecked(tmp_path: Path, database_url: str, feed_server: FeedServer, 
     return write_config(
         tmp_path, database_url, feed_source(url, "Flens kommun", key="flen") + rules
     )
+
+
+def test_daily_upkeep_prunes_old_deliveries_but_keeps_a_quiet_spell_announced(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    from monitor.config import load_config
+    from monitor.service import run_upkeep
+
+    config = load_config(setup(tmp_path, database_url, feed_server, rss(), rule("json://x/y")))
+    engine = make_engine(database_url)
+    old, recent = NOW - timedelta(days=91), NOW - timedelta(days=89)
+    rows = [
+        ("keyword", "post:1", old),
+        ("keyword", "post:2", recent),
+        ("spike", "spike:2026-09-06T06:00:00+00:00", old),
+        ("silence", "silence:flen:2026-08-01T08:00:00+00:00", old),
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            alert_events.insert(),
+            [
+                {
+                    "rule": "Kris i länet", "kind": kind, "event_key": key, "channel": "json://x/y",
+                    "status": "sent", "item": "…", "attempts": 1, "created_at": at,
+                    "claimed_at": at,
+                }
+                for kind, key, at in rows
+            ],
+        )  # fmt: skip
+    report = run_upkeep(engine, config, NOW)
+    engine.dispose()
+    assert report.alerts_pruned == 2
+    assert [e.event_key for e in events(database_url)] == [
+        "post:2",
+        "silence:flen:2026-08-01T08:00:00+00:00",
+    ]
