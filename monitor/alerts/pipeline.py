@@ -33,6 +33,7 @@ from monitor.alerts.rules import (
     find_quiet_sources,
     match_posts,
     next_attempt_at,
+    seen_quiet,
     spike_period,
 )
 from monitor.alerts.store import (
@@ -319,7 +320,8 @@ def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[
             ).all()
             for row in watched:
                 before = 0
-                if row.last_post_at is not None:
+                # Counted only where a quiet spell was seen: for the others it decides nothing.
+                if seen_quiet(row.last_post_at, row.last_success_at, rule.config.days):
                     before = connection.execute(
                         sa.select(sa.func.count()).where(
                             posts.c.source_id == row.id,

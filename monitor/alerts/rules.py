@@ -244,15 +244,21 @@ def find_quiet_sources(
     """The sources that posted regularly (at least `min_posts` in the REGULAR_SPAN up to their
     last post) and were then seen, by a collection that succeeded, to have posted nothing for
     `days`. A source we failed to collect is not called quiet: the silence may be ours."""
-    quiet = timedelta(days=days)
     return [
         source
         for source in activity
-        if source.last_post_at is not None
-        and source.last_success_at is not None
-        and source.last_success_at - source.last_post_at >= quiet
+        if seen_quiet(source.last_post_at, source.last_success_at, days)
         and source.posts_before >= min_posts
     ]
+
+
+def seen_quiet(last_post_at: datetime | None, last_success_at: datetime | None, days: int) -> bool:
+    """Whether a collection that succeeded saw a source without a new post for `days`."""
+    return (
+        last_post_at is not None
+        and last_success_at is not None
+        and last_success_at - last_post_at >= timedelta(days=days)
+    )
 
 
 def next_attempt_at(attempts: int, now: datetime, retry_after: int) -> datetime:
