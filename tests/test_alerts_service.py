@@ -53,7 +53,8 @@ def test_two_workers_on_postgresql_send_each_alert_once_and_retry_each_once(
         body = FAST.replace("[collect]", "[collect]\nconcurrency = 4\nper_host = 4")
         body += "[alerting]\nretry_after = 1\nmax_items = 100\nmax_attempts = 20\n"
         for number in range(FEEDS):
-            url = feed_server.add(f"/k{number}.xml", body=flooding_feed(number), stall_seconds=0.05)
+            # Slow enough that the pass outlasts the second worker's start: both collect.
+            url = feed_server.add(f"/k{number}.xml", body=flooding_feed(number), stall_seconds=0.3)
             body += feed_source(url, f"Kommun {number}", key=f"kommun-{number}")
         body += (
             '\n[[alerts]]\nname = "Kris"\nquery = "översvämning"\n'
