@@ -540,6 +540,8 @@ def run_passes(
             if sink is not None:
                 print(f"{pass_name}: alert messages received so far: {sink.received}")
 
+        if sink is not None:
+            sink.close()
         if args.profile:
             profile_cold_omvarld(contestants, Path(args.profile))
 
