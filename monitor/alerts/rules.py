@@ -195,10 +195,6 @@ class SpikeCheck:
     baseline: float  # the mean over BASELINE_WEEKS
     fired: bool
 
-    @property
-    def ratio(self) -> float | None:
-        return self.current / self.baseline if self.baseline else None
-
 
 def check_spike(
     published: Sequence[datetime], now: datetime, hours: int, factor: float, min_posts: int
