@@ -19,6 +19,10 @@ SQLite and, when OMVARLD_TEST_DATABASE_URL is set, on PostgreSQL in a schema of 
     .venv/bin/python bench/collect_bench.py --feeds 5000 --json bench.json
     .venv/bin/python bench/collect_bench.py --claim-only
     .venv/bin/python bench/collect_bench.py --feeds 500 --profile /tmp/omvarld.prof
+    .venv/bin/python bench/collect_bench.py --alert-rules 50 --no-claim   # issue 14's cost
+
+With --alert-rules N, Omvärld's config holds N [[alerts]] rules (bench/alert_rules.py) that
+notify a loopback webhook, so each pass also matches its new posts and delivers the messages.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from alert_rules import AlertSink, rules_toml
 from feedgen import Feed, FeedFactory, write_feed
 
 BENCH = Path(__file__).resolve().parent
@@ -352,8 +357,16 @@ def count_rows(db: Path, tables: tuple[str, ...]) -> dict[str, int]:
 class Contestants:
     """Knows how to prepare, run and count each contestant, in one work directory."""
 
-    def __init__(self, work: Path, server: Nginx, feeds: list[Feed], reader_python: Path) -> None:
+    def __init__(
+        self,
+        work: Path,
+        server: Nginx,
+        feeds: list[Feed],
+        reader_python: Path,
+        alerts: str = "",
+    ) -> None:
         self.work = work
+        self.alerts = alerts  # [[alerts]] tables for Omvärld's config, or nothing
         self.server = server
         self.reader_python = reader_python
         self.omvarld_config = work / "omvarld.toml"
@@ -388,7 +401,7 @@ class Contestants:
                 f"organisation = {s(feed.organisation)}",
                 f"key = {s(feed.key)}",
             ]
-        self.omvarld_config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.omvarld_config.write_text("\n".join(lines) + "\n" + self.alerts, encoding="utf-8")
 
     def prepare(self) -> None:
         """The untimed set-up: Omvärld's schema, reader's feed list."""
@@ -481,7 +494,9 @@ def run_passes(
             f"{server.base_url}",
             flush=True,
         )
-        contestants = Contestants(work, server, feeds, reader_python)
+        sink = AlertSink() if args.alert_rules else None
+        alerts = rules_toml(args.alert_rules, sink.url) if sink else ""
+        contestants = Contestants(work, server, feeds, reader_python, alerts)
         contestants.prepare()
         entries_by_path = {f.path: len(f.entries) for f in feeds}
         churn_rng = random.Random(args.seed + 1)
@@ -522,7 +537,11 @@ def run_passes(
                 )
                 report.runs.append(run)
                 print(f"{timed.seconds:.2f} s, exit {timed.exit_code}", flush=True)
+            if sink is not None:
+                print(f"{pass_name}: alert messages received so far: {sink.received}")
 
+        if sink is not None:
+            sink.close()
         if args.profile:
             profile_cold_omvarld(contestants, Path(args.profile))
 
@@ -825,6 +844,13 @@ def main() -> int:
         "--profile",
         metavar="OUT",
         help="also profile a cold Omvärld run into OUT, then a warm one into OUT-warm",
+    )
+    parser.add_argument(
+        "--alert-rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give Omvärld N [[alerts]] rules notifying a loopback webhook (issue 14)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -418,6 +418,92 @@ class WebConfig(_Strict):
         return value
 
 
+# What `[alerting]` defaults to: a post older than this when first seen (a new source's
+# backfill, a feed that republished its archive) is no news to anyone.
+ALERT_MAX_AGE = "2d"
+ALERT_KINDS = ("keyword", "spike", "silence")
+
+
+class AlertingConfig(_Strict):
+    """`[alerting]`: what every `[[alerts]]` rule shares. (`[alerts]` cannot hold it: TOML
+    does not let one name be a table and an array of tables.)"""
+
+    max_age: int = parse_duration(ALERT_MAX_AGE)  # seconds; durations like "2d" are accepted
+    # A failed delivery is tried again by later passes, `retry_after` after the first failure
+    # and twice as long after each next one, until it has had `max_attempts`.
+    max_attempts: int = Field(5, ge=1, le=20)
+    retry_after: int = parse_duration("5m")
+    max_items: int = Field(10, ge=1, le=100)  # posts listed in one message; the rest are counted
+    timeout: float = Field(15.0, gt=0, le=300)  # seconds one channel may take to deliver
+
+    @field_validator("max_age", "retry_after", mode="before")
+    @classmethod
+    def _duration(cls, value: int | str) -> int:
+        return parse_config_duration(value)
+
+
+class AlertRuleConfig(_Strict):
+    """One `[[alerts]]` rule: which posts or events, and where to tell about them."""
+
+    name: str
+    kind: Literal["keyword", "spike", "silence"] = "keyword"
+    query: str | None = None  # the syntax of `omvarld posts search`
+    groups: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+    organisations: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # source keys
+    notify: tuple[str, ...] = ()  # Apprise URLs without secrets
+    notify_env: tuple[str, ...] = ()  # environment variables holding Apprise URLs
+    language: Literal["sv", "en"] | None = None  # default: [digest] language
+    # spike: at least `factor` times the posts of the same weekday and hours in the four weeks
+    # before, and at least `min_posts`, within the last `hours`.
+    factor: float = Field(3.0, gt=1, le=1000)
+    hours: int = Field(3, ge=1, le=24 * 7)
+    # silence: a source with at least `min_posts` in the four weeks before its last post that
+    # has posted nothing for `days`. spike: the fewest posts in `hours` that can be a spike.
+    min_posts: int = Field(5, ge=1, le=10_000)
+    days: int = Field(7, ge=1, le=MAX_DURATION_DAYS)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a rule needs a name")
+        check_header_value(value)  # it becomes a mail subject
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None) -> str | None:
+        from monitor.search import QueryError, parse_query
+
+        if value is not None:
+            try:
+                parse_query(value)
+            except QueryError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("notify_env")
+    @classmethod
+    def _env_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertRuleConfig:
+        if self.kind == "keyword" and self.query is None:
+            raise ValueError("a keyword rule needs query")
+        if self.kind == "silence" and self.query is not None:
+            raise ValueError("a silence rule watches sources, not words: remove query")
+        if not self.notify and not self.notify_env:
+            raise ValueError("a rule needs notify or notify_env: where to send its alerts")
+        return self
+
+
 class Config(_Strict):
     path: Path
     database: DatabaseConfig = DatabaseConfig()
@@ -430,6 +516,8 @@ class Config(_Strict):
     recipients: tuple[RecipientConfig, ...] = ()
     retention: RetentionConfig = RetentionConfig()
     web: WebConfig = WebConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    alerts: tuple[AlertRuleConfig, ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -563,6 +651,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     # Checked against the declared names even when the rest of the file is broken, so that one
     # round of `config check` shows every problem.
     problems += _check_groups(document.get("groups"), raw_sources)
+    problems += _check_alert_rules(document.get("alerts"), sources, shown)
     if problems or config is None:
         raise ConfigError(_in_file_order(problems, shown))
     return config.model_copy(update={"sources": tuple(sources)})
@@ -736,6 +825,37 @@ def _check_groups(declared: Any, raw_sources: Iterable[tuple[Any, _Origin]]) -> 
                         f"undeclared group {group!r}",
                     )
                 )
+    return problems
+
+
+def _check_alert_rules(raw_rules: Any, sources: Sequence[SourceConfig], file: str) -> list[Problem]:
+    """Rules that could never fire: a name used twice, a filter naming a group, organisation
+    or source that no configured source has. Read from the raw tables, as `_check_groups`
+    does, so that a rule with other problems has these named in the same round."""
+    if not isinstance(raw_rules, list):
+        return []
+    problems = []
+    names: set[str] = set()
+    known = {
+        "groups": {g for s in sources for g in s.groups},
+        "organisations": {s.organisation for s in sources},
+        "sources": {s.stable_key for s in sources},
+    }
+    nouns = {"groups": "group", "organisations": "organisation", "sources": "source"}
+    for position, raw in enumerate(raw_rules, 1):
+        if not isinstance(raw, dict):
+            continue
+        where = f"alerts[{position}]"
+        name = raw.get("name")
+        if isinstance(name, str) and name.strip() in names:
+            problems.append(Problem(file, f"{where}.name", f"a second rule named {name.strip()!r}"))
+        names.add(name.strip() if isinstance(name, str) else "")
+        for field, noun in nouns.items():
+            values = raw.get(field)
+            for value in values if isinstance(values, list) else ():
+                if isinstance(value, str) and value not in known[field]:
+                    reason = f"no configured source has {noun} {value!r}"
+                    problems.append(Problem(file, f"{where}.{field}", reason))
     return problems
 
 

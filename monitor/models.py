@@ -236,6 +236,33 @@ digests = sa.Table(
     sa.Index("ix_digests_week", "week"),
 )
 
+# Alerts (issue 14): one row per rule, event and channel. A keyword rule's event is a post
+# ("post:42"), a spike rule's a window ("spike:2026-12-06T06:00+00:00"), a silence rule's a quiet
+# spell of one source ("silence:feed:www.flen.se/rss:<its last post's time>"). The UNIQUE key is
+# the claim: whoever inserts the row delivers it, so several workers never send one alert twice.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rule", sa.Text, nullable=False),  # [[alerts]] name
+    sa.Column("kind", sa.Text, nullable=False),  # keyword | spike | silence
+    sa.Column("event_key", sa.Text, nullable=False),
+    sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),
+    sa.Column("channel", sa.Text, nullable=False),  # the Apprise URL redacted, or $ENV_NAME
+    sa.Column("status", sa.Text, nullable=False),  # sending | sent | failed
+    sa.Column("item", sa.Text, nullable=False),  # the lines this event adds to a message
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),  # the latest attempt began
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("next_attempt_at", UTCDateTime),  # a failed one is tried again from then
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("rule", "event_key", "channel"),
+    sa.Index("ix_alert_events_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_alert_events_created_at", "created_at"),
+    sa.Index("ix_alert_events_post_id", "post_id"),
+)
+
 # Recipients who unsubscribed from the web; recipients themselves stay in the config.
 digest_opt_outs = sa.Table(
     "digest_opt_outs",

@@ -486,7 +486,7 @@ def _sqlite_page(
         # stored stems are read by its id and the query checked on them, last, and the walk
         # stops at the page. (A MATCH per post cost 30–75 µs: FTS5 parses the query and seeks
         # every segment of the index each time; the stems are one row away.)
-        stored = _STORED_STEMS
+        stored = STORED_STEMS
         walked = _WalkNewest(walked, stored, stored.c.id == search_facets.c.id)
         conditions.append(_stems_contain(parsed, stored.c.c0, stored.c.c1))
     else:
@@ -518,7 +518,7 @@ def _sqlite_page(
 
 # FTS5's own copy of what the index holds (migration 0007): per post, the title's and the
 # text's stems, space-separated, in order.
-_STORED_STEMS = sa.table(
+STORED_STEMS = sa.table(
     f"{SEARCH_TABLE}_content",
     sa.column("id", sa.Integer),
     sa.column("c0", sa.Text),  # title

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from monitor.audit import SERVICE_ACTOR
 from monitor.collect import collect_due
 from monitor.config import Config
-from monitor.models import collection_runs
+from monitor.models import alert_events, collection_runs
 from monitor.retention import RetentionReport, apply_retention
 from monitor.workers import make_worker_id
 
@@ -45,6 +45,7 @@ class ServiceError(Exception):
 @dataclass(frozen=True)
 class UpkeepReport:
     runs_pruned: int
+    alerts_pruned: int = 0
     retention: RetentionReport | None = None  # None: no [retention] setting
 
 
@@ -69,12 +70,19 @@ def lock_embedded_database(engine: Engine) -> IO[str] | None:
 
 
 def run_upkeep(engine: Engine, config: Config, now: datetime) -> UpkeepReport:
-    """Prune old collection runs, apply [retention] when set, and refresh the query planner's
-    statistics (after the deletes, so they describe what is left)."""
+    """Prune old collection runs and alert deliveries, apply [retention] when set, and refresh
+    the query planner's statistics (after the deletes, so they describe what is left)."""
     cutoff = now - timedelta(days=config.collect.keep_runs_days)
     with engine.begin() as connection:
         pruned = connection.execute(
             collection_runs.delete().where(collection_runs.c.started_at < cutoff)
+        ).rowcount
+        # Kept as long as the runs. A silence alert's row stays: its source may still be quiet,
+        # and without the row the same quiet spell would be announced again.
+        alerts_pruned = connection.execute(
+            alert_events.delete().where(
+                alert_events.c.created_at < cutoff, alert_events.c.kind != "silence"
+            )
         ).rowcount
     retention = None
     if config.retention.enabled:
@@ -86,7 +94,7 @@ def run_upkeep(engine: Engine, config: Config, now: datetime) -> UpkeepReport:
         else:
             connection.execute(sa.text("ANALYZE"))
         connection.commit()
-    return UpkeepReport(runs_pruned=pruned, retention=retention)
+    return UpkeepReport(runs_pruned=pruned, alerts_pruned=alerts_pruned, retention=retention)
 
 
 def run_service(
@@ -229,12 +237,18 @@ def _send_digests(
 
 def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:
     started = time.monotonic()
+    since = datetime.now(UTC)
     try:
         outcomes = collect_due(config, engine, worker=worker, stop=stop)
     except Exception:
         # A broken tick (the database gone for a moment) must not end the service.
         log.exception("collection tick failed")
         return
+    if config.alerts:
+        from monitor.alerts.pipeline import alert_after_pass
+
+        # Every tick, with or without news: failed deliveries come due again.
+        alert_after_pass(config, engine, since, outcomes)
     if outcomes:
         failed = sum(o.status.value == "failed" for o in outcomes)
         new = sum(o.counts.new for o in outcomes)
@@ -253,4 +267,8 @@ def _upkeep(config: Config, engine: Engine) -> None:
     except Exception:
         log.exception("daily upkeep failed")
         return
-    log.info("upkeep: collection_runs_pruned=%d", report.runs_pruned)
+    log.info(
+        "upkeep: collection_runs_pruned=%d alert_events_pruned=%d",
+        report.runs_pruned,
+        report.alerts_pruned,
+    )

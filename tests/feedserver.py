@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import brotli
@@ -53,16 +53,12 @@ class Request:
         return dict(parse_qsl(urlsplit(self.path).query))
 
 
-class FeedServer:
-    """Start with `with FeedServer() as server:`; `server.url(path)` gives the address."""
+class LoopbackServer:
+    """A ThreadingHTTPServer on a free port of `host`, serving in a thread of its own between
+    `with`'s start and end; subclasses say how it answers (`_make_handler`)."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
-        self.host = host  # another address only inside a network namespace: see redirect_driver
-        self.routes: dict[str, Route] = {}
-        self.handlers: dict[str, Callable[[Request], Route]] = {}
-        # Serves every path no route or handler claims: a server that misbehaves everywhere.
-        self.fallback: Callable[[Request], Route] | None = None
-        self.requests: list[Request] = []
+        self.host = host
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, 0), self._make_handler())
         self._httpd.daemon_threads = True
@@ -71,7 +67,7 @@ class FeedServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
-    def __enter__(self) -> FeedServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -81,7 +77,23 @@ class FeedServer:
 
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1]
+        return int(self._httpd.server_address[1])
+
+    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+
+class FeedServer(LoopbackServer):
+    """Start with `with FeedServer() as server:`; `server.url(path)` gives the address."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        # Another host only inside a network namespace: see redirect_driver.
+        self.routes: dict[str, Route] = {}
+        self.handlers: dict[str, Callable[[Request], Route]] = {}
+        # Serves every path no route or handler claims: a server that misbehaves everywhere.
+        self.fallback: Callable[[Request], Route] | None = None
+        self.requests: list[Request] = []
+        super().__init__(host)
 
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"

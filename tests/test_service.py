@@ -18,15 +18,8 @@ from monitor.db import make_engine
 from monitor.models import collection_runs, posts, sources
 from tests.conftest import feed_source, scalar, wait_for, write_config
 from tests.feedserver import FeedServer
+from tests.services import FAST, start_service, upgrade
 from tests.smtpserver import Server
-
-FAST = """
-[collect]
-tick = 1
-lease = 5
-interval = "1d"
-min_interval = 1
-"""
 
 
 def one_entry_feed(number: int) -> bytes:
@@ -36,23 +29,6 @@ def one_entry_feed(number: int) -> bytes:
         f"<title>Nyhet från kommun {number}</title>"
         "<pubDate>Mon, 23 Nov 2026 08:00:00 +0100</pubDate></item></channel></rss>"
     ).encode()
-
-
-def start_service(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "--config", str(config), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def upgrade(config: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "monitor", "--config", str(config), "db", "upgrade"],
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.mark.slow

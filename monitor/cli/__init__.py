@@ -10,7 +10,8 @@ from monitor.cli.root import app, main
 
 # The order of these imports is the order `omvarld --help` lists the commands in.
 # isort: off
-from monitor.cli import config, db, sources, collect, posts, compare, digest, retention, export, web  # noqa: F401
+from monitor.cli import config, db, sources, collect, alerts, posts, compare  # noqa: F401
+from monitor.cli import digest, retention, export, web  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

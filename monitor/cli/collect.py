@@ -70,6 +70,7 @@ def collect(
     if not rows:
         if not holders:
             out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
+        print_alert_report(config, engine, now, [])  # failed deliveries may be due again
         out.print(f"Database: {describe_database(engine)}", markup=False)
         return
 
@@ -84,6 +85,10 @@ def collect(
         # Only for a person watching: in a pipe or a log it would leave an empty line.
         disable=not err.is_terminal,
     )
+    if config.alerts:
+        from monitor.alerts.deliver import warm_up
+
+        warm_up()  # beside the collection, which mostly waits on the network
     with progress:
         task = progress.add_task("", total=len(rows))
 
@@ -94,9 +99,27 @@ def collect(
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
+    print_alert_report(config, engine, now, outcomes)
     out.print(f"Database: {describe_database(engine)}", markup=False)
     if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
+
+
+def print_alert_report(
+    config: Config, engine: Engine, since: datetime, outcomes: Sequence[SourceOutcome]
+) -> None:
+    """Alert on the pass (when rules are configured) and say what went out. A failed delivery
+    is named but leaves the exit code to the collection: it is retried by later passes."""
+    if not config.alerts:
+        return
+    from monitor.alerts.pipeline import alert_after_pass
+
+    report = alert_after_pass(config, engine, since, outcomes)
+    if report is None or not (report.sent or report.failed or report.failures):
+        return
+    out.print(report.summary(), markup=False)
+    for failure in report.failures:
+        out.print(Text("alert failed: ") + shown(failure))
 
 
 def _describe_holder(holder: LeaseHolder, config: Config) -> str:
@@ -280,6 +303,22 @@ def status(
     out.print(f"{len(health)} sources ({summary}); {count_due_sources(engine, now)} due now")
     for line in describe_api_usage(config, read_api_usage(engine, now)):
         out.print(line, markup=False)
+    if config.alerts:
+        print_alert_health(config, engine)
+
+
+def print_alert_health(config: Config, engine: Engine) -> None:
+    """One line on the alerts: sent, and failed deliveries (to be retried, and given up)."""
+    from monitor.alerts.store import tally_events
+
+    tallies = tally_events(engine, config.alerting.max_attempts).values()
+    sent = sum(t.sent for t in tallies)
+    failed = sum(t.failed for t in tallies)
+    given_up = sum(t.given_up for t in tallies)
+    line = f"Alerts: {plural(len(config.alerts), 'rule')}; {plural(sent, 'delivery')} sent"
+    if failed or given_up:
+        line += f", {failed} failed (to be retried), {given_up} given up: see `omvarld alerts list`"
+    out.print(line, markup=False, style="red" if given_up else "yellow" if failed else None)
 
 
 def describe_count(value: int | None, change: int | None) -> str:

@@ -132,8 +132,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def plural(number: int, noun: str) -> str:
-    """'1 post', '2 posts'."""
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+    """'1 post', '2 posts'; '2 deliveries'."""
+    if number == 1:
+        return f"{number} {noun}"
+    return f"{number} {noun[:-1]}ies" if noun.endswith("y") else f"{number} {noun}s"
 
 
 def zone_of(config: Config) -> Any:
