@@ -36,6 +36,7 @@ import random
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -552,6 +553,74 @@ def run_passes(
             run.times_floor = run.seconds / runs["floor"].seconds
 
 
+def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
+    """Issue 14's bar, measured as a difference on equal work: after a cold and a warm pass,
+    the database is saved; then the churn pass runs again and again from that saved state
+    (the same 200 feeds answer 200, the same posts are new), alternately without and with
+    N alert rules, so that the load of a shared machine falls on both alike."""
+    factory = FeedFactory(args.seed)
+    feeds = [factory.feed(i) for i in range(args.feeds)]
+    rules = args.alert_rules or 50
+    root = work / "www"
+    for directory in (work, root):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o755)
+    with serving(ensure_nginx(), root, work / "nginx") as server:
+        for feed in feeds:
+            write_feed(feed, root, server.base_url)
+        sink = AlertSink()
+        contestants = Contestants(work, server, feeds, Path(sys.executable), "")
+        omvarld = [str(OMVARLD_BIN / "omvarld"), "--config", str(contestants.omvarld_config)]
+        subprocess.run([*omvarld, "db", "upgrade"], check=True, env=contestants.env,
+                       capture_output=True)  # fmt: skip
+        for pass_name in ("cold", "warm"):
+            timed, _, _ = contestants.run("omvarld", pass_name)
+            print(f"{pass_name}: {timed.seconds:.2f} s", flush=True)
+        saved = work / "saved"
+        saved.mkdir()
+        database = contestants.omvarld_db
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{database}{suffix}").exists():
+                shutil.copy2(f"{database}{suffix}", saved / f"omvarld.db{suffix}")
+        churn_rng = random.Random(args.seed + 1)
+        for feed in churn_rng.sample(feeds, max(1, round(len(feeds) * CHURN_SHARE))):
+            factory.churn(feed)
+            write_feed(feed, root, server.base_url)
+        times: dict[str, list[float]] = {"without": [], "with": []}
+        for round_number in range(args.alert_cost):
+            order = ("without", "with") if round_number % 2 == 0 else ("with", "without")
+            for variant in order:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{database}{suffix}").unlink(missing_ok=True)
+                    if (saved / f"omvarld.db{suffix}").exists():
+                        shutil.copy2(saved / f"omvarld.db{suffix}", f"{database}{suffix}")
+                contestants.alerts = rules_toml(rules, sink.url) if variant == "with" else ""
+                contestants._write_omvarld_config(feeds)
+                before = sink.received
+                timed, written, _ = contestants.run("omvarld", "churn")
+                times[variant].append(timed.seconds)
+                print(f"churn {variant} {rules} rules: {timed.seconds:.2f} s,"
+                      f" {sum(written.values())} rows, {sink.received - before} alert messages",
+                      flush=True)  # fmt: skip
+        if args.profile:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+                if (saved / f"omvarld.db{suffix}").exists():
+                    shutil.copy2(saved / f"omvarld.db{suffix}", f"{database}{suffix}")
+            contestants.alerts = rules_toml(rules, sink.url)
+            contestants._write_omvarld_config(feeds)
+            command = [str(OMVARLD_BIN / "python"), str(BENCH / "profile_omvarld.py"),
+                       args.profile, *contestants.command("omvarld")[1:]]  # fmt: skip
+            subprocess.run(command, env=contestants.env, capture_output=True)
+            print(f"profile of a churn pass with {rules} rules: {args.profile}")
+        sink.close()
+    without, with_rules = (statistics.median(times[v]) for v in ("without", "with"))
+    print(f"\nchurn pass, median of {args.alert_cost}: {without:.2f} s without alert rules,"
+          f" {with_rules:.2f} s with {rules}: {100 * (with_rules / without - 1):+.1f} %"
+          " (bar: at most +5 %)")  # fmt: skip
+    return 0
+
+
 def profile_cold_omvarld(contestants: Contestants, out: Path) -> None:
     """A cold Omvärld run on a fresh database under cProfile (all threads), then a warm run on
     what it stored (every feed answers 304) into OUT with '-warm' before the suffix; the top 15
@@ -852,8 +921,22 @@ def main() -> int:
         metavar="N",
         help="give Omvärld N [[alerts]] rules notifying a loopback webhook (issue 14)",
     )
+    parser.add_argument(
+        "--alert-cost",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only Omvärld: cold, warm, then the churn pass ROUNDS times without and with the"
+        " --alert-rules rules (default 50) from the same saved database, alternately",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    if args.alert_cost:
+        work = Path(tempfile.mkdtemp(prefix="omvarld-bench-"))
+        try:
+            return measure_alert_cost(work, args)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     work = Path(tempfile.mkdtemp(prefix="omvarld-bench-"))
     factory = FeedFactory(args.seed)
