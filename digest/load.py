@@ -51,7 +51,7 @@ from monitor.config import Config
 from monitor.db import make_engine
 from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
-from monitor.platforms import label_platform, platform_hosts
+from monitor.platforms import platform_hosts
 from monitor.processes import start_process_pool
 from monitor.types import METRIC_NAMES
 
@@ -262,8 +262,7 @@ def _load_history_apart(
 
 
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
-    """Every source, labelled by the platform readers know it by: a feed by its address, else
-    by its newest post's (the demo's feeds are served from loopback)."""
+    """Every source, labelled by the platform readers know it by (`sources.channel`)."""
     query = sa.select(
         sources.c.id,
         sources.c.key,
@@ -273,14 +272,8 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
         sources.c.active,
         sources.c.url,
         sources.c.created_at,
+        sources.c.channel,
     )
-    rows = connection.execute(query).all()
-    unrecognised = [
-        row.id
-        for row in rows
-        if row.platform == "feed" and label_platform("feed", row.url) == "feed"
-    ]
-    post_urls = _newest_post_urls(connection, unrecognised) if unrecognised else {}
     return {
         row.id: SourceInfo(
             row.id,
@@ -289,26 +282,12 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
             row.organisation,
             tuple(row.groups or ()),
             row.active,
-            label=label_platform(row.platform, row.url, post_urls.get(row.id)),
+            label=row.channel,
             added_at=row.created_at,
             url=row.url,
         )
-        for row in rows
+        for row in connection.execute(query)
     }
-
-
-def _newest_post_urls(connection: Connection, source_ids: list[int]) -> dict[int, str]:
-    """Each source's newest stored post's address, by id: one seek per source backwards along
-    `(source_id, published_at)`, where grouping all their posts read every row."""
-    newest = (
-        sa.select(posts.c.url)
-        .where(posts.c.source_id == sources.c.id, posts.c.url.is_not(None))
-        .order_by(posts.c.published_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = sa.select(sources.c.id, newest).where(sources.c.id.in_(source_ids))
-    return {source_id: url for source_id, url in connection.execute(query) if url}
 
 
 def find_own_hosts(

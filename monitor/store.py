@@ -31,6 +31,7 @@ from monitor.models import (
     source_metrics,
     sources,
 )
+from monitor.platforms import label_platform
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
 from monitor.terms import stored_terms
 from monitor.text import strip_control
@@ -160,6 +161,7 @@ def _record(
         sources.c.interval_s,
         sources.c.rhythm_s,
         sources.c.leased_by,
+        sources.c.channel,
     ).where(sources.c.id.in_([attempt.source_id for attempt, _ in items]))
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -557,6 +559,12 @@ def _source_values(
         values["fetch_url"] = result.moved_to
     if result.resolved_id:
         values["platform_id"] = result.resolved_id
+    if current.channel == "feed" and result.posts:
+        # A feed whose address says nothing (a proxy, the demo's loopback server) is known by
+        # its posts' addresses: a YouTube channel's entries link to youtube.com.
+        channel = label_platform("feed", None, result.posts[0].url)
+        if channel != "feed":
+            values["channel"] = channel
     if result.error:
         values |= {"last_error": _clean(result.error), "last_error_at": now}
     if result.status is CollectStatus.RETIRED:

@@ -225,6 +225,7 @@ def status(
 ) -> None:
     """Per source: state, last success, failures in a row, posts, 304 share, next check, and
     the last error of each source with one. Sources failing for over a day are flagged."""
+    from monitor.platforms import describe_channel
     from monitor.queries import list_source_health
     from monitor.sources import count_due_sources
     from monitor.usage import describe_api_usage, read_api_usage
@@ -242,14 +243,15 @@ def status(
         return
     zone = zone_of(config)
     table = Table(
-        "source", "state", "last success", "failures", "posts", "newest post", "304s (7 d)",
-        "next check", "followers (7 d)", "account views; posts (7 d)",
+        "source", "platform", "state", "last success", "failures", "posts", "newest post",
+        "304s (7 d)", "next check", "followers (7 d)", "account views; posts (7 d)",
     )  # fmt: skip
     styles = {"failing": "yellow", "broken": "red", "retired": "magenta", "skipped": "dim"}
     for h in health:
         share = "–" if h.not_modified_share is None else f"{h.not_modified_share:.0%}"
         table.add_row(
             h.key,
+            describe_channel(h.platform, h.channel),
             h.status + (" !" if h.failing_long(now) else ""),
             when(h.last_success_at, zone),
             str(h.consecutive_failures),
