@@ -41,6 +41,7 @@ from digest.compose import (
     compose_digest,
     domain_of,
     engagement_of,
+    find_rising_phrases,
     is_within,
     list_activity,
     new_history,
@@ -185,6 +186,7 @@ def _load_week_data(
     this_week: list[PostRow] = []
     runs: dict[int, RunSummary] = {}
     week_terms: dict[int, Counter[str]] = {}
+    week_phrases: dict[int, Counter[str]] = {}
     # The four weeks before and the spans are worked out beside the week's posts: in a process
     # of its own when there are many (turning 300,000 posts' terms into counts is Python work,
     # and two threads would take turns at one interpreter lock), else on a thread, where the
@@ -209,14 +211,17 @@ def _load_week_data(
                 # would otherwise find no collection at all and call every source failing).
                 runs = _load_runs(connection, ids, week.start, counted_until)
                 # Here rather than apart: that side has the longer way to go already.
-                week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
+                window = _in_window(ids, week.start, week.end)
+                week_terms = count_terms(connection, window)
+                week_phrases = count_terms(connection, window, posts.c.phrases)
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
         before, spans, earlier, followers = baseline.result()
-    history = add_week(before, this_week, week_terms)
+    history = add_week(before, this_week, week_terms, week_phrases)
+    organisations = {source_id: source.organisation for source_id, source in all_sources.items()}
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
         TermTotals.of(history.values()), find_own_hosts(all_sources, this_week),
-        list_activity(history, earlier), followers,
+        list_activity(history, earlier), followers, find_rising_phrases(history, organisations),
     )  # fmt: skip
 
 
@@ -422,6 +427,8 @@ def _load_baseline(
         summary.counted_engagement += summed
     for source_id, counted_terms in count_terms(connection, window).items():
         history[source_id].terms = counted_terms
+    for source_id, counted_phrases in count_terms(connection, window, posts.c.phrases).items():
+        history[source_id].phrases = counted_phrases
     return history
 
 
@@ -523,13 +530,18 @@ def load_followers(
     }
 
 
-def count_terms(connection: Connection, where: sa.ColumnElement[bool]) -> dict[int, Counter[str]]:
-    """Per source, how many of its posts chosen by `where` use each term."""
+def count_terms(
+    connection: Connection,
+    where: sa.ColumnElement[bool],
+    column: sa.ColumnElement[str | None] = posts.c.terms,
+) -> dict[int, Counter[str]]:
+    """Per source, how many of its posts chosen by `where` use each term (or each phrase, of
+    `posts.phrases`)."""
     counted: dict[int, Counter[str]] = defaultdict(Counter)
     # Each source's terms as one long string from the database, counted in C, not post by post.
     joined = (
-        sa.select(posts.c.source_id, sa.func.aggregate_strings(posts.c.terms, " "))
-        .where(where, posts.c.terms.is_not(None))
+        sa.select(posts.c.source_id, sa.func.aggregate_strings(column, " "))
+        .where(where, column.is_not(None), column != "")
         .group_by(posts.c.source_id)
     )
     # Every live post has terms: ingest stores them, and migration 0010 filled in the posts

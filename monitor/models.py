@@ -136,6 +136,9 @@ posts = sa.Table(
     # The words and hashtags digest trends count the post under, space-separated, decided at
     # ingest (monitor.terms; migration 0010 filled in older posts); NULL once a post is erased.
     sa.Column("terms", sa.Text),
+    # The two-word phrases of its headline and lead, as `terms` (monitor.terms.find_phrases;
+    # migration 0014 filled in older posts); NULL once a post is erased.
+    sa.Column("phrases", sa.Text),
     # Erased by decision (`omvarld erase`): content, revisions and counts are gone; the row
     # stays so that the next collection does not store the post again.
     sa.Column("erased_at", UTCDateTime),

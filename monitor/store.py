@@ -33,7 +33,7 @@ from monitor.models import (
 )
 from monitor.platforms import label_platform
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
-from monitor.terms import stored_terms
+from monitor.terms import stored_phrases, stored_terms
 from monitor.text import strip_control
 from monitor.types import (
     METRIC_NAMES,
@@ -425,7 +425,7 @@ def _ingest_batch(
 
 _UPDATED_COLUMNS = (
     "kind", "url", "author", "title", "text", "html", "language", "tags", "links", "mentions",
-    "other_mentions", "media", "raw", "terms",
+    "other_mentions", "media", "raw", "terms", "phrases",
     "content_hash", "fetched_at",
 )  # fmt: skip
 
@@ -518,6 +518,7 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
         "raw": post.raw,
         "terms": stored_terms(post.title, post.text, post.tags),
+        "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
         "first_seen_at": now,
         "fetched_at": now,

@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from digest.compose import SourceHistory, TermTotals, find_trends, new_history
+from digest.compose import (
+    SourceHistory,
+    TermTotals,
+    find_rising_phrases,
+    find_trends,
+    new_history,
+)
 from digest.links import WebLinks
 from digest.load import build_digest
 from digest.model import Recipient
@@ -23,6 +29,7 @@ from monitor.cli import app
 from monitor.config import Config, load_config
 from monitor.platforms import label_platform
 from monitor.sources import sync_sources
+from monitor.terms import find_phrases
 from monitor.types import CollectStatus
 from tests.conftest import write_config
 from tests.digestdata import (
@@ -197,3 +204,83 @@ def test_trends_need_posts_organisations_and_no_stop_word() -> None:
     # Two sources of one organisation are one organisation: no support.
     alone = {2: followed[2], 3: followed[3]}
     assert find_trends(alone, alone, TermTotals.of(alone.values()), organisations) == []
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "phrases"),
+    [
+        ("Ny skola invigs", None, {"ny_skola", "skola_invigs"}),
+        # Stop words, punctuation, numbers, links and hashtags end a phrase.
+        ("Skolan, biblioteket och 2026 års budget", None, {"års_budget"}),
+        (None, "Läs mer: https://www.flen.se/ny skola #skola invigs", set()),
+        # The headline and the lead only: the text's first sentence, not the rest.
+        (
+            "Julmarknad",
+            "Julmarknaden öppnar lördag. Ny skola nämns här.",
+            {"julmarknaden_öppnar", "öppnar_lördag"},
+        ),
+        ("Vinterväglag", "Halka varnas.", {"halka_varnas"}),  # not across title and text
+    ],
+)
+def test_phrases_are_neighbouring_words_of_the_headline_and_lead(
+    title: str | None, text: str | None, phrases: set[str]
+) -> None:
+    assert find_phrases(title, text) == phrases
+
+
+def week_with_phrases(posts_per_phrase: dict[str, int], **terms: int) -> SourceHistory:
+    history = week_of(**terms)
+    history.week_phrases = Counter(posts_per_phrase)
+    return history
+
+
+def test_a_phrase_trends_by_the_same_rules_and_its_word_is_not_counted_twice() -> None:
+    followed = {
+        1: week_with_phrases({"ny_skola": 2, "halka_varnas": 3}, skola=2),
+        2: week_with_phrases({"ny_skola": 1}, skola=1),
+        3: week_with_phrases({"stängd_väg": 1}),
+    }
+    followed[1].phrases = Counter({"halka_varnas": 12})  # three a week before: no rise
+    organisations = {1: "Flens kommun", 2: "Katrineholms kommun", 3: "Polisen"}
+    rising = find_rising_phrases(followed, organisations)
+    # Three posts of two organisations; one organisation's steady phrase is no trend.
+    assert rising == ("ny_skola",)
+    trends = find_trends(
+        followed, followed, TermTotals.of(followed.values()), organisations, rising
+    )
+    # "skola" trends only through "ny skola": shown once, as the phrase.
+    assert [(t.term, t.count) for t in trends] == [("ny skola", 3)]
+    # A word used well beyond the phrase stays a trend of its own.
+    followed[3].week_terms = Counter(skola=3)
+    trends = find_trends(
+        followed, followed, TermTotals.of(followed.values()), organisations, rising
+    )
+    assert [(t.term, t.count) for t in trends] == [("skola", 6), ("ny skola", 3)]
+
+
+def test_a_phrase_of_one_organisation_or_two_posts_is_no_trend() -> None:
+    followed = {
+        1: week_with_phrases({"ny_skola": 3, "stängd_väg": 1}),
+        2: week_with_phrases({"stängd_väg": 1}),
+    }
+    assert find_rising_phrases(followed, {1: "Flens kommun", 2: "Flens kommun"}) == ()
+    assert find_rising_phrases(followed, {1: "Flens kommun", 2: "Polisen"}) == ()
+
+
+def test_a_phrase_trend_links_to_a_phrase_search(engine: Engine, config: Config) -> None:
+    for key, organisation_post in (("flen-nyheter", "n1"), ("trafikverket-flickr", "n2")):
+        store(
+            engine,
+            key,
+            [
+                post(f"{organisation_post}-{n}", local(11, 24, 10 + n), title="Ny skola invigs")
+                for n in range(2)
+            ],
+            local(11, 29, 22),
+        )
+    data = build_digest(engine, config, READER, WEEK, now=local(11, 30, 7))
+    assert "ny skola" in [trend.term for trend in data.trends]
+    assert "skola" not in [trend.term for trend in data.trends]
+    rendered = render_digest(data, config.digest, WebLinks("https://omvarld.example.se"))
+    assert "ny skola: 4 gånger (i snitt 0 per vecka tidigare)" in rendered.text
+    assert "/search?q=%22ny+skola%22&group=kommuner" in rendered.html.replace("&amp;", "&")

@@ -1,9 +1,13 @@
-"""sources.channel: the platform a source is shown and filtered under
+"""sources.channel, the platform a source is shown and filtered under; posts.phrases
 
 A YouTube channel's, Flickr account's or Mastodon account's feed is collected as a `feed` but
 read as YouTube, Flickr or Mastodon (issue 13). `monitor.platforms.label_platform` decides it
 from the feed's address, else from its newest post's; stored here once, so that filters
 (`--platform youtube`), exports and GROUP BYs read a column instead of recomputing it per row.
+
+The digest's trends also count two-word phrases ("ny skola"), decided at ingest like
+`posts.terms`; every stored post gets its phrases here, so that the four weeks before a digest
+count them as the week does (else every phrase would look new for a month).
 
 Revision ID: 0014
 Revises: 0012
@@ -19,6 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from monitor.platforms import label_platform
+from monitor.terms import stored_phrases
 
 revision: str = "0014"
 down_revision: str | None = "0012"
@@ -35,10 +40,17 @@ sources = sa.table(
 )
 posts = sa.table(
     "posts",
+    sa.column("id", sa.Integer),
     sa.column("source_id", sa.Integer),
     sa.column("url", sa.Text),
     sa.column("published_at", sa.DateTime),
+    sa.column("title", sa.Text),
+    sa.column("text", sa.Text),
+    sa.column("phrases", sa.Text),
+    sa.column("erased_at", sa.DateTime),
 )
+# Posts read and written per round trip when filling in phrases (as migration 0010 does terms).
+BATCH = 5_000
 
 
 def _views_of_0006() -> ModuleType:
@@ -64,10 +76,13 @@ def _create_views(with_channel: bool) -> None:
         if op.get_bind().dialect.name == "postgresql"
         else "date(published_at)"
     )
-    op.execute("DROP VIEW daily_activity")
-    op.execute("DROP VIEW posts_latest")
     op.execute(posts_latest)
     op.execute(daily_activity.format(day=day))
+
+
+def _drop_views() -> None:
+    op.execute("DROP VIEW daily_activity")
+    op.execute("DROP VIEW posts_latest")
 
 
 def upgrade() -> None:
@@ -94,10 +109,45 @@ def upgrade() -> None:
             .values(channel=sa.bindparam("label")),
             labels,
         )
+    _drop_views()
     _create_views(with_channel=True)
+    with op.batch_alter_table("posts") as batch:
+        batch.add_column(sa.Column("phrases", sa.Text(), nullable=True))
+    _fill_phrases(connection)
+
+
+def _fill_phrases(connection: sa.Connection) -> None:
+    """Each stored post's phrases, as ingest now stores them; an erased post keeps NULL."""
+    store = (
+        sa.update(posts)
+        .where(posts.c.id == sa.bindparam("post_id"))
+        .values(phrases=sa.bindparam("post_phrases"))
+    )
+    after = 0
+    while True:
+        # By id from the last one done: each batch starts where an index finds it at once.
+        batch = connection.execute(
+            sa.select(posts.c.id, posts.c.title, posts.c.text)
+            .where(posts.c.erased_at.is_(None), posts.c.id > after)
+            .order_by(posts.c.id)
+            .limit(BATCH)
+        ).all()
+        if not batch:
+            return
+        connection.execute(
+            store,
+            [
+                {"post_id": post_id, "post_phrases": stored_phrases(title, text)}
+                for post_id, title, text in batch
+            ],
+        )
+        after = batch[-1].id
 
 
 def downgrade() -> None:
+    # The views first: they name the columns. Plain DROP COLUMN (SQLite 3.35 and later), not a
+    # batch copy of the tables, which would lose the search triggers on posts (0007, 0009).
+    _drop_views()
+    op.drop_column("posts", "phrases")
+    op.drop_column("sources", "channel")
     _create_views(with_channel=False)
-    with op.batch_alter_table("sources") as batch:
-        batch.drop_column("channel")
