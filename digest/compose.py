@@ -118,14 +118,15 @@ class SourceHistory:
     counted: int = 0  # posts with counts over the five weeks
     counted_engagement: int = 0
     terms: Counter[str] = field(default_factory=Counter)  # posts per term, four weeks before
-    phrases: Counter[str] = field(default_factory=Counter)  # posts per phrase, four weeks before
+    # Posts per phrase of `WeekData.phrases` (only those), four weeks before.
+    phrases: Counter[str] = field(default_factory=Counter)
     counted_weeks: list[int] = field(default_factory=lambda: [0] * BASELINE_WEEKS)
     # The week:
     week_posts: int = 0
     week_engagement: int = 0
     week_counted: list[int] = field(default_factory=list)  # engagement of posts with counts
     week_terms: Counter[str] = field(default_factory=Counter)
-    week_phrases: Counter[str] = field(default_factory=Counter)
+    week_phrases: Counter[str] = field(default_factory=Counter)  # of `WeekData.phrases` only
     week_domains: Counter[str] = field(default_factory=Counter)
     # The week's posts as each section ranks them, in that section's order:
     engaged: list[PostRow] = field(default_factory=list)  # with counts and engagement > 0
@@ -216,7 +217,6 @@ def add_week(
     history: dict[int, SourceHistory],
     this_week: Sequence[PostRow],
     week_terms: dict[int, Counter[str]],
-    week_phrases: dict[int, Counter[str]] | None = None,
 ) -> dict[int, SourceHistory]:
     """The baseline completed with the week's posts (newest first) and their terms per source:
     sums, and each source's posts in the order every section ranks them."""
@@ -241,8 +241,6 @@ def add_week(
             summary.replied.append(row)
     for source_id, counted in week_terms.items():
         history[source_id].week_terms = counted
-    for source_id, counted in (week_phrases or {}).items():
-        history[source_id].week_phrases = counted
     for summary in history.values():
         summary.engaged.sort(key=_engagement_order)
         summary.replied.sort(key=_dialog_order)
@@ -525,14 +523,13 @@ def _find_phrase_trends(
     """The `phrases` rising among the followed sources: a few keys looked up per source."""
     if not phrases:
         return []
-    wanted = set(phrases)
     current: Counter[str] = Counter()
     before: Counter[str] = Counter()
     for summary in followed.values():
-        for phrase in wanted & summary.week_phrases.keys():
-            current[phrase] += summary.week_phrases[phrase]
-        for phrase in wanted & summary.phrases.keys():
-            before[phrase] += summary.phrases[phrase]
+        week, earlier = summary.week_phrases, summary.phrases
+        for phrase in phrases:
+            current[phrase] += week.get(phrase, 0)
+            before[phrase] += earlier.get(phrase, 0)
     candidates = {phrase for phrase, count in current.items() if count >= TREND_MIN_COUNT}
     ranked = rank_trends(current, before, candidates, limit=None)
     return [
@@ -577,33 +574,51 @@ def merge_trends(words: Sequence[Trend], phrases: Sequence[Trend]) -> list[Trend
     return sorted([*kept, *phrases], key=_trend_order)[:TREND_TERMS]
 
 
+@dataclass(frozen=True)
+class PhraseTexts:
+    """The phrases of each source's posts in a window as one string (`posts.phrases`, posts
+    two spaces apart, padded with a space: a phrase is found whole as " ny_skola "), and how
+    many posts used each phrase over all the sources.
+
+    Phrases stay text until a few are wanted: counted per source, every phrase of every post
+    would be most of a week's load (issue 13: trends must stay cheap)."""
+
+    by_source: dict[int, str]
+    totals: Counter[str]
+
+    @classmethod
+    def of(cls, by_source: dict[int, str]) -> PhraseTexts:
+        return cls(by_source, Counter(" ".join(by_source.values()).split()))
+
+
 def find_rising_phrases(
-    history: Mapping[int, SourceHistory], organisations: Mapping[int, str]
+    week: PhraseTexts, before: PhraseTexts, organisations: Mapping[int, str]
 ) -> tuple[str, ...]:
-    """The phrases that rise across all of `history`'s sources with support, strongest first:
-    what each recipient's trends then look for among the sources they follow. Found once per
-    week, so that a digest sums a few phrases per source rather than every phrase of every
-    source (a phrase rising only within a few organisations that others use steadily is not
-    among them)."""
-    week: Counter[str] = Counter()
-    for summary in history.values():
-        week.update(summary.week_phrases)
-    candidates = {phrase for phrase, count in week.items() if count >= TREND_MIN_COUNT}
-    if not candidates:
-        return ()
-    before: Counter[str] = Counter()
-    for summary in history.values():
-        for phrase in candidates & summary.phrases.keys():
-            before[phrase] += summary.phrases[phrase]
-    rising = []
-    for trend in rank_trends(week, before, candidates, limit=None):
-        if _organisations_using(trend.term, history, organisations, True) >= (
-            TREND_MIN_ORGANISATIONS
-        ):
+    """The phrases that rise across all the loaded sources with support, strongest first,
+    at most `RISING_PHRASES`: what each recipient's trends then look for among the sources
+    they follow. Found once a week, so that a digest sums a few phrases per source rather
+    than every phrase of every source (a phrase rising only within a few organisations while
+    others use it steadily is not among them)."""
+    candidates = {phrase for phrase, count in week.totals.items() if count >= TREND_MIN_COUNT}
+    rising: list[str] = []
+    for trend in rank_trends(week.totals, before.totals, candidates, limit=None):
+        whole = f" {trend.term} "
+        users = {organisations[i] for i, text in week.by_source.items() if whole in text}
+        if len(users) >= TREND_MIN_ORGANISATIONS:
             rising.append(trend.term)
             if len(rising) == RISING_PHRASES:
                 break
     return tuple(rising)
+
+
+def count_phrases(texts: PhraseTexts, phrases: Sequence[str]) -> dict[int, Counter[str]]:
+    """Per source, how many of its posts used each of `phrases` (a post holds a phrase once)."""
+    counted: dict[int, Counter[str]] = {}
+    for source_id, text in texts.by_source.items():
+        found = Counter({p: n for p in phrases if (n := text.count(f" {p} "))})
+        if found:
+            counted[source_id] = found
+    return counted
 
 
 def _organisations_using(

@@ -1,5 +1,5 @@
 """The terms a post is counted under in digest trends: its hashtags and content words, and the
-two-word phrases of its headline and lead.
+two-word phrases of its headline.
 
 Decided once, when a post is stored (`posts.terms`, `posts.phrases`), so that a digest comparing
 a week with the four before reads words instead of splitting half a million texts each Monday.
@@ -34,7 +34,7 @@ STOP_WORDS: frozenset[str] = frozenset(stopwordsiso.stopwords(["sv", "en"]))
 _WORD = re.compile(r"[#@]?\w+(?:-\w+)*")
 # Words and the punctuation between them: a phrase never spans a comma or a full stop.
 _TOKEN = re.compile(r"[#@]?\w+(?:-\w+)*|[^\w\s]")
-# Where a text's first sentence ends: the lead, which with the headline names the topic.
+# Where a text's first sentence ends: a post without a title is headed by it.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -96,20 +96,16 @@ def is_trend_term(term: str) -> bool:
 
 
 def find_phrases(title: str | None, text: str | None) -> frozenset[str]:
-    """The two-word phrases of a post's headline and lead (its title and its text's first
-    sentence), each once, words joined by `PHRASE_JOINER`: two neighbouring words, neither a
-    stop word nor a number, with no punctuation, link or hashtag between them ("Ny skola
-    invigs" has "ny_skola" and "skola_invigs"; "skolan, biblioteket" none).
+    """The two-word phrases of a post's headline (its title, else its text's first sentence),
+    each once, words joined by `PHRASE_JOINER`: two neighbouring words, neither a stop word
+    nor a number, with no punctuation, link or hashtag between them ("Ny skola invigs" has
+    "ny_skola" and "skola_invigs"; "skolan, biblioteket" none).
 
-    Only the headline and lead: they name what a post is about, and the rest of a long text
-    would multiply the phrases a digest counts (issue 13: trends must stay cheap).
+    Only the headline: it names what a post is about, and the rest of a long text would
+    multiply the phrases a digest counts (issue 13: trends must stay cheap).
     """
-    lead = _SENTENCE_END.split(text, maxsplit=1)[0] if text else ""
-    phrases: set[str] = set()
-    for part in (title, lead):  # no phrase from the title's last word and the lead's first
-        if part:
-            phrases.update(_neighbours(part))
-    return frozenset(phrases)
+    headline = title or (_SENTENCE_END.split(text, maxsplit=1)[0] if text else "")
+    return frozenset(_neighbours(headline)) if headline else frozenset()
 
 
 def _neighbours(text: str) -> Iterator[str]:

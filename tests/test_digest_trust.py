@@ -15,8 +15,10 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from digest.compose import (
+    PhraseTexts,
     SourceHistory,
     TermTotals,
+    count_phrases,
     find_rising_phrases,
     find_trends,
     new_history,
@@ -213,58 +215,66 @@ def test_trends_need_posts_organisations_and_no_stop_word() -> None:
         # Stop words, punctuation, numbers, links and hashtags end a phrase.
         ("Skolan, biblioteket och 2026 års budget", None, {"års_budget"}),
         (None, "Läs mer: https://www.flen.se/ny skola #skola invigs", set()),
-        # The headline and the lead only: the text's first sentence, not the rest.
+        # The headline only: the title, else the text's first sentence.
         (
-            "Julmarknad",
+            None,
             "Julmarknaden öppnar lördag. Ny skola nämns här.",
             {"julmarknaden_öppnar", "öppnar_lördag"},
         ),
-        ("Vinterväglag", "Halka varnas.", {"halka_varnas"}),  # not across title and text
+        ("Vinterväglag", "Halka varnas.", set()),
     ],
 )
-def test_phrases_are_neighbouring_words_of_the_headline_and_lead(
+def test_phrases_are_neighbouring_words_of_the_headline(
     title: str | None, text: str | None, phrases: set[str]
 ) -> None:
     assert find_phrases(title, text) == phrases
 
 
-def week_with_phrases(posts_per_phrase: dict[str, int], **terms: int) -> SourceHistory:
-    history = week_of(**terms)
-    history.week_phrases = Counter(posts_per_phrase)
-    return history
+def phrase_texts(**posts_of: list[str]) -> PhraseTexts:
+    """Each source's (`s1`, `s2`, …) posts' phrases, as `digest.load` reads them."""
+    return PhraseTexts.of(
+        {int(key[1:]): f" {'  '.join(posts)} " for key, posts in posts_of.items() if posts}
+    )
 
 
 def test_a_phrase_trends_by_the_same_rules_and_its_word_is_not_counted_twice() -> None:
-    followed = {
-        1: week_with_phrases({"ny_skola": 2, "halka_varnas": 3}, skola=2),
-        2: week_with_phrases({"ny_skola": 1}, skola=1),
-        3: week_with_phrases({"stängd_väg": 1}),
-    }
-    followed[1].phrases = Counter({"halka_varnas": 12})  # three a week before: no rise
-    organisations = {1: "Flens kommun", 2: "Katrineholms kommun", 3: "Polisen"}
-    rising = find_rising_phrases(followed, organisations)
-    # Three posts of two organisations; one organisation's steady phrase is no trend.
-    assert rising == ("ny_skola",)
-    trends = find_trends(
-        followed, followed, TermTotals.of(followed.values()), organisations, rising
+    week = phrase_texts(
+        s1=["halka_varnas ny_skola", "ny_skola", "halka_varnas", "halka_varnas"],
+        s2=["ny_skola skola_invigs"],
+        s3=["stängd_väg"],
     )
+    before = phrase_texts(s1=["halka_varnas"] * 12)  # three a week before: no rise
+    organisations = {1: "Flens kommun", 2: "Katrineholms kommun", 3: "Polisen"}
+    # Three posts of two organisations; one organisation's steady phrase is no trend, and
+    # "skola invigs" has one post.
+    rising = find_rising_phrases(week, before, organisations)
+    assert rising == ("ny_skola",)
+    assert count_phrases(week, rising) == {1: Counter(ny_skola=2), 2: Counter(ny_skola=1)}
+    followed = {1: week_of(skola=2), 2: week_of(skola=1), 3: week_of()}
+    for source_id, counted in count_phrases(week, rising).items():
+        followed[source_id].week_phrases = counted
+
+    def trends() -> list[tuple[str, int]]:
+        totals = TermTotals.of(followed.values())
+        found = find_trends(followed, followed, totals, organisations, rising)
+        return [(t.term, t.count) for t in found]
+
     # "skola" trends only through "ny skola": shown once, as the phrase.
-    assert [(t.term, t.count) for t in trends] == [("ny skola", 3)]
+    assert trends() == [("ny skola", 3)]
     # A word used well beyond the phrase stays a trend of its own.
     followed[3].week_terms = Counter(skola=3)
-    trends = find_trends(
-        followed, followed, TermTotals.of(followed.values()), organisations, rising
+    assert trends() == [("skola", 6), ("ny skola", 3)]
+    # A recipient following one of the two organisations has no support for it.
+    alone = {1: followed[1]}
+    assert (
+        find_trends(alone, followed, TermTotals.of(followed.values()), organisations, rising) == []
     )
-    assert [(t.term, t.count) for t in trends] == [("skola", 6), ("ny skola", 3)]
 
 
 def test_a_phrase_of_one_organisation_or_two_posts_is_no_trend() -> None:
-    followed = {
-        1: week_with_phrases({"ny_skola": 3, "stängd_väg": 1}),
-        2: week_with_phrases({"stängd_väg": 1}),
-    }
-    assert find_rising_phrases(followed, {1: "Flens kommun", 2: "Flens kommun"}) == ()
-    assert find_rising_phrases(followed, {1: "Flens kommun", 2: "Polisen"}) == ()
+    week = phrase_texts(s1=["ny_skola", "ny_skola", "ny_skola stängd_väg"], s2=["stängd_väg"])
+    assert find_rising_phrases(week, phrase_texts(), {1: "Flens kommun", 2: "Flens kommun"}) == ()
+    assert find_rising_phrases(week, phrase_texts(), {1: "Flens kommun", 2: "Polisen"}) == ()
 
 
 def test_a_phrase_trend_links_to_a_phrase_search(engine: Engine, config: Config) -> None:
