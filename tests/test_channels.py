@@ -120,13 +120,24 @@ def test_exports_carry_the_channel_beside_the_stored_platform(
 
 
 def test_status_and_sources_list_say_youtube_collected_as_a_feed(config: Config) -> None:
-    for command in (("status",), ("sources", "list")):
-        rows = {
-            line.split()[1]: line for line in omvarld(config, *command).splitlines() if "│" in line
-        }
-        assert "youtube (feed)" in rows["skatteverket-youtube"]
-        assert "mastodon (feed)" in rows["krisinformation-mastodon"]
-        assert "(feed)" not in rows["flen-nyheter"]
+    listed = {
+        line.split()[1]: line
+        for line in omvarld(config, "sources", "list").splitlines()
+        if "│" in line
+    }
+    assert "youtube (feed)" in listed["skatteverket-youtube"]
+    assert "mastodon (feed)" in listed["krisinformation-mastodon"]
+    assert "(feed)" not in listed["flen-nyheter"]
+    # status: the platform under each source's key.
+    rows = [line for line in omvarld(config, "status").splitlines() if line.startswith("│")]
+    cells = [row.split("│")[1].strip() for row in rows]
+    under = {key: cells[n + 1] for n, key in enumerate(cells[:-1]) if key in CHANNELS}
+    assert under == {
+        "flen-nyheter": "feed",
+        "skatteverket-youtube": "youtube (feed)",
+        "trafikverket-flickr": "flickr (feed)",
+        "krisinformation-mastodon": "mastodon (feed)",
+    }
     status = json.loads(omvarld(config, "status", "--json"))
     assert {s["key"]: s["channel"] for s in status} == CHANNELS
 
