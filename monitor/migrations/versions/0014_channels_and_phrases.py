@@ -22,6 +22,7 @@ from types import ModuleType
 import sqlalchemy as sa
 from alembic import op
 
+from monitor.db import fill_column
 from monitor.platforms import label_platform
 from monitor.terms import stored_phrases
 
@@ -49,8 +50,6 @@ posts = sa.table(
     sa.column("phrases", sa.Text),
     sa.column("erased_at", sa.DateTime),
 )
-# Posts read and written per round trip when filling in phrases (as migration 0010 does terms).
-BATCH = 5_000
 
 
 def _views_of_0006() -> ModuleType:
@@ -71,13 +70,8 @@ def _create_views(with_channel: bool) -> None:
     if with_channel:
         posts_latest = posts_latest.replace("s.platform,", "s.platform, s.channel,", 1)
         daily_activity = daily_activity.replace("platform,", "platform, channel,")
-    day = (
-        "CAST((published_at AT TIME ZONE 'UTC') AS date)"
-        if op.get_bind().dialect.name == "postgresql"
-        else "date(published_at)"
-    )
     op.execute(posts_latest)
-    op.execute(daily_activity.format(day=day))
+    op.execute(daily_activity.format(day=views.utc_day()))
 
 
 def _drop_views() -> None:
@@ -113,35 +107,15 @@ def upgrade() -> None:
     _create_views(with_channel=True)
     with op.batch_alter_table("posts") as batch:
         batch.add_column(sa.Column("phrases", sa.Text(), nullable=True))
-    _fill_phrases(connection)
-
-
-def _fill_phrases(connection: sa.Connection) -> None:
-    """Each stored post's phrases, as ingest now stores them; an erased post keeps NULL."""
-    store = (
-        sa.update(posts)
-        .where(posts.c.id == sa.bindparam("post_id"))
-        .values(phrases=sa.bindparam("post_phrases"))
+    # Each stored post's phrases, as ingest now stores them; an erased post keeps NULL.
+    fill_column(
+        connection,
+        posts,
+        "phrases",
+        posts.c.erased_at.is_(None),
+        [posts.c.title, posts.c.text],
+        stored_phrases,
     )
-    after = 0
-    while True:
-        # By id from the last one done: each batch starts where an index finds it at once.
-        batch = connection.execute(
-            sa.select(posts.c.id, posts.c.title, posts.c.text)
-            .where(posts.c.erased_at.is_(None), posts.c.id > after)
-            .order_by(posts.c.id)
-            .limit(BATCH)
-        ).all()
-        if not batch:
-            return
-        connection.execute(
-            store,
-            [
-                {"post_id": post_id, "post_phrases": stored_phrases(title, text)}
-                for post_id, title, text in batch
-            ],
-        )
-        after = batch[-1].id
 
 
 def downgrade() -> None:
