@@ -175,8 +175,15 @@ def test_the_web_shows_and_filters_by_the_platform_readers_know(
         listed = page("/sources")
         assert "YouTube" in listed and "Flickr" in listed
         assert '<option value="vimeo"' in page("/search")
-        post_id = json.loads(page("/api/posts?platform=mastodon"))["posts"][0]["id"]
-        assert "Krisinformation.se · Mastodon" in page(f"/posts/{post_id}")
+        listed_posts = json.loads(page("/api/posts?platform=mastodon"))["posts"]
+        assert [(p["platform"], p["channel"]) for p in listed_posts] == [("feed", "mastodon")]
+        assert "Krisinformation.se · Mastodon" in page(f"/posts/{listed_posts[0]['id']}")
+        # The week's posts per organisation and platform, each row leading to its posts.
+        home = page("/?week=2026-W48").replace("&amp;", "&")
+        assert "<td>YouTube</td>" in home and "platform=youtube" in home
+        assert "<td>Flickr</td>" in home and "<td>Mastodon</td>" in home
+        compared = page("/compare?week=2026-W48")
+        assert "<td>YouTube</td>" in compared and "<td>Flickr</td>" in compared
 
 
 def test_migration_0014_labels_stored_feeds_by_their_address_or_newest_post(
