@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from digest.load import load_comparisons
+from digest.load import build_digest, load_comparisons, recipients_from_config
 from monitor.cli import app
 from monitor.config import Config, load_config
 from monitor.db import _alembic_config, make_engine
 from monitor.models import sources
 from monitor.sources import sync_sources
 from tests import webserver
+from tests.conftest import write_config
 from tests.digestdata import (
     CHANNELS_CONFIG,
     WEEK,
@@ -224,3 +225,17 @@ def test_migration_0014_labels_stored_feeds_by_their_address_or_newest_post(
     assert stored_channels(engine) == {"yt": "youtube", "loopback": "mastodon", "web": "feed"}
     assert [tuple(row) for row in view] == [("loopback", "mastodon")]
     engine.dispose()
+
+
+def test_a_recipient_following_a_feed_platform_gets_its_feeds(
+    tmp_path: Path, engine: Engine, config: Config
+) -> None:
+    body = CHANNELS_CONFIG + (
+        '\n[[recipients]]\nemail = "foto@flen.se"\nplatforms = ["flickr", "vimeo"]\n'
+    )
+    (tmp_path / "vimeo").mkdir()
+    url = engine.url.render_as_string(hide_password=False)
+    following = load_config(write_config(tmp_path / "vimeo", url, body))
+    (recipient,) = recipients_from_config(following)
+    digest = build_digest(engine, following, recipient, WEEK, now=local(11, 30, 7))
+    assert [(row.name, row.posts) for row in digest.by_platform] == [("flickr", 1)]
