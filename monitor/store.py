@@ -561,9 +561,7 @@ def _source_values(
     if result.resolved_id:
         values["platform_id"] = result.resolved_id
     if current.channel == "feed" and result.posts:
-        # A feed whose address says nothing (a proxy, the demo's loopback server) is known by
-        # its posts' addresses: a YouTube channel's entries link to youtube.com.
-        channel = label_platform("feed", None, result.posts[0].url)
+        channel = _channel_of_posts(result.posts)
         if channel != "feed":
             values["channel"] = channel
     if result.error:
@@ -607,6 +605,19 @@ def _source_values(
             "cursor": result.state.cursor,
         }
     return values
+
+
+# Posts whose addresses decide a feed's platform: enough to tell a channel's feed from a news
+# feed that links to one video, few enough to cost nothing per attempt.
+CHANNEL_SAMPLE = 10
+
+
+def _channel_of_posts(items: Sequence[PostData]) -> str:
+    """The platform a feed whose address says nothing (a proxy, the demo's loopback server) is
+    known by from its posts' addresses, when all of the first `CHANNEL_SAMPLE` agree (a
+    YouTube channel's entries all link to youtube.com); else "feed"."""
+    found = {label_platform("feed", None, post.url) for post in items[:CHANNEL_SAMPLE] if post.url}
+    return found.pop() if len(found) == 1 else "feed"
 
 
 def _recent_post_times(connection: Connection, source_ids: list[int]) -> dict[int, list[datetime]]:

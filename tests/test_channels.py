@@ -29,7 +29,9 @@ from tests.digestdata import (
     CHANNELS_CONFIG,
     WEEK,
     local,
+    post,
     setup_config,
+    store,
     store_channel_world,
 )
 from tests.smtpserver import free_port
@@ -239,3 +241,22 @@ def test_a_recipient_following_a_feed_platform_gets_its_feeds(
     (recipient,) = recipients_from_config(following)
     digest = build_digest(engine, following, recipient, WEEK, now=local(11, 30, 7))
     assert [(row.name, row.posts) for row in digest.by_platform] == [("flickr", 1)]
+
+
+def test_a_news_feed_linking_to_one_video_stays_a_feed(
+    tmp_path: Path, engine: Engine, config: Config
+) -> None:
+    body = CHANNELS_CONFIG + (
+        '\n[[sources]]\nplatform = "feed"\nkey = "proxied"\nurl = "http://127.0.0.1:8000/n.xml"\n'
+        'organisation = "Flens kommun"\n'
+    )
+    (tmp_path / "proxied").mkdir()
+    url = engine.url.render_as_string(hide_password=False)
+    sync_sources(
+        engine, load_config(write_config(tmp_path / "proxied", url, body)), local(12, 1, 0)
+    )
+    video = post("v", local(11, 30, 9), url="https://www.youtube.com/watch?v=abc")
+    news = post("n", local(11, 30, 8), url="https://www.flen.se/nyheter/julmarknad")
+    store(engine, "proxied", [video, news], local(12, 1, 1))
+
+    assert stored_channels(engine)["proxied"] == "feed"
