@@ -45,7 +45,7 @@ from digest.render import render_digest
 from monitor.config import Config
 from monitor.db import make_engine, upgrade
 from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
-from monitor.terms import stored_terms
+from monitor.terms import stored_phrases, stored_terms
 
 WEEK = Week(2026, 48)
 BASELINE_WEEKS = 4
@@ -240,13 +240,14 @@ def generate(
                 fetched = published + timedelta(minutes=rng.randint(5, 120))
                 began = time.perf_counter()
                 terms = stored_terms(title, text, tags)
+                phrases = stored_phrases(title, text)
                 term_seconds += time.perf_counter() - began
                 post_rows.append({
                     "id": post_id, "source_id": source["id"], "platform_post_id": str(post_id),
                     "kind": kind, "url": url, "published_at": published, "title": title,
                     "text": text, "tags": tags, "links": links, "mentions": [], "other_mentions": 0,
                     "media": media, "content_hash": hashlib.sha1(text.encode()).hexdigest(),
-                    "terms": terms,
+                    "terms": terms, "phrases": phrases,
                     "fetched_at": fetched, "first_seen_at": fetched,
                     # 0.5 % of posts were deleted; the digest leaves them out.
                     "deleted_at": fetched + timedelta(hours=1) if rng.random() < 0.005 else None,

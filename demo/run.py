@@ -40,6 +40,9 @@ SOURCES = [
 ]
 
 
+GROUP_NAMES = {"kommuner": "Kommuner", "regioner": "Regioner", "myndigheter": "Myndigheter"}
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -110,6 +113,12 @@ def write_config(demo: Demo, port: int) -> None:
         "# `omvarld web` on this machine: the digest's links to the full lists point here.",
         f'public_url = "http://127.0.0.1:{WEB_PORT}"',
         "",
+        '# Groups by the names readers know (the digest says "Kommuner", not the key).',
+        *(
+            line
+            for key, name in GROUP_NAMES.items()
+            for line in (f"[groups.{key}]", f'name = "{name}"', "")
+        ),
         "[[recipients]]",
         'email = "kommunikation@katrineholm.se"',
         'name = "Kommunikationsavdelningen"',

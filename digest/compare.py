@@ -92,7 +92,8 @@ def compare_organisations(
     """
     grouped: dict[tuple[str, str], list[SourceInfo]] = defaultdict(list)
     for source in chosen:
-        grouped[(source.organisation, source.platform)].append(source)
+        # Per platform as readers know it: a YouTube channel's feed is a YouTube row.
+        grouped[(source.organisation, source.shown)].append(source)
     rows = []
     for (organisation, platform), members in grouped.items():
         # (posts, counted, engagement) of the week per source.

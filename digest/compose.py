@@ -12,7 +12,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ from digest.model import (
     Trend,
     Week,
 )
-from monitor.terms import is_trend_term
+from monitor.terms import is_trend_term, phrase_text
 from monitor.types import ENGAGEMENT_NAMES
 from monitor.values import is_http_url
 
@@ -58,6 +58,9 @@ TREND_FACTOR = 2.0
 # ... and when more than one organisation uses it: one organisation's recurring phrase ("klockan
 # 16" under each event of a municipality, issue 13) is its habit, not a trend.
 TREND_MIN_ORGANISATIONS = 2
+# Phrases rising across every source that each recipient's trends look for: twice the list, so
+# that a recipient following part of the sources still finds theirs among them.
+RISING_PHRASES = 2 * TREND_TERMS
 VIDEO_KINDS = ("video", "live")
 
 _SPACE = re.compile(r"\s+")
@@ -115,12 +118,15 @@ class SourceHistory:
     counted: int = 0  # posts with counts over the five weeks
     counted_engagement: int = 0
     terms: Counter[str] = field(default_factory=Counter)  # posts per term, four weeks before
+    # Posts per phrase of `WeekData.phrases` (only those), four weeks before.
+    phrases: Counter[str] = field(default_factory=Counter)
     counted_weeks: list[int] = field(default_factory=lambda: [0] * BASELINE_WEEKS)
     # The week:
     week_posts: int = 0
     week_engagement: int = 0
     week_counted: list[int] = field(default_factory=list)  # engagement of posts with counts
     week_terms: Counter[str] = field(default_factory=Counter)
+    week_phrases: Counter[str] = field(default_factory=Counter)  # of `WeekData.phrases` only
     week_domains: Counter[str] = field(default_factory=Counter)
     # The week's posts as each section ranks them, in that section's order:
     engaged: list[PostRow] = field(default_factory=list)  # with counts and engagement > 0
@@ -164,6 +170,9 @@ class WeekData:
     # and the seven before, and its followers at the week's boundaries.
     activity: dict[int, SourceWeeks] = field(default_factory=dict)
     followers: dict[int, FollowerRow] = field(default_factory=dict)
+    # The phrases rising across every loaded source with support (`find_rising_phrases`): the
+    # only ones a recipient's trends look for among the sources they follow.
+    phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -333,6 +342,7 @@ def compose_digest(
                 data.history,
                 data.terms,
                 {s.id: s.organisation for s, _ in active},
+                data.phrases,
             )
         ),
         domains=tuple(count_domains(this_week, own, data.own_hosts)),
@@ -461,14 +471,28 @@ def find_trends(
     history: dict[int, SourceHistory],
     totals: TermTotals,
     organisations: Mapping[int, str] | None = None,
+    phrases: Sequence[str] = (),
 ) -> list[Trend]:
-    """Hashtags and words used in clearly more posts this week than in an average week of the
-    four before, among the `followed` sources (id -> its history); the strongest rise first.
+    """Hashtags, words and two-word phrases used in clearly more posts this week than in an
+    average week of the four before, among the `followed` sources (id -> its history); the
+    strongest rise first.
 
     A trend needs support: not a stop word (`terms.is_trend_term`), and used by at least
     `TREND_MIN_ORGANISATIONS` organisations (`organisations`: source id -> organisation; every
-    source counts as its own when not given).
+    source counts as its own when not given). Phrases are looked for among `phrases` (those
+    rising across every source, `find_rising_phrases`), with the same rules; a word that
+    trends only through a phrase shown is left out (`merge_trends`).
     """
+    words = _find_word_trends(followed, history, totals, organisations)
+    return merge_trends(words, _find_phrase_trends(followed, phrases, organisations))
+
+
+def _find_word_trends(
+    followed: Mapping[int, SourceHistory],
+    history: dict[int, SourceHistory],
+    totals: TermTotals,
+    organisations: Mapping[int, str] | None,
+) -> list[Trend]:
     chosen = [h for source_id, h in history.items() if source_id in followed]
     others = [h for source_id, h in history.items() if source_id not in followed]
     # Summing per-source counts is the cost, so a recipient who follows most sources gets the
@@ -488,27 +512,133 @@ def find_trends(
     for summary in summed:
         for term in candidates & summary.terms.keys():
             before[term] += sign * summary.terms[term]
+    return _supported(rank_trends(current, before, candidates, limit=None), followed, organisations)
+
+
+def _find_phrase_trends(
+    followed: Mapping[int, SourceHistory],
+    phrases: Sequence[str],
+    organisations: Mapping[int, str] | None,
+) -> list[Trend]:
+    """The `phrases` rising among the followed sources: a few keys looked up per source."""
+    if not phrases:
+        return []
+    current: Counter[str] = Counter()
+    before: Counter[str] = Counter()
+    for summary in followed.values():
+        week, earlier = summary.week_phrases, summary.phrases
+        for phrase in phrases:
+            current[phrase] += week.get(phrase, 0)
+            before[phrase] += earlier.get(phrase, 0)
+    candidates = {phrase for phrase, count in current.items() if count >= TREND_MIN_COUNT}
+    ranked = rank_trends(current, before, candidates, limit=None)
+    return [
+        replace(trend, term=phrase_text(trend.term))
+        for trend in _supported(ranked, followed, organisations, phrases=True)
+    ]
+
+
+def _supported(
+    ranked: Sequence[Trend],
+    followed: Mapping[int, SourceHistory],
+    organisations: Mapping[int, str] | None,
+    *,
+    phrases: bool = False,
+) -> list[Trend]:
+    """The first `TREND_TERMS` of the ranked trends that enough organisations used. Counted
+    for the strongest rises only, until the list is full: a term's organisations are a walk
+    over the followed sources."""
     supported = []
-    # Support is counted for the strongest rises only, until the list is full: a term's
-    # organisations are a walk over the followed sources.
-    for trend in rank_trends(current, before, candidates, limit=None):
-        if _organisations_using(trend.term, followed, organisations) >= TREND_MIN_ORGANISATIONS:
+    for trend in ranked:
+        if _organisations_using(trend.term, followed, organisations, phrases) >= (
+            TREND_MIN_ORGANISATIONS
+        ):
             supported.append(trend)
             if len(supported) == TREND_TERMS:
                 break
     return supported
 
 
+def merge_trends(words: Sequence[Trend], phrases: Sequence[Trend]) -> list[Trend]:
+    """Words and phrases in one list, strongest rise first, without counting a phrase twice:
+    a word is left out when, without the posts of a phrase shown that holds it, it would not
+    have the `TREND_MIN_COUNT` posts a trend needs ("skola" when "ny skola" says it)."""
+    kept = [
+        word
+        for word in words
+        if not any(
+            word.term in phrase.term.split(" ") and word.count - phrase.count < TREND_MIN_COUNT
+            for phrase in phrases
+        )
+    ]
+    return sorted([*kept, *phrases], key=_trend_order)[:TREND_TERMS]
+
+
+@dataclass(frozen=True)
+class PhraseTexts:
+    """The phrases of each source's posts in a window as one string (`posts.phrases`, posts
+    two spaces apart, padded with a space: a phrase is found whole as " ny_skola "), and how
+    many posts used each phrase over all the sources.
+
+    Phrases stay text until a few are wanted: counted per source, every phrase of every post
+    would be most of a week's load (issue 13: trends must stay cheap)."""
+
+    by_source: dict[int, str]
+    totals: Counter[str]
+
+    @classmethod
+    def of(cls, by_source: dict[int, str]) -> PhraseTexts:
+        return cls(by_source, Counter(" ".join(by_source.values()).split()))
+
+
+def find_rising_phrases(
+    week: PhraseTexts, before: PhraseTexts, organisations: Mapping[int, str]
+) -> tuple[str, ...]:
+    """The phrases that rise across all the loaded sources with support, strongest first,
+    at most `RISING_PHRASES`: what each recipient's trends then look for among the sources
+    they follow. Found once a week, so that a digest sums a few phrases per source rather
+    than every phrase of every source (a phrase rising only within a few organisations while
+    others use it steadily is not among them)."""
+    candidates = {phrase for phrase, count in week.totals.items() if count >= TREND_MIN_COUNT}
+    rising: list[str] = []
+    for trend in rank_trends(week.totals, before.totals, candidates, limit=None):
+        whole = f" {trend.term} "
+        users = {organisations[i] for i, text in week.by_source.items() if whole in text}
+        if len(users) >= TREND_MIN_ORGANISATIONS:
+            rising.append(trend.term)
+            if len(rising) == RISING_PHRASES:
+                break
+    return tuple(rising)
+
+
+def count_phrases(texts: PhraseTexts, phrases: Sequence[str]) -> dict[int, Counter[str]]:
+    """Per source, how many of its posts used each of `phrases` (a post holds a phrase once)."""
+    counted: dict[int, Counter[str]] = {}
+    for source_id, text in texts.by_source.items():
+        found = Counter({p: n for p in phrases if (n := text.count(f" {p} "))})
+        if found:
+            counted[source_id] = found
+    return counted
+
+
 def _organisations_using(
-    term: str, followed: Mapping[int, SourceHistory], organisations: Mapping[int, str] | None
+    term: str,
+    followed: Mapping[int, SourceHistory],
+    organisations: Mapping[int, str] | None,
+    phrases: bool = False,
 ) -> int:
-    """How many organisations among the followed sources used the term this week."""
+    """How many organisations among the followed sources used the term (or phrase) this week."""
     users = {
         organisations[source_id] if organisations else source_id
         for source_id, summary in followed.items()
-        if term in summary.week_terms
+        if term in (summary.week_phrases if phrases else summary.week_terms)
     }
     return len(users)
+
+
+def _trend_order(trend: Trend) -> tuple[float, int, str]:
+    # +1 keeps a new term's ratio finite and favours terms with more posts behind them.
+    return (-trend.count / (trend.baseline + 1), -trend.count, trend.term)
 
 
 def rank_trends(
@@ -523,8 +653,7 @@ def rank_trends(
         baseline = before[term] / BASELINE_WEEKS
         if current[term] >= TREND_FACTOR * baseline + 1:
             trends.append(Trend(term, current[term], baseline))
-    # +1 keeps a new term's ratio finite and favours terms with more posts behind them.
-    trends.sort(key=lambda t: (-t.count / (t.baseline + 1), -t.count, t.term))
+    trends.sort(key=_trend_order)
     return trends[:limit]
 
 

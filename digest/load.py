@@ -30,6 +30,7 @@ from digest.compare import (
 )
 from digest.compose import (
     BASELINE_WEEKS,
+    PhraseTexts,
     PostRow,
     RunSummary,
     SourceHistory,
@@ -39,8 +40,10 @@ from digest.compose import (
     WeekData,
     add_week,
     compose_digest,
+    count_phrases,
     domain_of,
     engagement_of,
+    find_rising_phrases,
     is_within,
     list_activity,
     new_history,
@@ -51,10 +54,13 @@ from monitor.config import Config
 from monitor.db import make_engine
 from monitor.filters import engagement_total
 from monitor.models import collection_runs, post_metrics, posts, source_metrics, sources
-from monitor.platforms import label_platform, platform_hosts
+from monitor.platforms import platform_hosts
 from monitor.processes import start_process_pool
 from monitor.types import METRIC_NAMES
 
+# Between two posts' phrases: a phrase is then always found whole between spaces, even when
+# the next post's phrases begin with it.
+PHRASE_SEPARATOR = "  "
 # Below this many posts in the four weeks before, the baseline is loaded on a thread: starting a
 # process (about half a second) would cost more than the interpreter lock it avoids.
 PROCESS_BASELINE_POSTS = 50_000
@@ -185,6 +191,7 @@ def _load_week_data(
     this_week: list[PostRow] = []
     runs: dict[int, RunSummary] = {}
     week_terms: dict[int, Counter[str]] = {}
+    week_phrases = PhraseTexts({}, Counter())
     # The four weeks before and the spans are worked out beside the week's posts: in a process
     # of its own when there are many (turning 300,000 posts' terms into counts is Python work,
     # and two threads would take turns at one interpreter lock), else on a thread, where the
@@ -209,14 +216,24 @@ def _load_week_data(
                 # would otherwise find no collection at all and call every source failing).
                 runs = _load_runs(connection, ids, week.start, counted_until)
                 # Here rather than apart: that side has the longer way to go already.
-                week_terms = count_terms(connection, _in_window(ids, week.start, week.end))
+                week_terms, phrase_texts = count_terms(
+                    connection, _in_window(ids, week.start, week.end)
+                )
+                week_phrases = PhraseTexts.of(phrase_texts)
         this_week.sort(key=lambda r: (r.published_at, r.id), reverse=True)
-        before, spans, earlier, followers = baseline.result()
+        before, spans, earlier, followers, phrases_before = baseline.result()
     history = add_week(before, this_week, week_terms)
+    organisations = {source_id: source.organisation for source_id, source in all_sources.items()}
+    rising = find_rising_phrases(week_phrases, phrases_before, organisations)
+    # Per source, only the few phrases wanted: a digest sums those for what a recipient follows.
+    for source_id, counted in count_phrases(week_phrases, rising).items():
+        history.setdefault(source_id, new_history()).week_phrases = counted
+    for source_id, counted in count_phrases(phrases_before, rising).items():
+        history.setdefault(source_id, new_history()).phrases = counted
     return WeekData(
         week, generated_at, all_sources, this_week, history, spans, runs,
         TermTotals.of(history.values()), find_own_hosts(all_sources, this_week),
-        list_activity(history, earlier), followers,
+        list_activity(history, earlier), followers, rising,
     )  # fmt: skip
 
 
@@ -242,28 +259,32 @@ def _url_of(engine: Engine) -> str:
 def _load_history_apart(
     database: Engine | str, ids: list[int], week: Week, counted_until: datetime
 ) -> tuple[
-    dict[int, SourceHistory], dict[int, SourceSpan], list[ActivityRow], dict[int, FollowerRow]
+    dict[int, SourceHistory],
+    dict[int, SourceSpan],
+    list[ActivityRow],
+    dict[int, FollowerRow],
+    PhraseTexts,
 ]:
-    """The four weeks before, every source's span, the charts' weeks before those four and
-    the followers for comparisons, on a connection of their own; given a URL (in another
-    process), on an engine of their own."""
+    """The four weeks before (their phrases apart), every source's span, the charts' weeks
+    before those four and the followers for comparisons, on a connection of their own; given
+    a URL (in another process), on an engine of their own."""
     engine = make_engine(database) if isinstance(database, str) else database
     try:
         with engine.connect() as connection:
             spans = _load_spans(connection, week.end)
-            before = _load_baseline(connection, ids, week, counted_until)
+            before, phrases = _load_baseline(connection, ids, week, counted_until)
             earlier = load_activity(
                 connection, ids, week, range(BASELINE_WEEKS + 1, CHART_WEEKS), counted_until
             )
-            return before, spans, earlier, load_followers(connection, ids, week)
+            followers = load_followers(connection, ids, week)
+            return before, spans, earlier, followers, PhraseTexts.of(phrases)
     finally:
         if isinstance(database, str):
             engine.dispose()
 
 
 def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
-    """Every source, labelled by the platform readers know it by: a feed by its address, else
-    by its newest post's (the demo's feeds are served from loopback)."""
+    """Every source, labelled by the platform readers know it by (`sources.channel`)."""
     query = sa.select(
         sources.c.id,
         sources.c.key,
@@ -273,14 +294,8 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
         sources.c.active,
         sources.c.url,
         sources.c.created_at,
+        sources.c.channel,
     )
-    rows = connection.execute(query).all()
-    unrecognised = [
-        row.id
-        for row in rows
-        if row.platform == "feed" and label_platform("feed", row.url) == "feed"
-    ]
-    post_urls = _newest_post_urls(connection, unrecognised) if unrecognised else {}
     return {
         row.id: SourceInfo(
             row.id,
@@ -289,26 +304,12 @@ def _load_sources(connection: Connection) -> dict[int, SourceInfo]:
             row.organisation,
             tuple(row.groups or ()),
             row.active,
-            label=label_platform(row.platform, row.url, post_urls.get(row.id)),
+            label=row.channel,
             added_at=row.created_at,
             url=row.url,
         )
-        for row in rows
+        for row in connection.execute(query)
     }
-
-
-def _newest_post_urls(connection: Connection, source_ids: list[int]) -> dict[int, str]:
-    """Each source's newest stored post's address, by id: one seek per source backwards along
-    `(source_id, published_at)`, where grouping all their posts read every row."""
-    newest = (
-        sa.select(posts.c.url)
-        .where(posts.c.source_id == sources.c.id, posts.c.url.is_not(None))
-        .order_by(posts.c.published_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = sa.select(sources.c.id, newest).where(sources.c.id.in_(source_ids))
-    return {source_id: url for source_id, url in connection.execute(query) if url}
 
 
 def find_own_hosts(
@@ -423,11 +424,12 @@ def _load_posts(
 
 def _load_baseline(
     connection: Connection, source_ids: list[int], week: Week, counted_until: datetime
-) -> dict[int, SourceHistory]:
-    """Per source: posts, engagement and terms of each of the four weeks before."""
+) -> tuple[dict[int, SourceHistory], dict[int, str]]:
+    """Per source: posts, engagement and terms of each of the four weeks before, and their
+    phrases as text (`PhraseTexts`)."""
     history: dict[int, SourceHistory] = {}
     if not source_ids:
-        return history
+        return history, {}
     weeks = [week.shifted(-n) for n in range(BASELINE_WEEKS, 0, -1)]
     window = _in_window(source_ids, weeks[0].start, week.start)
     for source_id, index, count, counted, summed in sum_weeks(
@@ -441,9 +443,10 @@ def _load_baseline(
         summary.counted_weeks[index] = counted
         summary.counted += counted
         summary.counted_engagement += summed
-    for source_id, counted_terms in count_terms(connection, window).items():
-        history[source_id].terms = counted_terms
-    return history
+    terms, phrases = count_terms(connection, window)
+    for source_id, used in terms.items():
+        history[source_id].terms = used
+    return history, phrases
 
 
 def sum_weeks(
@@ -544,21 +547,33 @@ def load_followers(
     }
 
 
-def count_terms(connection: Connection, where: sa.ColumnElement[bool]) -> dict[int, Counter[str]]:
-    """Per source, how many of its posts chosen by `where` use each term."""
-    counted: dict[int, Counter[str]] = defaultdict(Counter)
-    # Each source's terms as one long string from the database, counted in C, not post by post.
+def count_terms(
+    connection: Connection, where: sa.ColumnElement[bool]
+) -> tuple[dict[int, Counter[str]], dict[int, str]]:
+    """Per source, how many of its posts chosen by `where` use each term; and their phrases
+    as one text (`PhraseTexts`)."""
+    terms: dict[int, Counter[str]] = {}
+    phrases: dict[int, str] = {}
+    # Each source's terms and phrases as two long strings from the database, in one pass over
+    # the rows; terms counted in C, not post by post.
     joined = (
-        sa.select(posts.c.source_id, sa.func.aggregate_strings(posts.c.terms, " "))
+        sa.select(
+            posts.c.source_id,
+            sa.func.aggregate_strings(posts.c.terms, " "),
+            sa.func.aggregate_strings(posts.c.phrases, PHRASE_SEPARATOR),
+        )
         .where(where, posts.c.terms.is_not(None))
         .group_by(posts.c.source_id)
     )
-    # Every live post has terms: ingest stores them, and migration 0010 filled in the posts
-    # stored before; an erased post's are NULL, and no window holds it.
-    for source_id, text in connection.execute(joined):
-        if text:
-            counted[source_id].update(text.split())
-    return dict(counted)
+    # Every live post has terms and phrases (perhaps none): ingest stores them, and migrations
+    # 0010 and 0014 filled in the posts stored before; an erased post's are NULL, and no
+    # window holds it.
+    for source_id, term_text, phrase_text in connection.execute(joined):
+        if term_text:
+            terms[source_id] = Counter(term_text.split())
+        if phrase_text and not phrase_text.isspace():
+            phrases[source_id] = f" {phrase_text} "
+    return terms, phrases
 
 
 def _decode_list(raw: Any) -> tuple[Any, ...]:

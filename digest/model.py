@@ -128,7 +128,7 @@ class OrganisationNews:
 
 @dataclass(frozen=True)
 class Trend:
-    term: str  # a hashtag (with '#') or a word
+    term: str  # a hashtag (with '#'), a word, or a two-word phrase ("ny skola")
     count: int  # this week
     baseline: float  # weekly mean over the four weeks before
 

@@ -137,7 +137,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "videos": "Nya videor",
         "video_length": "Längd {duration}",
         "trends": "Trender",
-        "trends_intro": "Ord och hashtaggar som ökar jämfört med de fyra veckorna innan.",
+        "trends_intro": "Ord, uttryck och hashtaggar som ökar jämfört med de fyra veckorna innan.",
         "trend": "{term}: {count} gånger (i snitt {baseline} per vecka tidigare)",
         "domains": "Mest delade webbplatser",
         "domain": "{domain}: {count}",
@@ -259,7 +259,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "videos": "New videos",
         "video_length": "Length {duration}",
         "trends": "Trends",
-        "trends_intro": "Words and hashtags rising against the four weeks before.",
+        "trends_intro": "Words, phrases and hashtags rising against the four weeks before.",
         "trend": "{term}: {count} times (previously {baseline} a week on average)",
         "domains": "Most shared websites",
         "domain": "{domain}: {count}",
@@ -742,7 +742,8 @@ def find_trend_links(data: DigestData, web: WebLinks | None) -> dict[str, str]:
     links = {}
     for trend in data.trends:
         word = trend.term.lstrip("#")
-        query = f'"{word}"' if "-" in word else word  # a hyphenated compound as one phrase
+        # A phrase ("ny skola") and a hyphenated compound are searched as one phrase.
+        query = f'"{word}"' if " " in word or "-" in word else word
         links[trend.term] = web.search([("q", query), *follow, *week])
     return links
 

@@ -36,16 +36,19 @@ from pydantic import (
 )
 
 from monitor.files import NotRegularFile, open_regular
-from monitor.platforms import PLATFORM_KEYS, SPECS, default_env_name
+from monitor.platforms import CHANNEL_KEYS, PLATFORM_KEYS, SPECS, default_env_name
 from monitor.values import is_http_url
 
 PLATFORMS = PLATFORM_KEYS
 if TYPE_CHECKING:
     Platform = str
+    Channel = str
 else:
     # pydantic checks a source's platform against this; mypy cannot read a Literal built at
     # run time, so it sees a str.
     Platform = Literal[PLATFORM_KEYS]
+    # What a recipient may follow: a platform, or one whose feeds are known (vimeo).
+    Channel = Literal[CHANNEL_KEYS]
 
 DEFAULT_DATABASE_URL = "sqlite:///omvarld.db"
 
@@ -323,7 +326,7 @@ class RecipientConfig(_Strict):
     organisation: str | None = None
     groups: tuple[str, ...] = ()
     organisations: tuple[str, ...] = ()
-    platforms: tuple[Platform, ...] = ()
+    platforms: tuple[Channel, ...] = ()  # youtube follows YouTube channels' feeds too
     keywords: tuple[str, ...] = ()
     schedule: str | None = None  # overrides [digest] schedule for this recipient
     skip_empty: bool = True

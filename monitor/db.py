@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -206,6 +206,42 @@ def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     """`items` in lists of at most `size`: statements stay under SQLite's bound-parameter limit."""
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+# Rows read and written per round trip by `fill_column`: a few MB of text, whatever the table.
+FILL_BATCH = 5_000
+
+
+def fill_column(
+    connection: Connection,
+    table: sa.TableClause,
+    column: str,
+    where: sa.ColumnElement[bool],
+    read: Sequence[sa.ColumnElement[Any]],
+    compute: Callable[..., Any],
+) -> None:
+    """Set `column` of the rows `where` chooses to `compute(*read)`, a batch at a time, by id
+    (a migration filling in what ingest now stores, for the rows stored before). The table's
+    `id` is its primary key.
+    """
+    ids = table.c.id
+    store = (
+        sa.update(table)
+        .where(ids == sa.bindparam("row_id"))
+        .values({column: sa.bindparam("row_value")})
+    )
+    after = 0
+    while True:
+        # By id from the last one done: each batch starts where an index finds it at once.
+        batch = connection.execute(
+            sa.select(ids, *read).where(where, ids > after).order_by(ids).limit(FILL_BATCH)
+        ).all()
+        if not batch:
+            return
+        connection.execute(
+            store, [{"row_id": row[0], "row_value": compute(*row[1:])} for row in batch]
+        )
+        after = batch[-1][0]
 
 
 def insert_for(connection: Connection) -> Any:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from monitor.filters import PostFilter, where_posts, where_sources
 from monitor.models import post_metrics, posts, source_metrics, sources
-from monitor.platforms import PLATFORM_KEYS
+from monitor.platforms import CHANNEL_KEYS, PLATFORM_KEYS
 from monitor.types import METRIC_NAMES
 
 # Rows fetched per round trip from PostgreSQL's server-side cursor: large enough that round
@@ -53,7 +53,10 @@ DICTIONARY_SUFFIX = ".dictionary.json"
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 # "feed, x, … or flickr", for the column descriptions.
-PLATFORM_LIST = f"{', '.join(PLATFORM_KEYS[:-1])} or {PLATFORM_KEYS[-1]}"
+PLATFORM_LIST = (
+    f"as collected: {', '.join(PLATFORM_KEYS[:-1])} or {PLATFORM_KEYS[-1]} (a YouTube"
+    " channel's feed is feed)"
+)
 
 
 class ExportError(Exception):
@@ -98,11 +101,19 @@ _COUNT_MEANINGS = {
     "bookmarks": "bookmarks",
 }
 _NOT_REPORTED = "; empty when the platform does not report it"
+CHANNEL = ExportColumn(
+    "channel",
+    "string",
+    "the platform readers know the source by: its platform, except that a known platform's"
+    f" feed is that platform's ({', '.join(k for k in CHANNEL_KEYS if k != 'feed')};"
+    " a YouTube channel's feed is youtube)",
+)
 
 POST_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("id", "integer", "Omvärld's id of the post, the same in every export"),
     ExportColumn("source_key", "string", "the watched feed or account, as keyed in the config"),
     ExportColumn("platform", "string", PLATFORM_LIST),
+    CHANNEL,
     ExportColumn("organisation", "string", "the organisation the source belongs to"),
     ExportColumn("groups", "list of strings", "the source's groups in the configuration"),
     ExportColumn(
@@ -146,6 +157,7 @@ METRIC_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("post_id", "integer", "the post's id, as in `omvarld export posts`"),
     ExportColumn("source_key", "string", "the watched feed or account, as keyed in the config"),
     ExportColumn("platform", "string", PLATFORM_LIST),
+    CHANNEL,
     ExportColumn("observed_at", "timestamp", "when these counts were observed, UTC"),
     *(
         ExportColumn(name, "integer", f"{_COUNT_MEANINGS[name]}{_NOT_REPORTED}")
@@ -156,6 +168,7 @@ METRIC_COLUMNS: tuple[ExportColumn, ...] = (
 SOURCE_METRIC_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("source_key", "string", "the watched account, as keyed in the config"),
     ExportColumn("platform", "string", PLATFORM_LIST),
+    CHANNEL,
     ExportColumn("organisation", "string", "the organisation the source belongs to"),
     ExportColumn("observed_at", "timestamp", "when these counts were observed, UTC"),
     ExportColumn(
@@ -284,6 +297,7 @@ def posts_query(chosen: PostFilter) -> sa.Select[Any]:
             p.id,
             sources.c.key.label("source_key"),
             sources.c.platform,
+            sources.c.channel,
             sources.c.organisation,
             sources.c.groups,
             *(p[name] for name in _POST_FIELDS),
@@ -306,6 +320,7 @@ def metrics_query(chosen: PostFilter) -> sa.Select[Any]:
             m.post_id,
             sources.c.key.label("source_key"),
             sources.c.platform,
+            sources.c.channel,
             m.observed_at,
             *(m[name] for name in METRIC_NAMES),
         )
@@ -333,6 +348,7 @@ def source_metrics_query(chosen: PostFilter) -> sa.Select[Any]:
         sa.select(
             sources.c.key.label("source_key"),
             sources.c.platform,
+            sources.c.channel,
             sources.c.organisation,
             m.observed_at,
             m.followers,

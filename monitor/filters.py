@@ -29,6 +29,8 @@ class PostFilter:
 
     since: datetime | None = None  # published at or after
     until: datetime | None = None  # published before
+    # As collected or as shown (`sources.platform` or `sources.channel`): "youtube" finds a
+    # YouTube channel's feed too, "feed" every feed.
     platforms: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # source keys
     organisations: tuple[str, ...] = ()
@@ -72,7 +74,8 @@ def where_sources(chosen: PostFilter) -> list[sa.ColumnElement[bool]]:
     (what the account-count export filters by)."""
     conditions: list[sa.ColumnElement[bool]] = []
     if chosen.platforms:
-        conditions.append(sources.c.platform.in_(chosen.platforms))
+        wanted = chosen.platforms
+        conditions.append(sa.or_(sources.c.platform.in_(wanted), sources.c.channel.in_(wanted)))
     if chosen.sources:
         conditions.append(sources.c.key.in_(chosen.sources))
     if chosen.organisations:

@@ -12,6 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
+
+from monitor.platforms import label_platform
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -49,12 +52,22 @@ metadata = sa.MetaData(
     }
 )
 
+
+def _channel_of(context: DefaultExecutionContext) -> str:
+    """A new source's channel, from its platform and address (`platforms.label_platform`)."""
+    row = context.get_current_parameters()
+    return label_platform(row["platform"], row.get("url"))
+
+
 sources = sa.Table(
     "sources",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("key", sa.Text, nullable=False, unique=True),
     sa.Column("platform", sa.Text, nullable=False),
+    # The platform readers know it by: `platform`, except for a known platform's feed
+    # (a YouTube channel's feed is "youtube"); what filters, exports and the digest show.
+    sa.Column("channel", sa.Text, nullable=False, default=_channel_of),
     sa.Column("name", sa.Text),
     sa.Column("handle", sa.Text),
     sa.Column("url", sa.Text),
@@ -123,6 +136,9 @@ posts = sa.Table(
     # The words and hashtags digest trends count the post under, space-separated, decided at
     # ingest (monitor.terms; migration 0010 filled in older posts); NULL once a post is erased.
     sa.Column("terms", sa.Text),
+    # The two-word phrases of its headline and lead, as `terms` (monitor.terms.find_phrases;
+    # migration 0014 filled in older posts); NULL once a post is erased.
+    sa.Column("phrases", sa.Text),
     # Erased by decision (`omvarld erase`): content, revisions and counts are gone; the row
     # stays so that the next collection does not store the post again.
     sa.Column("erased_at", UTCDateTime),

@@ -113,6 +113,12 @@ FEED_PLATFORMS: tuple[FeedPlatform, ...] = (
     FeedPlatform("facebook", "Facebook", ("facebook.com", "fb.com", "fb.me")),
 )
 _BY_KEY = {platform.key: platform for platform in FEED_PLATFORMS}
+# Every value `label_platform` gives, and so `sources.channel` holds: what `--platform` and
+# `?platform=` accept (a YouTube channel's feed is found by `youtube`, a Vimeo feed by `vimeo`).
+CHANNEL_KEYS: tuple[str, ...] = (
+    *PLATFORM_KEYS,
+    *(platform.key for platform in FEED_PLATFORMS if platform.key not in SPECS),
+)
 # A Mastodon account's feed (`/@name.rss`, `/users/name.rss`) and post (`/@name/123`) addresses.
 _MASTODON = re.compile(r"^/(?:@[\w.-]+(?:\.rss|/\d+/?)|users/[\w.-]+(?:\.rss|/statuses/\d+))$")
 
@@ -121,7 +127,9 @@ def label_platform(platform: str, url: str | None, post_url: str | None = None) 
     """The platform a source is shown under: its own for API sources; for a feed, the platform
     the feed's address (else one of its posts' addresses) belongs to, else "feed".
 
-    The one place addresses are recognised: the digest, `sources list` and exports call it.
+    The one place addresses are recognised. Stored as `sources.channel` (set when a source is
+    added or its address changes, and from its first posts while a feed's address says nothing),
+    which the digest, exports, search, `compare` and the web read and filter by.
     """
     if platform != "feed":
         return platform
@@ -130,6 +138,12 @@ def label_platform(platform: str, url: str | None, post_url: str | None = None) 
         if found:
             return found
     return "feed"
+
+
+def describe_channel(platform: str, channel: str) -> str:
+    """A source's platform for a listing: "youtube (feed)" for a YouTube channel's feed (the
+    platform readers know it by, and how it is collected), else the platform alone."""
+    return platform if channel in ("", platform) else f"{channel} ({platform})"
 
 
 def _recognise(url: str) -> str | None:

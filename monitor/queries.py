@@ -35,6 +35,7 @@ class AccountFigures:
 class SourceHealth:
     key: str
     platform: str
+    channel: str  # the platform readers know it by (`sources.channel`)
     organisation: str
     address: str | None
     platform_id: str | None
@@ -127,6 +128,7 @@ def list_source_health(
         SourceHealth(
             key=row.key,
             platform=row.platform,
+            channel=row.channel,
             organisation=row.organisation,
             address=row.fetch_url or row.url or row.handle,
             platform_id=row.platform_id,

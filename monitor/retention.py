@@ -454,7 +454,8 @@ def _erase(
     values: dict[str, Any] = {
         "url": None, "author": None, "title": None, "text": None, "html": None, "language": None,
         "tags": [], "links": [], "mentions": [], "other_mentions": 0, "media": [],
-        "raw": sa.null(), "terms": None, "content_hash": ERASED_CONTENT_HASH, "erased_at": now,
+        "raw": sa.null(), "terms": None, "phrases": None,
+        "content_hash": ERASED_CONTENT_HASH, "erased_at": now,
     }  # fmt: skip
     for batch in chunks(list(post_ids), ERASE_BATCH):
         counts["post_metrics"]["deleted"] += connection.execute(

@@ -92,6 +92,7 @@ class SearchHit:
     source_key: str
     organisation: str
     platform: str
+    channel: str  # the platform readers know it by (`sources.channel`)
     kind: str
     published_at: datetime
     title: str | None
@@ -104,7 +105,10 @@ class SearchHit:
 # `posts search --format csv`'s columns, SearchHit's fields, for the export's CSV writer.
 _EXPORTED = {column.name: column for column in POST_COLUMNS}
 HIT_COLUMNS: tuple[ExportColumn, ...] = (
-    *(_EXPORTED[name] for name in ("id", "source_key", "organisation", "platform", "kind")),
+    *(
+        _EXPORTED[name]
+        for name in ("id", "source_key", "organisation", "platform", "channel", "kind")
+    ),
     *(_EXPORTED[name] for name in ("published_at", "title")),
     ExportColumn("excerpt", "string", "plain text around the first match"),
     *(_EXPORTED[name] for name in ("url", "engagement")),
@@ -355,6 +359,7 @@ def search_posts(
                 sources.c.key,
                 sources.c.organisation,
                 sources.c.platform,
+                sources.c.channel,
                 posts.c.kind,
                 posts.c.published_at,
                 posts.c.title,
@@ -600,6 +605,7 @@ def make_hit(
         source_key=row["key"],
         organisation=row["organisation"],
         platform=row["platform"],
+        channel=row["channel"],
         kind=row["kind"],
         published_at=row["published_at"],
         # Shown in a terminal: without the control characters of posts stored before ingest

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from monitor.config import Config, SourceConfig
 from monitor.db import insert_for
 from monitor.models import sources
+from monitor.platforms import label_platform
 from monitor.types import SourceRef, SourceState
 from monitor.workers import find_gone
 
@@ -108,6 +109,9 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
             updates = {k: v for k, v in values.items() if row._mapping[k] != v}
             if "url" in updates:
                 updates |= {"fetch_url": None, "etag": None, "last_modified": None}
+            if "platform" in updates or "url" in updates:
+                # Known again from the new address; a feed's posts may still name it later.
+                updates["channel"] = label_platform(values["platform"], values["url"])
             if "platform" in updates or "handle" in updates:
                 # Resolved again: a renamed account resolves to the id it had, and its history
                 # continues; a handle now naming another account gets that account's id.

@@ -31,8 +31,9 @@ from monitor.models import (
     source_metrics,
     sources,
 )
+from monitor.platforms import label_platform
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
-from monitor.terms import stored_terms
+from monitor.terms import stored_phrases, stored_terms
 from monitor.text import strip_control
 from monitor.types import (
     METRIC_NAMES,
@@ -160,6 +161,7 @@ def _record(
         sources.c.interval_s,
         sources.c.rhythm_s,
         sources.c.leased_by,
+        sources.c.channel,
     ).where(sources.c.id.in_([attempt.source_id for attempt, _ in items]))
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -423,7 +425,7 @@ def _ingest_batch(
 
 _UPDATED_COLUMNS = (
     "kind", "url", "author", "title", "text", "html", "language", "tags", "links", "mentions",
-    "other_mentions", "media", "raw", "terms",
+    "other_mentions", "media", "raw", "terms", "phrases",
     "content_hash", "fetched_at",
 )  # fmt: skip
 
@@ -516,6 +518,7 @@ def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) 
         "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
         "raw": post.raw,
         "terms": stored_terms(post.title, post.text, post.tags),
+        "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
         "first_seen_at": now,
         "fetched_at": now,
@@ -557,6 +560,10 @@ def _source_values(
         values["fetch_url"] = result.moved_to
     if result.resolved_id:
         values["platform_id"] = result.resolved_id
+    if current.channel == "feed" and result.posts:
+        channel = _channel_of_posts(result.posts)
+        if channel != "feed":
+            values["channel"] = channel
     if result.error:
         values |= {"last_error": _clean(result.error), "last_error_at": now}
     if result.status is CollectStatus.RETIRED:
@@ -598,6 +605,19 @@ def _source_values(
             "cursor": result.state.cursor,
         }
     return values
+
+
+# Posts whose addresses decide a feed's platform: enough to tell a channel's feed from a news
+# feed that links to one video, few enough to cost nothing per attempt.
+CHANNEL_SAMPLE = 10
+
+
+def _channel_of_posts(items: Sequence[PostData]) -> str:
+    """The platform a feed whose address says nothing (a proxy, the demo's loopback server) is
+    known by from its posts' addresses, when all of the first `CHANNEL_SAMPLE` agree (a
+    YouTube channel's entries all link to youtube.com); else "feed"."""
+    found = {label_platform("feed", None, post.url) for post in items[:CHANNEL_SAMPLE] if post.url}
+    return found.pop() if len(found) == 1 else "feed"
 
 
 def _recent_post_times(connection: Connection, source_ids: list[int]) -> dict[int, list[datetime]]:

@@ -1,13 +1,14 @@
-"""The terms a post is counted under in digest trends: its hashtags and content words.
+"""The terms a post is counted under in digest trends: its hashtags and content words, and the
+two-word phrases of its headline.
 
-Decided once, when a post is stored (`posts.terms`), so that a digest comparing a week with the
-four before reads words instead of splitting half a million texts each Monday.
+Decided once, when a post is stored (`posts.terms`, `posts.phrases`), so that a digest comparing
+a week with the four before reads words instead of splitting half a million texts each Monday.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 
 import stopwordsiso
@@ -15,6 +16,11 @@ import stopwordsiso
 from monitor.memo import Memo
 
 MIN_WORD_LENGTH = 4
+# A phrase's words may be short ("ny skola"): two words together say more than either.
+MIN_PHRASE_WORD_LENGTH = 2
+# Joins a phrase's words in `posts.phrases`, which are space-separated: never part of a stored
+# word (`_term_of` refuses words with it), and shown as a space.
+PHRASE_JOINER = "_"
 # Distinct whitespace-free chunks remembered before the memory is dropped: a long-running
 # service sees an unbounded stream of text, a digest build at most a few million chunks.
 CHUNK_MEMORY = 500_000
@@ -26,6 +32,10 @@ STOP_WORDS: frozenset[str] = frozenset(stopwordsiso.stopwords(["sv", "en"]))
 
 # A word may join parts with hyphens ("covid-19", "e-tjänst"): one term, not two halves.
 _WORD = re.compile(r"[#@]?\w+(?:-\w+)*")
+# Words and the punctuation between them: a phrase never spans a comma or a full stop.
+_TOKEN = re.compile(r"[#@]?\w+(?:-\w+)*|[^\w\s]")
+# Where a text's first sentence ends: a post without a title is headed by it.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
 class TermExtractor:
@@ -67,12 +77,12 @@ def _term_of(token: str) -> str | None:
     return word if is_trend_word(word) else None
 
 
-def is_trend_word(word: str) -> bool:
+def is_trend_word(word: str, min_length: int = MIN_WORD_LENGTH) -> bool:
     """Whether a lower-cased word can be a trend: long enough, not a stop word, and made of
     letters, or of a word of letters and hyphenated parts ("covid-19"), never a number."""
     first, _, rest = word.partition("-")
     return (
-        len(word) >= MIN_WORD_LENGTH
+        len(word) >= min_length
         and word not in STOP_WORDS
         and first.isalpha()
         and (not rest or rest.replace("-", "").isalnum())
@@ -85,6 +95,40 @@ def is_trend_term(term: str) -> bool:
     return term.startswith("#") or is_trend_word(term)
 
 
+def find_phrases(title: str | None, text: str | None) -> frozenset[str]:
+    """The two-word phrases of a post's headline (its title, else its text's first sentence),
+    each once, words joined by `PHRASE_JOINER`: two neighbouring words, neither a stop word
+    nor a number, with no punctuation, link or hashtag between them ("Ny skola invigs" has
+    "ny_skola" and "skola_invigs"; "skolan, biblioteket" none).
+
+    Only the headline: it names what a post is about, and the rest of a long text would
+    multiply the phrases a digest counts (issue 13: trends must stay cheap).
+    """
+    headline = title or (_SENTENCE_END.split(text, maxsplit=1)[0] if text else "")
+    return frozenset(_neighbours(headline)) if headline else frozenset()
+
+
+def _neighbours(text: str) -> Iterator[str]:
+    previous = None
+    for chunk in text.split():
+        if "://" in chunk or chunk.startswith("www."):
+            previous = None
+            continue
+        for token in _TOKEN.findall(chunk):
+            word = token.lower()
+            if is_trend_word(word, MIN_PHRASE_WORD_LENGTH):
+                if previous is not None:
+                    yield previous + PHRASE_JOINER + word
+                previous = word
+            else:
+                previous = None
+
+
+def phrase_text(phrase: str) -> str:
+    """A stored phrase as readers write it: "ny_skola" -> "ny skola"."""
+    return phrase.replace(PHRASE_JOINER, " ")
+
+
 # Shared by every ingest: its memory of text chunks already split is what makes it cheap.
 _INGEST = TermExtractor()
 
@@ -93,3 +137,8 @@ def stored_terms(title: str | None, text: str | None, tags: Sequence[str]) -> st
     """A post's terms as ingest stores them in `posts.terms`: sorted, space-separated (no term
     holds a space)."""
     return " ".join(sorted(_INGEST.extract(title, text, tags)))
+
+
+def stored_phrases(title: str | None, text: str | None) -> str:
+    """A post's phrases as ingest stores them in `posts.phrases`: sorted, space-separated."""
+    return " ".join(sorted(find_phrases(title, text)))

@@ -263,3 +263,107 @@ def build(
     engine: Engine, config: Config, recipient: Recipient = READER, week: Week = WEEK
 ) -> DigestData:
     return build_digest(engine, config, recipient, week, now=local(11, 30, 7))
+
+
+# A demo-like world (issue 13): a municipality's web feed, a YouTube channel's feed, a Flickr
+# feed and a Mastodon feed served from loopback, as the demo serves its feeds.
+CHANNELS_CONFIG = """
+[digest]
+language = "sv"
+
+[groups.kommuner]
+name = "Kommuner"
+
+[groups.myndigheter]
+name = "Myndigheter"
+
+[[sources]]
+platform = "feed"
+key = "flen-nyheter"
+url = "https://www.flen.se/rss"
+organisation = "Flens kommun"
+groups = ["kommuner"]
+
+[[sources]]
+platform = "feed"
+key = "skatteverket-youtube"
+url = "https://www.youtube.com/feeds/videos.xml?channel_id=UCx4Rk9Vb2TqWmHs7LpNzA3g"
+organisation = "Skatteverket"
+groups = ["myndigheter"]
+
+[[sources]]
+platform = "feed"
+key = "trafikverket-flickr"
+url = "https://www.flickr.com/services/feeds/photos_public.gne?id=137895521@N04"
+organisation = "Trafikverket"
+groups = ["myndigheter"]
+
+[[sources]]
+platform = "feed"
+key = "krisinformation-mastodon"
+url = "http://127.0.0.1:8000/mastodon-krisinformation.xml"
+organisation = "Krisinformation.se"
+groups = ["myndigheter"]
+"""
+
+
+def store_channel_world(engine: Engine) -> None:
+    """A week of posts on `CHANNELS_CONFIG`'s four feeds (a web feed, YouTube, Flickr, and
+    Mastodon served from loopback)."""
+    store(
+        engine,
+        "flen-nyheter",
+        [
+            post(
+                "f1", local(11, 23, 9), kind="article", title="Julmarknad",
+                text="Julmarknaden öppnar klockan 16. Vinterväglag på torget.",
+                url="https://www.flen.se/nyheter/julmarknad",
+                links=("https://www.flen.se/evenemang", "https://www.trafikverket.se/trafikinfo"),
+            ),
+            post(
+                "f2", local(11, 25, 9), kind="article", title="Skolval",
+                text="Skolvalet stänger klockan 13.", url="https://www.flen.se/nyheter/skolval",
+            ),
+            post(
+                "f3", local(11, 27, 9), kind="article", title="Språkcafé",
+                text="Språkcafé klockan 16–18 i biblioteket.",
+                url="https://www.flen.se/nyheter/sprakcafe",
+            ),
+        ],
+        local(11, 29, 22),
+    )  # fmt: skip
+    store(
+        engine,
+        "skatteverket-youtube",
+        [
+            post(
+                "yt:1", local(11, 24, 12), kind="video", title="Deklarera digitalt",
+                url="https://www.youtube.com/watch?v=C2lUFynUYDK",
+            )
+        ],
+        local(11, 29, 22),
+    )  # fmt: skip
+    store(
+        engine,
+        "trafikverket-flickr",
+        [
+            post(
+                "fl:1", local(11, 26, 12), kind="photo", title="Vinterväglag på E4",
+                text="Vinterväglag och plogbilar.",
+                url="https://www.flickr.com/photos/trafikverket/55016950961/",
+            )
+        ],
+        local(11, 29, 22),
+    )  # fmt: skip
+    store(
+        engine,
+        "krisinformation-mastodon",
+        [
+            post(
+                "m1", local(11, 28, 10), text="Vinterväglag i hela landet. Läs mer.",
+                url="https://mastodon.nu/@krisinformation/117695141314579341",
+                links=("https://www.krisinformation.se/nyheter/vinter", "https://mastodon.nu/tags/x"),
+            )
+        ],
+        local(11, 29, 22),
+    )  # fmt: skip

@@ -14,7 +14,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from digest.compose import SourceHistory, TermTotals, find_trends, new_history
+from digest.compose import (
+    PhraseTexts,
+    SourceHistory,
+    TermTotals,
+    count_phrases,
+    find_rising_phrases,
+    find_trends,
+    new_history,
+)
 from digest.links import WebLinks
 from digest.load import build_digest
 from digest.model import Recipient
@@ -23,112 +31,26 @@ from monitor.cli import app
 from monitor.config import Config, load_config
 from monitor.platforms import label_platform
 from monitor.sources import sync_sources
+from monitor.terms import find_phrases
 from monitor.types import CollectStatus
 from tests.conftest import write_config
-from tests.digestdata import WEEK, local, post, setup_config, store
-
-CONFIG = """
-[digest]
-language = "sv"
-
-[groups.kommuner]
-name = "Kommuner"
-
-[groups.myndigheter]
-name = "Myndigheter"
-
-[[sources]]
-platform = "feed"
-key = "flen-nyheter"
-url = "https://www.flen.se/rss"
-organisation = "Flens kommun"
-groups = ["kommuner"]
-
-[[sources]]
-platform = "feed"
-key = "skatteverket-youtube"
-url = "https://www.youtube.com/feeds/videos.xml?channel_id=UCx4Rk9Vb2TqWmHs7LpNzA3g"
-organisation = "Skatteverket"
-groups = ["myndigheter"]
-
-[[sources]]
-platform = "feed"
-key = "trafikverket-flickr"
-url = "https://www.flickr.com/services/feeds/photos_public.gne?id=137895521@N04"
-organisation = "Trafikverket"
-groups = ["myndigheter"]
-
-[[sources]]
-platform = "feed"
-key = "krisinformation-mastodon"
-url = "http://127.0.0.1:8000/mastodon-krisinformation.xml"
-organisation = "Krisinformation.se"
-groups = ["myndigheter"]
-"""
+from tests.digestdata import (
+    CHANNELS_CONFIG,
+    WEEK,
+    local,
+    post,
+    setup_config,
+    store,
+    store_channel_world,
+)
 
 READER = Recipient(email="anna@flen.se", groups=("kommuner", "myndigheter"))
 
 
 @pytest.fixture
 def config(tmp_path: Path, engine: Engine) -> Config:
-    config = setup_config(tmp_path, engine, CONFIG)
-    store(
-        engine,
-        "flen-nyheter",
-        [
-            post(
-                "f1", local(11, 23, 9), kind="article", title="Julmarknad",
-                text="Julmarknaden öppnar klockan 16. Vinterväglag på torget.",
-                url="https://www.flen.se/nyheter/julmarknad",
-                links=("https://www.flen.se/evenemang", "https://www.trafikverket.se/trafikinfo"),
-            ),
-            post(
-                "f2", local(11, 25, 9), kind="article", title="Skolval",
-                text="Skolvalet stänger klockan 13.", url="https://www.flen.se/nyheter/skolval",
-            ),
-            post(
-                "f3", local(11, 27, 9), kind="article", title="Språkcafé",
-                text="Språkcafé klockan 16–18 i biblioteket.",
-                url="https://www.flen.se/nyheter/sprakcafe",
-            ),
-        ],
-        local(11, 29, 22),
-    )  # fmt: skip
-    store(
-        engine,
-        "skatteverket-youtube",
-        [
-            post(
-                "yt:1", local(11, 24, 12), kind="video", title="Deklarera digitalt",
-                url="https://www.youtube.com/watch?v=C2lUFynUYDK",
-            )
-        ],
-        local(11, 29, 22),
-    )  # fmt: skip
-    store(
-        engine,
-        "trafikverket-flickr",
-        [
-            post(
-                "fl:1", local(11, 26, 12), kind="photo", title="Vinterväglag på E4",
-                text="Vinterväglag och plogbilar.",
-                url="https://www.flickr.com/photos/trafikverket/55016950961/",
-            )
-        ],
-        local(11, 29, 22),
-    )  # fmt: skip
-    store(
-        engine,
-        "krisinformation-mastodon",
-        [
-            post(
-                "m1", local(11, 28, 10), text="Vinterväglag i hela landet. Läs mer.",
-                url="https://mastodon.nu/@krisinformation/117695141314579341",
-                links=("https://www.krisinformation.se/nyheter/vinter", "https://mastodon.nu/tags/x"),
-            )
-        ],
-        local(11, 29, 22),
-    )  # fmt: skip
+    config = setup_config(tmp_path, engine, CHANNELS_CONFIG)
+    store_channel_world(engine)
     return config
 
 
@@ -195,7 +117,7 @@ def test_a_source_added_to_the_config_is_announced_as_added_not_as_a_new_account
     # collection finds posts of the week: history found, not a new account.
     late = tmp_path / "late"
     late.mkdir()
-    body = CONFIG + (
+    body = CHANNELS_CONFIG + (
         '\n[[sources]]\nplatform = "feed"\nkey = "flen-ny"\nurl = "https://www.flen.se/ny/rss"\n'
         'organisation = "Flens kommun"\ngroups = ["kommuner"]\n'
     )
@@ -284,3 +206,91 @@ def test_trends_need_posts_organisations_and_no_stop_word() -> None:
     # Two sources of one organisation are one organisation: no support.
     alone = {2: followed[2], 3: followed[3]}
     assert find_trends(alone, alone, TermTotals.of(alone.values()), organisations) == []
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "phrases"),
+    [
+        ("Ny skola invigs", None, {"ny_skola", "skola_invigs"}),
+        # Stop words, punctuation, numbers, links and hashtags end a phrase.
+        ("Skolan, biblioteket och 2026 års budget", None, {"års_budget"}),
+        (None, "Läs mer: https://www.flen.se/ny skola #skola invigs", set()),
+        # The headline only: the title, else the text's first sentence.
+        (
+            None,
+            "Julmarknaden öppnar lördag. Ny skola nämns här.",
+            {"julmarknaden_öppnar", "öppnar_lördag"},
+        ),
+        ("Vinterväglag", "Halka varnas.", set()),
+    ],
+)
+def test_phrases_are_neighbouring_words_of_the_headline(
+    title: str | None, text: str | None, phrases: set[str]
+) -> None:
+    assert find_phrases(title, text) == phrases
+
+
+def phrase_texts(**posts_of: list[str]) -> PhraseTexts:
+    """Each source's (`s1`, `s2`, …) posts' phrases, as `digest.load` reads them."""
+    return PhraseTexts.of(
+        {int(key[1:]): f" {'  '.join(posts)} " for key, posts in posts_of.items() if posts}
+    )
+
+
+def test_a_phrase_trends_by_the_same_rules_and_its_word_is_not_counted_twice() -> None:
+    week = phrase_texts(
+        s1=["halka_varnas ny_skola", "ny_skola", "halka_varnas", "halka_varnas"],
+        s2=["ny_skola skola_invigs"],
+        s3=["stängd_väg"],
+    )
+    before = phrase_texts(s1=["halka_varnas"] * 12)  # three a week before: no rise
+    organisations = {1: "Flens kommun", 2: "Katrineholms kommun", 3: "Polisen"}
+    # Three posts of two organisations; one organisation's steady phrase is no trend, and
+    # "skola invigs" has one post.
+    rising = find_rising_phrases(week, before, organisations)
+    assert rising == ("ny_skola",)
+    assert count_phrases(week, rising) == {1: Counter(ny_skola=2), 2: Counter(ny_skola=1)}
+    followed = {1: week_of(skola=2), 2: week_of(skola=1), 3: week_of()}
+    for source_id, counted in count_phrases(week, rising).items():
+        followed[source_id].week_phrases = counted
+
+    def trends() -> list[tuple[str, int]]:
+        totals = TermTotals.of(followed.values())
+        found = find_trends(followed, followed, totals, organisations, rising)
+        return [(t.term, t.count) for t in found]
+
+    # "skola" trends only through "ny skola": shown once, as the phrase.
+    assert trends() == [("ny skola", 3)]
+    # A word used well beyond the phrase stays a trend of its own.
+    followed[3].week_terms = Counter(skola=3)
+    assert trends() == [("skola", 6), ("ny skola", 3)]
+    # A recipient following one of the two organisations has no support for it.
+    alone = {1: followed[1]}
+    assert (
+        find_trends(alone, followed, TermTotals.of(followed.values()), organisations, rising) == []
+    )
+
+
+def test_a_phrase_of_one_organisation_or_two_posts_is_no_trend() -> None:
+    week = phrase_texts(s1=["ny_skola", "ny_skola", "ny_skola stängd_väg"], s2=["stängd_väg"])
+    assert find_rising_phrases(week, phrase_texts(), {1: "Flens kommun", 2: "Flens kommun"}) == ()
+    assert find_rising_phrases(week, phrase_texts(), {1: "Flens kommun", 2: "Polisen"}) == ()
+
+
+def test_a_phrase_trend_links_to_a_phrase_search(engine: Engine, config: Config) -> None:
+    for key, organisation_post in (("flen-nyheter", "n1"), ("trafikverket-flickr", "n2")):
+        store(
+            engine,
+            key,
+            [
+                post(f"{organisation_post}-{n}", local(11, 24, 10 + n), title="Ny skola invigs")
+                for n in range(2)
+            ],
+            local(11, 29, 22),
+        )
+    data = build_digest(engine, config, READER, WEEK, now=local(11, 30, 7))
+    assert "ny skola" in [trend.term for trend in data.trends]
+    assert "skola" not in [trend.term for trend in data.trends]
+    rendered = render_digest(data, config.digest, WebLinks("https://omvarld.example.se"))
+    assert "ny skola: 4 gånger (i snitt 0 per vecka tidigare)" in rendered.text
+    assert "/search?q=%22ny+skola%22&group=kommuner" in rendered.html.replace("&amp;", "&")

@@ -141,7 +141,7 @@ def test_metrics_export_has_one_row_per_observation_of_posts_not_erased(
 
     with engine.connect() as connection:
         stored = connection.execute(
-            sa.select(post_metrics, sources.c.key, sources.c.platform)
+            sa.select(post_metrics, sources.c.key, sources.c.platform, sources.c.channel)
             .join(posts, posts.c.id == post_metrics.c.post_id)
             .join(sources, sources.c.id == posts.c.source_id)
             .order_by(post_metrics.c.post_id, post_metrics.c.id)

@@ -225,7 +225,17 @@ def test_erased_post_leaves_no_trace_and_is_not_collected_again(engine: Engine) 
     erased = by_platform_id(engine)["id-1"]
     content = {
         name: erased._mapping[name]
-        for name in ("url", "author", "title", "text", "html", "language", "raw", "terms")
+        for name in (
+            "url",
+            "author",
+            "title",
+            "text",
+            "html",
+            "language",
+            "raw",
+            "terms",
+            "phrases",
+        )
     }
     assert content == dict.fromkeys(content)
     assert (erased.tags, erased.links, erased.mentions, erased.media) == ([], [], [], [])

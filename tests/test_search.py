@@ -272,8 +272,17 @@ def test_posts_stored_before_the_search_migration_are_indexed_by_it(
     engine = make_engine(database_url)
     with engine.begin() as connection:
         command.upgrade(_alembic_config(connection), "0006")
-    source_id = add_source(engine, "exempel")
     with engine.begin() as connection:
+        # The tables as 0006 left them: raw SQL, as the models describe the newest schema.
+        source_id = connection.execute(
+            sa.text(
+                "INSERT INTO sources (key, platform, url, organisation, groups, active, enabled,"
+                " cursor, status, consecutive_failures, created_at, updated_at) VALUES"
+                " ('exempel', 'feed', 'https://exempel.example.se/', 'Exempel kommun', '[]',"
+                " true, true, '{}', 'new', 0, :now, :now) RETURNING id"
+            ),
+            {"now": NOW.replace(tzinfo=None)},
+        ).scalar_one()
         connection.execute(
             sa.text(
                 "INSERT INTO posts (source_id, platform_post_id, kind, url, published_at, title,"

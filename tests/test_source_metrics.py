@@ -157,7 +157,8 @@ def test_export_source_metrics_writes_the_series_with_its_dictionary(
     dictionary = json.loads((tmp_path / "counts.csv.dictionary.json").read_text("utf-8"))
     assert dictionary["dataset"] == "source-metrics" and dictionary["rows"] == 2
     assert [c["name"] for c in dictionary["columns"]] == [
-        "source_key", "platform", "organisation", "observed_at", "followers", "views", "posts",
+        "source_key", "platform", "channel", "organisation", "observed_at", "followers", "views",
+        "posts",
     ]  # fmt: skip
 
 

@@ -275,7 +275,7 @@ def test_a_search_downloads_as_csv_jsonl_and_parquet(site: tuple[Path, Engine]) 
             csv_answer.headers["content-disposition"] == 'attachment; filename="omvarld-posts.csv"'
         )
         lines = csv_answer.body.decode("utf-8-sig").splitlines()
-        assert lines[0].startswith("id,source_key,platform,organisation")
+        assert lines[0].startswith("id,source_key,platform,channel,organisation")
         assert sorted(int(line.split(",")[0]) for line in lines[1:] if line[:1].isdigit()) == ids
 
         jsonl = fetch(f"{base}/search/download?platform=x&format=jsonl")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from monitor.cli.common import EXIT_FAILED, err, fail, jsonable, out, plural, shown, when, zone_of
@@ -248,6 +248,7 @@ def status(
 ) -> None:
     """Per source: state, last success, failures in a row, posts, 304 share, next check, and
     the last error of each source with one. Sources failing for over a day are flagged."""
+    from monitor.platforms import describe_channel
     from monitor.queries import list_source_health
     from monitor.sources import count_due_sources
     from monitor.usage import describe_api_usage, read_api_usage
@@ -264,15 +265,22 @@ def status(
         sys.stdout.write("\n")
         return
     zone = zone_of(config)
+    # Keys whole (folded past 30 characters) rather than cut short by the columns beside them.
+    keys = Column(
+        "source",
+        overflow="fold",
+        min_width=min(30, max(map(len, (h.key for h in health)), default=6)),
+    )
     table = Table(
-        "source", "state", "last success", "failures", "posts", "newest post", "304s (7 d)",
+        keys, "state", "last success", "failures", "posts", "newest post", "304s (7 d)",
         "next check", "followers (7 d)", "account views; posts (7 d)",
     )  # fmt: skip
     styles = {"failing": "yellow", "broken": "red", "retired": "magenta", "skipped": "dim"}
     for h in health:
         share = "–" if h.not_modified_share is None else f"{h.not_modified_share:.0%}"
         table.add_row(
-            h.key,
+            # The platform under the key: a column of its own would squeeze the rest.
+            Text(h.key) + Text(f"\n{describe_channel(h.platform, h.channel)}", style="dim"),
             h.status + (" !" if h.failing_long(now) else ""),
             when(h.last_success_at, zone),
             str(h.consecutive_failures),

@@ -21,7 +21,12 @@ FORMATS = ("table", "csv", "jsonl")
 # The columns of --format csv and jsonl, in order: a Comparison's fields.
 COLUMNS = (
     ("organisation", "string", "the organisation"),
-    ("platform", "string", "the platform's key (feed for web and news feeds)"),
+    (
+        "platform",
+        "string",
+        "the platform readers know it by (`sources.channel`: youtube for a YouTube channel's"
+        " feed; feed for web and news feeds)",
+    ),
     ("posts", "integer", "posts published in the week"),
     ("engagement_per_post", "number", "over the posts with counts; empty: not measured"),
     ("per_thousand_followers", "number", "engagement per 1,000 followers; empty: not measured"),

@@ -23,7 +23,11 @@ UntilOption = Annotated[
     str | None, typer.Option(help="Published before (a date means its first moment, UTC).")
 ]
 PlatformsOption = Annotated[
-    list[str] | None, typer.Option("--platform", help="Only this platform (repeat for several).")
+    list[str] | None,
+    typer.Option(
+        "--platform",
+        help="Only this platform (repeat for several); youtube finds YouTube channels' feeds too.",
+    ),
 ]
 SourcesOption = Annotated[
     list[str] | None, typer.Option("--source", help="Only this source (its key).")
@@ -55,11 +59,11 @@ def post_filter(
 ) -> PostFilter:
     """The PostFilter the shared options say, its platforms and kinds checked; the values
     that name what is stored are checked by `check_stored` once the database is open."""
-    from monitor.config import PLATFORMS
     from monitor.filters import PostFilter
+    from monitor.platforms import CHANNEL_KEYS
     from monitor.types import KINDS
 
-    check_known("--platform", platform, PLATFORMS)
+    check_known("--platform", platform, CHANNEL_KEYS)
     check_known("--kind", kind, KINDS)
     return PostFilter(
         since=parse_moment_option("--since", since) if since else None,

@@ -159,7 +159,7 @@ def posts_search(
         table.add_row(
             when(hit.published_at, zone),
             shown(hit.organisation),
-            hit.platform,
+            hit.channel,
             shown(post if len(post) <= 100 else post[:99] + "…"),
             "–" if hit.engagement is None else str(hit.engagement),
             shown(hit.url),

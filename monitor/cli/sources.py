@@ -23,18 +23,16 @@ def sources_list(
     inactive: Annotated[bool, typer.Option(help="Include sources no longer configured.")] = False,
 ) -> None:
     """List the configured sources as stored, with their resolved ids."""
-    from monitor.platforms import label_platform
+    from monitor.platforms import describe_channel
     from monitor.queries import list_source_health
 
     engine = ctx.obj.synced_engine()
     table = Table("key", "platform", "organisation", "address", "platform id", "groups", "state")
     for source in list_source_health(engine, now=datetime.now(UTC), include_inactive=inactive):
         state = "inactive" if not source.active else ("disabled" if not source.enabled else "")
-        # A YouTube channel's feed is shown as YouTube, and still said to be collected as a feed.
-        label = label_platform(source.platform, source.address)
         table.add_row(
             source.key,
-            source.platform if label == source.platform else f"{label} ({source.platform})",
+            describe_channel(source.platform, source.channel),
             source.organisation,
             source.address or "",
             source.platform_id or "",

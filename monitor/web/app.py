@@ -410,9 +410,9 @@ def _groups(engine: Engine) -> list[str]:
 
 
 def _platform_keys() -> tuple[str, ...]:
-    from monitor.platforms import PLATFORM_KEYS
+    from monitor.platforms import CHANNEL_KEYS
 
-    return PLATFORM_KEYS
+    return CHANNEL_KEYS
 
 
 def _kinds() -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from monitor.filters import PostFilter, parse_moment
-from monitor.platforms import PLATFORM_KEYS
+from monitor.platforms import CHANNEL_KEYS
 from monitor.search import SORTS, Sort
 from monitor.types import KINDS
 
@@ -111,7 +111,7 @@ def read_search(
     chosen = PostFilter(
         since=moment("since"),
         until=moment("until"),
-        platforms=known("platform", PLATFORM_KEYS),
+        platforms=known("platform", CHANNEL_KEYS),
         sources=tuple(values.get("source", ())),
         organisations=tuple(values.get("organisation", ())),
         groups=tuple(values.get("group", ())),

@@ -28,7 +28,7 @@ MAX_CURVE_POINTS = 500  # a post counted every hour for three weeks; older point
 @dataclass(frozen=True)
 class PlatformCount:
     organisation: str
-    platform: str
+    channel: str  # the platform readers know it by (`sources.channel`)
     posts: int
     engagement: int | None  # None: nothing measured (feeds have no counts)
 
@@ -37,7 +37,7 @@ class PlatformCount:
 class Attention:
     key: str
     organisation: str
-    platform: str
+    channel: str
     status: str
     consecutive_failures: int
     last_error: str | None
@@ -66,6 +66,7 @@ class PostPage:
     source_key: str
     organisation: str
     platform: str
+    channel: str
     kind: str
     url: str | None
     author: str | None
@@ -119,7 +120,7 @@ def summarise_week(
     """A week's posts and engagement per organisation and platform, and its most engaging
     posts, from one pass over the week's posts and their kept latest engagement (migration 0013)."""
     week = (
-        sa.select(posts.c.id, sources.c.organisation, sources.c.platform, posts.c.engagement)
+        sa.select(posts.c.id, sources.c.organisation, sources.c.channel, posts.c.engagement)
         .select_from(posts.join(sources, sources.c.id == posts.c.source_id))
         .where(
             posts.c.published_at >= start,
@@ -131,8 +132,8 @@ def summarise_week(
     totals: dict[tuple[str, str], list[int | None]] = {}
     engaged: list[tuple[int, int]] = []
     with engine.connect() as connection:
-        for post_id, organisation, platform, engagement in connection.execute(week):
-            total = totals.setdefault((organisation, platform), [0, None])
+        for post_id, organisation, channel, engagement in connection.execute(week):
+            total = totals.setdefault((organisation, channel), [0, None])
             total[0] = (total[0] or 0) + 1
             if engagement is not None:
                 total[1] = (total[1] or 0) + engagement
@@ -146,10 +147,10 @@ def summarise_week(
             ).mappings()
         }
     counts = [
-        PlatformCount(organisation, platform, int(number or 0), engagement)
-        for (organisation, platform), (number, engagement) in totals.items()
+        PlatformCount(organisation, channel, int(number or 0), engagement)
+        for (organisation, channel), (number, engagement) in totals.items()
     ]
-    counts.sort(key=lambda row: (-row.posts, row.organisation, row.platform))
+    counts.sort(key=lambda row: (-row.posts, row.organisation, row.channel))
     return WeekOverview(counts, [make_hit(details[post_id]) for _, post_id in best])
 
 
@@ -175,6 +176,7 @@ def _hit_columns() -> sa.Select[Any]:
         sources.c.key,
         sources.c.organisation,
         sources.c.platform,
+        sources.c.channel,
         posts.c.kind,
         posts.c.published_at,
         posts.c.title,
@@ -201,7 +203,7 @@ def list_attention(engine: Engine) -> list[Attention]:
             Attention(
                 row.key,
                 row.organisation,
-                row.platform,
+                row.channel,
                 row.status,
                 row.consecutive_failures,
                 row.last_error,
@@ -220,6 +222,7 @@ def find_post(engine: Engine, post_id: int) -> PostPage | None:
                 sources.c.key.label("source_key"),
                 sources.c.organisation,
                 sources.c.platform,
+                sources.c.channel,
             )
             .join(sources, sources.c.id == posts.c.source_id)
             .where(posts.c.id == post_id)
@@ -241,6 +244,7 @@ def find_post(engine: Engine, post_id: int) -> PostPage | None:
         source_key=row.source_key,
         organisation=row.organisation,
         platform=row.platform,
+        channel=row.channel,
         kind=row.kind,
         url=row.url,
         author=row.author,

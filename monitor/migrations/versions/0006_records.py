@@ -51,6 +51,13 @@ GROUP BY source_id, source_key, platform, organisation, {day}
 """
 
 
+def utc_day() -> str:
+    """`daily_activity`'s day: a post's UTC date, in the dialect's SQL."""
+    if op.get_bind().dialect.name == "postgresql":
+        return "CAST((published_at AT TIME ZONE 'UTC') AS date)"
+    return "date(published_at)"
+
+
 def upgrade() -> None:
     with op.batch_alter_table("posts") as batch:
         batch.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
@@ -67,13 +74,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )  # fmt: skip
     op.create_index("ix_audit_log_at", "audit_log", ["at"], unique=False)
-    day = (
-        "CAST((published_at AT TIME ZONE 'UTC') AS date)"
-        if op.get_bind().dialect.name == "postgresql"
-        else "date(published_at)"
-    )
     op.execute(POSTS_LATEST)
-    op.execute(DAILY_ACTIVITY.format(day=day))
+    op.execute(DAILY_ACTIVITY.format(day=utc_day()))
 
 
 def downgrade() -> None:

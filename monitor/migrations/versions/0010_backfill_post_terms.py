@@ -14,15 +14,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from monitor.db import fill_column
 from monitor.terms import stored_terms
 
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-# Posts read and written per round trip: a few MB of text, whatever the size of the table.
-BATCH = 5_000
 
 # The columns as this migration knows them, not as monitor.models may describe them later.
 posts = sa.table(
@@ -37,32 +35,14 @@ posts = sa.table(
 
 
 def upgrade() -> None:
-    connection = op.get_bind()
-    unsplit = sa.and_(posts.c.terms.is_(None), posts.c.erased_at.is_(None))
-    store = (
-        sa.update(posts)
-        .where(posts.c.id == sa.bindparam("post_id"))
-        .values(terms=sa.bindparam("post_terms"))
+    fill_column(
+        op.get_bind(),
+        posts,
+        "terms",
+        sa.and_(posts.c.terms.is_(None), posts.c.erased_at.is_(None)),
+        [posts.c.title, posts.c.text, posts.c.tags],
+        lambda title, text, tags: stored_terms(title, text, tags or ()),
     )
-    after = 0
-    while True:
-        # By id from the last one done: each batch starts where an index finds it at once.
-        batch = connection.execute(
-            sa.select(posts.c.id, posts.c.title, posts.c.text, posts.c.tags)
-            .where(unsplit, posts.c.id > after)
-            .order_by(posts.c.id)
-            .limit(BATCH)
-        ).all()
-        if not batch:
-            return
-        connection.execute(
-            store,
-            [
-                {"post_id": post_id, "post_terms": stored_terms(title, text, tags or ())}
-                for post_id, title, text, tags in batch
-            ],
-        )
-        after = batch[-1].id
 
 
 def downgrade() -> None:
