@@ -31,9 +31,9 @@ def post(number: int, title: str, text: str = "", **extra: object) -> NewPost:
         "id": number,
         "source_key": "feed:www.flen.se/rss",
         "source_platform": "feed",
+        "channel": "feed",
         "organisation": "Flens kommun",
         "groups": ("kommuner",),
-        "source_url": "https://www.flen.se/rss",
         "published_at": NOW - timedelta(minutes=number),
         "title": title,
         "text": text,
@@ -70,16 +70,23 @@ def test_filters_narrow_a_rule_to_groups_platforms_organisations_and_sources() -
     posts = [
         post(1, "Översvämning", groups=("regioner",)),
         post(2, "Översvämning", organisation="Katrineholms kommun"),
-        post(3, "Översvämning", source_platform="mastodon", source_key="mastodon:flen@x.se"),
-    ]
+        post(3, "Översvämning", source_platform="mastodon", channel="mastodon",
+             source_key="mastodon:flen@x.se"),
+        # A YouTube channel's feed: a feed source, shown (and filtered) as YouTube.
+        post(4, "Översvämning", channel="youtube", source_key="feed:youtube.com/flen"),
+    ]  # fmt: skip
     rules = [
         compile_rule(rule(name="G", query="översvämning", groups=["kommuner"])),
         compile_rule(rule(name="O", query="översvämning", organisations=["Flens kommun"])),
         compile_rule(rule(name="P", query="översvämning", platforms=["mastodon"])),
+        compile_rule(rule(name="Y", query="översvämning", platforms=["youtube"])),
+        compile_rule(rule(name="F", query="översvämning", platforms=["feed"])),
         compile_rule(rule(name="S", query="översvämning", sources=["feed:www.flen.se/rss"])),
     ]
     matched = {name: [p.id for p in found] for name, found in match_posts(rules, posts).items()}
-    assert matched == {"G": [3, 2], "O": [3, 1], "P": [3], "S": [2, 1]}
+    assert matched == {
+        "G": [4, 3, 2], "O": [4, 3, 1], "P": [3], "Y": [4], "F": [4, 2, 1], "S": [2, 1],
+    }  # fmt: skip
 
 
 def times(*hours_ago: float) -> list[datetime]:

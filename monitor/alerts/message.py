@@ -14,7 +14,6 @@ from urllib.parse import quote
 from collectors.text import html_to_text
 from digest.render import Formatter
 from monitor.alerts.rules import NewPost, SourceActivity, SpikeCheck
-from monitor.platforms import label_platform
 from monitor.values import is_http_url
 
 TITLE_CHARS = 200  # a post's title or first line, cut at a word beyond this
@@ -87,11 +86,13 @@ class AlertWriter:
 
     def post_item(self, post: NewPost) -> str:
         """Organisation · platform · published time, the title or first line, the links."""
-        # The platform is read from the addresses here, for the few posts that match.
-        platform = label_platform(post.source_platform, post.source_url, post.url)
         lines = [
             " · ".join(
-                (post.organisation, self.fmt.platform(platform), self.fmt.local(post.published_at))
+                (
+                    post.organisation,
+                    self.fmt.platform(post.channel),
+                    self.fmt.local(post.published_at),
+                )
             ),
             headline(post.title, post.text, self.fmt) or self.texts["untitled"],
         ]

@@ -48,7 +48,6 @@ from monitor.config import Config
 from monitor.db import chunks, first_line
 from monitor.filters import PostFilter, where_sources
 from monitor.models import posts, sources
-from monitor.platforms import label_platform
 from monitor.search import STORED_STEMS
 
 if TYPE_CHECKING:
@@ -214,7 +213,7 @@ def load_new_posts(
                     sources.c.platform,
                     sources.c.organisation,
                     sources.c.groups,
-                    sources.c.url.label("source_url"),
+                    sources.c.channel,
                     posts.c.published_at,
                     posts.c.title,
                     posts.c.text,
@@ -236,9 +235,9 @@ def load_new_posts(
                         id=row.id,
                         source_key=row.key,
                         source_platform=row.platform,
+                        channel=row.channel,
                         organisation=row.organisation,
                         groups=tuple(row.groups or ()),
-                        source_url=row.source_url,
                         published_at=row.published_at,
                         title=row.title,
                         text=row.text,
@@ -307,8 +306,7 @@ def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[
                     sources.c.id,
                     sources.c.key,
                     sources.c.organisation,
-                    sources.c.platform,
-                    sources.c.url,
+                    sources.c.channel,
                     sources.c.last_success_at,
                     last_post.label("last_post_at"),
                 ).where(
@@ -334,7 +332,7 @@ def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[
                     SourceActivity(
                         key=row.key,
                         organisation=row.organisation,
-                        platform=label_platform(row.platform, row.url),
+                        platform=row.channel,
                         last_post_at=row.last_post_at,
                         posts_before=before,
                         last_success_at=row.last_success_at,

@@ -29,9 +29,9 @@ class NewPost:
     id: int
     source_key: str
     source_platform: str  # the source's own platform key ("feed" for every feed)
+    channel: str  # the platform it is shown under (`sources.channel`: "youtube" for its feed)
     organisation: str
     groups: tuple[str, ...]
-    source_url: str | None  # a feed's address: what the platform it is shown under is read from
     published_at: datetime
     title: str | None
     text: str | None
@@ -70,11 +70,17 @@ class Selection:
     sources: frozenset[str] = frozenset()
 
     def admits(
-        self, source_key: str, platform: str, organisation: str, groups: Sequence[str]
+        self,
+        source_key: str,
+        platforms: tuple[str, str],
+        organisation: str,
+        groups: Sequence[str],
     ) -> bool:
+        """`platforms`: the source's own and the one it is shown under, either matching (as
+        `--platform youtube` finds a YouTube channel's feed)."""
         return (
             (not self.sources or source_key in self.sources)
-            and (not self.platforms or platform in self.platforms)
+            and (not self.platforms or not self.platforms.isdisjoint(platforms))
             and (not self.organisations or organisation in self.organisations)
             and (not self.groups or not self.groups.isdisjoint(groups))
         )
@@ -155,7 +161,7 @@ class Rule:
 
     def admits(self, post: NewPost, stems: PostStems) -> bool:
         if self.filtered and not self.selection.admits(
-            post.source_key, post.source_platform, post.organisation, post.groups
+            post.source_key, (post.source_platform, post.channel), post.organisation, post.groups
         ):
             return False
         return self.matcher is None or self.matcher.matches(stems)
