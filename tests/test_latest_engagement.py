@@ -21,7 +21,7 @@ from monitor.models import post_metrics, posts
 from monitor.retention import erase_post
 from monitor.search import search_posts
 from monitor.types import ENGAGEMENT_NAMES
-from tests.test_retention import DAY, NOW, add_source, collect, post
+from tests.storedata import DAY, NOW, add_source, collect, post
 
 
 def counted(number: int, likes: int, reposts: int | None = None, **changes: Any) -> Any:

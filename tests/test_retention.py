@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from monitor.audit import SERVICE_ACTOR, list_audit
 from monitor.cli import app
 from monitor.config import ConfigError, RetentionConfig, load_config
-from monitor.models import audit_log, post_metrics, post_revisions, posts, sources
+from monitor.models import audit_log, post_metrics, post_revisions, posts
 from monitor.retention import (
     ERASED_CONTENT_HASH,
     Cutoffs,
@@ -28,48 +28,17 @@ from monitor.retention import (
     find_cutoffs,
     normalise_handle,
 )
-from monitor.schedule import SchedulePolicy
 from monitor.service import run_upkeep
-from monitor.store import Attempt, record_attempt
-from monitor.types import CollectResult, CollectStatus, Media, PostData, SourceState
+from monitor.types import Media, PostData
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer
+from tests.storedata import DAY, NOW, add_source, collect, post
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-DAY = timedelta(days=1)
 SECRET = "xyzzy"  # appears only in the content to be erased, so any trace of it is a leak
 WIDE = {"COLUMNS": "250"}
 
 
 # --------------------------------------------------------------------------------------- helpers
-
-
-def add_source(engine: Engine, key: str = "feed:example.se/rss") -> int:
-    with engine.begin() as connection:
-        return connection.execute(
-            sources.insert()
-            .values(
-                key=key, platform="feed", url=f"https://example.se/{key}", organisation="Exempel",
-                groups=[], cursor={}, status="new", consecutive_failures=0, active=True,
-                enabled=True, created_at=NOW, updated_at=NOW,
-            )
-            .returning(sources.c.id)
-        ).scalar_one()  # fmt: skip
-
-
-def post(number: int, published_at: datetime = NOW - DAY, **changes: Any) -> PostData:
-    values: dict[str, Any] = {
-        "platform_post_id": f"id-{number}",
-        "kind": "article",
-        "url": f"https://example.se/nyheter/{number}",
-        "author": "Redaktionen",
-        "published_at": published_at,
-        "title": f"Nyhet {number}",
-        "text": "Kommunen informerar.",
-        "html": "<p>Kommunen informerar.</p>",
-        "raw": {"guid": f"id-{number}"},
-    }
-    return PostData(**(values | changes))
 
 
 def secret_post(number: int, **changes: Any) -> PostData:
@@ -87,18 +56,6 @@ def secret_post(number: int, **changes: Any) -> PostData:
         "raw": {"guid": f"id-{number}", "summary": f"{SECRET} i rådata"},
     }
     return post(number, **(values | changes))
-
-
-def collect(
-    engine: Engine,
-    source_id: int,
-    items: list[PostData],
-    when: datetime = NOW,
-    published_since: datetime | None = None,
-) -> Any:
-    result = CollectResult(CollectStatus.OK, posts=tuple(items), state=SourceState())
-    attempt = Attempt(source_id, when, when, SchedulePolicy(), published_since=published_since)
-    return record_attempt(engine, attempt, result)
 
 
 def rows(engine: Engine, table: sa.Table) -> list[sa.Row[Any]]:
