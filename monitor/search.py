@@ -352,24 +352,8 @@ def search_posts(
             ranks = {row[0]: row[1] for row in connection.execute(paged)}
         else:
             ranks = dict(_sqlite_page(connection, parsed, chosen, sort, limit, offset))
-        # Details for the few posts shown only: the latest counts are one index step each.
-        statement = (
-            sa.select(
-                posts.c.id,
-                sources.c.key,
-                sources.c.organisation,
-                sources.c.platform,
-                sources.c.channel,
-                posts.c.kind,
-                posts.c.published_at,
-                posts.c.title,
-                posts.c.text,
-                posts.c.url,
-                posts.c.engagement,
-            )
-            .select_from(posts.join(sources))
-            .where(posts.c.id.in_(list(ranks)))
-        )
+        # Details for the few posts shown only.
+        statement = select_hits().where(posts.c.id.in_(list(ranks)))
         details = {row["id"]: row for row in connection.execute(statement).mappings()}
     stems = {stem for alternatives in parsed.required for t in alternatives for stem in _stems(t)}
     return [make_hit(details[post_id], rank, stems) for post_id, rank in ranks.items()]
@@ -593,6 +577,23 @@ def _published_between(rows: sa.FromClause, chosen: PostFilter) -> list[sa.Colum
 
 def _stems(term: Term) -> list[str]:
     return stem_words(" ".join(term.words))
+
+
+def select_hits() -> sa.Select[Any]:
+    """The columns `make_hit` reads, from posts joined to their sources: add the conditions."""
+    return sa.select(
+        posts.c.id,
+        sources.c.key,
+        sources.c.organisation,
+        sources.c.platform,
+        sources.c.channel,
+        posts.c.kind,
+        posts.c.published_at,
+        posts.c.title,
+        posts.c.text,
+        posts.c.url,
+        posts.c.engagement,
+    ).select_from(posts.join(sources, sources.c.id == posts.c.source_id))
 
 
 def make_hit(

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from monitor.filters import PostFilter, engagement_total, where_posts
 from monitor.models import collection_runs, digests, post_metrics, post_revisions, posts, sources
-from monitor.search import SearchHit, make_hit
+from monitor.search import SearchHit, make_hit, select_hits
 from monitor.types import METRIC_NAMES
 
 TOP_POSTS = 10
@@ -143,7 +143,7 @@ def summarise_week(
         details = {
             row["id"]: row
             for row in connection.execute(
-                _hit_columns().where(posts.c.id.in_([post_id for _, post_id in best]))
+                select_hits().where(posts.c.id.in_([post_id for _, post_id in best]))
             ).mappings()
         }
     counts = [
@@ -160,7 +160,7 @@ def list_filtered_posts(
     """Posts by filter alone (a search with no words), newest first, one page. Posts their
     publisher deleted are listed, as search lists them: the post page says so."""
     query = (
-        _hit_columns()
+        select_hits()
         .where(*where_posts(chosen))
         .order_by(posts.c.published_at.desc(), posts.c.id.desc())
         .limit(limit)
@@ -168,22 +168,6 @@ def list_filtered_posts(
     )
     with engine.connect() as connection:
         return [make_hit(row) for row in connection.execute(query).mappings()]
-
-
-def _hit_columns() -> sa.Select[Any]:
-    return sa.select(
-        posts.c.id,
-        sources.c.key,
-        sources.c.organisation,
-        sources.c.platform,
-        sources.c.channel,
-        posts.c.kind,
-        posts.c.published_at,
-        posts.c.title,
-        posts.c.text,
-        posts.c.url,
-        posts.c.engagement,
-    ).select_from(posts.join(sources, sources.c.id == posts.c.source_id))
 
 
 def list_attention(engine: Engine) -> list[Attention]:
