@@ -85,10 +85,13 @@ def run_alerts(
         return AlertReport()
     now = now or datetime.now(UTC)
     rules = [compile_rule(rule) for rule in config.alerts]
-    events = find_events(config, engine, rules, since, collected, with_new, now)
+    writers, channels = _Writers(config), _Channels()
+    events = find_events(config, engine, rules, since, collected, with_new, now, writers, channels)
     claimed = claim_new(engine, events, now)
     claimed += claim_retries(engine, [r.name for r in rules], now, config.alerting.max_attempts)
-    return _deliver(config, engine, rules, claimed, now)
+    if not claimed:
+        return AlertReport()
+    return _deliver(config, engine, rules, claimed, now, writers, channels)
 
 
 def alert_after_pass(
@@ -120,10 +123,11 @@ def find_events(
     collected: Sequence[str],
     with_new: Sequence[str],
     now: datetime,
+    writers: _Writers,
+    channels: _Channels,
 ) -> list[NewEvent]:
     """Every (rule, event, channel) this pass gives reason to alert on."""
     found: list[tuple[Rule, str, int | None, str]] = []
-    writers = _Writers(config)
     on_posts = [r for r in rules if r.kind in ("keyword", "spike")]
     if on_posts and with_new:
         oldest = now - timedelta(seconds=config.alerting.max_age)
@@ -157,12 +161,24 @@ def find_events(
             key = f"silence:{source.key}:{source.last_post_at.isoformat()}"
             item = writers.of(rule).silence_item(source, rule.config.days)
             found.append((rule, key, None, item))
-    channels = {rule.name: rule_channels(rule.config) for rule in rules}
     return [
         NewEvent(rule.name, rule.kind, key, post_id, channel.label, item)
         for rule, key, post_id, item in found
-        for channel in channels[rule.name]
+        for channel in channels.of(rule)
     ]
+
+
+class _Channels:
+    """Each rule's channels, read once a round and only for rules with something to send:
+    labelling a URL loads Apprise, and a round that finds nothing need not."""
+
+    def __init__(self) -> None:
+        self.by_rule: dict[str, list[Channel]] = {}
+
+    def of(self, rule: Rule) -> list[Channel]:
+        if rule.name not in self.by_rule:
+            self.by_rule[rule.name] = rule_channels(rule.config)
+        return self.by_rule[rule.name]
 
 
 class _Writers:
@@ -342,12 +358,16 @@ def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[
 
 
 def _deliver(
-    config: Config, engine: Engine, rules: Sequence[Rule], claimed: Sequence[Claimed], now: datetime
+    config: Config,
+    engine: Engine,
+    rules: Sequence[Rule],
+    claimed: Sequence[Claimed],
+    now: datetime,
+    writers: _Writers,
+    channels: _Channels,
 ) -> AlertReport:
     """One message per rule and channel, listing its claimed events; then each outcome."""
     by_name = {rule.name: rule for rule in rules}
-    writers = _Writers(config)
-    channels = {rule.name: rule_channels(rule.config) for rule in rules}
     groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
     for claim in claimed:
         groups[(claim.rule, claim.channel)].append(claim)
@@ -356,7 +376,7 @@ def _deliver(
     gone: set[int] = set()  # deliveries to channels no longer configured: not retried
     for (name, label), batch in groups.items():
         rule = by_name[name]
-        channel = next((c for c in channels[name] if c.label == label), None)
+        channel = next((c for c in channels.of(rule) if c.label == label), None)
         if channel is None:
             gone.add(len(deliveries))
             channel = Channel(label, None, "the rule no longer sends to this channel")
