@@ -615,9 +615,19 @@ CHANNEL_SAMPLE = 10
 def _channel_of_posts(items: Sequence[PostData]) -> str:
     """The platform a feed whose address says nothing (a proxy, the demo's loopback server) is
     known by from its posts' addresses, when all of the first `CHANNEL_SAMPLE` agree (a
-    YouTube channel's entries all link to youtube.com); else "feed"."""
-    found = {label_platform("feed", None, post.url) for post in items[:CHANNEL_SAMPLE] if post.url}
-    return found.pop() if len(found) == 1 else "feed"
+    YouTube channel's entries all link to youtube.com); else "feed".
+
+    A news feed's first post already says "feed", so the look stops there: this runs for every
+    feed answered with posts, on the database thread."""
+    agreed: str | None = None
+    for post in items[:CHANNEL_SAMPLE]:
+        if not post.url:
+            continue
+        found = label_platform("feed", None, post.url)
+        if found == "feed" or (agreed is not None and found != agreed):
+            return "feed"
+        agreed = found
+    return agreed or "feed"
 
 
 def _recent_post_times(connection: Connection, source_ids: list[int]) -> dict[int, list[datetime]]:
