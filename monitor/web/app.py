@@ -306,15 +306,15 @@ def search(request: Request) -> Response:
     site = _site(request)
     wanted, problems = read_search(_params(request), _now())
     hits: list[Any] = []
-    more, suggestion, pool_ended = False, None, False
+    more, suggestion, ranked_only = False, None, None
     if not problems:
         hits, problem = _find(site.read, wanted, PAGE_SIZE + 1, wanted.offset)
         if problem:
             problems.append(problem)
         more = len(hits) > PAGE_SIZE
         hits = hits[:PAGE_SIZE]
-        pool_ended = _reaches_relevance_pool(wanted, len(hits))
-        if wanted.q and not hits and not problems and not pool_ended:
+        ranked_only = _ranked_only(wanted, len(hits))
+        if wanted.q and not hits and not problems and ranked_only is None:
             from monitor.search import suggest_prefix
 
             suggestion = suggest_prefix(wanted.q)
@@ -328,8 +328,7 @@ def search(request: Request) -> Response:
             "hits": hits,
             "more": more,
             "suggestion": suggestion,
-            "pool_ended": pool_ended,
-            "pool_size": _relevance_pool(),
+            "ranked_only": ranked_only,
             "groups": _groups(site.read),
             "platforms": _platform_keys(),
             "kinds": _kinds(),
@@ -373,17 +372,13 @@ def compare_page(request: Request) -> Response:
     )
 
 
-def _relevance_pool() -> int:
+def _ranked_only(wanted: SearchRequest, shown: int) -> int | None:
+    """How many matches best-first ranks, when this page shows the last of them or is past
+    them (the page then says so and offers the rest newest first); else None."""
     from monitor.search import RELEVANCE_POOL
 
-    return RELEVANCE_POOL
-
-
-def _reaches_relevance_pool(wanted: SearchRequest, shown: int) -> bool:
-    """Whether a best-first page shows the last of the matches that are ranked (or is past
-    them): the page then says so and offers the rest newest first."""
-    ranked = _relevance_pool()
-    return bool(wanted.q) and wanted.sort == "relevance" and wanted.offset + shown >= ranked
+    reached = wanted.offset + shown >= RELEVANCE_POOL
+    return RELEVANCE_POOL if wanted.q and wanted.sort == "relevance" and reached else None
 
 
 def _find(
