@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -95,6 +96,7 @@ def collect(
         def advance(outcome: SourceOutcome) -> None:
             progress.update(task, advance=1, description=outcome.key)
 
+        spare_the_garbage_collector()
         outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=advance)
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
@@ -103,6 +105,21 @@ def collect(
     out.print(f"Database: {describe_database(engine)}", markup=False)
     if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
+
+
+# The garbage collector's youngest generation is examined after this many new objects, not 700:
+# a pass allocates a few dozen per source and reference counting frees nearly all of them, so
+# examining them sooner finds nothing (issue 15: half the collector's time in a warm pass).
+PASS_GC_THRESHOLD = 20_000
+
+
+def spare_the_garbage_collector() -> None:
+    """Before the pass of this one-shot process: what is alive now (the modules, the config, the
+    claimed sources) stays alive until it exits, so the cyclic garbage collector stops walking
+    it, and looks at new objects less often. Two full walks of the start-up heap cost ~0.15 s
+    of a 2,000-source warm pass. Not for `omvarld run`, whose heap changes with each tick."""
+    gc.freeze()
+    gc.set_threshold(PASS_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def print_alert_report(
