@@ -181,6 +181,11 @@ class PlatformConfig(_Strict):
     daily_quota_units: int | None = Field(None, ge=0)  # YouTube Data API: 10,000 by default
 
 
+# What an absent `[platforms.KEY]` table means; one frozen instance, not one per question (the
+# sync asks once per source).
+NO_PLATFORM_SETTINGS = PlatformConfig()
+
+
 class GroupConfig(_Strict):
     name: str | None = None
     description: str | None = None
@@ -534,7 +539,7 @@ class Config(_Strict):
         return url
 
     def platform(self, name: str) -> PlatformConfig:
-        return self.platforms.get(name, PlatformConfig())
+        return self.platforms.get(name, NO_PLATFORM_SETTINGS)
 
     def api_url(self, source: SourceConfig) -> str | None:
         return (

@@ -302,6 +302,16 @@ audit_log = sa.Table(
     sa.Column("counts", JSONType, nullable=False, default=dict),  # rows affected, per table
 )
 
+# Omvärld's own bookkeeping, one row per key (migration 0016). `sources_sync`: the fingerprint of
+# the configured sources as the last sync wrote them, so an unchanged config is not synced again.
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # The full-text index (migration 0007) is kept by the database itself and not described by this
 # metadata: on PostgreSQL the generated column posts.search and its GIN index, on SQLite the FTS5
 # table posts_search and the shadow tables FTS5 keeps beside it. Leaving the column out also
