@@ -46,7 +46,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
                 return None
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            # Cut before the "+00:00": every year has four digits, so the text has 26 characters.
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
         return to_text
 
