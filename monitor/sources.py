@@ -191,6 +191,8 @@ def _selection(
     return query
 
 
+# In SourceRow's field order, so that a row becomes one positionally: by name (`**row._mapping`)
+# took half of claiming 2,000 sources.
 _ROW_COLUMNS = [sources.c[name] for name in SourceRow.__dataclass_fields__]
 
 
@@ -206,7 +208,7 @@ def select_sources(
     ids = _selection(now, everything, keys, platform)
     query = sa.select(*_ROW_COLUMNS).where(sources.c.id.in_(ids)).order_by(sources.c.key)
     with engine.connect() as connection:
-        return [SourceRow(**row._mapping) for row in connection.execute(query)]
+        return [SourceRow(*row) for row in connection.execute(query).all()]
 
 
 def _free(now: datetime, gone: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -254,7 +256,7 @@ def claim_sources(
             .values(leased_until=now + lease, leased_by=worker)
             .returning(*_ROW_COLUMNS)
         )
-        rows = [SourceRow(**row._mapping) for row in connection.execute(statement)]
+        rows = [SourceRow(*row) for row in connection.execute(statement).all()]
     return sorted(rows, key=lambda row: row.key)
 
 
