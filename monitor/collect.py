@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,6 @@ from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret, secret, secret_env
 from monitor.db import first_line
 from monitor.platforms import SPECS
-from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
 from monitor.sources import (
     SourceRow,
@@ -51,9 +50,11 @@ STOP_GRACE_SECONDS = 8.0
 STOP_POLL_SECONDS = 0.2
 # At most this many attempts share one transaction.
 STORE_BATCH = 200
-# A writer finding fewer queued while sources are still being fetched waits this long for more:
-# a statement of 100 attempts costs far less per attempt than ten of 10, and the database thread
-# takes the GIL from the fetches less often (issue 15: a third of a warm pass's time).
+# A writer finding fewer queued, none with posts, while sources are still being fetched waits
+# this long for more: a statement of 100 attempts costs far less per attempt than ten of 10, and
+# the database thread takes the GIL from the fetches less often (issue 15: a warm pass). Attempts
+# with posts are written at once: they hold their slots until stored, and the database is what
+# a cold pass waits for.
 STORE_GATHER_SECONDS = 0.02
 # Leases are renewed this many times per lease length, so one late or failed renewal (a slow
 # write ahead of it on the database thread) does not let another worker take a source over.
@@ -150,12 +151,15 @@ class _LazyProcessPool(Executor):
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             if self._pool is None:
+                # Imported here: multiprocessing is start-up time a warm pass does not need.
+                from monitor.processes import start_process_pool
+
                 self._pool = start_process_pool(self.processes, preload=["collectors.feeds"])
         return self._pool.submit(fn, *args, **kwargs)
 
@@ -231,6 +235,7 @@ class _Run:
         self.writer: asyncio.Task[None] | None = None
         self.usage: ApiUsage | None = None  # read when the first collector is made
         self.fetching = 0  # attempts waiting for their collector
+        self.skip_reasons: dict[str, str | None] = {}  # by platform
 
     async def collect(self, rows: Sequence[SourceRow]) -> list[SourceOutcome]:
         async with self._resources():
@@ -368,7 +373,10 @@ class _Run:
 
     async def _attempt(self, row: SourceRow, slot: _Slot) -> SourceOutcome:
         started = time.monotonic()
-        skip_reason = find_skip_reason(self.config, row.platform)
+        if row.platform not in self.skip_reasons:
+            # Once per platform and run: the environment is read when a run starts.
+            self.skip_reasons[row.platform] = find_skip_reason(self.config, row.platform)
+        skip_reason = self.skip_reasons[row.platform]
         if skip_reason:
             interval = timedelta(seconds=row.interval_s or self.config.collect.interval)
             now = datetime.now(UTC)
@@ -434,7 +442,7 @@ class _Run:
 
     async def _write(self) -> None:
         while self.unstored:
-            if len(self.unstored) < STORE_BATCH and self.fetching:
+            if self._worth_gathering():
                 await asyncio.sleep(STORE_GATHER_SECONDS)
             batch, self.unstored = self.unstored[:STORE_BATCH], self.unstored[STORE_BATCH:]
             try:
@@ -447,6 +455,14 @@ class _Run:
                 continue
             for (_, _, future), record in zip(batch, records, strict=True):
                 future.set_result(record)
+
+    def _worth_gathering(self) -> bool:
+        """Whether the writer should wait for a fuller batch (see STORE_GATHER_SECONDS)."""
+        return (
+            len(self.unstored) < STORE_BATCH
+            and self.fetching > 0
+            and not any(result.posts for _, result, _ in self.unstored)
+        )
 
     def _collector(self, platform: str) -> Collector:
         collector = self.collectors.get(platform)
