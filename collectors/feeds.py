@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from collectors.base import CollectorSettings
+    from monitor.rows import PreparedPost
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -60,6 +61,7 @@ class ParsedFeed:
     flavour: str  # youtube | flickr | mastodon | generic
     posts: tuple[PostData, ...]
     problem: str | None = None  # set when the feed was only partly readable
+    prepared: tuple[PreparedPost, ...] = ()  # the posts' row values (`parse_and_prepare`)
 
 
 class FeedCollector:
@@ -74,7 +76,9 @@ class FeedCollector:
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(http, source.url, state, self.parsing, self.settings, now)
+        return await fetch_feed(
+            http, source.url, state, self.parsing, self.settings, now, prepare=True
+        )
 
 
 async def fetch_feed(
@@ -88,6 +92,7 @@ async def fetch_feed(
     accept: str = ACCEPT,
     movable: bool = True,
     fast: bool = True,
+    prepare: bool = False,
 ) -> CollectResult:
     """One conditional GET of a feed, parsed off the event loop: the one way every collector
     reads a feed (feed sources, and the feed fallbacks of YouTube, Flickr and Mastodon).
@@ -106,7 +111,9 @@ async def fetch_feed(
         movable: whether a permanent redirect moves the source (`moved_to`): not for an address
             built from an account id or handle, which the next run builds again.
         fast: as for `parse_feed`; False for collectors whose adapters read feedparser's entry
-            from the raw payload (the feeds of YouTube, Flickr and Mastodon accounts).
+            from the raw payload (the feeds of YouTube and Flickr accounts).
+        prepare: compute the posts' row values beside the parsing (`monitor.rows`), off the
+            database thread: for a collector that stores the posts as parsed.
     """
     headers = {"Accept": accept}
     if state.etag:
@@ -154,7 +161,7 @@ async def fetch_feed(
         return replace(base, error="empty response body")
 
     parse = functools.partial(
-        parse_feed,
+        parse_and_prepare if prepare else parse_feed,
         response.body,
         url=response.url,
         content_type=response.header("content-type"),
@@ -177,6 +184,7 @@ async def fetch_feed(
         posts=parsed.posts,
         state=new_state,
         error=parsed.problem,
+        prepared=parsed.prepared,
     )
 
 
@@ -239,6 +247,16 @@ def parse_feed(
         posts=posts,
         problem="; ".join(problems) or None,
     )
+
+
+def parse_and_prepare(body: bytes, **options: Any) -> ParsedFeed:
+    """`parse_feed`, with each post's row values computed too (in the parse worker, so that
+    the database thread only writes them)."""
+    # Imported here, in the parse worker: trend terms load word lists the fetching never needs.
+    from monitor.rows import prepare_posts
+
+    parsed = parse_feed(body, **options)
+    return replace(parsed, prepared=prepare_posts(parsed.posts))
 
 
 def _read_with_feedparser(body: bytes, content_type: str | None) -> dict[str, Any]:

@@ -152,7 +152,9 @@ class _LazyProcessPool(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             if self._pool is None:
-                self._pool = start_process_pool(self.processes, preload=["collectors.feeds"])
+                self._pool = start_process_pool(
+                    self.processes, preload=["collectors.feeds", "monitor.rows"]
+                )
         return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
