@@ -25,7 +25,7 @@ from monitor.types import Media, PostData
 from monitor.values import is_http_url
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PreparedPost:
     """What storing `post` computes from it alone.
 
@@ -82,6 +82,16 @@ def prepared_for(post: PostData, given: dict[int, PreparedPost]) -> PreparedPost
     if prepared is not None and prepared.post is post:
         return prepared
     return prepare_post(post)
+
+
+# The columns `post_row` fills.
+POST_ROW_COLUMNS = frozenset(
+    {
+        "platform_post_id", "kind", "url", "author", "title", "text", "html", "language", "tags",
+        "links", "mentions", "other_mentions", "media", "raw", "terms", "phrases",
+        "content_hash", "source_id", "published_at", "first_seen_at", "fetched_at",
+    }
+)  # fmt: skip
 
 
 def post_row(source_id: int, prepared: PreparedPost, now: datetime) -> dict[str, Any]:

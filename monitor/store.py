@@ -9,6 +9,7 @@ account's own counts to `source_metrics`. The store never does HTTP; it is hande
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from monitor.models import (
 )
 from monitor.platforms import label_platform
 from monitor.rows import (
+    POST_ROW_COLUMNS,
     PreparedPost,
     clean_text,
     keep_web_addresses,
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
+KEY_BATCH = 500  # platform ids per IN (…)
 
 
 @dataclass(frozen=True)
@@ -351,17 +354,10 @@ def _ingest_batch(
     inserted = 0
     if fresh:
         rows = [post_row(source_id, p, now) for p in fresh]
-        # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
-        # INSERTs itself ("insertmanyvalues"), without compiling a statement per source.
-        statement = (
-            insert_for(connection)(posts)
-            .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
-            .returning(posts.c.id, posts.c.platform_post_id)
-        )
+        wanted = [p.post.platform_post_id for p in fresh if p.post.metrics]
         with given_stems(_stems_of(fresh)):
-            for row in connection.execute(statement, rows):
-                ids[row.platform_post_id] = row.id
-                inserted += 1
+            inserted, new_ids = _insert_posts(connection, rows, wanted)
+        ids |= new_ids
     if changed:
         changed_ids = [existing[p.post.platform_post_id][0] for p in changed]
         _supersede(connection, changed_ids, now)
@@ -373,6 +369,57 @@ def _ingest_batch(
         unchanged=len(batch) - inserted - len(changed),
         metrics=metrics,
     )
+
+
+def _insert_posts(
+    connection: Connection, rows: list[dict[str, Any]], wanted: list[str]
+) -> tuple[int, dict[str, int]]:
+    """Insert new posts (a post stored meanwhile is left alone): how many were inserted, and
+    the ids of the `wanted` ones (those with counts to append).
+
+    SQLite gets one executemany of a plain INSERT, its values through the columns' own bind
+    processors (so they are stored exactly as SQLAlchemy stores them): SQLAlchemy's multi-row
+    INSERT … RETURNING cost as much Python as SQLite's own work on the one database thread of
+    a collection, and only posts with counts need their ids back.
+    """
+    if connection.dialect.name != "sqlite":
+        # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
+        # INSERTs itself ("insertmanyvalues"), without compiling a statement per source.
+        statement = (
+            insert_for(connection)(posts)
+            .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
+            .returning(posts.c.id, posts.c.platform_post_id)
+        )
+        returned = {row.platform_post_id: row.id for row in connection.execute(statement, rows)}
+        return len(returned), returned
+    sql, processors = _sqlite_post_insert(connection.dialect)
+    parameters = [
+        tuple(row[name] if process is None else process(row[name]) for name, process in processors)
+        for row in rows
+    ]
+    inserted = connection.exec_driver_sql(sql, parameters).rowcount
+    ids: dict[str, int] = {}
+    for chunk in chunks(wanted, KEY_BATCH):
+        found = connection.execute(
+            sa.select(posts.c.id, posts.c.platform_post_id).where(
+                posts.c.source_id == rows[0]["source_id"], posts.c.platform_post_id.in_(chunk)
+            )
+        )
+        ids |= {row.platform_post_id: row.id for row in found}
+    return inserted, ids
+
+
+@functools.cache
+def _sqlite_post_insert(dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
+    """The plain INSERT of a posts row on SQLite, and each column's bind processor."""
+    names = [c.name for c in posts.columns if c.name in POST_ROW_COLUMNS]
+    placeholders = ", ".join("?" * len(names))
+    sql = (
+        f"INSERT INTO posts ({', '.join(names)}) VALUES ({placeholders})"
+        " ON CONFLICT (source_id, platform_post_id) DO NOTHING"
+    )
+    processors = [(name, posts.c[name].type._cached_bind_processor(dialect)) for name in names]
+    return sql, processors
 
 
 def _stems_of(batch: Sequence[PreparedPost]) -> Iterator[tuple[str | None, str | None]]:
