@@ -195,12 +195,19 @@ def _language_of(element: Any, inherited: str | None) -> str | None:
 def _feedparser_name(element: Any) -> str:
     """The element's name as feedparser's handlers see it: its known prefix, lower case."""
     tag = element.tag
+    known = _KNOWN_NAMES.get(tag)
+    if known is not None:
+        return known
     if not isinstance(tag, str):
         return ""
     if tag[0] != "{":
-        return tag.lower()
+        name = _KNOWN_NAMES[tag] = tag.lower()
+        return name
     uri, _, local = tag[1:].partition("}")
     prefix = PREFIXES.get(uri.lower())
+    if prefix is not None:  # the name depends on the tag alone: remember it
+        name = _KNOWN_NAMES[tag] = f"{prefix}:{local.lower()}" if prefix else local.lower()
+        return name
     if prefix is None:
         prefix = element.prefix or ""
         if prefix in PREFIXES.values() and prefix:
@@ -208,6 +215,10 @@ def _feedparser_name(element: Any) -> str:
             # would run on a name that means something else here.
             raise Unsupported("prefix")
     return f"{prefix}:{local.lower()}" if prefix else local.lower()
+
+
+# Tags whose feedparser name depends on the tag alone (no namespace, or one feedparser knows).
+_KNOWN_NAMES: dict[Any, str] = {}
 
 
 def _attributes(element: Any) -> dict[str, str]:
@@ -335,7 +346,9 @@ class _EntryReader:
 
     def _start(self, element: Any, name: str, depth: int, language: str | None) -> bool:
         """Handle an element whose text feedparser reads; True when its children are done."""
-        attributes = _attributes(element)
+        if name not in EMULATED:
+            return False
+        attributes = _attributes(element) if element.attrib else {}
         if name in TITLES:
             self._title(element, name, attributes, depth, language)
         elif name in DESCRIPTIONS or name == "summary":

@@ -12,6 +12,14 @@ class EncodedJSON(str):
 
     __slots__ = ()
 
+    def __reduce__(self) -> tuple[type[EncodedJSON], tuple[str]]:
+        # Rebuilt by one call of the class from a parse worker's result: str subclasses
+        # otherwise unpickle through copyreg, a Python function call each.
+        return EncodedJSON, (str(self),)
+
+
+EMPTY_LIST = EncodedJSON("[]")
+
 
 def serialize_json(value: Any) -> str:
     """JSON for both databases: UTF-8 kept as is, and NUL characters (which PostgreSQL refuses
@@ -23,4 +31,6 @@ def serialize_json(value: Any) -> str:
 
 def encode_json(value: Any) -> EncodedJSON:
     """`value` as a JSON column will store it, encoded now."""
+    if isinstance(value, list) and not value:
+        return EMPTY_LIST  # most posts have no links, mentions or media
     return EncodedJSON(serialize_json(value))
