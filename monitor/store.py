@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
-KEY_BATCH = 500  # platform ids per IN (…)
 
 
 @dataclass(frozen=True)
@@ -354,9 +353,7 @@ def _ingest_batch(
     inserted = 0
     if fresh:
         rows = [post_row(source_id, p, now) for p in fresh]
-        wanted = [p.post.platform_post_id for p in fresh if p.post.metrics]
-        with given_stems(_stems_of(fresh)):
-            inserted, new_ids = _insert_posts(connection, rows, wanted)
+        inserted, new_ids = _insert_posts(connection, fresh, rows)
         ids |= new_ids
     if changed:
         changed_ids = [existing[p.post.platform_post_id][0] for p in changed]
@@ -372,15 +369,17 @@ def _ingest_batch(
 
 
 def _insert_posts(
-    connection: Connection, rows: list[dict[str, Any]], wanted: list[str]
+    connection: Connection, fresh: list[PreparedPost], rows: list[dict[str, Any]]
 ) -> tuple[int, dict[str, int]]:
     """Insert new posts (a post stored meanwhile is left alone): how many were inserted, and
-    the ids of the `wanted` ones (those with counts to append).
+    the ids of the inserted ones by platform id.
 
     SQLite gets one executemany of a plain INSERT, its values through the columns' own bind
-    processors (so they are stored exactly as SQLAlchemy stores them): SQLAlchemy's multi-row
-    INSERT … RETURNING cost as much Python as SQLite's own work on the one database thread of
-    a collection, and only posts with counts need their ids back.
+    processors (so they are stored exactly as SQLAlchemy stores them), and then the batch's
+    search index rows in one executemany, from the stems computed with the posts (migration
+    0016): SQLAlchemy's multi-row INSERT … RETURNING cost as much Python as SQLite's own work on
+    the one database thread of a collection, and the index trigger's two calls into Python a
+    row waited for the GIL behind the fetching and parsing.
     """
     if connection.dialect.name != "sqlite":
         # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
@@ -397,16 +396,27 @@ def _insert_posts(
         tuple(row[name] if process is None else process(row[name]) for name, process in processors)
         for row in rows
     ]
-    inserted = connection.exec_driver_sql(sql, parameters).rowcount
-    ids: dict[str, int] = {}
-    for chunk in chunks(wanted, KEY_BATCH):
-        found = connection.execute(
-            sa.select(posts.c.id, posts.c.platform_post_id).where(
-                posts.c.source_id == rows[0]["source_id"], posts.c.platform_post_id.in_(chunk)
-            )
+    # Rows inserted now get ids above the largest so far (one writer: SQLite's write lock).
+    before = connection.exec_driver_sql("SELECT max(id) FROM posts").scalar() or 0
+    connection.exec_driver_sql("INSERT INTO posts_search_paused VALUES (1)")
+    connection.exec_driver_sql(sql, parameters)
+    connection.exec_driver_sql("DELETE FROM posts_search_paused")
+    ids = {
+        platform_id: post_id
+        for post_id, platform_id in connection.exec_driver_sql(
+            "SELECT id, platform_post_id FROM posts WHERE id > ?", (before,)
         )
-        ids |= {row.platform_post_id: row.id for row in found}
-    return inserted, ids
+    }
+    index_rows = [
+        (ids[p.post.platform_post_id], p.title_stems, p.text_stems)
+        for p in fresh
+        if p.post.platform_post_id in ids
+        and (p.values["title"] is not None or p.values["text"] is not None)
+    ]
+    connection.exec_driver_sql(
+        "INSERT INTO posts_search (rowid, title, body) VALUES (?, ?, ?)", index_rows
+    )
+    return len(ids), ids
 
 
 @functools.cache
