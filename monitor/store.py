@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
+# Bound values per SQLite statement: under its limit (32,766 since SQLite 3.32, 999 before).
+SQLITE_VARIABLES = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 990
 
 
 @dataclass(frozen=True)
@@ -391,45 +395,60 @@ def _insert_posts(
         )
         returned = {row.platform_post_id: row.id for row in connection.execute(statement, rows)}
         return len(returned), returned
-    sql, processors = _sqlite_post_insert(connection.dialect)
-    parameters = [
+    names, processors = _sqlite_post_columns(connection.dialect)
+    values = [
         tuple(row[name] if process is None else process(row[name]) for name, process in processors)
         for row in rows
     ]
     # Rows inserted now get ids above the largest so far (one writer: SQLite's write lock).
     before = connection.exec_driver_sql("SELECT max(id) FROM posts").scalar() or 0
     connection.exec_driver_sql("INSERT INTO posts_search_paused VALUES (1)")
-    connection.exec_driver_sql(sql, parameters)
+    _insert_values(
+        connection, "posts", names, values, " ON CONFLICT (source_id, platform_post_id) DO NOTHING"
+    )
     connection.exec_driver_sql("DELETE FROM posts_search_paused")
-    ids = {
-        platform_id: post_id
-        for post_id, platform_id in connection.exec_driver_sql(
-            "SELECT id, platform_post_id FROM posts WHERE id > ?", (before,)
-        )
-    }
+    # One row of JSON rather than a row per post: each row fetched is a step into SQLite that
+    # gives the GIL away and waits to get it back behind the fetching and parsing threads.
+    found = connection.exec_driver_sql(
+        "SELECT json_group_array(json_array(id, platform_post_id)) FROM posts WHERE id > ?",
+        (before,),
+    ).scalar()
+    ids = {platform_id: post_id for post_id, platform_id in json.loads(found or "[]")}
     index_rows = [
         (ids[p.post.platform_post_id], p.title_stems, p.text_stems)
         for p in fresh
         if p.post.platform_post_id in ids
         and (p.values["title"] is not None or p.values["text"] is not None)
     ]
-    connection.exec_driver_sql(
-        "INSERT INTO posts_search (rowid, title, body) VALUES (?, ?, ?)", index_rows
-    )
+    _insert_values(connection, "posts_search", ("rowid", "title", "body"), index_rows)
     return len(ids), ids
 
 
+def _insert_values(
+    connection: Connection,
+    table: str,
+    names: Sequence[str],
+    values: Sequence[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """INSERT rows on SQLite in multi-row statements: one step into SQLite (and one release of
+    the GIL) for up to SQLITE_VARIABLES values, where executemany steps once a row."""
+    per_statement = max(1, SQLITE_VARIABLES // len(names))
+    row = "(" + ", ".join("?" * len(names)) + ")"
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(chunk))}"
+        connection.exec_driver_sql(
+            sql + suffix, tuple(v for row_values in chunk for v in row_values)
+        )
+
+
 @functools.cache
-def _sqlite_post_insert(dialect: Any) -> tuple[str, list[tuple[str, Any]]]:
-    """The plain INSERT of a posts row on SQLite, and each column's bind processor."""
+def _sqlite_post_columns(dialect: Any) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The columns of a new posts row on SQLite, and each column's bind processor."""
     names = [c.name for c in posts.columns if c.name in POST_ROW_COLUMNS]
-    placeholders = ", ".join("?" * len(names))
-    sql = (
-        f"INSERT INTO posts ({', '.join(names)}) VALUES ({placeholders})"
-        " ON CONFLICT (source_id, platform_post_id) DO NOTHING"
-    )
     processors = [(name, posts.c[name].type._cached_bind_processor(dialect)) for name in names]
-    return sql, processors
+    return names, processors
 
 
 def _stems_of(batch: Sequence[PreparedPost]) -> Iterator[tuple[str | None, str | None]]:
