@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from feedparser.api import StrictFeedParser
@@ -84,6 +86,44 @@ def read_feed(body: bytes, content_type: str | None) -> dict[str, Any] | None:
     except (Unsupported, etree.XMLSyntaxError, ValueError):
         return None
     return None
+
+
+# The two date shapes nearly every feed uses (RFC 3339 and RFC 822 with a numeric or UTC zone).
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d+)?(?:Z|([+-])(\d\d):(\d\d))\Z"
+)
+_RFC822 = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d?) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" (\d{4}) (\d\d):(\d\d):(\d\d) (?:GMT|UTC?|Z|([+-])(\d\d)(\d\d))\Z"
+)
+_MONTHS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+)}  # fmt: skip
+
+
+def parse_time(value: str) -> time.struct_time | None:
+    """feedparser's `_parse_date` (UTC), answered directly for the two shapes nearly every feed
+    uses; anything else, and any value out of range (feedparser rolls 30 February over into
+    March), is feedparser's to read."""
+    if match := _RFC3339.match(value):
+        year, month, day, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    elif match := _RFC822.match(value):
+        day, month_name, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+        month = str(_MONTHS[month_name])
+    else:
+        return _parse_date(value)
+    offset = timedelta(0)
+    if sign:
+        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+        offset = -offset if sign == "-" else offset
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            tzinfo=timezone(offset),
+        )  # fmt: skip
+    except ValueError:
+        return _parse_date(value)
+    return moment.astimezone(UTC).utctimetuple()
 
 
 def _check_bytes(body: bytes, content_type: str | None) -> None:
@@ -376,7 +416,7 @@ class _EntryReader:
             key = "published" if name in PUBLISHED else "updated" if name in UPDATED else "created"
             value = self._text(element, key)
             self._store(key, value, depth)
-            self.entry[f"{key}_parsed"] = _parse_date(value)
+            self.entry[f"{key}_parsed"] = parse_time(value)
         elif name in CATEGORIES:
             self._category(element, attributes, name)
         elif name == "media:keywords":

@@ -12,10 +12,11 @@ import random
 from pathlib import Path
 
 import pytest
+from feedparser.datetimes import _parse_date
 
 from bench.feedgen import FeedFactory, render
 from collectors.feeds import FeedError, ParsedFeed, parse_feed
-from collectors.feedxml import read_feed
+from collectors.feedxml import parse_time, read_feed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEED_URL = "https://www.example.se/nyheter/feed"
@@ -241,3 +242,22 @@ def test_the_fast_reading_keeps_the_entry_as_sent() -> None:
     assert xml.startswith("<item") and xml.endswith("</item>")
     assert 'xmlns:content="http://purl.org/rss/1.0/modules/content/"' in xml  # self-contained
     assert parsed.posts[0].title is not None and parsed.posts[0].title.split()[0] in xml
+
+
+DATES = [
+    "2026-11-24T10:00:12+01:00", "2026-11-24T10:00:12.123456Z", "2026-11-24T10:00:12Z",
+    "2026-11-24T23:30:00-05:30", "2026-02-30T10:00:00Z", "2026-11-24T24:00:00Z",
+    "2026-11-24T10:00:60Z", "2026-11-24T10:00:12+24:00", "2026-11-24 10:00:12", "2026-11-24",
+    "Tue, 24 Nov 2026 10:00:12 +0100", "Tue, 24 Nov 2026 10:00:12 GMT",
+    "Tue, 4 Nov 2026 10:00:12 -0530", "Wed, 24 Nov 2026 10:00:12 UT", "Tue, 24 Nov 2026 10:00:12 Z",
+    "Tue, 24 Nov 2026 10:00:12 CET", "Tue, 24 Nov 26 10:00:12 +0100",
+    "Tue, 31 Feb 2026 10:00:12 +0000",
+    "24 Nov 2026 10:00:12 +0100", "tue, 24 nov 2026 10:00:12 +0100", "", "igår",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", DATES)
+def test_dates_read_directly_are_the_dates_feedparser_reads(value: str) -> None:
+    expected = _parse_date(value)
+    got = parse_time(value)
+    assert (got and tuple(got)[:6]) == (expected and tuple(expected)[:6])
