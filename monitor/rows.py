@@ -63,7 +63,9 @@ def prepare_post(post: PostData) -> PreparedPost:
         "media": encode_json(
             [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media]
         ),
-        "raw": None if post.raw is None else encode_json(post.raw),
+        # Encoded by the store: the entry's XML would otherwise cross from the parse worker
+        # twice, as itself and as JSON text.
+        "raw": post.raw,
         "terms": stored_terms(post.title, post.text, post.tags),
         "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
