@@ -156,12 +156,12 @@ def test_failed_deliveries_back_off_doubling() -> None:
 def test_a_burst_is_one_message_listing_the_first_items_and_counting_the_rest() -> None:
     writer = AlertWriter("sv", "Europe/Stockholm", "https://omvarld.example.se")
     items = [writer.post_item(post(n, f"Översvämning {n}")) for n in range(1, 16)]
-    message = writer.message("Kris i länet", "keyword", items, cap=10)
+    message = writer.message("Kris i länet", "keyword", items[:10], 15)
     assert message.title == "Kris i länet: 15 nya inlägg"
     assert message.body.count("Flens kommun · Webb/nyhetsflöde · ") == 10
     assert message.body.endswith("… och 5 till")
     english = AlertWriter("en", "Europe/Stockholm", None)
-    burst = english.message("Crisis", "keyword", ["a", "b", "c"], cap=2)
+    burst = english.message("Crisis", "keyword", ["a", "b"], 3)
     assert (burst.title, burst.body) == ("Crisis: 3 new posts", "a\n\nb\n\n… and 1 more")
 
 

@@ -125,10 +125,9 @@ class AlertWriter:
             count=self.fmt.posts(source.posts_before),
         )
 
-    def message(self, rule: str, kind: str, items: Sequence[str], cap: int) -> Message:
-        """One message for a burst: a title counting the events, at most `cap` items, and how
-        many more there were."""
-        count = len(items)
+    def message(self, rule: str, kind: str, items: Sequence[str], count: int) -> Message:
+        """One message for a burst of `count` events: a title counting them, the `items`
+        given (the first few), and how many more there were."""
         if kind == "keyword":
             counted = f"{self.fmt.number(count)} {self.texts['post' if count == 1 else 'posts']}"
         else:
@@ -136,9 +135,9 @@ class AlertWriter:
                 f"{self.fmt.number(count)} {self.texts['source' if count == 1 else 'sources']}"
             )
         title = self.texts[kind].format(rule=rule, count=counted)
-        shown = list(items[:cap])
-        if count > cap:
-            shown.append(self.texts["more"].format(count=self.fmt.number(count - cap)))
+        shown = list(items)
+        if count > len(shown):
+            shown.append(self.texts["more"].format(count=self.fmt.number(count - len(shown))))
         return Message(title, "\n\n".join(shown))
 
     def test_message(self, rule: str) -> Message:
