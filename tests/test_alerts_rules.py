@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from monitor.alerts.message import AlertWriter
 from monitor.alerts.rules import (
     NewPost,
     SourceActivity,
+    SpikeCheck,
     check_spike,
     compile_rule,
     find_quiet_sources,
@@ -112,6 +116,36 @@ def test_posts_outside_the_compared_hours_do_not_count_and_few_posts_are_no_spik
     check = check_spike(times(0.5, 1, 1.5, 2, *elsewhere), NOW, 3, 3.0, 5)
     assert (check.current, check.baseline, check.fired) == (4, 0.0, False)  # under min_posts
     assert check_spike(times(0.5, 1, 1.5, 2, 2.5, *elsewhere), NOW, 3, 3.0, 5).fired
+
+
+def test_an_engagement_spike_sums_the_engagement_against_the_same_hours_before() -> None:
+    week = 24 * 7
+    # Each baseline week: two posts with 10 each in the same three hours; now one post.
+    baseline = [k * week + h for k in range(1, 5) for h in (0.5, 2.5)]
+    published = times(1, *baseline)
+
+    def check(now_engagement: int) -> SpikeCheck:
+        weights = [now_engagement] + [10] * len(baseline)
+        return check_spike(published, NOW, 3, 3.0, 50, weights)
+
+    viral = check(90)
+    assert (viral.current, viral.baseline, viral.fired) == (90, 20.0, True)
+    assert not check(59).fired  # under 3 × 20
+    # One post is no spike of posts: the same posts counted as posts.
+    assert not check_spike(published, NOW, 3, 3.0, 5).fired
+    writer = AlertWriter("en", "Europe/Stockholm", None)
+    assert writer.spike_item(viral, None, 4, "engagement") == (
+        "90 in engagement (likes, shares, comments …) on posts in the last 3 hours against 20"
+        " on average on the same weekday and hours of the 4 weeks before."
+    )
+    title = writer.message("Viral", "spike", ["…"], 1, "engagement").title
+    assert title == "Viral: unusually much engagement"
+
+
+def test_only_a_spike_rule_can_measure_engagement() -> None:
+    assert rule(kind="spike", measure="engagement").measure == "engagement"
+    with pytest.raises(ValidationError, match="measure is a spike rule's"):
+        rule(query="brand", measure="engagement")
 
 
 def test_a_spike_fires_once_per_period_of_its_hours() -> None:

@@ -69,6 +69,7 @@ class Outgoing:
     # silence's), or a post for the process to write one for.
     items: tuple[str | NewPost, ...]
     count: int  # the events the message stands for; those not listed are counted
+    measure: str = "posts"  # what a spike rule counts: posts or engagement
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ class _Writers:
             if key not in items:
                 items[key] = writer.post_item(item)
             listed.append(items[key])
-        written = writer.message(message.rule, message.kind, listed, message.count)
+        written = writer.message(message.rule, message.kind, listed, message.count, message.measure)
         return written.title, written.body
 
 

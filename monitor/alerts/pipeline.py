@@ -214,16 +214,22 @@ def find_events(
                 # The post's lines are written when it is sent, and only if it is listed.
                 found += [(rule, f"post:{post.id}", post.id, "") for post in matched[rule.name]]
                 continue
+            settings = rule.config
+            published, engagement = load_selection_times(engine, rule, now)
+            by_engagement = settings.measure == "engagement"
             check = check_spike(
-                load_selection_times(engine, rule, now),
+                published,
                 now,
-                rule.config.hours,
-                rule.config.factor,
-                rule.config.min_posts,
+                settings.hours,
+                settings.factor,
+                settings.min_engagement if by_engagement else settings.min_posts,
+                engagement if by_engagement else None,
             )
             if check.fired:
-                period = spike_period(now, rule.config.hours).isoformat()
-                item = writers.of(rule).spike_item(check, rule.config.query, BASELINE_WEEKS)
+                period = spike_period(now, settings.hours).isoformat()
+                item = writers.of(rule).spike_item(
+                    check, settings.query, BASELINE_WEEKS, settings.measure
+                )
                 found.append((rule, f"spike:{period}", None, item))
     for rule in (r for r in rules if r.kind == "silence"):
         if not collected:
@@ -368,9 +374,12 @@ def _selection_filter(rule: Rule) -> PostFilter:
     )
 
 
-def load_selection_times(engine: Engine, rule: Rule, now: datetime) -> list[datetime]:
-    """When the rule's selection posted in the windows a spike check compares: the last
-    `hours`, and the same hours of each of the BASELINE_WEEKS weeks before."""
+def load_selection_times(
+    engine: Engine, rule: Rule, now: datetime
+) -> tuple[list[datetime], list[int]]:
+    """When the rule's selection posted in the windows a spike check compares (the last
+    `hours`, and the same hours of each of the BASELINE_WEEKS weeks before), and each post's
+    engagement at its latest count (0 when never counted)."""
     span = timedelta(hours=rule.config.hours)
     windows = [
         sa.and_(
@@ -379,7 +388,7 @@ def load_selection_times(engine: Engine, rule: Rule, now: datetime) -> list[date
         )
         for k in range(BASELINE_WEEKS + 1)
     ]
-    columns = [posts.c.published_at]
+    columns = [posts.c.published_at, sa.func.coalesce(posts.c.engagement, 0).label("engagement")]
     if rule.matcher is not None:
         columns += [posts.c.title, posts.c.text]
     query = (
@@ -394,10 +403,10 @@ def load_selection_times(engine: Engine, rule: Rule, now: datetime) -> list[date
     )
     with engine.connect() as connection:
         rows = connection.execute(query).all()
-    if rule.matcher is None:
-        return [row.published_at for row in rows]
     matcher = rule.matcher
-    return [row.published_at for row in rows if matcher.matches(PostStems.of(row.title, row.text))]
+    if matcher is not None:
+        rows = [row for row in rows if matcher.matches(PostStems.of(row.title, row.text))]
+    return [row.published_at for row in rows], [int(row.engagement) for row in rows]
 
 
 def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[SourceActivity]:
@@ -495,6 +504,7 @@ def _deliver(
                 language=_language(config, rule),
                 items=tuple(item for item in items if item is not None),
                 count=len(batch),
+                measure=rule.config.measure,
             )
             outgoing.append((index, message))
     for (index, _), error in zip(outgoing, courier.send([m for _, m in outgoing]), strict=True):
