@@ -1,6 +1,6 @@
 """Handing alert messages to Apprise, one channel at a time. The only module here that does
-network I/O, and the only one that imports Apprise: in the delivery process of a collection
-(`monitor.alerts.courier`), in the process itself for `alerts test`, `alerts list` and
+network I/O, and the only one that imports Apprise: in the alert process of a collection
+(`monitor.alerts.alerter`), in the process itself for `alerts test`, `alerts list` and
 `config check`.
 
 A channel is one `notify` URL or one `notify_env` variable of a rule. Its label, which logs,
@@ -17,11 +17,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from monitor.text import strip_control
 
 if TYPE_CHECKING:
+    from monitor.alerts.rules import NewPost
     from monitor.config import AlertRuleConfig
 
 log = logging.getLogger(__name__)
@@ -166,3 +168,72 @@ def deliver_all(deliveries: Sequence[Delivery], timeout: float) -> list[str | No
     for position, answer in deliver_each(deliveries, timeout):
         answers[position] = answer
     return answers
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a round for one channel, to write and send."""
+
+    channel: Channel  # with its URL
+    rule: str
+    kind: str  # keyword | spike | silence
+    language: str
+    # The events listed, at most [alerting] max_items: an item already written (a spike's, a
+    # silence's), or a post to write one for.
+    items: tuple[str | NewPost, ...]
+    count: int  # the events the message stands for; those not listed are counted
+    measure: str = "posts"  # what a spike rule counts: posts or engagement
+
+
+class Sender:
+    """Writes a round's messages and sends them: `send` answers per message None when it
+    went, else why not, in one line. `progress`, when given, hears before the first delivery
+    and after each how long the next may take (the alert process tells its parent)."""
+
+    def __init__(
+        self,
+        timezone: str,
+        public_url: str | None,
+        timeout: float,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        from monitor.alerts.message import TEXTS, AlertWriter
+
+        self.timeout = timeout
+        self.progress = progress or (lambda seconds: None)
+        self.writers = {language: AlertWriter(language, timezone, public_url) for language in TEXTS}
+        for writer in self.writers.values():
+            writer.fmt.local(datetime.now(UTC))  # Babel reads its locale data at the first use
+
+    def send(self, messages: Sequence[Outgoing]) -> list[str | None]:
+        answers: list[str | None] = [None] * len(messages)
+        deliveries, positions = [], []
+        items: dict[tuple[str, int], str] = {}  # a post listed by many rules is written once
+        for index, message in enumerate(messages):
+            try:
+                title, body = self._write(message, items)
+            except Exception as error:  # a bug in writing one message must cost that one only
+                log.warning("writing an alert of rule %r failed", message.rule, exc_info=True)
+                answers[index] = f"internal error: {type(error).__name__}"
+                continue
+            deliveries.append(Delivery(message.channel, title, body))
+            positions.append(index)
+        self.progress(self.timeout)
+        for position, answer in deliver_each(deliveries, self.timeout):
+            answers[positions[position]] = answer
+            self.progress(self.timeout)
+        return answers
+
+    def _write(self, message: Outgoing, items: dict[tuple[str, int], str]) -> tuple[str, str]:
+        writer = self.writers[message.language]
+        listed = []
+        for item in message.items:
+            if isinstance(item, str):
+                listed.append(item)
+                continue
+            key = (message.language, item.id)
+            if key not in items:
+                items[key] = writer.post_item(item)
+            listed.append(items[key])
+        written = writer.message(message.rule, message.kind, listed, message.count, message.measure)
+        return written.title, written.body

@@ -1,33 +1,30 @@
 """Alerts after a collection pass: find what the rules fire on, claim it, deliver, record.
 
-`omvarld collect` and `omvarld run` call `begin_pass` when a pass starts (it starts the delivery
-process and records the pass) and `alert_after_pass` once the pass has stored its posts. Only
-posts first seen in that pass and published within `[alerting] max_age` can fire a keyword or
-spike rule, so a new source's backfill floods no one; silence rules look at the sources the pass
-collected. A pass that a crash kept from its round is taken over by a later one, and failed
+The alert process (`monitor.alerts.alerter`) runs `run_alerts` once a pass has stored its posts.
+Only posts first seen in that pass and published within `[alerting] max_age` can fire a keyword
+or spike rule, so a new source's backfill floods no one; silence rules look at the sources the
+pass collected. A pass that a crash kept from its round is taken over by a later one, and failed
 deliveries of earlier passes are tried again. A delivery failure never raises: it is recorded,
-logged and retried, and the collection's outcome stands.
+logged and retried.
 
-The round does the work for what is sent, not for what matched: a post's lines are written only
-for the first `[alerting] max_items` events of each message, by the delivery process
-(`monitor.alerts.courier`), which also labels the channels and sends; this process never loads
-Apprise or the message writer on its way.
+The round does the work for what is sent, not for what matched: every match is claimed, but a
+post's lines are written only for the first `[alerting] max_items` events of each message.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.alerts.courier import Courier, CourierError, Outgoing
-from monitor.alerts.deliver import Channel, rule_channels
+from monitor.alerts.alerter import AlertReport
+from monitor.alerts.deliver import Channel, Outgoing, rule_channels
 from monitor.alerts.rules import (
     BASELINE_WEEKS,
     REGULAR_SPAN,
@@ -51,62 +48,28 @@ from monitor.alerts.store import (
     find_abandoned_passes,
     mark_failed,
     mark_sent,
-    open_pass,
 )
 from monitor.config import Config
-from monitor.db import chunks, first_line
+from monitor.db import chunks
 from monitor.filters import PostFilter, where_sources
 from monitor.models import posts, sources
 from monitor.search import STORED_STEMS
 
 if TYPE_CHECKING:
     from monitor.alerts.message import AlertWriter
-    from monitor.collect import SourceOutcome
 
 log = logging.getLogger(__name__)
 
 KEY_BATCH = 500  # source keys or post ids per IN (…): under SQLite's bound-parameter limit
-# A message shows a post's title, else its text's first line cut at 200 characters: this much of
-# the text is all the delivery process is handed (posts run to thousands of characters).
-SHOWN_TEXT_CHARS = 1000
 
-
-@dataclass(frozen=True)
-class AlertReport:
-    """What one round of alerts did: messages per outcome, and each failure in one line."""
-
-    sent: int = 0
-    failed: int = 0
-    failures: tuple[str, ...] = field(default=())
-
-    def summary(self) -> str:
-        return f"Alerts: {self.sent} sent, {self.failed} failed"
-
-
-def begin_pass(
-    config: Config, engine: Engine, courier: Courier | None, worker: str, since: datetime
-) -> int | None:
-    """At the start of a pass, when rules exist: start the delivery process, which gets ready
-    beside the pass, and record the pass (`alert_passes`) before it stores a post. The pass's
-    id; None without rules, or when it could not be recorded (logged: the pass goes on)."""
-    if not config.alerts:
-        return None
-    if courier is not None:
-        try:
-            courier.start()
-        except CourierError as error:  # the round will try again, and say so
-            log.warning("alerts: %s", error)
-    try:
-        return open_pass(engine, worker, since)
-    except Exception as error:
-        log.warning("alerts: the pass could not be recorded: %s", first_line(error))
-        return None
+# Writes and sends a round's messages; per message None when it went, else why not.
+Send = Callable[[Sequence[Outgoing]], list[str | None]]
 
 
 def run_alerts(
     config: Config,
     engine: Engine,
-    courier: Courier,
+    send: Send,
     *,
     since: datetime,
     worker: str,
@@ -115,14 +78,10 @@ def run_alerts(
     with_new: Sequence[str] = (),
     now: datetime | None = None,
 ) -> AlertReport:
-    """Alert on the pass that began at `since` (recorded as `pass_id`, when it was): `collected`
-    are the keys of the sources it collected, `with_new` those of them that stored new posts.
-    Takes over the passes that crashed before their rounds, and retries failed deliveries.
-
-    Raises:
-        CourierError: the delivery process could not label a channel; nothing was claimed, and
-            the pass stays recorded for the next round.
-    """
+    """Alert on the pass that `worker` began at `since` (recorded as `pass_id`, when it was):
+    `collected` are the keys of the sources it collected, `with_new` those of them that stored
+    new posts. Takes over the passes that crashed before their rounds, and retries failed
+    deliveries. `send`: see `monitor.alerts.deliver.Sender`."""
     if not config.alerts:
         return AlertReport()
     now = now or datetime.now(UTC)
@@ -132,7 +91,7 @@ def run_alerts(
     finished = sorted({p.id for p in abandoned} | ({pass_id} if pass_id is not None else set()))
     if earlier:
         log.info("alerts: taking over %d unfinished passes", len(earlier))
-    channels = _Channels(courier)
+    channels = _Channels()
     found = find_events(
         config, engine, rules, since, collected, with_new, now, channels, min(earlier, default=None)
     )
@@ -140,38 +99,20 @@ def run_alerts(
     claimed += claim_retries(engine, [r.name for r in rules], now, config.alerting.max_attempts)
     if not claimed:
         return AlertReport()
-    return _deliver(config, engine, courier, rules, claimed, now, channels, found.posts)
+    return _deliver(config, engine, send, rules, claimed, now, channels, found.posts)
 
 
-def alert_after_pass(
-    config: Config,
-    engine: Engine,
-    courier: Courier,
-    since: datetime,
-    outcomes: Sequence[SourceOutcome],
-    *,
-    worker: str,
-    pass_id: int | None = None,
-) -> AlertReport | None:
-    """`run_alerts` for a pass that began at `since` and ended with `outcomes`; None when no
-    rule is configured. Never raises: a broken alert round is logged and reported, and the
-    collection it follows stands as it ended."""
-    if not config.alerts:
-        return None
-    try:
-        return run_alerts(
-            config,
-            engine,
-            courier,
-            since=since,
-            worker=worker,
-            pass_id=pass_id,
-            collected=[o.key for o in outcomes],
-            with_new=[o.key for o in outcomes if o.counts.new],
-        )
-    except Exception as error:
-        log.warning("alerts failed: %s", first_line(error), exc_info=True)
-        return AlertReport(failures=(f"alerts could not run: {first_line(error)}",))
+def warm_up(config: Config, engine: Engine) -> None:
+    """Do once what a round does the first time, before the pass needs the round: compile the
+    rules (the stemmer) and the queries that read new posts and unfinished passes, on nothing."""
+    for rule in config.alerts:
+        compile_rule(rule)
+    later = datetime.now(UTC) + timedelta(days=1)
+    load_new_posts(engine, ["-"], later, later)
+    load_new_posts(engine, None, later, later)
+    find_abandoned_passes(engine, "-", later, timedelta(0))
+    for rule in config.alerts:
+        rule_channels(rule)  # labels the URLs through Apprise, once
 
 
 @dataclass(frozen=True)
@@ -245,20 +186,18 @@ def find_events(
         for rule, key, post_id, item in found
         for channel in channels.of(rule)
     ]
-    return FoundEvents(events, {post.id: _shown(post) for post in new_posts})
+    return FoundEvents(events, {post.id: post for post in new_posts})
 
 
 class _Channels:
-    """Each rule's channels, read once a round and only for rules with something to send; a
-    URL labelled by the delivery process, which has Apprise loaded."""
+    """Each rule's channels, read once a round and only for rules with something to send."""
 
-    def __init__(self, courier: Courier) -> None:
-        self.courier = courier
+    def __init__(self) -> None:
         self.by_rule: dict[str, list[Channel]] = {}
 
     def of(self, rule: Rule) -> list[Channel]:
         if rule.name not in self.by_rule:
-            self.by_rule[rule.name] = rule_channels(rule.config, self.courier.label)
+            self.by_rule[rule.name] = rule_channels(rule.config)
         return self.by_rule[rule.name]
 
 
@@ -349,19 +288,13 @@ def load_new_posts(
 
 
 def load_posts(engine: Engine, ids: Sequence[int]) -> dict[int, NewPost]:
-    """The posts with these ids that are neither deleted nor erased, as a message shows them."""
+    """The posts with these ids that are neither deleted nor erased, without stems."""
     found: dict[int, NewPost] = {}
     with engine.connect() as connection:
         for batch in chunks(sorted(ids), KEY_BATCH):
             for row in connection.execute(_post_query(False).where(posts.c.id.in_(batch))):
-                found[row.id] = _shown(_new_post(row, False))
+                found[row.id] = _new_post(row, False)
     return found
-
-
-def _shown(post: NewPost) -> NewPost:
-    """The post as it crosses to the delivery process: what its message shows, no stems."""
-    text = post.text[:SHOWN_TEXT_CHARS] if post.text else post.text
-    return replace(post, text=text, stems=None)
 
 
 def _selection_filter(rule: Rule) -> PostFilter:
@@ -463,7 +396,7 @@ def load_activity(engine: Engine, rule: Rule, collected: Sequence[str]) -> list[
 def _deliver(
     config: Config,
     engine: Engine,
-    courier: Courier,
+    send: Send,
     rules: Sequence[Rule],
     claimed: Sequence[Claimed],
     now: datetime,
@@ -497,8 +430,7 @@ def _deliver(
         else:
             items = tuple(_item(claim, posts_by_id) for claim in batch[:cap])
             message = Outgoing(
-                label=label,
-                url=channel.url,
+                channel=channel,
                 rule=rule.name,
                 kind=rule.kind,
                 language=_language(config, rule),
@@ -507,7 +439,7 @@ def _deliver(
                 measure=rule.config.measure,
             )
             outgoing.append((index, message))
-    for (index, _), error in zip(outgoing, courier.send([m for _, m in outgoing]), strict=True):
+    for (index, _), error in zip(outgoing, send([m for _, m in outgoing]), strict=True):
         errors[index] = error
     delivered_at = datetime.now(UTC)
     sent_ids: list[int] = []

@@ -19,7 +19,7 @@ from monitor.cli.root import app
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from monitor.alerts.courier import Courier
+    from monitor.alerts.alerter import Alerter
     from monitor.collect import SourceOutcome
     from monitor.config import Config
     from monitor.queries import SourceHealth
@@ -64,34 +64,34 @@ def collect(
             " left to it.",
             markup=False,
         )
-    courier = _make_courier(config)
+    alerter = _make_alerter(config)
     try:
         if not rows:
             if not holders:
                 out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
             # Failed deliveries may be due again, and a crashed pass's alerts left to send.
-            print_alert_report(config, engine, courier, now, [], worker=worker)
+            print_alert_report(config, engine, alerter, now, [], worker=worker)
             out.print(f"Database: {describe_database(engine)}", markup=False)
             return
-        _collect_rows(config, engine, courier, rows, now, worker)
+        _collect_rows(config, engine, alerter, rows, now, worker)
     finally:
-        if courier is not None:
-            courier.close()
+        if alerter is not None:
+            alerter.close()
 
 
-def _make_courier(config: Config) -> Courier | None:
-    """The delivery process's handle when there are rules (not started yet)."""
+def _make_alerter(config: Config) -> Alerter | None:
+    """The alert process's handle when there are rules (not started yet)."""
     if not config.alerts:
         return None
-    from monitor.alerts.courier import Courier
+    from monitor.alerts.alerter import Alerter
 
-    return Courier(config)
+    return Alerter(config)
 
 
 def _collect_rows(
     config: Config,
     engine: Engine,
-    courier: Courier | None,
+    alerter: Alerter | None,
     rows: Sequence[SourceRow],
     now: datetime,
     worker: str,
@@ -116,10 +116,10 @@ def _collect_rows(
     )
     pass_id = None
     if config.alerts:
-        from monitor.alerts.pipeline import begin_pass
+        from monitor.alerts.alerter import begin_pass
 
-        # The delivery process loads Apprise on the other core while the pass runs.
-        pass_id = begin_pass(config, engine, courier, worker, now)
+        # The alert process gets ready for the round on the other core while the pass runs.
+        pass_id = begin_pass(config, engine, alerter, worker, now)
     with progress:
         task = progress.add_task("", total=len(rows))
 
@@ -130,7 +130,7 @@ def _collect_rows(
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
-    print_alert_report(config, engine, courier, now, outcomes, worker=worker, pass_id=pass_id)
+    print_alert_report(config, engine, alerter, now, outcomes, worker=worker, pass_id=pass_id)
     out.print(f"Database: {describe_database(engine)}", markup=False)
     if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
@@ -139,7 +139,7 @@ def _collect_rows(
 def print_alert_report(
     config: Config,
     engine: Engine,
-    courier: Courier | None,
+    alerter: Alerter | None,
     since: datetime,
     outcomes: Sequence[SourceOutcome],
     *,
@@ -148,12 +148,12 @@ def print_alert_report(
 ) -> None:
     """Alert on the pass (when rules are configured) and say what went out. A failed delivery
     is named but leaves the exit code to the collection: it is retried by later passes."""
-    if not config.alerts or courier is None:
+    if not config.alerts or alerter is None:
         return
-    from monitor.alerts.pipeline import alert_after_pass
+    from monitor.alerts.alerter import alert_after_pass
 
     report = alert_after_pass(
-        config, engine, courier, since, outcomes, worker=worker, pass_id=pass_id
+        config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id
     )
     if report is None or not (report.sent or report.failed or report.failures):
         return
