@@ -23,6 +23,7 @@ delivery; the next round starts a new process. A collection never fails because 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -42,6 +43,7 @@ from monitor.workers import read_start_ticks
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from monitor.alerts.pipeline import PassReader
     from monitor.collect import SourceOutcome
     from monitor.config import Config
 
@@ -58,6 +60,10 @@ DATABASE_SECONDS = 120.0
 ANSWER_GRACE_SECONDS = 5.0
 # How long a killed process may take to be gone.
 STOP_SECONDS = 5.0
+# The alert process's niceness (the collecting process's is 0): see Alerter.start.
+NICENESS = 10
+# How often the alert process reads the posts a running pass has stored.
+READ_EVERY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,13 @@ class AlerterError(Exception):
 @dataclass(frozen=True)
 class _Ready:
     """The process's first word: it is ready for a round."""
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """A pass began at `since`: read its new posts as it stores them."""
+
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -123,42 +136,56 @@ class Alerter:
         """The running process's id; None when there is none."""
         return self._process.pid if self._process is not None else None
 
-    def start(self) -> None:
+    def start(self, since: datetime | None = None) -> None:
         """Start the process unless one runs: it gets ready while the caller does other work.
+        With `since`, a pass began then: the process reads its posts as it stores them.
 
         Raises:
             AlerterError: it could not be started.
         """
         with self._lock:
-            if self._process is not None and self._process.is_alive():
-                return
-            self._discard()
-            context = multiprocessing.get_context("spawn")
-            mine, theirs = context.Pipe()
-            parent = os.getpid()
-            root = logging.getLogger()
-            # Its log lines as this process writes them: to the same stderr, at the same level.
-            formats = [getattr(h.formatter, "_fmt", None) for h in root.handlers if h.formatter]
-            logs = (root.getEffectiveLevel(), next(filter(None, formats), None))
-            # What a round reads of the config, without the sources and recipients: the
-            # arguments go down a pipe that holds 64 KB, and start() waits until the new
-            # process has read them, after starting Python (2,000 sources: 0.7 s).
-            config = self.config.model_copy(update={"sources": (), "recipients": ()})
-            process = context.Process(
-                target=serve,
-                args=(theirs, config, logs, parent, read_start_ticks(parent)),
-                name="omvarld-alerts",
-                daemon=True,  # ended with its parent at exit
-            )
-            try:
-                process.start()
-            except OSError as error:
-                raise AlerterError(f"the alert process could not start: {error}") from error
-            finally:
-                theirs.close()  # only the child's: its end of file is ours when it dies
-            self._process, self._connection = process, mine
-            self._started_at = time.monotonic()
-            log.debug("alert process %s started", process.pid)
+            self._start()
+            if since is not None:
+                try:
+                    self._connected().send(_Pass(since))
+                except OSError:  # gone already: the round starts another, and reads then
+                    self._discard()
+
+    def _start(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        self._discard()
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        parent = os.getpid()
+        root = logging.getLogger()
+        # Its log lines as this process writes them: to the same stderr, at the same level.
+        formats = [getattr(h.formatter, "_fmt", None) for h in root.handlers if h.formatter]
+        logs = (root.getEffectiveLevel(), next(filter(None, formats), None))
+        # What a round reads of the config, without the sources and recipients: the
+        # arguments go down a pipe that holds 64 KB, and start() waits until the new
+        # process has read them, after starting Python (2,000 sources: 0.7 s).
+        config = self.config.model_copy(update={"sources": (), "recipients": ()})
+        process = context.Process(
+            target=serve,
+            args=(theirs, config, logs, parent, read_start_ticks(parent)),
+            name="omvarld-alerts",
+            daemon=True,  # ended with its parent at exit
+        )
+        try:
+            process.start()
+        except OSError as error:
+            raise AlerterError(f"the alert process could not start: {error}") from error
+        finally:
+            theirs.close()  # only the child's: its end of file is ours when it dies
+        # Niced, so that its second of getting ready takes what the pass leaves of the
+        # CPU rather than a share of it; after the pass, it has the CPU to itself.
+        assert process.pid is not None  # started
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, process.pid, NICENESS)
+        self._process, self._connection = process, mine
+        self._started_at = time.monotonic()
+        log.debug("alert process %s started", process.pid)
 
     def wait_ready(self) -> None:
         """Start the process if need be and wait until it is ready for a round (a benchmark
@@ -215,7 +242,7 @@ class Alerter:
     def _wait_ready(self) -> None:
         if self._ready and self._process is not None and self._process.is_alive():
             return
-        self.start()
+        self._start()
         waited = time.monotonic() - self._started_at
         answer = self._receive(max(READY_SECONDS - waited, 0.0), waiting_for="get ready")
         assert isinstance(answer, _Ready)
@@ -288,7 +315,7 @@ def begin_pass(
         return None
     if alerter is not None:
         try:
-            alerter.start()
+            alerter.start(since)
         except AlerterError as error:  # the round will try again, and say so
             log.warning("alerts: %s", error)
     from monitor.alerts.store import open_pass
@@ -341,7 +368,7 @@ def serve(
     level, format = logs
     logging.basicConfig(level=level, format=format or logging.BASIC_FORMAT)
     from monitor.alerts.deliver import Sender
-    from monitor.alerts.pipeline import run_alerts, warm_up
+    from monitor.alerts.pipeline import PassReader, run_alerts, warm_up
     from monitor.db import make_engine
 
     engine = make_engine(config.database_url)
@@ -356,11 +383,18 @@ def serve(
     except Exception as error:  # the round meets it again, and reports it
         log.warning("alerts: getting ready: %s", first_line(error))
     connection.send(_Ready())
+    reader: PassReader | None = None
     while True:
         try:
+            # While a pass runs, read what it has stored every READ_EVERY_SECONDS.
+            while reader is not None and not connection.poll(READ_EVERY_SECONDS):
+                reader = _read(reader)
             request = connection.recv()
         except (EOFError, OSError):
             return
+        if isinstance(request, _Pass):
+            reader = PassReader(config, engine, request.since)
+            continue
         assert isinstance(request, _Round)
         try:
             report = run_alerts(
@@ -373,8 +407,21 @@ def serve(
                 collected=request.collected,
                 with_new=request.with_new,
                 now=request.now,
+                reader=reader,
             )
         except Exception as error:  # the database gone for a moment: the next round retries
             log.warning("alerts failed: %s", first_line(error), exc_info=True)
             report = AlertReport(failures=(f"alerts could not run: {first_line(error)}",))
+        reader = None
         connection.send(_Done(report))
+
+
+def _read(reader: PassReader) -> PassReader | None:
+    """`reader` after reading what its pass stored since; None when that failed (the round
+    reads the pass's posts itself then)."""
+    try:
+        reader.read(datetime.now(UTC))
+    except Exception as error:
+        log.warning("alerts: reading the pass's posts: %s", first_line(error))
+        return None
+    return reader

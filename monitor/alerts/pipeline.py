@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -77,11 +77,13 @@ def run_alerts(
     collected: Sequence[str] = (),
     with_new: Sequence[str] = (),
     now: datetime | None = None,
+    reader: PassReader | None = None,
 ) -> AlertReport:
     """Alert on the pass that `worker` began at `since` (recorded as `pass_id`, when it was):
     `collected` are the keys of the sources it collected, `with_new` those of them that stored
     new posts. Takes over the passes that crashed before their rounds, and retries failed
-    deliveries. `send`: see `monitor.alerts.deliver.Sender`."""
+    deliveries. `send`: see `monitor.alerts.deliver.Sender`; `reader`: the pass's posts read
+    and matched while it ran, when they were."""
     if not config.alerts:
         return AlertReport()
     now = now or datetime.now(UTC)
@@ -92,8 +94,19 @@ def run_alerts(
     if earlier:
         log.info("alerts: taking over %d unfinished passes", len(earlier))
     channels = _Channels()
+    if reader is not None and (reader.since != since or earlier):
+        reader = None  # another pass's, or all sources' posts are wanted
     found = find_events(
-        config, engine, rules, since, collected, with_new, now, channels, min(earlier, default=None)
+        config,
+        engine,
+        rules,
+        since,
+        collected,
+        with_new,
+        now,
+        channels,
+        min(earlier, default=None),
+        reader,
     )
     claimed = claim_new(engine, found.events, now, finished)
     claimed += claim_retries(engine, [r.name for r in rules], now, config.alerting.max_attempts)
@@ -110,6 +123,9 @@ def warm_up(config: Config, engine: Engine) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
     load_new_posts(engine, ["-"], later, later)
     load_new_posts(engine, None, later, later)
+    reader = PassReader(config, engine, later)
+    reader.read(datetime.now(UTC))
+    reader.finish(["-"], later)
     find_abandoned_passes(engine, "-", later, timedelta(0))
     for rule in config.alerts:
         rule_channels(rule)  # labels the URLs through Apprise, once
@@ -133,10 +149,12 @@ def find_events(
     now: datetime,
     channels: _Channels,
     recover_since: datetime | None = None,
+    reader: PassReader | None = None,
 ) -> FoundEvents:
     """Every (rule, event, channel) this pass gives reason to alert on. With `recover_since`,
     the posts of every source first seen since then count as new (passes that crashed before
-    their rounds: which sources they stored is not known)."""
+    their rounds: which sources they stored is not known). With `reader`, the posts it read
+    and matched during the pass are not read again."""
     found: list[tuple[Rule, str, int | None, str]] = []
     new_posts: list[NewPost] = []
     writers = _Writers(config)
@@ -145,9 +163,12 @@ def find_events(
         oldest = now - timedelta(seconds=config.alerting.max_age)
         if recover_since is not None:
             new_posts = load_new_posts(engine, None, min(since, recover_since), oldest)
+            matched = match_posts(on_posts, new_posts)
+        elif reader is not None:
+            new_posts, matched = reader.finish(with_new, oldest)
         else:
             new_posts = load_new_posts(engine, with_new, since, oldest)
-        matched = match_posts(on_posts, new_posts)
+            matched = match_posts(on_posts, new_posts)
         for rule in on_posts:
             if rule.name not in matched:
                 continue
@@ -187,6 +208,66 @@ def find_events(
         for channel in channels.of(rule)
     ]
     return FoundEvents(events, {post.id: post for post in new_posts})
+
+
+class PassReader:
+    """A pass's new posts, read and matched while the pass stores them (in the alert process,
+    on the other core), so that its round after the pass reads and matches only the last few.
+
+    Each `read` takes the posts stored since the last one (by id: one writer per collecting
+    process stores its posts in order), first seen since the pass began. `finish` asks for the
+    ids the round wants (its sources' posts of the pass), and reads and matches only those it
+    does not have: the answer is the round's without a reader, whatever the order of ids."""
+
+    def __init__(self, config: Config, engine: Engine, since: datetime) -> None:
+        self.engine = engine
+        self.since = since
+        self.max_age = timedelta(seconds=config.alerting.max_age)
+        self.rules = [
+            compile_rule(rule) for rule in config.alerts if rule.kind in ("keyword", "spike")
+        ]
+        self.posts: dict[int, NewPost] = {}
+        self.matched: dict[int, list[str]] = {}  # post id -> the rules it matched
+        self.last_id = 0
+
+    def read(self, now: datetime) -> None:
+        """Read and match the posts stored since the last call."""
+        if not self.rules:
+            return
+        stored = self.engine.dialect.name == "sqlite"
+        query = _post_query(stored).where(
+            posts.c.id > self.last_id,
+            posts.c.first_seen_at >= self.since,
+            posts.c.published_at >= now - self.max_age,
+        )
+        with self.engine.connect() as connection:
+            self._add([_new_post(row, stored) for row in connection.execute(query)])
+
+    def finish(
+        self, source_keys: Sequence[str], oldest: datetime
+    ) -> tuple[list[NewPost], dict[str, list[NewPost]]]:
+        """The posts of these sources first seen since the pass began and published since
+        `oldest`, and per rule those it matches, oldest first (as `match_posts` answers)."""
+        wanted = set(find_new_post_ids(self.engine, source_keys, self.since, oldest))
+        missing = sorted(wanted - self.posts.keys())
+        if missing:
+            self._add(load_posts(self.engine, missing, with_stems=True).values())
+        found = [self.posts[i] for i in sorted(wanted)]
+        by_rule: dict[str, list[NewPost]] = {}
+        for post in sorted(found, key=lambda p: (p.published_at, p.id)):
+            for name in self.matched[post.id]:
+                by_rule.setdefault(name, []).append(post)
+        return found, by_rule
+
+    def _add(self, found: Iterable[NewPost]) -> None:
+        batch = [post for post in found if post.id not in self.posts]
+        for post in batch:
+            self.posts[post.id] = post
+            self.matched[post.id] = []
+            self.last_id = max(self.last_id, post.id)
+        for name, matching in match_posts(self.rules, batch).items():
+            for post in matching:
+                self.matched[post.id].append(name)
 
 
 class _Channels:
@@ -287,13 +368,38 @@ def load_new_posts(
     return found
 
 
-def load_posts(engine: Engine, ids: Sequence[int]) -> dict[int, NewPost]:
-    """The posts with these ids that are neither deleted nor erased, without stems."""
+def find_new_post_ids(
+    engine: Engine, source_keys: Sequence[str], since: datetime, oldest: datetime
+) -> list[int]:
+    """The ids of what `load_new_posts` reads (of these sources), without reading the posts."""
+    joined = posts.join(sources, sources.c.id == posts.c.source_id)
+    found: list[int] = []
+    with engine.connect() as connection:
+        for keys in chunks(sorted(source_keys), KEY_BATCH):
+            query = (
+                sa.select(posts.c.id)
+                .select_from(joined)
+                .where(
+                    sources.c.key.in_(keys),
+                    posts.c.published_at >= oldest,
+                    posts.c.first_seen_at >= since,
+                    posts.c.deleted_at.is_(None),
+                    posts.c.erased_at.is_(None),
+                )
+            )
+            found += connection.execute(query).scalars()
+    return found
+
+
+def load_posts(engine: Engine, ids: Sequence[int], with_stems: bool = False) -> dict[int, NewPost]:
+    """The posts with these ids that are neither deleted nor erased; `with_stems`: with the
+    stems SQLite's index keeps, for matching."""
+    stored = with_stems and engine.dialect.name == "sqlite"
     found: dict[int, NewPost] = {}
     with engine.connect() as connection:
         for batch in chunks(sorted(ids), KEY_BATCH):
-            for row in connection.execute(_post_query(False).where(posts.c.id.in_(batch))):
-                found[row.id] = _new_post(row, False)
+            for row in connection.execute(_post_query(stored).where(posts.c.id.in_(batch))):
+                found[row.id] = _new_post(row, stored)
     return found
 
 
