@@ -295,7 +295,7 @@ class Alerter:
 
 def _fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) -> int:
     """Mark failed, with `reason`, the alerts a round that began at `now` claimed and did not
-    get to record; how many."""
+    get to record; how many messages they were."""
     from monitor.alerts.store import fail_unfinished
 
     retry = now + timedelta(seconds=config.alerting.retry_after)
@@ -365,8 +365,8 @@ def serve(
     """The alert process: get ready, say so, then run each round asked for until killed or
     the parent is gone. `logs`: the parent's log level and format."""
     watch_parent(parent, parent_ticks)  # a SIGKILLed parent sends no stop
-    level, format = logs
-    logging.basicConfig(level=level, format=format or logging.BASIC_FORMAT)
+    level, log_format = logs
+    logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
     from monitor.alerts.deliver import Sender
     from monitor.alerts.pipeline import PassReader, run_alerts, warm_up
     from monitor.db import make_engine

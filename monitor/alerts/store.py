@@ -186,21 +186,22 @@ def fail_unfinished(
     engine: Engine, claimed_at: datetime, error: str, next_attempt: datetime, max_attempts: int
 ) -> int:
     """Record as failed the alerts a round claimed at `claimed_at` and left `sending` (its
-    process died or hung); tried again from `next_attempt` while attempts are left. How many."""
+    process died or hung); tried again from `next_attempt` while attempts are left. How many
+    messages they were (one per rule and channel)."""
     with engine.begin() as connection:
-        return int(
-            connection.execute(
-                alert_events.update()
-                .where(alert_events.c.status == SENDING, alert_events.c.claimed_at == claimed_at)
-                .values(
-                    status=FAILED,
-                    last_error=error,
-                    next_attempt_at=sa.case(
-                        (alert_events.c.attempts < max_attempts, next_attempt), else_=None
-                    ),
-                )
-            ).rowcount
-        )
+        rows = connection.execute(
+            alert_events.update()
+            .where(alert_events.c.status == SENDING, alert_events.c.claimed_at == claimed_at)
+            .values(
+                status=FAILED,
+                last_error=error,
+                next_attempt_at=sa.case(
+                    (alert_events.c.attempts < max_attempts, next_attempt), else_=None
+                ),
+            )
+            .returning(alert_events.c.rule, alert_events.c.channel)
+        ).all()
+    return len(set(rows))
 
 
 def list_events(engine: Engine, limit: int, rule: str | None = None) -> list[EventRecord]:
