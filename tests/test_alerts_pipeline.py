@@ -82,3 +82,29 @@ def test_a_pass_read_while_it_runs_finds_what_a_round_after_it_would(
     flen_only, _ = reader.finish(["flen"], oldest)
     assert sorted(p.title for p in flen_only) == ["Branden släckt", "Översvämning vid ån"]
     engine.dispose()
+
+
+def test_a_spike_rule_reads_each_posts_latest_engagement(tmp_path: Path, database_url: str) -> None:
+    from dataclasses import replace
+
+    from monitor.alerts.pipeline import load_selection_times
+
+    body = feed_source("https://www.flen.se/rss", "Flens kommun", key="flen") + (
+        '\n[[alerts]]\nname = "Viralt"\nkind = "spike"\nmeasure = "engagement"\n'
+        'notify = ["json://x/y"]\n'
+    )
+    config = load_config(write_config(tmp_path, database_url, body))
+    engine = make_engine(database_url)
+    upgrade(engine)
+    sync_sources(engine, config, NOW)
+    with engine.connect() as connection:
+        source_id = connection.execute(sa.select(sources.c.id)).scalar_one()
+    counted = replace(post(1, "Inlägg som tar fart"), metrics={"likes": 40, "reposts": 2})
+    with engine.begin() as connection:
+        ingest_posts(connection, source_id, [counted, post(2, "Inget räknat")], now=NOW)
+    published, engagement = load_selection_times(engine, compile_rule(config.alerts[0]), NOW)
+    engine.dispose()
+    assert sorted(zip(published, engagement, strict=True)) == [
+        (NOW - timedelta(hours=1), 0),  # never counted: 0
+        (NOW - timedelta(hours=1), 42),
+    ]
