@@ -19,10 +19,11 @@ from monitor.cli.root import app
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from monitor.alerts.alerter import Alerter
     from monitor.collect import SourceOutcome
     from monitor.config import Config
     from monitor.queries import SourceHealth
-    from monitor.sources import LeaseHolder
+    from monitor.sources import LeaseHolder, SourceRow
 
 
 @app.command("collect")
@@ -35,13 +36,9 @@ def collect(
     platform: Annotated[str | None, typer.Option(help="Only sources of this platform.")] = None,
 ) -> None:
     """Collect the sources that are due (or --all, or --source KEY) once, and store their posts."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from monitor.collect import collect_sources
     from monitor.config import PLATFORMS
     from monitor.db import describe_database
     from monitor.sources import claim_sources, find_lease_holders, select_sources
-    from monitor.types import CollectStatus
     from monitor.workers import make_worker_id
 
     if platform is not None and platform not in PLATFORMS:
@@ -67,12 +64,44 @@ def collect(
             " left to it.",
             markup=False,
         )
-    if not rows:
-        if not holders:
-            out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
-        print_alert_report(config, engine, now, [])  # failed deliveries may be due again
-        out.print(f"Database: {describe_database(engine)}", markup=False)
-        return
+    alerter = _make_alerter(config)
+    try:
+        if not rows:
+            if not holders:
+                out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
+            # Failed deliveries may be due again, and a crashed pass's alerts left to send.
+            print_alert_report(config, engine, alerter, now, [], worker=worker)
+            out.print(f"Database: {describe_database(engine)}", markup=False)
+            return
+        _collect_rows(config, engine, alerter, rows, now, worker)
+    finally:
+        if alerter is not None:
+            alerter.close()
+
+
+def _make_alerter(config: Config) -> Alerter | None:
+    """The alert process's handle when there are rules (not started yet)."""
+    if not config.alerts:
+        return None
+    from monitor.alerts.alerter import Alerter
+
+    return Alerter(config)
+
+
+def _collect_rows(
+    config: Config,
+    engine: Engine,
+    alerter: Alerter | None,
+    rows: Sequence[SourceRow],
+    now: datetime,
+    worker: str,
+) -> None:
+    """Collect the claimed sources, say how it went, and alert on the pass."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from monitor.collect import collect_sources
+    from monitor.db import describe_database
+    from monitor.types import CollectStatus
 
     progress = Progress(
         TextColumn("Collecting"),
@@ -85,10 +114,12 @@ def collect(
         # Only for a person watching: in a pipe or a log it would leave an empty line.
         disable=not err.is_terminal,
     )
+    pass_id = None
     if config.alerts:
-        from monitor.alerts.deliver import warm_up
+        from monitor.alerts.alerter import begin_pass
 
-        warm_up()  # beside the collection, which mostly waits on the network
+        # The alert process gets ready for the round on the other core while the pass runs.
+        pass_id = begin_pass(config, engine, alerter, worker, now)
     with progress:
         task = progress.add_task("", total=len(rows))
 
@@ -99,22 +130,31 @@ def collect(
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
-    print_alert_report(config, engine, now, outcomes)
+    print_alert_report(config, engine, alerter, now, outcomes, worker=worker, pass_id=pass_id)
     out.print(f"Database: {describe_database(engine)}", markup=False)
     if any(o.status in (CollectStatus.FAILED,) for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
 
 def print_alert_report(
-    config: Config, engine: Engine, since: datetime, outcomes: Sequence[SourceOutcome]
+    config: Config,
+    engine: Engine,
+    alerter: Alerter | None,
+    since: datetime,
+    outcomes: Sequence[SourceOutcome],
+    *,
+    worker: str,
+    pass_id: int | None = None,
 ) -> None:
     """Alert on the pass (when rules are configured) and say what went out. A failed delivery
     is named but leaves the exit code to the collection: it is retried by later passes."""
-    if not config.alerts:
+    if not config.alerts or alerter is None:
         return
-    from monitor.alerts.pipeline import alert_after_pass
+    from monitor.alerts.alerter import alert_after_pass
 
-    report = alert_after_pass(config, engine, since, outcomes)
+    report = alert_after_pass(
+        config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id
+    )
     if report is None or not (report.sent or report.failed or report.failures):
         return
     out.print(report.summary(), markup=False)
