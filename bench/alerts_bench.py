@@ -5,7 +5,9 @@ Stores bench/feedgen.py's feeds in a fresh SQLite database (no HTTP: the posts g
 times, in this process: reading the pass's new posts, matching them against N rules in Python
 (`monitor.alerts.rules.match_posts`, the way Omvärld does it), the alternative of one full-text
 query per rule on the new posts' ids (`monitor.search.search_condition`), and the whole
-`run_alerts` round with its claims and deliveries to a loopback webhook.
+`run_alerts` round with its claims and deliveries to a loopback webhook, in this process, and
+as `omvarld collect` runs it: in the alert process, made ready first (as a pass gives it the
+time).
 
     .venv/bin/python bench/alerts_bench.py                  # 2,000 feeds, 50 rules
     .venv/bin/python bench/alerts_bench.py --feeds 500 --rules 200
@@ -27,12 +29,13 @@ from alert_rules import AlertSink, rules_toml
 from feedgen import Feed, FeedFactory
 
 from collectors.text import html_to_text
-from monitor.alerts.deliver import warm_up
-from monitor.alerts.pipeline import load_new_posts, run_alerts
+from monitor.alerts.alerter import Alerter, AlertReport
+from monitor.alerts.deliver import Sender
+from monitor.alerts.pipeline import load_new_posts, run_alerts, warm_up
 from monitor.alerts.rules import compile_rule, match_posts
 from monitor.config import load_config
 from monitor.db import make_engine, upgrade
-from monitor.models import posts, sources
+from monitor.models import alert_events, posts, sources
 from monitor.search import search_condition
 from monitor.sources import sync_sources
 from monitor.store import ingest_posts
@@ -140,10 +143,18 @@ def main() -> int:
     sql_ms, sql_hits = best_of(args.repeats, sql_matching)
 
     warm_started = time.perf_counter()
-    warm_up().join()
+    sender = Sender(config.digest.timezone, config.web.public_url, config.alerting.timeout)
+    warm_up(config, engine)  # as the alert process does while the pass runs
     warm_ms = (time.perf_counter() - warm_started) * 1000
+
+    def round_of_alerts() -> AlertReport:
+        return run_alerts(
+            config, engine, sender.send, since=since, worker="bench", collected=keys,
+            with_new=keys, now=now,
+        )  # fmt: skip
+
     round_started = time.perf_counter()
-    report = run_alerts(config, engine, since=since, collected=keys, with_new=keys, now=now)
+    report = round_of_alerts()
     round_ms = (time.perf_counter() - round_started) * 1000
     second_started = time.perf_counter()
     if args.profile:
@@ -151,7 +162,7 @@ def main() -> int:
 
         profiler = cProfile.Profile()
         profiler.enable()
-    again = run_alerts(config, engine, since=since, collected=keys, with_new=keys, now=now)
+    again = round_of_alerts()
     second_ms = (time.perf_counter() - second_started) * 1000
     if args.profile:
         import pstats
@@ -159,17 +170,33 @@ def main() -> int:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
+    # As `omvarld collect` runs it, on a database as it was before these rounds.
+    with engine.begin() as connection:
+        connection.execute(alert_events.delete())
+    alerter = Alerter(config)
+    alerter.wait_ready()
+    process_started = time.perf_counter()
+    in_process = alerter.run_round(
+        engine, since=since, worker="bench", collected=keys, with_new=keys
+    )
+    process_ms = (time.perf_counter() - process_started) * 1000
+    alerter.close()
+
     print(f"churn: {len(churned)} feeds, {len(new_posts)} new posts within max_age")
     print(f"  read the pass's new posts:            {load_ms:8.1f} ms (best of {args.repeats})")
     print(f"  compile {args.rules} rules:                  {compile_ms:8.1f} ms")
     print(f"  match in Python (stored stems):       {match_ms:8.1f} ms, {hits} matches")
     print(f"  match in SQL (one FTS query a rule):  {sql_ms:8.1f} ms, {sql_hits} matches")
-    print(f"  load Apprise (collect: beside the pass): {warm_ms:5.1f} ms")
+    print(f"  get ready: Apprise, Babel, rules, queries (the alert process): {warm_ms:5.1f} ms")
     print(
         f"  run_alerts, first round:             {round_ms:8.1f} ms"
         f" ({report.sent} messages sent, {report.failed} failed)"
     )
     print(f"  run_alerts again (all claimed):      {second_ms:8.1f} ms ({again.sent} sent)")
+    print(
+        f"  the round in a ready alert process:  {process_ms:8.1f} ms"
+        f" ({in_process.sent} sent, {in_process.failed} failed)"
+    )
     print(f"  messages the webhook received: {sink.received}")
     sink.close()
     engine.dispose()

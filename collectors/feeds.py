@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from collectors.feedxml import read_feed
 from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
 from collectors.text import html_to_text
 from monitor.types import (
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from collectors.base import CollectorSettings
+    from monitor.rows import PreparedPost
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -59,6 +61,7 @@ class ParsedFeed:
     flavour: str  # youtube | flickr | mastodon | generic
     posts: tuple[PostData, ...]
     problem: str | None = None  # set when the feed was only partly readable
+    prepared: tuple[PreparedPost, ...] = ()  # the posts' row values (`parse_and_prepare`)
 
 
 class FeedCollector:
@@ -73,7 +76,9 @@ class FeedCollector:
     ) -> CollectResult:
         if not source.url:
             return CollectResult(CollectStatus.FAILED, state=state, error="source has no url")
-        return await fetch_feed(http, source.url, state, self.parsing, self.settings, now)
+        return await fetch_feed(
+            http, source.url, state, self.parsing, self.settings, now, prepare=True
+        )
 
 
 async def fetch_feed(
@@ -86,6 +91,8 @@ async def fetch_feed(
     *,
     accept: str = ACCEPT,
     movable: bool = True,
+    fast: bool = True,
+    prepare: bool = False,
 ) -> CollectResult:
     """One conditional GET of a feed, parsed off the event loop: the one way every collector
     reads a feed (feed sources, and the feed fallbacks of YouTube, Flickr and Mastodon).
@@ -103,6 +110,10 @@ async def fetch_feed(
         now: the attempt's start, from which freshness and `Retry-After` are counted.
         movable: whether a permanent redirect moves the source (`moved_to`): not for an address
             built from an account id or handle, which the next run builds again.
+        fast: as for `parse_feed`; False for collectors whose adapters read feedparser's entry
+            from the raw payload (the feeds of YouTube and Flickr accounts).
+        prepare: compute the posts' row values beside the parsing (`monitor.rows`), off the
+            database thread: for a collector that stores the posts as parsed.
     """
     headers = {"Accept": accept}
     if state.etag:
@@ -150,11 +161,12 @@ async def fetch_feed(
         return replace(base, error="empty response body")
 
     parse = functools.partial(
-        parse_feed,
+        parse_and_prepare if prepare else parse_feed,
         response.body,
         url=response.url,
         content_type=response.header("content-type"),
         max_entries=settings.max_entries,
+        fast=fast,
     )
     try:
         # feedparser is CPU-bound and synchronous: keep it off the event loop.
@@ -172,31 +184,41 @@ async def fetch_feed(
         posts=parsed.posts,
         state=new_state,
         error=parsed.problem,
+        prepared=parsed.prepared,
     )
 
 
 def parse_feed(
-    body: bytes, *, url: str, content_type: str | None = None, max_entries: int | None = None
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None = None,
+    max_entries: int | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Posts from the bytes of a feed. Pure: no network, no database.
+
+    Well-formed RSS 2.0 and Atom 1.0 are read with lxml by feedparser's rules
+    (collectors/feedxml.py); everything else, and anything that reading does not know, by
+    feedparser itself. Both give the same posts; the raw payload differs: the entry's XML as the
+    publisher sent it, or feedparser's entry where feedparser read the feed.
 
     Args:
         max_entries: take at most this many entries, the newest (by date; undated ones last,
             in the feed's order); `problem` then says how many the feed listed.
+        fast: False reads with feedparser only (the tests compare the two readings).
 
     Raises:
         FeedError: the body is not a feed (an HTML page, an empty or unparseable document).
     """
-    # No content-location: feedparser would resolve every link against it (a fifth of its
-    # time); we resolve the few links we keep ourselves.
-    headers = {"content-type": content_type} if content_type else {}
-    document = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    document = (read_feed(body, content_type) if fast else None) or _read_with_feedparser(
+        body, content_type
     )
     problem = None
-    if document.bozo and not isinstance(document.get("bozo_exception"), BENIGN_BOZO):
-        problem = _describe_bozo(document.get("bozo_exception"))
-    if not document.get("version") and not document.entries:
+    if document["bozo"] and not isinstance(document["bozo_exception"], BENIGN_BOZO):
+        problem = _describe_bozo(document["bozo_exception"])
+    entries = document["entries"]
+    if not document["version"] and not entries:
         if _looks_like_html(body, content_type):
             raise FeedError(
                 f"not a feed: the server returned an HTML page ({content_type or 'no type'})"
@@ -204,32 +226,63 @@ def parse_feed(
         raise FeedError(f"not a feed: {problem or 'no RSS, Atom or RDF content found'}")
 
     flavour = _detect_flavour(document)
-    feed_language = document.feed.get("language")
-    entries = document.entries
+    feed_language = document["feed"].get("language")
+    raws = document["xml"] or [None] * len(entries)
+    pairs = list(zip(entries, raws, strict=True))
     problems = []
-    if max_entries is not None and len(entries) > max_entries:
+    if max_entries is not None and len(pairs) > max_entries:
         problems.append(
-            f"{len(entries):,} entries in the feed; the newest {max_entries:,} taken "
+            f"{len(pairs):,} entries in the feed; the newest {max_entries:,} taken "
             "([collect] max_entries)"
         )
         # sorted() is stable: undated entries keep the feed's own order, after the dated ones.
-        entries = sorted(entries, key=_entry_sort_key, reverse=True)[:max_entries]
-    posts = tuple(_make_post(entry, flavour, url, feed_language) for entry in entries)
+        pairs = sorted(pairs, key=lambda pair: _entry_sort_key(pair[0]), reverse=True)
+        pairs = pairs[:max_entries]
+    posts = tuple(_make_post(entry, xml, flavour, url, feed_language) for entry, xml in pairs)
     if problem:
         problems.insert(0, f"feed is not well-formed ({problem}); {len(posts)} entries recovered")
     return ParsedFeed(
-        title=document.feed.get("title"),
+        title=document["feed"].get("title"),
         flavour=flavour,
         posts=posts,
         problem="; ".join(problems) or None,
     )
 
 
+def parse_and_prepare(body: bytes, **options: Any) -> ParsedFeed:
+    """`parse_feed`, with each post's row values computed too (in the parse worker, so that
+    the database thread only writes them)."""
+    # Imported here, in the parse worker: trend terms load word lists the fetching never needs.
+    from monitor.rows import prepare_posts
+
+    parsed = parse_feed(body, **options)
+    return replace(parsed, prepared=prepare_posts(parsed.posts))
+
+
+def _read_with_feedparser(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """feedparser's reading, with the keys `read_feed` gives (no entry XML)."""
+    # No content-location: feedparser would resolve every link against it (a fifth of its
+    # time); we resolve the few links we keep ourselves.
+    headers = {"content-type": content_type} if content_type else {}
+    document = feedparser.parse(
+        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    return {
+        "version": document.get("version"),
+        "namespaces": document.get("namespaces", {}),
+        "feed": document.feed,
+        "entries": document.entries,
+        "xml": None,
+        "bozo": document.bozo,
+        "bozo_exception": document.get("bozo_exception"),
+    }
+
+
 def _detect_flavour(document: Any) -> str:
     # YouTube is recognised by its namespace, whatever the URL (proxies, mirrors, tests).
-    if YOUTUBE_NAMESPACE in document.get("namespaces", {}).values():
+    if YOUTUBE_NAMESPACE in document["namespaces"].values():
         return "youtube"
-    generator = document.feed.get("generator_detail") or {}
+    generator = document["feed"].get("generator_detail") or {}
     name = f"{generator.get('name', '')} {generator.get('href', '')}".lower()
     if "flickr" in name:
         return "flickr"
@@ -250,7 +303,9 @@ def _entry_sort_key(entry: Any) -> tuple[bool, datetime]:
     return (published is not None, published or datetime.min.replace(tzinfo=UTC))
 
 
-def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | None) -> PostData:
+def _make_post(
+    entry: Any, xml: str | None, flavour: str, feed_url: str, feed_language: str | None
+) -> PostData:
     link = entry.get("link")
     link = urljoin(feed_url, link) if link else None
     published = _entry_time(entry)
@@ -272,7 +327,7 @@ def _make_post(entry: Any, flavour: str, feed_url: str, feed_language: str | Non
         language=(entry.get("title_detail", {}).get("language") or feed_language or None),
         tags=tuple(t.get("term") for t in entry.get("tags", []) if t.get("term")),
         media=media,
-        raw=_compact(_jsonable(dict(entry))),
+        raw={"xml": xml} if xml is not None else _compact(_jsonable(dict(entry))),
         metrics=metrics,
     )
 

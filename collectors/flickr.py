@@ -185,8 +185,9 @@ class FlickrCollector:
             return failed(state, error)
         # The address built from the NSID cannot move.
         movable = url == source.url
+        # adapt_feed_post reads the author's link and NSID from feedparser's entry.
         result = await fetch_feed(
-            http, url, state, self.parsing, self.settings, now, movable=movable
+            http, url, state, self.parsing, self.settings, now, movable=movable, fast=False
         )
         result = replace(result, resolved_id=nsid)
         if result.http_status in (404, 410):

@@ -409,6 +409,7 @@ class YouTubeCollector:
             now,
             accept=FEED_ACCEPT,
             movable=url == source.url,  # the address built from the channel id cannot move
+            fast=False,  # adapt_feed_post reads the video id and description from feedparser
         )
         if result.http_status in (404, 410):
             wanted = f"channel {channel_id or url} (its feed answered HTTP {result.http_status})"

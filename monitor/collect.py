@@ -160,7 +160,9 @@ class _LazyProcessPool(Executor):
                 # Imported here: multiprocessing is start-up time a warm pass does not need.
                 from monitor.processes import start_process_pool
 
-                self._pool = start_process_pool(self.processes, preload=["collectors.feeds"])
+                self._pool = start_process_pool(
+                    self.processes, preload=["collectors.feeds", "monitor.rows"]
+                )
         return self._pool.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

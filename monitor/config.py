@@ -464,9 +464,13 @@ class AlertRuleConfig(_Strict):
     notify_env: tuple[str, ...] = ()  # environment variables holding Apprise URLs
     language: Literal["sv", "en"] | None = None  # default: [digest] language
     # spike: at least `factor` times the posts of the same weekday and hours in the four weeks
-    # before, and at least `min_posts`, within the last `hours`.
+    # before, and at least `min_posts`, within the last `hours`. With measure = "engagement",
+    # the posts' engagement (likes, shares, comments … at their latest count) is summed instead,
+    # and at least `min_engagement` of it.
     factor: float = Field(3.0, gt=1, le=1000)
     hours: int = Field(3, ge=1, le=24 * 7)
+    measure: Literal["posts", "engagement"] = "posts"
+    min_engagement: int = Field(100, ge=1, le=100_000_000)
     # silence: a source with at least `min_posts` in the four weeks before its last post that
     # has posted nothing for `days`. spike: the fewest posts in `hours` that can be a spike.
     min_posts: int = Field(5, ge=1, le=10_000)
@@ -507,6 +511,8 @@ class AlertRuleConfig(_Strict):
             raise ValueError("a keyword rule needs query")
         if self.kind == "silence" and self.query is not None:
             raise ValueError("a silence rule watches sources, not words: remove query")
+        if self.measure != "posts" and self.kind != "spike":
+            raise ValueError('measure is a spike rule\'s: remove it, or set kind = "spike"')
         if not self.notify and not self.notify_env:
             raise ValueError("a rule needs notify or notify_env: where to send its alerts")
         return self

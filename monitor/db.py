@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -12,13 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from monitor.jsontext import serialize_json
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 SQLITE_STEM_FUNCTION = "omvarld_stems"  # named in migration 0007's triggers
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
 # that commands check the schema without importing Alembic.
-SCHEMA_HEAD = "0016"
+SCHEMA_HEAD = "0018"
 SQLITE_JOURNALS = ("-wal", "-shm", "-journal")  # files beside an SQLite database, as it names them
 
 
@@ -54,12 +55,6 @@ def make_engine(url: str, **options: Any) -> Engine:
     return engine
 
 
-def serialize_json(value: Any) -> str:
-    """JSON for both databases: UTF-8 kept as is, and NUL characters (which PostgreSQL refuses
-    in JSON and text) removed from the encoded text in one pass."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("\\u0000", "")
-
-
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -69,9 +64,9 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # The search index's triggers (migration 0007) call this on every write to posts, so every
     # connection that may write needs it, and a query stems its words with the same function.
-    from monitor.stems import stem_text
+    from monitor.stems import stem_stored_text
 
-    dbapi_connection.create_function(SQLITE_STEM_FUNCTION, 1, stem_text, deterministic=True)
+    dbapi_connection.create_function(SQLITE_STEM_FUNCTION, 1, stem_stored_text, deterministic=True)
 
 
 def _alembic_config(connection: sa.Connection) -> Any:

@@ -283,7 +283,9 @@ alert_events = sa.Table(
     sa.Column("post_id", sa.Integer, sa.ForeignKey("posts.id", ondelete="SET NULL")),
     sa.Column("channel", sa.Text, nullable=False),  # the Apprise URL redacted, or $ENV_NAME
     sa.Column("status", sa.Text, nullable=False),  # sending | sent | failed
-    sa.Column("item", sa.Text, nullable=False),  # the lines this event adds to a message
+    # The lines a spike's or a silence's event adds to a message; "" for a post's, written from
+    # the post when it is sent (only the first [alerting] max_items of a message are written).
+    sa.Column("item", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=False),  # the latest attempt began
@@ -294,6 +296,18 @@ alert_events = sa.Table(
     sa.Index("ix_alert_events_status_next_attempt_at", "status", "next_attempt_at"),
     sa.Index("ix_alert_events_created_at", "created_at"),
     sa.Index("ix_alert_events_post_id", "post_id"),
+)
+
+# The passes whose alerts are not claimed yet (migration 0017): a pass adds its row before it
+# stores a post, and its alert round's claims delete it in the same transaction. A row left by a
+# process that died before its round says from when the next round must look at new posts, so
+# a crash between storing posts and alerting on them loses no alert.
+alert_passes = sa.Table(
+    "alert_passes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("worker", sa.Text, nullable=False),  # host:pid:start, as leases name it
+    sa.Column("started_at", UTCDateTime, nullable=False),
 )
 
 # Recipients who unsubscribed from the web; recipients themselves stay in the config.
@@ -319,7 +333,7 @@ audit_log = sa.Table(
     sa.Column("counts", JSONType, nullable=False, default=dict),  # rows affected, per table
 )
 
-# Omvärld's own bookkeeping, one row per key (migration 0016). `sources_sync`: the fingerprint of
+# Omvärld's own bookkeeping, one row per key (migration 0018). `sources_sync`: the fingerprint of
 # the configured sources as the last sync wrote them, so an unchanged config is not synced again.
 meta = sa.Table(
     "meta",

@@ -25,6 +25,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from monitor.alerts.alerter import Alerter, alert_after_pass, begin_pass
 from monitor.audit import SERVICE_ACTOR
 from monitor.collect import collect_due
 from monitor.config import Config
@@ -115,8 +116,14 @@ def run_service(
     lock = lock_embedded_database(engine)
     stop = stop or threading.Event()
     worker = make_worker_id()
+    # One alert process for every tick's alerts, started by the first pass.
+    alerter = Alerter(config) if config.alerts else None
     if once:
-        _tick(config, engine, worker, stop)
+        try:
+            _tick(config, engine, worker, stop, alerter)
+        finally:
+            if alerter is not None:
+                alerter.close()
         return
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -131,7 +138,7 @@ def run_service(
         _tick,
         "interval",
         seconds=config.collect.tick,
-        args=(config, engine, worker, stop),
+        args=(config, engine, worker, stop, alerter),
         id="collect",
         next_run_time=datetime.now(UTC),
     )
@@ -170,6 +177,8 @@ def run_service(
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)  # the running tick sees `stop` and winds down
+        if alerter is not None:
+            alerter.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if lock is not None:
@@ -235,20 +244,24 @@ def _send_digests(
         log.info("digest week=%s recipient=%s status=%s%s", week, outcome.recipient, status, reason)
 
 
-def _tick(config: Config, engine: Engine, worker: str, stop: threading.Event) -> None:
+def _tick(
+    config: Config, engine: Engine, worker: str, stop: threading.Event, alerter: Alerter | None
+) -> None:
     started = time.monotonic()
     since = datetime.now(UTC)
+    pass_id = None
+    if config.alerts:
+        pass_id = begin_pass(config, engine, alerter, worker, since)
     try:
         outcomes = collect_due(config, engine, worker=worker, stop=stop)
     except Exception:
-        # A broken tick (the database gone for a moment) must not end the service.
+        # A broken tick (the database gone for a moment) must not end the service. Its pass
+        # stays recorded: the next tick's alerts look at what it stored.
         log.exception("collection tick failed")
         return
-    if config.alerts:
-        from monitor.alerts.pipeline import alert_after_pass
-
+    if alerter is not None:
         # Every tick, with or without news: failed deliveries come due again.
-        alert_after_pass(config, engine, since, outcomes)
+        alert_after_pass(config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id)
     if outcomes:
         failed = sum(o.status.value == "failed" for o in outcomes)
         new = sum(o.counts.new for o in outcomes)

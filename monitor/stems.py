@@ -8,8 +8,10 @@ Snowball Swedish stemmer, the same algorithm.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 
 import Stemmer
 
@@ -49,3 +51,29 @@ def stem_text(text: str | None) -> str | None:
     if text is None:
         return None
     return " ".join(filter(None, map(_CHUNKS.__getitem__, text.split())))
+
+
+# Stems computed beside the parsing (in a parse worker, monitor.rows), by text: while a batch is
+# written, the index's triggers look them up instead of stemming on the database thread. Stems
+# are a function of the text alone, so whichever thread finds an entry here finds it right.
+_GIVEN: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def given_stems(pairs: Iterable[tuple[str | None, str | None]]) -> Iterator[None]:
+    """Within the block, `stem_stored_text(text)` answers the given (text, stems) pairs from
+    memory."""
+    _GIVEN.update((text, stems) for text, stems in pairs if text is not None and stems is not None)
+    try:
+        yield
+    finally:
+        _GIVEN.clear()
+
+
+def stem_stored_text(text: str | None) -> str | None:
+    """`stem_text`, answered from the given stems where they hold the text (the SQL function
+    `omvarld_stems`)."""
+    if text is None:
+        return None
+    known = _GIVEN.get(text)
+    return known if known is not None else stem_text(text)

@@ -9,10 +9,11 @@ account's own counts to `source_metrics`. The store never does HTTP; it is hande
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import json
 import logging
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,23 +33,30 @@ from monitor.models import (
     sources,
 )
 from monitor.platforms import label_platform
+from monitor.rows import (
+    POST_ROW_COLUMNS,
+    PreparedPost,
+    clean_text,
+    keep_web_addresses,
+    post_row,
+    prepared_for,
+)
 from monitor.schedule import RHYTHM_SAMPLE, SchedulePolicy, find_rhythm, plan_next_check
-from monitor.terms import stored_phrases, stored_terms
-from monitor.text import strip_control
+from monitor.stems import given_stems
 from monitor.types import (
     METRIC_NAMES,
     AccountCounts,
     CollectResult,
     CollectStatus,
-    Media,
     PostData,
 )
-from monitor.values import is_http_url
 
 log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
+# Bound values per SQLite statement: under its limit (32,766 since SQLite 3.32, 999 before).
+SQLITE_VARIABLES = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 990
 
 
 @dataclass(frozen=True)
@@ -69,27 +77,6 @@ class AttemptRecord:
     # False when not even the failure could be written (a full disk): the source's row, lease
     # included, is as it was.
     stored: bool = True
-
-
-def compute_content_hash(post: PostData) -> str:
-    """A fingerprint of what a reader sees; counts and the raw payload are left out."""
-    visible = [
-        post.kind,
-        post.url,
-        post.author,
-        post.published_at.isoformat() if post.published_at else None,
-        post.title,
-        post.text,
-        post.html,
-        post.language,
-        list(post.tags),
-        list(post.links),
-        list(post.mentions),
-        post.other_mentions,
-        [_media_fields(m) for m in post.media],
-    ]
-    encoded = json.dumps(visible, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -183,6 +170,7 @@ def _record(
             result.posts,
             now=attempt.finished_at,
             published_since=attempt.published_since,
+            prepared=result.prepared,
         )
         kept.append((attempt, result, counts))
         records.append(AttemptRecord(result.status, counts, result.error))
@@ -316,20 +304,23 @@ def ingest_posts(
     *,
     now: datetime,
     published_since: datetime | None = None,
+    prepared: Sequence[PreparedPost] = (),
 ) -> IngestCounts:
     """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts.
 
     Posts published before `published_since` are left out (retention would delete them);
-    erased posts are left as they are.
+    erased posts are left as they are. `prepared` may hold the posts' row values, computed
+    where they were parsed (monitor.rows); a post without is prepared here.
     """
     unique: dict[str, PostData] = {}
     for post in items:
         if published_since and post.published_at and post.published_at < published_since:
             continue
         unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
+    given = {id(p.post): p for p in prepared}
+    ready = [prepared_for(keep_web_addresses(post), given) for post in unique.values()]
     totals = IngestCounts()
-    kept = [keep_web_addresses(post) for post in unique.values()]
-    for batch in chunks(kept, BATCH_SIZE):
+    for batch in chunks(ready, BATCH_SIZE):
         counts = _ingest_batch(connection, source_id, batch, now)
         totals = IngestCounts(
             totals.new + counts.new,
@@ -340,44 +331,10 @@ def ingest_posts(
     return totals
 
 
-def keep_web_addresses(post: PostData) -> PostData:
-    """The post without its addresses that are not http(s) (its url, links, media): a
-    `javascript:` link from a hostile source would run when a reader clicks it in a digest.
-
-    The one place this rule is enforced, before the content hash, so the hash covers what is
-    stored. Returns the post itself when every address is a web address, as nearly all are.
-    """
-    if (
-        (post.url is None or is_http_url(post.url))
-        and (not post.links or all(map(is_http_url, post.links)))
-        and (not post.media or all(map(_has_web_addresses, post.media)))
-    ):
-        return post
-    return dataclasses.replace(
-        post,
-        url=post.url if is_http_url(post.url) else None,
-        links=tuple(filter(is_http_url, post.links)),
-        media=tuple(
-            dataclasses.replace(
-                media,
-                url=media.url if is_http_url(media.url) else None,
-                thumbnail_url=media.thumbnail_url if is_http_url(media.thumbnail_url) else None,
-            )
-            for media in post.media
-        ),
-    )
-
-
-def _has_web_addresses(media: Media) -> bool:
-    return (media.url is None or is_http_url(media.url)) and (
-        media.thumbnail_url is None or is_http_url(media.thumbnail_url)
-    )
-
-
 def _ingest_batch(
-    connection: Connection, source_id: int, batch: list[PostData], now: datetime
+    connection: Connection, source_id: int, batch: list[PreparedPost], now: datetime
 ) -> IngestCounts:
-    hashes = {p.platform_post_id: compute_content_hash(p) for p in batch}
+    hashes = {p.post.platform_post_id: p.content_hash for p in batch}
     found = connection.execute(
         sa.select(
             posts.c.id, posts.c.platform_post_id, posts.c.content_hash, posts.c.erased_at
@@ -390,19 +347,48 @@ def _ingest_batch(
     # An erased post is a tombstone that stays one: seen again, it gets no update, no revision
     # and no counts (`omvarld erase`).
     erased = {row.platform_post_id for row in found if row.erased_at is not None}
-    fresh = [p for p in batch if p.platform_post_id not in existing]
+    fresh = [p for p in batch if p.post.platform_post_id not in existing]
     changed = [
         p
         for p in batch
-        if p.platform_post_id in existing
-        and p.platform_post_id not in erased
-        and existing[p.platform_post_id][1] != hashes[p.platform_post_id]
+        if p.post.platform_post_id in existing
+        and p.post.platform_post_id not in erased
+        and existing[p.post.platform_post_id][1] != p.content_hash
     ]
 
     ids = {key: post_id for key, (post_id, _) in existing.items() if key not in erased}
     inserted = 0
     if fresh:
-        rows = [_post_row(source_id, p, hashes[p.platform_post_id], now) for p in fresh]
+        rows = [post_row(source_id, p, now) for p in fresh]
+        inserted, new_ids = _insert_posts(connection, fresh, rows)
+        ids |= new_ids
+    if changed:
+        changed_ids = [existing[p.post.platform_post_id][0] for p in changed]
+        _supersede(connection, changed_ids, now)
+        _overwrite(connection, list(zip(changed_ids, changed, strict=True)), now)
+    metrics = _append_metrics(connection, [p.post for p in batch], ids, set(existing), now)
+    return IngestCounts(
+        new=inserted,
+        updated=len(changed),
+        unchanged=len(batch) - inserted - len(changed),
+        metrics=metrics,
+    )
+
+
+def _insert_posts(
+    connection: Connection, fresh: list[PreparedPost], rows: list[dict[str, Any]]
+) -> tuple[int, dict[str, int]]:
+    """Insert new posts (a post stored meanwhile is left alone): how many were inserted, and
+    the ids of the inserted ones by platform id.
+
+    SQLite gets one executemany of a plain INSERT, its values through the columns' own bind
+    processors (so they are stored exactly as SQLAlchemy stores them), and then the batch's
+    search index rows in one executemany, from the stems computed with the posts (migration
+    0016): SQLAlchemy's multi-row INSERT … RETURNING cost as much Python as SQLite's own work on
+    the one database thread of a collection, and the index trigger's two calls into Python a
+    row waited for the GIL behind the fetching and parsing.
+    """
+    if connection.dialect.name != "sqlite":
         # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
         # INSERTs itself ("insertmanyvalues"), without compiling a statement per source.
         statement = (
@@ -410,20 +396,68 @@ def _ingest_batch(
             .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
             .returning(posts.c.id, posts.c.platform_post_id)
         )
-        for row in connection.execute(statement, rows):
-            ids[row.platform_post_id] = row.id
-            inserted += 1
-    if changed:
-        changed_ids = [existing[p.platform_post_id][0] for p in changed]
-        _supersede(connection, changed_ids, now)
-        _overwrite(connection, source_id, list(zip(changed_ids, changed, strict=True)), hashes, now)
-    metrics = _append_metrics(connection, batch, ids, set(existing), now)
-    return IngestCounts(
-        new=inserted,
-        updated=len(changed),
-        unchanged=len(batch) - inserted - len(changed),
-        metrics=metrics,
+        returned = {row.platform_post_id: row.id for row in connection.execute(statement, rows)}
+        return len(returned), returned
+    names, processors = _sqlite_post_columns(connection.dialect)
+    values = [
+        tuple(row[name] if process is None else process(row[name]) for name, process in processors)
+        for row in rows
+    ]
+    # Rows inserted now get ids above the largest so far (one writer: SQLite's write lock).
+    before = connection.exec_driver_sql("SELECT max(id) FROM posts").scalar() or 0
+    connection.exec_driver_sql("INSERT INTO posts_search_paused VALUES (1)")
+    _insert_values(
+        connection, "posts", names, values, " ON CONFLICT (source_id, platform_post_id) DO NOTHING"
     )
+    connection.exec_driver_sql("DELETE FROM posts_search_paused")
+    # One row of JSON rather than a row per post: each row fetched is a step into SQLite that
+    # gives the GIL away and waits to get it back behind the fetching and parsing threads.
+    found = connection.exec_driver_sql(
+        "SELECT json_group_array(json_array(id, platform_post_id)) FROM posts WHERE id > ?",
+        (before,),
+    ).scalar()
+    ids = {platform_id: post_id for post_id, platform_id in json.loads(found or "[]")}
+    index_rows = [
+        (ids[p.post.platform_post_id], p.title_stems, p.text_stems)
+        for p in fresh
+        if p.post.platform_post_id in ids
+        and (p.values["title"] is not None or p.values["text"] is not None)
+    ]
+    _insert_values(connection, "posts_search", ("rowid", "title", "body"), index_rows)
+    return len(ids), ids
+
+
+def _insert_values(
+    connection: Connection,
+    table: str,
+    names: Sequence[str],
+    values: Sequence[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """INSERT rows on SQLite in multi-row statements: one step into SQLite (and one release of
+    the GIL) for up to SQLITE_VARIABLES values, where executemany steps once a row."""
+    per_statement = max(1, SQLITE_VARIABLES // len(names))
+    row = "(" + ", ".join("?" * len(names)) + ")"
+    for start in range(0, len(values), per_statement):
+        chunk = values[start : start + per_statement]
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(chunk))}"
+        connection.exec_driver_sql(
+            sql + suffix, tuple(v for row_values in chunk for v in row_values)
+        )
+
+
+@functools.cache
+def _sqlite_post_columns(dialect: Any) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The columns of a new posts row on SQLite, and each column's bind processor."""
+    names = [c.name for c in posts.columns if c.name in POST_ROW_COLUMNS]
+    processors = [(name, posts.c[name].type._cached_bind_processor(dialect)) for name in names]
+    return names, processors
+
+
+def _stems_of(batch: Sequence[PreparedPost]) -> Iterator[tuple[str | None, str | None]]:
+    for prepared in batch:
+        yield prepared.values["title"], prepared.title_stems
+        yield prepared.values["text"], prepared.text_stems
 
 
 _UPDATED_COLUMNS = (
@@ -434,11 +468,7 @@ _UPDATED_COLUMNS = (
 
 
 def _overwrite(
-    connection: Connection,
-    source_id: int,
-    changed: list[tuple[int, PostData]],
-    hashes: dict[str, str],
-    now: datetime,
+    connection: Connection, changed: list[tuple[int, PreparedPost]], now: datetime
 ) -> None:
     """Replace the stored content of changed posts; first_seen_at stays, and so does the
     date of an undated entry."""
@@ -446,14 +476,15 @@ def _overwrite(
     published = sa.bindparam("b_published_at", type_=posts.c.published_at.type)
     values["published_at"] = sa.func.coalesce(published, posts.c.published_at)
     parameters = []
-    for post_id, post in changed:
-        row = _post_row(source_id, post, hashes[post.platform_post_id], now)
+    for post_id, prepared in changed:
+        row = prepared.values | {"fetched_at": now}
         parameters.append(
             {f"b_{name}": row[name] for name in _UPDATED_COLUMNS}
-            | {"b_id": post_id, "b_published_at": post.published_at}
+            | {"b_id": post_id, "b_published_at": prepared.post.published_at}
         )
     statement = posts.update().where(posts.c.id == sa.bindparam("b_id")).values(values)
-    connection.execute(statement, parameters)
+    with given_stems(_stems_of([prepared for _, prepared in changed])):
+        connection.execute(statement, parameters)
 
 
 def _supersede(connection: Connection, post_ids: list[int], now: datetime) -> None:
@@ -500,53 +531,6 @@ def _append_metrics(
     return len(rows)
 
 
-def _post_row(source_id: int, post: PostData, content_hash: str, now: datetime) -> dict[str, Any]:
-    return {
-        "source_id": source_id,
-        "platform_post_id": post.platform_post_id,
-        "kind": post.kind,
-        "url": _clean(post.url),
-        "author": _clean(post.author),
-        # An undated entry is dated when we first saw it.
-        "published_at": post.published_at or now,
-        "title": _clean(post.title),
-        "text": _clean(post.text),
-        "html": _clean(post.html),
-        "language": _clean(post.language),
-        # JSON columns lose their NULs in `serialize_json`, in one pass over the encoded text.
-        "tags": [strip_control(tag) for tag in post.tags],
-        "links": list(post.links),
-        "mentions": [strip_control(mention) for mention in post.mentions],
-        "other_mentions": post.other_mentions,
-        "media": [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media],
-        "raw": post.raw,
-        "terms": stored_terms(post.title, post.text, post.tags),
-        "phrases": stored_phrases(post.title, post.text),
-        "content_hash": content_hash,
-        "first_seen_at": now,
-        "fetched_at": now,
-    }
-
-
-def _clean(value: str | None) -> str | None:
-    """Drop control characters but tab and newline: NUL, which PostgreSQL refuses in text, and
-    the ESC sequences of a hostile feed, which a terminal showing the post would run."""
-    return strip_control(value) if value else value
-
-
-def _media_fields(media: Media) -> dict[str, Any]:
-    # dataclasses.asdict deep-copies; this runs for every post of every feed.
-    return {
-        "type": media.type,
-        "url": media.url,
-        "thumbnail_url": media.thumbnail_url,
-        "duration_s": media.duration_s,
-        "alt_text": _clean(media.alt_text),
-        "width": media.width,
-        "height": media.height,
-    }
-
-
 def _source_values(
     attempt: Attempt, result: CollectResult, current: Any, recent: dict[int, list[datetime]]
 ) -> dict[str, Any]:
@@ -568,7 +552,7 @@ def _source_values(
         if channel != "feed":
             values["channel"] = channel
     if result.error:
-        values |= {"last_error": _clean(result.error), "last_error_at": now}
+        values |= {"last_error": clean_text(result.error), "last_error_at": now}
     if result.status is CollectStatus.RETIRED:
         return values | {"status": "retired", "retired_at": now, "next_check_at": None}
 
@@ -672,5 +656,5 @@ def _run_row(attempt: Attempt, result: CollectResult, counts: IngestCounts) -> d
         "metrics_written": counts.metrics,
         "bytes_received": result.bytes_received,
         # A server's error text is as untrusted as a post: `status` prints it.
-        "error": _clean(result.error),
+        "error": clean_text(result.error),
     }

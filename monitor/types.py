@@ -8,7 +8,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a name for the annotation only: this module imports nothing of the project
+    from monitor.rows import PreparedPost
 
 # Engagement counts we keep per post; a platform fills the ones it has.
 METRIC_NAMES = ("views", "likes", "reposts", "replies", "quotes", "reactions", "bookmarks")
@@ -119,6 +122,9 @@ class CollectResult:
     deleted: tuple[str, ...] = ()  # platform post ids the platform says are gone
     api_units: int = 0  # billed reads or quota units this attempt spent (X, YouTube)
     account: AccountCounts | None = None  # the account's counts, when read this attempt
+    # The posts' row values, computed beside the parsing (monitor.rows); the store prepares
+    # any post they do not cover.
+    prepared: tuple[PreparedPost, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from pydantic import ValidationError
+
 from monitor.alerts.message import AlertWriter
 from monitor.alerts.rules import (
     NewPost,
     SourceActivity,
+    SpikeCheck,
     check_spike,
     compile_rule,
     find_quiet_sources,
@@ -114,6 +118,36 @@ def test_posts_outside_the_compared_hours_do_not_count_and_few_posts_are_no_spik
     assert check_spike(times(0.5, 1, 1.5, 2, 2.5, *elsewhere), NOW, 3, 3.0, 5).fired
 
 
+def test_an_engagement_spike_sums_the_engagement_against_the_same_hours_before() -> None:
+    week = 24 * 7
+    # Each baseline week: two posts with 10 each in the same three hours; now one post.
+    baseline = [k * week + h for k in range(1, 5) for h in (0.5, 2.5)]
+    published = times(1, *baseline)
+
+    def check(now_engagement: int) -> SpikeCheck:
+        weights = [now_engagement] + [10] * len(baseline)
+        return check_spike(published, NOW, 3, 3.0, 50, weights)
+
+    viral = check(90)
+    assert (viral.current, viral.baseline, viral.fired) == (90, 20.0, True)
+    assert not check(59).fired  # under 3 × 20
+    # One post is no spike of posts: the same posts counted as posts.
+    assert not check_spike(published, NOW, 3, 3.0, 5).fired
+    writer = AlertWriter("en", "Europe/Stockholm", None)
+    assert writer.spike_item(viral, None, 4, "engagement") == (
+        "90 in engagement (likes, shares, comments …) on posts in the last 3 hours against 20"
+        " on average on the same weekday and hours of the 4 weeks before."
+    )
+    title = writer.message("Viral", "spike", ["…"], 1, "engagement").title
+    assert title == "Viral: unusually much engagement"
+
+
+def test_only_a_spike_rule_can_measure_engagement() -> None:
+    assert rule(kind="spike", measure="engagement").measure == "engagement"
+    with pytest.raises(ValidationError, match="measure is a spike rule's"):
+        rule(query="brand", measure="engagement")
+
+
 def test_a_spike_fires_once_per_period_of_its_hours() -> None:
     first = spike_period(NOW, 3)
     assert first == datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -156,12 +190,12 @@ def test_failed_deliveries_back_off_doubling() -> None:
 def test_a_burst_is_one_message_listing_the_first_items_and_counting_the_rest() -> None:
     writer = AlertWriter("sv", "Europe/Stockholm", "https://omvarld.example.se")
     items = [writer.post_item(post(n, f"Översvämning {n}")) for n in range(1, 16)]
-    message = writer.message("Kris i länet", "keyword", items, cap=10)
+    message = writer.message("Kris i länet", "keyword", items[:10], 15)
     assert message.title == "Kris i länet: 15 nya inlägg"
     assert message.body.count("Flens kommun · Webb/nyhetsflöde · ") == 10
     assert message.body.endswith("… och 5 till")
     english = AlertWriter("en", "Europe/Stockholm", None)
-    burst = english.message("Crisis", "keyword", ["a", "b", "c"], cap=2)
+    burst = english.message("Crisis", "keyword", ["a", "b"], 3)
     assert (burst.title, burst.body) == ("Crisis: 3 new posts", "a\n\nb\n\n… and 1 more")
 
 

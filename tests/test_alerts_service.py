@@ -1,5 +1,5 @@
 """Alerts from `omvarld run`: two real workers sharing PostgreSQL send each alert once, also
-when both retry the deliveries a receiver refused."""
+when both retry the deliveries a receiver refused; one delivery process serves every tick."""
 
 from __future__ import annotations
 
@@ -87,3 +87,53 @@ def test_two_workers_on_postgresql_send_each_alert_once_and_retry_each_once(
     assert set(flaky_named.values()) == {1}, flaky_named
     # Both workers found work: the claims, not luck, kept them apart.
     assert all("alert rule='Kris'" in output for output in outputs), outputs
+
+
+def delivery_processes(parent: int) -> set[int]:
+    """The spawned children of process `parent` (the delivery process; the parse pool's
+    workers come from a forkserver, and the resource tracker runs no spawn_main)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def test_the_service_keeps_one_delivery_process_across_ticks_and_stops_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc to find the delivery process by")
+    with WebhookReceiver() as hook:
+        hook.status = 503  # the first tick's delivery fails; later ticks retry it
+        body = FAST + "[alerting]\nretry_after = 1\nmax_attempts = 20\n"
+        url = feed_server.add("/k0.xml", body=flooding_feed(0))
+        body += feed_source(url, "Kommun 0", key="kommun-0")
+        body += (
+            '\n[[alerts]]\nname = "Kris"\nquery = "översvämning"\n'
+            f'notify = ["{hook.apprise_url()}"]\n'
+        )
+        config = write_config(tmp_path, f"sqlite:///{tmp_path / 'omvarld.db'}", body)
+        upgrade(config)
+        service = start_service(config)
+        seen: set[int] = set()
+        try:
+            assert wait_for(lambda: bool(seen.update(delivery_processes(service.pid)) or seen), 30)
+            assert wait_for(lambda: hook.arrived >= 2, 30)  # two ticks' attempts, both refused
+            seen |= delivery_processes(service.pid)
+            hook.status = 200
+            assert wait_for(lambda: len(hook.messages()) == 1, 30)
+            seen |= delivery_processes(service.pid)
+        finally:
+            service.send_signal(signal.SIGTERM)
+            output = service.communicate(timeout=30)[0]
+        assert service.returncode == 0, output
+    assert len(seen) == 1, f"delivery processes started: {seen}"
+    assert not Path(f"/proc/{seen.pop()}").exists()  # stopped with the service

@@ -437,3 +437,51 @@ def test_a_sigkilled_collect_leaves_no_forkserver_or_pool_worker_behind(
         for pid in marked_processes(marker):
             os.kill(pid, signal.SIGKILL)
     assert survived, f"children of a SIGKILLed collect still running: {left}"
+
+
+# ------------------------------------------------ 4. alerts: a crash loses none, leaves nothing
+
+
+def test_a_collect_killed_between_storing_and_alerting_loses_no_alert(
+    tmp_path: Path, database_url: str, database: Engine, feed_server: FeedServer
+) -> None:
+    from monitor.models import alert_events, alert_passes, posts
+    from tests.webhookserver import WebhookReceiver
+
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("no /proc to find the children by")
+    feeds = Feeds(feed_server, 2)
+    with WebhookReceiver() as hook:
+        rule = (
+            '\n[alerting]\nmax_age = "365d"\n'
+            '\n[[alerts]]\nname = "Översvämning"\nquery = "översvämning"\n'
+            f'notify = ["{hook.apprise_url()}"]\n'
+        )
+        config = prepare(tmp_path, database_url, feeds.config + rule)
+        feeds.stall({1})  # kommun-0 is stored while kommun-1 keeps the pass from its alerts
+        marker = f"OMVARLD_TEST_MARK={uuid.uuid4().hex}"
+        name, value = marker.split("=")
+        collect = start(config, "collect", "--all", env={name: value})
+        stored = sa.select(sa.func.count()).select_from(posts)
+        try:
+            assert wait_for(lambda: scalar(database, stored) == 1, 30)
+            # The parent only, as the kernel's OOM killer would: the delivery process it
+            # started must notice and go too.
+            os.kill(collect.pid, signal.SIGKILL)
+            collect.communicate(timeout=10)
+            assert wait_for(lambda: marked_processes(marker) == [], 10), marked_processes(marker)
+        finally:
+            kill_group(collect)
+        assert hook.messages() == []
+        assert scalar(database, sa.select(sa.func.count()).select_from(alert_passes)) == 1
+
+        feeds.stall(set())
+        again = omvarld(config, "collect", "--all")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "Alerts: 1 sent, 0 failed" in again.stdout, again.stdout
+        (message,) = hook.messages()
+    # kommun-0's post was not new to this pass: the killed pass's record brought it in.
+    assert message["title"] == "Översvämning: 2 nya inlägg"
+    assert "från kommun 0" in message["message"] and "från kommun 1" in message["message"]
+    assert scalar(database, sa.select(sa.func.count()).select_from(alert_passes)) == 0
+    assert scalar(database, sa.select(sa.func.count()).select_from(alert_events)) == 2

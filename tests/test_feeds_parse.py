@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from collectors.feeds import FeedError, ParsedFeed, parse_feed
-from monitor.store import keep_web_addresses
+from monitor.rows import keep_web_addresses
 from tests.conftest import assert_golden
 from tests.feedserver import FIXTURES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from collectors.feeds import parse_and_prepare
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
+from monitor.rows import compute_content_hash, prepare_posts
 from monitor.schedule import SchedulePolicy
 from monitor.store import (
     BATCH_SIZE,
     Attempt,
-    compute_content_hash,
     ingest_posts,
     record_attempt,
 )
@@ -260,3 +262,56 @@ def test_resolved_account_id_and_api_units_are_kept(engine: Engine) -> None:
     usage = read_api_usage(engine, NOW)
     assert usage.today == {"feed": 14}
     assert usage.this_month == {"feed": 21}
+
+
+def stored_posts(engine: Engine, source_id: int) -> list[dict[str, Any]]:
+    """A source's posts as stored, without what differs between sources (ids, times)."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.select(posts).where(posts.c.source_id == source_id).order_by(posts.c.id)
+        ).all()
+        result = []
+        for row in found:
+            values = dict(row._mapping)
+            for name in ("id", "source_id", "first_seen_at", "fetched_at", "search"):
+                values.pop(name, None)
+            if connection.dialect.name == "sqlite":
+                values["stems"] = connection.execute(
+                    sa.text("SELECT title, body FROM posts_search WHERE rowid = :id"),
+                    {"id": row.id},
+                ).one()
+            result.append(values)
+        return result
+
+
+def test_posts_prepared_beside_the_parsing_are_stored_as_the_store_prepares_them(
+    engine: Engine,
+) -> None:
+    """A feed's row values are computed in the parse worker (monitor.rows); stored, they must
+    be what the store computes itself: the same columns, hash, terms and search stems."""
+    body = (Path(__file__).parent / "fixtures" / "feeds" / "rss20.xml").read_bytes()
+    parsed = parse_and_prepare(body, url="https://example.se/rss")
+    assert len(parsed.prepared) == len(parsed.posts) > 0
+    beside, here = add_source(engine, "feed:a"), add_source(engine, "feed:b")
+    state = SourceState(etag='"v1"')
+    for source_id, prepared in ((beside, parsed.prepared), (here, ())):
+        result = CollectResult(CollectStatus.OK, posts=parsed.posts, state=state, prepared=prepared)
+        record = record_attempt(engine, Attempt(source_id, NOW, NOW, SchedulePolicy()), result)
+        assert record.counts.new == len(parsed.posts)
+
+    assert stored_posts(engine, beside) == stored_posts(engine, here)
+
+
+def test_a_preparation_of_another_post_is_not_stored(engine: Engine) -> None:
+    """A collector that rebuilds its posts after parsing (YouTube's, Flickr's adapters) must
+    not get the values prepared for the posts it replaced."""
+    original = post(1)
+    (prepared,) = prepare_posts([original])
+    edited = dataclasses.replace(original, title="Rättad rubrik")
+    source_id = add_source(engine)
+    result = CollectResult(CollectStatus.OK, posts=(edited,), prepared=(prepared,))
+    record_attempt(engine, Attempt(source_id, NOW, NOW, SchedulePolicy()), result)
+
+    (stored,) = rows(engine, posts)
+    assert stored.title == "Rättad rubrik"
+    assert stored.content_hash == compute_content_hash(edited) != prepared.content_hash

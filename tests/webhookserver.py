@@ -1,11 +1,13 @@
 """A real webhook receiver on loopback for alert tests: Apprise's json:// URLs POST here.
 
-It keeps every body it accepts; `status` makes it refuse (a webhook that is down or broken).
+It keeps every body it accepts; `status` makes it refuse (a webhook that is down or broken),
+`delay` makes it take that long before it reads a request (a webhook that hangs).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -18,6 +20,8 @@ class WebhookReceiver(LoopbackServer):
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []  # (path, JSON body)
         self.status = 200
+        self.delay = 0.0  # seconds before a request is read and answered
+        self.arrived = 0  # requests that reached the receiver, answered or not
         super().__init__()
 
     def apprise_url(self, path: str = "/hook") -> str:
@@ -37,6 +41,9 @@ class WebhookReceiver(LoopbackServer):
                 pass
 
             def do_POST(self) -> None:
+                with receiver._lock:
+                    receiver.arrived += 1
+                time.sleep(receiver.delay)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = receiver.status
                 if status == 200:

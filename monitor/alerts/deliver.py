@@ -1,5 +1,7 @@
 """Handing alert messages to Apprise, one channel at a time. The only module here that does
-network I/O.
+network I/O, and the only one that imports Apprise: in the alert process of a collection
+(`monitor.alerts.alerter`), in the process itself for `alerts test`, `alerts list` and
+`config check`.
 
 A channel is one `notify` URL or one `notify_env` variable of a rule. Its label, which logs,
 `alert_events.channel` and `omvarld alerts list` show, never holds a secret: a variable's name,
@@ -12,13 +14,17 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from monitor.config import AlertRuleConfig
 from monitor.text import strip_control
+
+if TYPE_CHECKING:
+    from monitor.alerts.rules import NewPost
+    from monitor.config import AlertRuleConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +44,15 @@ class Channel:
     problem: str | None = None
 
 
-def rule_channels(rule: AlertRuleConfig) -> list[Channel]:
-    """The rule's channels, URLs from the file first, then each variable's, read now."""
-    channels = [Channel(describe_url(url), url) for url in rule.notify]
+def rule_channels(
+    rule: AlertRuleConfig, describe: Callable[[str], str] | None = None
+) -> list[Channel]:
+    """The rule's channels, URLs from the file first, then each variable's, read now.
+
+    `describe` labels a URL from the file (default: `describe_url`, which loads Apprise; a
+    collection asks its delivery process). A variable's channel is labelled by its name."""
+    describe = describe or describe_url
+    channels = [Channel(describe(url), url) for url in rule.notify]
     for name in rule.notify_env:
         value = os.environ.get(name, "").strip()
         if value:
@@ -50,26 +62,6 @@ def rule_channels(rule: AlertRuleConfig) -> list[Channel]:
                 Channel(f"${name}", None, f"the environment variable {name} is not set")
             )
     return channels
-
-
-def warm_up() -> threading.Thread:
-    """Load Apprise and its plugins in a background thread, and the alert modules with it.
-
-    Apprise imports each of its ~130 service modules the first time it reads a URL: a quarter
-    of a second. `omvarld collect` starts this beside the collection, which mostly waits on
-    the network, so that the alerts after it do not wait for the imports."""
-
-    def load() -> None:
-        try:
-            import monitor.alerts.pipeline  # noqa: F401
-
-            _instantiate("json://localhost")
-        except Exception:  # the alerts will meet and report it themselves
-            log.info("loading Apprise ahead failed", exc_info=True)
-
-    thread = threading.Thread(target=load, name="omvarld-apprise", daemon=True)
-    thread.start()
-    return thread
 
 
 def _instantiate(url: str) -> Any:
@@ -112,14 +104,12 @@ class Delivery:
 def deliver(delivery: Delivery, timeout: float) -> str | None:
     """Send one message through one channel; None when it went, else why it did not (one line,
     no secret). Never raises."""
-    import apprise
-
     channel = delivery.channel
     if channel.url is None:
         return channel.problem or "no URL"
     try:
-        notifier = apprise.Apprise()
-        if not notifier.add(channel.url):
+        notifier = _notifier(channel.url)
+        if notifier is None:
             return check_url(channel.url) or "Apprise refused the URL"
         result = notifier.notify(
             body=delivery.body, title=delivery.title, body_format="text", timeout=timeout
@@ -132,6 +122,22 @@ def deliver(delivery: Delivery, timeout: float) -> str | None:
         return f"internal error: {type(error).__name__}"
 
 
+_thread_state = threading.local()
+
+
+def _notifier(url: str) -> Any:
+    """This thread's Apprise object for `url` (None: Apprise cannot use it), made once:
+    reading the URL and setting up its plugin anew was a third of each message's cost. One a
+    thread, as Apprise's plugins are not made to serve concurrent calls."""
+    import apprise
+
+    notifiers: dict[str, Any] = _thread_state.__dict__.setdefault("notifiers", {})
+    if url not in notifiers:
+        notifier = apprise.Apprise()
+        notifiers[url] = notifier if notifier.add(url) else None
+    return notifiers[url]
+
+
 def _reason(result: Any) -> str | None:
     """The last warning Apprise logged for the failed service: it names the host, not the
     secret (Apprise logs securely by default)."""
@@ -141,12 +147,93 @@ def _reason(result: Any) -> str | None:
     return " ".join(strip_control(lines[-1]).split())[:MAX_ERROR_CHARS]
 
 
+def deliver_each(
+    deliveries: Sequence[Delivery], timeout: float
+) -> Iterator[tuple[int, str | None]]:
+    """`deliver` for each, at most PARALLEL_DELIVERIES at once: (position, answer) as each
+    finishes."""
+    if len(deliveries) == 1:
+        yield 0, deliver(deliveries[0], timeout)
+        return
+    workers = min(PARALLEL_DELIVERIES, len(deliveries)) or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omvarld-alert") as pool:
+        futures = {pool.submit(deliver, d, timeout): i for i, d in enumerate(deliveries)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
 def deliver_all(deliveries: Sequence[Delivery], timeout: float) -> list[str | None]:
     """`deliver` for each, at most PARALLEL_DELIVERIES at once; the answers in order."""
-    if not deliveries:
-        return []
-    if len(deliveries) == 1:
-        return [deliver(deliveries[0], timeout)]
-    workers = min(PARALLEL_DELIVERIES, len(deliveries))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="omvarld-alert") as pool:
-        return list(pool.map(lambda d: deliver(d, timeout), deliveries))
+    answers: list[str | None] = [None] * len(deliveries)
+    for position, answer in deliver_each(deliveries, timeout):
+        answers[position] = answer
+    return answers
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of a round for one channel, to write and send."""
+
+    channel: Channel  # with its URL
+    rule: str
+    kind: str  # keyword | spike | silence
+    language: str
+    # The events listed, at most [alerting] max_items: an item already written (a spike's, a
+    # silence's), or a post to write one for.
+    items: tuple[str | NewPost, ...]
+    count: int  # the events the message stands for; those not listed are counted
+    measure: str = "posts"  # what a spike rule counts: posts or engagement
+
+
+class Sender:
+    """Writes a round's messages and sends them: `send` answers per message None when it
+    went, else why not, in one line. `progress`, when given, hears before the first delivery
+    and after each how long the next may take (the alert process tells its parent)."""
+
+    def __init__(
+        self,
+        timezone: str,
+        public_url: str | None,
+        timeout: float,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        from monitor.alerts.message import TEXTS, AlertWriter
+
+        self.timeout = timeout
+        self.progress = progress or (lambda seconds: None)
+        self.writers = {language: AlertWriter(language, timezone, public_url) for language in TEXTS}
+        for writer in self.writers.values():
+            writer.fmt.local(datetime.now(UTC))  # Babel reads its locale data at the first use
+
+    def send(self, messages: Sequence[Outgoing]) -> list[str | None]:
+        answers: list[str | None] = [None] * len(messages)
+        deliveries, positions = [], []
+        items: dict[tuple[str, int], str] = {}  # a post listed by many rules is written once
+        for index, message in enumerate(messages):
+            try:
+                title, body = self._write(message, items)
+            except Exception as error:  # a bug in writing one message must cost that one only
+                log.warning("writing an alert of rule %r failed", message.rule, exc_info=True)
+                answers[index] = f"internal error: {type(error).__name__}"
+                continue
+            deliveries.append(Delivery(message.channel, title, body))
+            positions.append(index)
+        self.progress(self.timeout)
+        for position, answer in deliver_each(deliveries, self.timeout):
+            answers[positions[position]] = answer
+            self.progress(self.timeout)
+        return answers
+
+    def _write(self, message: Outgoing, items: dict[tuple[str, int], str]) -> tuple[str, str]:
+        writer = self.writers[message.language]
+        listed = []
+        for item in message.items:
+            if isinstance(item, str):
+                listed.append(item)
+                continue
+            key = (message.language, item.id)
+            if key not in items:
+                items[key] = writer.post_item(item)
+            listed.append(items[key])
+        written = writer.message(message.rule, message.kind, listed, message.count, message.measure)
+        return written.title, written.body

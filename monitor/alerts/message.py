@@ -22,6 +22,7 @@ TEXTS = {
     "sv": {
         "keyword": "{rule}: {count}",
         "spike": "{rule}: ovanligt många inlägg",
+        "spike_engagement": "{rule}: ovanligt mycket engagemang",
         "silence": "{rule}: {count} har tystnat",
         "post": "nytt inlägg",
         "posts": "nya inlägg",
@@ -34,6 +35,7 @@ TEXTS = {
             "{count} de senaste {hours} timmarna mot i snitt {baseline} samma veckodag och tid"
             " de {weeks} veckorna innan."
         ),
+        "interactions": "{count} i engagemang (gillanden, delningar, kommentarer …) på inlägg",
         "silence_item": (
             "{organisation} ({source}, {platform}) har inte publicerat något sedan {last},"
             " {days} dagar; {count} de fyra veckorna dessförinnan."
@@ -47,6 +49,7 @@ TEXTS = {
     "en": {
         "keyword": "{rule}: {count}",
         "spike": "{rule}: unusually many posts",
+        "spike_engagement": "{rule}: unusually much engagement",
         "silence": "{rule}: {count} gone quiet",
         "post": "new post",
         "posts": "new posts",
@@ -59,6 +62,7 @@ TEXTS = {
             "{count} in the last {hours} hours against {baseline} on average on the same weekday"
             " and hours of the {weeks} weeks before."
         ),
+        "interactions": "{count} in engagement (likes, shares, comments …) on posts",
         "silence_item": (
             "{organisation} ({source}, {platform}) has published nothing since {last},"
             " {days} days; {count} in the four weeks before that."
@@ -102,10 +106,18 @@ class AlertWriter:
             lines.append(f"{self.texts['in_omvarld']}: {self.public_url}/posts/{post.id}")
         return "\n".join(lines)
 
-    def spike_item(self, check: SpikeCheck, query: str | None, weeks: int) -> str:
+    def spike_item(
+        self, check: SpikeCheck, query: str | None, weeks: int, measure: str = "posts"
+    ) -> str:
+        """The spike in one line: what was counted now against the weeks before; `measure`
+        says what that is ("posts" or "engagement")."""
         hours = round((check.end - check.start).total_seconds() / 3600)
+        if measure == "engagement":
+            count = self.texts["interactions"].format(count=self.fmt.number(check.current))
+        else:
+            count = self.fmt.posts(check.current)
         line = self.texts["spike_item"].format(
-            count=self.fmt.posts(check.current),
+            count=count,
             hours=hours,
             baseline=self.fmt.number(check.baseline),
             weeks=weeks,
@@ -125,20 +137,23 @@ class AlertWriter:
             count=self.fmt.posts(source.posts_before),
         )
 
-    def message(self, rule: str, kind: str, items: Sequence[str], cap: int) -> Message:
-        """One message for a burst: a title counting the events, at most `cap` items, and how
-        many more there were."""
-        count = len(items)
+    def message(
+        self, rule: str, kind: str, items: Sequence[str], count: int, measure: str = "posts"
+    ) -> Message:
+        """One message for a burst of `count` events: a title counting them, the `items`
+        given (the first few), and how many more there were. `measure`: what a spike rule
+        counts."""
         if kind == "keyword":
             counted = f"{self.fmt.number(count)} {self.texts['post' if count == 1 else 'posts']}"
         else:
             counted = (
                 f"{self.fmt.number(count)} {self.texts['source' if count == 1 else 'sources']}"
             )
-        title = self.texts[kind].format(rule=rule, count=counted)
-        shown = list(items[:cap])
-        if count > cap:
-            shown.append(self.texts["more"].format(count=self.fmt.number(count - cap)))
+        key = "spike_engagement" if kind == "spike" and measure == "engagement" else kind
+        title = self.texts[key].format(rule=rule, count=counted)
+        shown = list(items)
+        if count > len(shown):
+            shown.append(self.texts["more"].format(count=self.fmt.number(count - len(shown))))
         return Message(title, "\n\n".join(shown))
 
     def test_message(self, rule: str) -> Message:

@@ -193,30 +193,43 @@ def match_posts(rules: Sequence[Rule], posts: Sequence[NewPost]) -> dict[str, li
 
 @dataclass(frozen=True)
 class SpikeCheck:
-    """The posts of the last `hours` against the same hours of the weeks before."""
+    """The posts (or their engagement) of the last `hours` against the same hours of the weeks
+    before."""
 
     start: datetime  # of the window measured
     end: datetime
-    current: int
+    current: int  # posts, or engagement
     baseline: float  # the mean over BASELINE_WEEKS
     fired: bool
 
 
 def check_spike(
-    published: Sequence[datetime], now: datetime, hours: int, factor: float, min_posts: int
+    published: Sequence[datetime],
+    now: datetime,
+    hours: int,
+    factor: float,
+    minimum: int,
+    weights: Sequence[int] | None = None,
 ) -> SpikeCheck:
-    """Whether the posts published in the `hours` up to `now` are at least `min_posts` and at
+    """Whether what was published in the `hours` up to `now` is at least `minimum` and at
     least `factor` times the mean of the same weekday and hours of the BASELINE_WEEKS weeks
-    before (a weekly rhythm: Monday mornings are busy everywhere)."""
+    before (a weekly rhythm: Monday mornings are busy everywhere).
+
+    What is counted: the posts, or with `weights` (one a post: its engagement) their sum."""
     span = timedelta(hours=hours)
+    amounts = [1] * len(published) if weights is None else list(weights)
 
     def counted(end: datetime) -> int:
-        return sum(end - span < moment <= end for moment in published)
+        return sum(
+            amount
+            for moment, amount in zip(published, amounts, strict=True)
+            if end - span < moment <= end
+        )
 
     current = counted(now)
     baseline = sum(counted(now - timedelta(weeks=k)) for k in range(1, BASELINE_WEEKS + 1))
     mean = baseline / BASELINE_WEEKS
-    fired = current >= min_posts and current >= factor * mean
+    fired = current >= minimum and current >= factor * mean
     return SpikeCheck(now - span, now, current, mean, fired)
 
 

@@ -5,6 +5,10 @@ event_key, channel) lets one inserter win, so several `omvarld run` workers on o
 database never send one alert twice. A failed delivery is claimed again by an UPDATE whose WHERE
 repeats the condition (failed, attempts left, its time come), which again only one worker
 matches. A row left `sending` by a process that died is taken up again after STALE_SENDING.
+
+`alert_passes` holds the passes whose alerts are not claimed yet: a crash between storing a
+pass's posts and claiming their alerts leaves its row, and a later round looks at the posts
+first seen since then (`find_abandoned_passes`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.db import chunks, insert_for
-from monitor.models import alert_events
+from monitor.models import alert_events, alert_passes, sources
+from monitor.workers import Worker, find_gone
 
 SENDING = "sending"
 SENT = "sent"
@@ -36,7 +41,7 @@ class NewEvent:
     event_key: str
     post_id: int | None
     channel: str
-    item: str
+    item: str  # a spike's or silence's lines; "" for a post's (written from it when sent)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Claimed:
     rule: str
     kind: str
     event_key: str
+    post_id: int | None
     channel: str
     item: str
     attempts: int
@@ -73,15 +79,20 @@ _CLAIMED_COLUMNS = (
     alert_events.c.rule,
     alert_events.c.kind,
     alert_events.c.event_key,
+    alert_events.c.post_id,
     alert_events.c.channel,
     alert_events.c.item,
     alert_events.c.attempts,
 )
 
 
-def claim_new(engine: Engine, events: Sequence[NewEvent], now: datetime) -> list[Claimed]:
-    """Insert a row for each event not claimed before; the ones this call inserted."""
-    if not events:
+def claim_new(
+    engine: Engine, events: Sequence[NewEvent], now: datetime, finished: Sequence[int] = ()
+) -> list[Claimed]:
+    """Insert a row for each event not claimed before; the ones this call inserted. The
+    `alert_passes` rows `finished` are deleted in the same transaction: from then on their
+    alerts are in `alert_events`, and not before."""
+    if not events and not finished:
         return []
     rows = [
         {
@@ -98,13 +109,20 @@ def claim_new(engine: Engine, events: Sequence[NewEvent], now: datetime) -> list
         }
         for e in events
     ]
+    claimed = []
     with engine.begin() as connection:
-        statement = (
-            insert_for(connection)(alert_events)
-            .on_conflict_do_nothing(index_elements=["rule", "event_key", "channel"])
-            .returning(*_CLAIMED_COLUMNS)
-        )
-        return [Claimed(*row) for row in connection.execute(statement, rows)]
+        if rows:
+            # One statement for them all: SQLAlchemy sends it as multi-row INSERTs
+            # ("insertmanyvalues"), a thousand rows or the parameter limit at a time.
+            statement = (
+                insert_for(connection)(alert_events)
+                .on_conflict_do_nothing(index_elements=["rule", "event_key", "channel"])
+                .returning(*_CLAIMED_COLUMNS)
+            )
+            claimed = [Claimed(*row) for row in connection.execute(statement, rows)]
+        for batch in chunks(list(finished), ID_BATCH):
+            connection.execute(alert_passes.delete().where(alert_passes.c.id.in_(batch)))
+    return claimed
 
 
 def claim_retries(
@@ -164,6 +182,28 @@ def mark_failed(
             )
 
 
+def fail_unfinished(
+    engine: Engine, claimed_at: datetime, error: str, next_attempt: datetime, max_attempts: int
+) -> int:
+    """Record as failed the alerts a round claimed at `claimed_at` and left `sending` (its
+    process died or hung); tried again from `next_attempt` while attempts are left. How many
+    messages they were (one per rule and channel)."""
+    with engine.begin() as connection:
+        rows = connection.execute(
+            alert_events.update()
+            .where(alert_events.c.status == SENDING, alert_events.c.claimed_at == claimed_at)
+            .values(
+                status=FAILED,
+                last_error=error,
+                next_attempt_at=sa.case(
+                    (alert_events.c.attempts < max_attempts, next_attempt), else_=None
+                ),
+            )
+            .returning(alert_events.c.rule, alert_events.c.channel)
+        ).all()
+    return len(set(rows))
+
+
 def list_events(engine: Engine, limit: int, rule: str | None = None) -> list[EventRecord]:
     """The newest events first."""
     query = sa.select(
@@ -207,3 +247,84 @@ def tally_events(engine: Engine, max_attempts: int) -> dict[str, RuleTally]:
         for rule, name, number in connection.execute(query):
             counts.setdefault(rule, {})[name] = number
     return {rule: RuleTally(**found) for rule, found in counts.items()}
+
+
+@dataclass(frozen=True)
+class PassRecord:
+    """A pass whose alerts were not claimed yet."""
+
+    id: int
+    worker: str
+    started_at: datetime
+
+
+def open_pass(engine: Engine, worker: str, started_at: datetime) -> int:
+    """Record a pass that starts now, before it stores any post; its id."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                alert_passes.insert()
+                .values(worker=worker, started_at=started_at)
+                .returning(alert_passes.c.id)
+            ).scalar_one()
+        )
+
+
+def find_abandoned_passes(
+    engine: Engine, worker: str, now: datetime, lease: timedelta
+) -> list[PassRecord]:
+    """The unclaimed passes a round of `worker` takes over (see `pick_abandoned`), oldest
+    first."""
+    with engine.connect() as connection:
+        records = [
+            PassRecord(*row)
+            for row in connection.execute(
+                sa.select(alert_passes.c.id, alert_passes.c.worker, alert_passes.c.started_at)
+            )
+        ]
+        others = sorted({r.worker for r in records if r.worker != worker})
+        if not others:
+            return pick_abandoned(records, worker, set(), set(), now, lease)
+        elsewhere = {name for name in others if not _is_local(name)}
+        leasing: set[str] = set()
+        if elsewhere:
+            leasing = set(
+                connection.execute(
+                    sa.select(sources.c.leased_by)
+                    .where(sources.c.leased_until > now, sources.c.leased_by.in_(elsewhere))
+                    .distinct()
+                ).scalars()
+            )
+    return pick_abandoned(records, worker, set(find_gone(others)), elsewhere - leasing, now, lease)
+
+
+def _is_local(name: str) -> bool:
+    parsed = Worker.parse(name)
+    return parsed is not None and parsed.is_local
+
+
+def pick_abandoned(
+    records: Sequence[PassRecord],
+    worker: str,
+    gone: set[str],
+    idle_elsewhere: set[str],
+    now: datetime,
+    lease: timedelta,
+) -> list[PassRecord]:
+    """Which unclaimed passes a round of `worker` takes over: its own (an earlier round of
+    this process failed), those of processes on this host that are gone, and those of workers
+    on other hosts (`idle_elsewhere`: they hold no lease) older than a lease, as a live worker
+    renews its leases while its pass runs.
+
+    Taking over a live worker's pass costs work, not correctness: both rounds read its posts,
+    and the claims still let each alert go once."""
+    return sorted(
+        (
+            r
+            for r in records
+            if r.worker == worker
+            or r.worker in gone
+            or (r.worker in idle_elsewhere and r.started_at < now - lease)
+        ),
+        key=lambda r: (r.started_at, r.id),
+    )

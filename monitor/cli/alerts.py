@@ -43,7 +43,8 @@ def alerts_list(
             tally = tallies.get(configured.name)
             what = configured.query or ""
             if configured.kind == "spike":
-                what = f"×{configured.factor:g} in {configured.hours} h {what}".strip()
+                measured = " engagement" if configured.measure == "engagement" else ""
+                what = f"×{configured.factor:g}{measured} in {configured.hours} h {what}".strip()
             elif configured.kind == "silence":
                 what = f"quiet {configured.days} d"
             rules.add_row(

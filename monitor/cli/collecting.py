@@ -20,9 +20,10 @@ from monitor.cli.common import EXIT_FAILED, Context, err, fail, out, plural, sho
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from monitor.alerts.alerter import Alerter
     from monitor.collect import SourceOutcome
     from monitor.config import Config
-    from monitor.sources import LeaseHolder
+    from monitor.sources import LeaseHolder, SourceRow
 
 
 def collect_once(
@@ -30,11 +31,9 @@ def collect_once(
 ) -> int:
     """Collect the sources that are due (or all, or the named ones) once and print how it went;
     the exit code: 1 when a source failed. A usage mistake raises Typer's Exit (see `fail`)."""
-    from monitor.collect import collect_sources
     from monitor.config import PLATFORMS
     from monitor.db import describe_database
     from monitor.sources import claim_sources, find_lease_holders, select_sources
-    from monitor.types import CollectStatus
     from monitor.workers import make_worker_id
 
     if platform is not None and platform not in PLATFORMS:
@@ -61,24 +60,56 @@ def collect_once(
             " left to it.",
             markup=False,
         )
-    if not rows:
-        if not holders:
-            out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
-        print_alert_report(config, engine, now, [])  # failed deliveries may be due again
-        out.print(f"Database: {describe_database(engine)}", markup=False)
-        return 0
+    alerter = _make_alerter(config)
+    try:
+        if not rows:
+            if not holders:
+                out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
+            # Failed deliveries may be due again, and a crashed pass's alerts left to send.
+            print_alert_report(config, engine, alerter, now, [], worker=worker)
+            out.print(f"Database: {describe_database(engine)}", markup=False)
+            return 0
+        return _collect_rows(config, engine, alerter, rows, now, worker)
+    finally:
+        if alerter is not None:
+            alerter.close()
 
+
+def _make_alerter(config: Config) -> Alerter | None:
+    """The alert process's handle when there are rules (not started yet)."""
+    if not config.alerts:
+        return None
+    from monitor.alerts.alerter import Alerter
+
+    return Alerter(config)
+
+
+def _collect_rows(
+    config: Config,
+    engine: Engine,
+    alerter: Alerter | None,
+    rows: Sequence[SourceRow],
+    now: datetime,
+    worker: str,
+) -> int:
+    """Collect the claimed sources, say how it went, and alert on the pass; the exit code."""
+    from monitor.collect import collect_sources
+    from monitor.db import describe_database
+    from monitor.types import CollectStatus
+
+    pass_id = None
     if config.alerts:
-        from monitor.alerts.deliver import warm_up
+        from monitor.alerts.alerter import begin_pass
 
-        warm_up()  # beside the collection, which mostly waits on the network
+        # The alert process gets ready for the round on the other core while the pass runs.
+        pass_id = begin_pass(config, engine, alerter, worker, now)
     with _progress_bar(len(rows)) as advance:
         spare_the_garbage_collector()
         outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=advance)
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
-    print_alert_report(config, engine, now, outcomes)
+    print_alert_report(config, engine, alerter, now, outcomes, worker=worker, pass_id=pass_id)
     out.print(f"Database: {describe_database(engine)}", markup=False)
     return EXIT_FAILED if any(o.status is CollectStatus.FAILED for o in outcomes) else 0
 
@@ -126,15 +157,24 @@ def spare_the_garbage_collector() -> None:
 
 
 def print_alert_report(
-    config: Config, engine: Engine, since: datetime, outcomes: Sequence[SourceOutcome]
+    config: Config,
+    engine: Engine,
+    alerter: Alerter | None,
+    since: datetime,
+    outcomes: Sequence[SourceOutcome],
+    *,
+    worker: str,
+    pass_id: int | None = None,
 ) -> None:
     """Alert on the pass (when rules are configured) and say what went out. A failed delivery
     is named but leaves the exit code to the collection: it is retried by later passes."""
-    if not config.alerts:
+    if not config.alerts or alerter is None:
         return
-    from monitor.alerts.pipeline import alert_after_pass
+    from monitor.alerts.alerter import alert_after_pass
 
-    report = alert_after_pass(config, engine, since, outcomes)
+    report = alert_after_pass(
+        config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id
+    )
     if report is None or not (report.sent or report.failed or report.failures):
         return
     out.print(report.summary(), markup=False)

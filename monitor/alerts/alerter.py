@@ -1,0 +1,427 @@
+"""The alert process: each pass's alert round, run beside the collecting process.
+
+Apprise imports all ~130 of its plugin modules the first time it reads a URL (0.4 s of CPU,
+with no way to load only the plugins a URL needs). Done in the process that collects, that
+import held the GIL beside the pass's event loop and database thread and slowed the pass by a
+tenth (docs/performance.md, Alerts); and a round run by a process that has just collected pays
+for everything it does the first time (imports, Babel's locale data, the stemmer, compiling its
+SQL), after the pass. So `omvarld collect` and `omvarld run` start this process when a pass
+starts and rules exist. While the pass runs, it loads Apprise and the message writer on the other
+core, labels the channels, opens the database and runs the round's queries once; when the pass
+has stored its posts, it runs the round (`monitor.alerts.pipeline.run_alerts`) and answers with
+its report. `omvarld run` keeps one for all its ticks.
+
+Spawned, not forked: the collecting process has threads (the scheduler, the database thread),
+and a forked child could inherit a lock one of them held. Not the parse pool's forkserver
+either: whichever starts that server first decides what it preloads.
+
+The collecting process records each pass (`begin_pass`) before it stores a post, so a round that
+never ran is taken over by a later one. When the process dies or stops answering during a round,
+the alerts it had claimed fail with a line that says so and are retried like any failed
+delivery; the next round starts a new process. A collection never fails because of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
+
+from monitor.db import first_line
+from monitor.processes import watch_parent
+from monitor.workers import read_start_ticks
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from monitor.alerts.pipeline import PassReader
+    from monitor.collect import SourceOutcome
+    from monitor.config import Config
+
+log = logging.getLogger(__name__)
+
+# Starting Python, importing Apprise and the message writer and opening the database take a
+# second or two, several on a loaded machine; a process that is not ready after this has hung.
+READY_SECONDS = 60.0
+# The longest the round's database work may take before its deliveries start (a round that
+# takes over a crashed pass reads every source's new posts).
+DATABASE_SECONDS = 120.0
+# Beyond what the process said its next step may take ([alerting] timeout for a delivery), the
+# time it may take to say so (a machine under load) before it counts as hung.
+ANSWER_GRACE_SECONDS = 5.0
+# How long a killed process may take to be gone.
+STOP_SECONDS = 5.0
+# The alert process's niceness (the collecting process's is 0): see Alerter.start.
+NICENESS = 10
+# How often the alert process reads the posts a running pass has stored.
+READ_EVERY_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class AlertReport:
+    """What one round of alerts did: messages per outcome, and each failure in one line."""
+
+    sent: int = 0
+    failed: int = 0
+    failures: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        return f"Alerts: {self.sent} sent, {self.failed} failed"
+
+
+class AlerterError(Exception):
+    """The alert process cannot do what was asked; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """The process's first word: it is ready for a round."""
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """A pass began at `since`: read its new posts as it stores them."""
+
+    since: datetime
+
+
+@dataclass(frozen=True)
+class _Round:
+    """Run the alert round of a pass (see `run_alerts`)."""
+
+    since: datetime
+    worker: str
+    pass_id: int | None
+    collected: tuple[str, ...]
+    with_new: tuple[str, ...]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """The process is at work: its next word comes within `seconds`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Done:
+    report: AlertReport
+
+
+class Alerter:
+    """The collecting process's handle on its alert process: started with `start`, given a
+    pass with `run_round` (which starts a new process when the last one is gone), ended with
+    `close`. One caller at a time: a lock keeps requests and answers in pairs."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._process: BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._ready = False
+        self._started_at = 0.0
+        self._lock = threading.RLock()
+
+    @property
+    def pid(self) -> int | None:
+        """The running process's id; None when there is none."""
+        return self._process.pid if self._process is not None else None
+
+    def start(self, since: datetime | None = None) -> None:
+        """Start the process unless one runs: it gets ready while the caller does other work.
+        With `since`, a pass began then: the process reads its posts as it stores them.
+
+        Raises:
+            AlerterError: it could not be started.
+        """
+        with self._lock:
+            self._start()
+            if since is not None:
+                try:
+                    self._connected().send(_Pass(since))
+                except OSError:  # gone already: the round starts another, and reads then
+                    self._discard()
+
+    def _start(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        self._discard()
+        context = multiprocessing.get_context("spawn")
+        mine, theirs = context.Pipe()
+        parent = os.getpid()
+        root = logging.getLogger()
+        # Its log lines as this process writes them: to the same stderr, at the same level.
+        formats = [getattr(h.formatter, "_fmt", None) for h in root.handlers if h.formatter]
+        logs = (root.getEffectiveLevel(), next(filter(None, formats), None))
+        # What a round reads of the config, without the sources and recipients: the
+        # arguments go down a pipe that holds 64 KB, and start() waits until the new
+        # process has read them, after starting Python (2,000 sources: 0.7 s).
+        config = self.config.model_copy(update={"sources": (), "recipients": ()})
+        process = context.Process(
+            target=serve,
+            args=(theirs, config, logs, parent, read_start_ticks(parent)),
+            name="omvarld-alerts",
+            daemon=True,  # ended with its parent at exit
+        )
+        try:
+            process.start()
+        except OSError as error:
+            raise AlerterError(f"the alert process could not start: {error}") from error
+        finally:
+            theirs.close()  # only the child's: its end of file is ours when it dies
+        # Niced, so that its second of getting ready takes what the pass leaves of the
+        # CPU rather than a share of it; after the pass, it has the CPU to itself.
+        assert process.pid is not None  # started
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, process.pid, NICENESS)
+        self._process, self._connection = process, mine
+        self._started_at = time.monotonic()
+        log.debug("alert process %s started", process.pid)
+
+    def wait_ready(self) -> None:
+        """Start the process if need be and wait until it is ready for a round (a benchmark
+        that times the round alone, as a pass would have given it the time).
+
+        Raises:
+            AlerterError: it did not get ready.
+        """
+        with self._lock:
+            self._wait_ready()
+
+    def run_round(
+        self,
+        engine: Engine,
+        *,
+        since: datetime,
+        worker: str,
+        pass_id: int | None = None,
+        collected: Sequence[str] = (),
+        with_new: Sequence[str] = (),
+    ) -> AlertReport:
+        """The alert round of the pass that began at `since`, run by the process. Never
+        raises: a process that cannot start, dies or hangs is reported in one line, and the
+        alerts it had claimed are marked failed with that line, to be retried."""
+        now = datetime.now(UTC)
+        request = _Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
+        with self._lock:
+            try:
+                self._wait_ready()
+                self._connected().send(request)
+                limit = DATABASE_SECONDS
+                while True:
+                    answer = self._receive(limit)
+                    if isinstance(answer, _Done):
+                        return answer.report
+                    assert isinstance(answer, _Progress)
+                    limit = answer.seconds + ANSWER_GRACE_SECONDS
+            except AlerterError as error:
+                reason = str(error)
+        log.warning("alerts: %s", reason)
+        try:
+            failed = _fail_claimed(self.config, engine, now, reason)
+        except Exception as error:  # the rows stay `sending`: taken up again when stale
+            log.warning("alerts: marking the undelivered failed: %s", first_line(error))
+            failed = 0
+        return AlertReport(0, failed, (reason,))
+
+    def close(self) -> None:
+        """End the process. Killed, not asked: between rounds it holds nothing, and Python's
+        orderly exit of its thousand modules took 0.2 s that `omvarld collect` waited for."""
+        with self._lock:
+            self._discard()
+
+    def _wait_ready(self) -> None:
+        if self._ready and self._process is not None and self._process.is_alive():
+            return
+        self._start()
+        waited = time.monotonic() - self._started_at
+        answer = self._receive(max(READY_SECONDS - waited, 0.0), waiting_for="get ready")
+        assert isinstance(answer, _Ready)
+        self._ready = True
+
+    def _connected(self) -> Connection:
+        if self._connection is None:
+            raise AlerterError("the alert process is not running")
+        return self._connection
+
+    def _receive(self, seconds: float, waiting_for: str = "answer") -> object:
+        """The process's next word within `seconds`.
+
+        Raises:
+            AlerterError: it ended or did not answer in time (then it is killed).
+        """
+        connection, process = self._connected(), self._process
+        assert process is not None
+        if wait([connection, process.sentinel], seconds):
+            try:
+                if connection.poll():
+                    return connection.recv()
+            except (EOFError, OSError):
+                pass
+            process.join(STOP_SECONDS)
+            code = process.exitcode
+            self._discard()
+            raise AlerterError(f"the alert process ended unexpectedly (exit code {code})")
+        self._discard()
+        if waiting_for == "answer":
+            raise AlerterError(
+                f"the alert process did not answer within {seconds:g} s ([alerting] timeout"
+                f" {self.config.alerting.timeout:g} s and {ANSWER_GRACE_SECONDS:g} s more);"
+                " it was stopped"
+            )
+        raise AlerterError(f"the alert process did not {waiting_for} within {seconds:g} s")
+
+    def _discard(self) -> None:
+        """Forget the process, killing it if it still runs."""
+        process, connection = self._process, self._connection
+        self._process, self._connection, self._ready = None, None, False
+        if connection is not None:
+            connection.close()
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_SECONDS)
+            process.close()
+
+
+def _fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) -> int:
+    """Mark failed, with `reason`, the alerts a round that began at `now` claimed and did not
+    get to record; how many messages they were."""
+    from monitor.alerts.store import fail_unfinished
+
+    retry = now + timedelta(seconds=config.alerting.retry_after)
+    return fail_unfinished(engine, now, reason, retry, config.alerting.max_attempts)
+
+
+# ------------------------------------------------------------ in the collecting process: a pass
+
+
+def begin_pass(
+    config: Config, engine: Engine, alerter: Alerter | None, worker: str, since: datetime
+) -> int | None:
+    """At the start of a pass, when rules exist: start the alert process, which gets ready
+    beside the pass, and record the pass (`alert_passes`) before it stores a post. The pass's
+    id; None without rules, or when it could not be recorded (logged: the pass goes on)."""
+    if not config.alerts:
+        return None
+    if alerter is not None:
+        try:
+            alerter.start(since)
+        except AlerterError as error:  # the round will try again, and say so
+            log.warning("alerts: %s", error)
+    from monitor.alerts.store import open_pass
+
+    try:
+        return open_pass(engine, worker, since)
+    except Exception as error:
+        log.warning("alerts: the pass could not be recorded: %s", first_line(error))
+        return None
+
+
+def alert_after_pass(
+    config: Config,
+    engine: Engine,
+    alerter: Alerter,
+    since: datetime,
+    outcomes: Sequence[SourceOutcome],
+    *,
+    worker: str,
+    pass_id: int | None = None,
+) -> AlertReport | None:
+    """The alert round of a pass that began at `since` and ended with `outcomes`; None when
+    no rule is configured. Never raises: a broken round is logged and reported, and the
+    collection it follows stands as it ended."""
+    if not config.alerts:
+        return None
+    return alerter.run_round(
+        engine,
+        since=since,
+        worker=worker,
+        pass_id=pass_id,
+        collected=[o.key for o in outcomes],
+        with_new=[o.key for o in outcomes if o.counts.new],
+    )
+
+
+# ------------------------------------------------------------------------- in the alert process
+
+
+def serve(
+    connection: Connection,
+    config: Config,
+    logs: tuple[int, str | None],
+    parent: int,
+    parent_ticks: int | None,
+) -> None:
+    """The alert process: get ready, say so, then run each round asked for until killed or
+    the parent is gone. `logs`: the parent's log level and format."""
+    watch_parent(parent, parent_ticks)  # a SIGKILLed parent sends no stop
+    level, log_format = logs
+    logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
+    from monitor.alerts.deliver import Sender
+    from monitor.alerts.pipeline import PassReader, run_alerts, warm_up
+    from monitor.db import make_engine
+
+    engine = make_engine(config.database_url)
+    timeout = config.alerting.timeout
+
+    def progress(seconds: float) -> None:
+        connection.send(_Progress(seconds))
+
+    sender = Sender(config.digest.timezone, config.web.public_url, timeout, progress)
+    try:
+        warm_up(config, engine)
+    except Exception as error:  # the round meets it again, and reports it
+        log.warning("alerts: getting ready: %s", first_line(error))
+    connection.send(_Ready())
+    reader: PassReader | None = None
+    while True:
+        try:
+            # While a pass runs, read what it has stored every READ_EVERY_SECONDS.
+            while reader is not None and not connection.poll(READ_EVERY_SECONDS):
+                reader = _read(reader)
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if isinstance(request, _Pass):
+            reader = PassReader(config, engine, request.since)
+            continue
+        assert isinstance(request, _Round)
+        try:
+            report = run_alerts(
+                config,
+                engine,
+                sender.send,
+                since=request.since,
+                worker=request.worker,
+                pass_id=request.pass_id,
+                collected=request.collected,
+                with_new=request.with_new,
+                now=request.now,
+                reader=reader,
+            )
+        except Exception as error:  # the database gone for a moment: the next round retries
+            log.warning("alerts failed: %s", first_line(error), exc_info=True)
+            report = AlertReport(failures=(f"alerts could not run: {first_line(error)}",))
+        reader = None
+        connection.send(_Done(report))
+
+
+def _read(reader: PassReader) -> PassReader | None:
+    """`reader` after reading what its pass stored since; None when that failed (the round
+    reads the pass's posts itself then)."""
+    try:
+        reader.read(datetime.now(UTC))
+    except Exception as error:
+        log.warning("alerts: reading the pass's posts: %s", first_line(error))
+        return None
+    return reader
