@@ -65,8 +65,13 @@ IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 class _Progress:
     """How far one request got, for an honest timeout message."""
 
-    host: str  # the host being asked now (after redirects)
+    url: str  # the address being asked now (after redirects)
     reading: bool = False  # the response's headers arrived; its body is being read
+
+    @property
+    def host(self) -> str:
+        # Worked out only for a message or a redirect: most requests need neither.
+        return urlsplit(self.url).hostname or self.url
 
 
 class HttpClient:
@@ -152,8 +157,7 @@ class HttpClient:
         headers: dict[str, str],
         params: Mapping[str, str | int] | None,
     ) -> Response:
-        host = urlsplit(url).hostname or url
-        progress = _Progress(host)
+        progress = _Progress(url)
         # A server that trickles one byte per read_timeout would otherwise hold us forever.
         deadline = self.connect_timeout + 4 * self.read_timeout
         overall = asyncio.timeout(deadline)
@@ -194,7 +198,7 @@ class HttpClient:
         configured_ips: tuple[IPAddress, ...] | None = None  # resolved at the first redirect
         permanent = True
         for hop in range(MAX_REDIRECTS + 1):
-            progress.host, progress.reading = urlsplit(url).hostname or url, False
+            progress.url, progress.reading = url, False
             async with session.get(
                 url, headers=headers, params=params if hop == 0 else None, allow_redirects=False
             ) as response:
@@ -324,7 +328,9 @@ def find_credentials(
         for name, value in headers.items()
         if name.lower() in ("authorization", "proxy-authorization")
     ]
-    query = [*parse_qsl(urlsplit(url).query), *((k, str(v)) for k, v in (params or {}).items())]
+    # Most addresses have no query: splitting them is most of what this costs per request.
+    query = parse_qsl(urlsplit(url).query) if "?" in url else []
+    query += [(k, str(v)) for k, v in (params or {}).items()]
     found += [value for name, value in query if name.lower() in CREDENTIAL_PARAMS]
     return tuple(secret for secret in found if len(secret) >= MIN_SECRET_LENGTH)
 

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,6 @@ from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret, secret, secret_env
 from monitor.db import first_line
 from monitor.platforms import SPECS
-from monitor.processes import start_process_pool
 from monitor.retention import find_cutoffs
 from monitor.sources import (
     SourceRow,
@@ -51,6 +50,12 @@ STOP_GRACE_SECONDS = 8.0
 STOP_POLL_SECONDS = 0.2
 # At most this many attempts share one transaction.
 STORE_BATCH = 200
+# A writer finding fewer queued, none with posts, while sources are still being fetched waits
+# this long for more: a statement of 100 attempts costs far less per attempt than ten of 10, and
+# the database thread takes the GIL from the fetches less often (issue 15: a warm pass). Attempts
+# with posts are written at once: they hold their slots until stored, and the database is what
+# a cold pass waits for.
+STORE_GATHER_SECONDS = 0.02
 # Leases are renewed this many times per lease length, so one late or failed renewal (a slow
 # write ahead of it on the database thread) does not let another worker take a source over.
 HEARTBEATS_PER_LEASE = 3
@@ -146,12 +151,15 @@ class _LazyProcessPool(Executor):
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
             if self._pool is None:
+                # Imported here: multiprocessing is start-up time a warm pass does not need.
+                from monitor.processes import start_process_pool
+
                 self._pool = start_process_pool(
                     self.processes, preload=["collectors.feeds", "monitor.rows"]
                 )
@@ -167,6 +175,28 @@ def make_parse_executor(config: Config, expected: int | None) -> Executor:
     if processes <= 1 or (expected is not None and expected < PROCESS_POOL_THRESHOLD):
         return ThreadPoolExecutor(max_workers=2, thread_name_prefix="omvarld-parse")
     return _LazyProcessPool(processes)
+
+
+class _Slot:
+    """One of the run's `concurrency` slots: a source holds it from before its fetch until its
+    attempt is stored, so that fetched bodies in memory stay bounded, or gives it back sooner."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self.slots = slots
+        self.held = False
+
+    async def __aenter__(self) -> _Slot:
+        await self.slots.acquire()
+        self.held = True
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
 
 
 class _Run:
@@ -206,6 +236,8 @@ class _Run:
         self.unstored: list[tuple[Attempt, CollectResult, asyncio.Future[AttemptRecord]]] = []
         self.writer: asyncio.Task[None] | None = None
         self.usage: ApiUsage | None = None  # read when the first collector is made
+        self.fetching = 0  # attempts waiting for their collector
+        self.skip_reasons: dict[str, str | None] = {}  # by platform
 
     async def collect(self, rows: Sequence[SourceRow]) -> list[SourceOutcome]:
         async with self._resources():
@@ -308,12 +340,12 @@ class _Run:
     async def _one(self, row: SourceRow) -> None:
         """Attempt one source; whatever happens, the source gets an outcome (and the task ends
         without an exception nobody would read)."""
-        async with self.slots:
+        async with _Slot(self.slots) as slot:
             if self.stop.is_set():
                 return  # not started: the source is handed back, still due
             started = time.monotonic()
             try:
-                outcome = await self._attempt(row)
+                outcome = await self._attempt(row, slot)
             except Exception as error:  # the database failed, and then recording that too
                 log.info("source %s failed", row.key, exc_info=True)
                 if self.worker is not None:
@@ -341,9 +373,12 @@ class _Run:
         if self.on_outcome:
             self.on_outcome(outcome)
 
-    async def _attempt(self, row: SourceRow) -> SourceOutcome:
+    async def _attempt(self, row: SourceRow, slot: _Slot) -> SourceOutcome:
         started = time.monotonic()
-        skip_reason = find_skip_reason(self.config, row.platform)
+        if row.platform not in self.skip_reasons:
+            # Once per platform and run: the environment is read when a run starts.
+            self.skip_reasons[row.platform] = find_skip_reason(self.config, row.platform)
+        skip_reason = self.skip_reasons[row.platform]
         if skip_reason:
             interval = timedelta(seconds=row.interval_s or self.config.collect.interval)
             now = datetime.now(UTC)
@@ -357,6 +392,7 @@ class _Run:
                 skip_reason,
             )
         started_at = datetime.now(UTC)
+        self.fetching += 1
         try:
             result = await self._collector(row.platform).collect(
                 row.to_ref(), row.to_state(), self.http, started_at
@@ -367,6 +403,8 @@ class _Run:
             result = CollectResult(
                 CollectStatus.FAILED, state=row.to_state(), error=f"internal error: {error!r}"
             )
+        finally:
+            self.fetching -= 1
         attempt = Attempt(
             source_id=row.id,
             started_at=started_at,
@@ -376,6 +414,10 @@ class _Run:
             jitter=random.uniform(-1.0, 1.0),
             published_since=find_cutoffs(self.config.retention, started_at).posts,
         )
+        if not result.posts:
+            # Nothing of it waits in memory: the next source may start while this one waits
+            # for the database, and the writer finds fuller batches.
+            slot.release()
         record = await self._store(attempt, result)
         if not record.stored and self.worker is not None:
             await self._release([row.id])
@@ -402,6 +444,8 @@ class _Run:
 
     async def _write(self) -> None:
         while self.unstored:
+            if self._worth_gathering():
+                await asyncio.sleep(STORE_GATHER_SECONDS)
             batch, self.unstored = self.unstored[:STORE_BATCH], self.unstored[STORE_BATCH:]
             try:
                 records = await self._in_database(
@@ -413,6 +457,14 @@ class _Run:
                 continue
             for (_, _, future), record in zip(batch, records, strict=True):
                 future.set_result(record)
+
+    def _worth_gathering(self) -> bool:
+        """Whether the writer should wait for a fuller batch (see STORE_GATHER_SECONDS)."""
+        return (
+            len(self.unstored) < STORE_BATCH
+            and self.fetching > 0
+            and not any(result.posts for _, result, _ in self.unstored)
+        )
 
     def _collector(self, platform: str) -> Collector:
         collector = self.collectors.get(platform)

@@ -12,7 +12,6 @@ import difflib
 import glob
 import os
 import re
-import tomllib
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from monitor.schedule import SchedulePolicy
 
+import tomli
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -179,6 +179,11 @@ class PlatformConfig(_Strict):
     access_token_env: str | None = None
     monthly_read_budget: int | None = Field(None, ge=0)
     daily_quota_units: int | None = Field(None, ge=0)  # YouTube Data API: 10,000 by default
+
+
+# What an absent `[platforms.KEY]` table means; one frozen instance, not one per question (the
+# sync asks once per source).
+NO_PLATFORM_SETTINGS = PlatformConfig()
 
 
 class GroupConfig(_Strict):
@@ -540,7 +545,7 @@ class Config(_Strict):
         return url
 
     def platform(self, name: str) -> PlatformConfig:
-        return self.platforms.get(name, PlatformConfig())
+        return self.platforms.get(name, NO_PLATFORM_SETTINGS)
 
     def api_url(self, source: SourceConfig) -> str | None:
         return (
@@ -695,7 +700,7 @@ def _open_regular_file(path: Path, shown: str) -> IO[bytes]:
 def _read_toml(path: Path, shown: str) -> dict[str, Any]:
     try:
         with _open_regular_file(path, shown) as handle:
-            return tomllib.load(handle)
+            return tomli.load(handle)
     except FileNotFoundError:
         raise ConfigError([Problem(shown, "", "file not found")]) from None
     except OSError as error:
@@ -705,15 +710,15 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
         line_of_byte = data.count(b"\n", 0, error.start) + 1
         reason = f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8"
         raise ConfigError([Problem(shown, "", reason, line_of_byte)]) from None
-    except tomllib.TOMLDecodeError as error:
-        # tomllib names the position only inside its message: "… (at line 3, column 9)".
+    except tomli.TOMLDecodeError as error:
+        # tomli names the position only inside its message: "… (at line 3, column 9)".
         message = str(error)
         position = re.search(r" \(at line (\d+), column \d+\)$", message)
         line = int(position[1]) if position else None
         reason = f"invalid TOML: {message[: position.start()] if position else message}"
         raise ConfigError([Problem(shown, "", reason, line)]) from None
     except RecursionError:
-        # tomllib recurses once per nesting level of arrays and inline tables.
+        # tomli recurses once per nesting level of arrays and inline tables.
         raise ConfigError([Problem(shown, "", "invalid TOML: nested too deeply")]) from None
 
 

@@ -19,7 +19,7 @@ SQLITE_STEM_FUNCTION = "omvarld_stems"  # named in migration 0007's triggers
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
 # that commands check the schema without importing Alembic.
-SCHEMA_HEAD = "0017"
+SCHEMA_HEAD = "0018"
 SQLITE_JOURNALS = ("-wal", "-shm", "-journal")  # files beside an SQLite database, as it names them
 
 

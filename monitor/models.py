@@ -5,7 +5,7 @@ docs/schema.md documents every column for SQL users; change both together, with 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,23 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # `process_bind_param` and SQLite's DATETIME formatting in one step: every timestamp
+        # written goes through here (16,000 in a warm pass of 2,000 sources, issue 15), and
+        # `isoformat` writes the same text, "2026-12-06 08:00:00.000000", a third as slowly.
+
+        def to_text(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            # Cut before the "+00:00": every year has four digits, so the text has 26 characters.
+            return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+        return to_text
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -314,6 +331,16 @@ audit_log = sa.Table(
     sa.Column("reason", sa.Text),  # why, as given by the person or the setting that decided it
     sa.Column("actor", sa.Text),  # who ran it (the OS user), or "omvarld run"
     sa.Column("counts", JSONType, nullable=False, default=dict),  # rows affected, per table
+)
+
+# Omvärld's own bookkeeping, one row per key (migration 0018). `sources_sync`: the fingerprint of
+# the configured sources as the last sync wrote them, so an unchanged config is not synced again.
+meta = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # The full-text index (migration 0007) is kept by the database itself and not described by this

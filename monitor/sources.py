@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.config import Config, SourceConfig
-from monitor.db import insert_for
-from monitor.models import sources
+from monitor.db import SCHEMA_HEAD, insert_for
+from monitor.models import meta, sources
 from monitor.platforms import label_platform
 from monitor.types import SourceRef, SourceState
 from monitor.workers import find_gone
@@ -79,15 +81,42 @@ def _config_values(config: Config, source: SourceConfig) -> dict[str, Any]:
     }
 
 
+# The `meta` row holding the fingerprint of the sources the last sync wrote.
+SYNC_META_KEY = "sources_sync"
+
+
+def fingerprint_sources(config: Config) -> str:
+    """A digest of everything `sync_sources` writes from the config: each source's key and
+    values, in order, and the schema they are written into. Two configs with the same
+    fingerprint leave the sources table the same, whatever else in them differs."""
+    written = [
+        SCHEMA_HEAD,
+        *([source.stable_key, _config_values(config, source)] for source in config.sources),
+    ]
+    encoded = json.dumps(written, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
 def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
     """Make the sources table say what the config says; write only what differs.
 
     A source removed from the config is marked inactive, its posts kept. A source whose key
     stays keeps its history when its handle or URL changes; a new URL forgets the old one's
     HTTP validators and redirect target.
+
+    Nothing is read but one row when the config's sources are those the last sync wrote (their
+    fingerprint is kept in `meta`): every command syncs, and comparing 2,000 sources row by row
+    took a tenth of a second (issue 15). A change made to the sources table by hand is
+    therefore undone only when the config's sources next change.
     """
+    fingerprint = fingerprint_sources(config)
     added, changed, deactivated = [], [], []
     with engine.begin() as connection:
+        synced = connection.execute(
+            sa.select(meta.c.value).where(meta.c.key == SYNC_META_KEY)
+        ).scalar()
+        if synced == fingerprint:
+            return SyncReport()
         stored = {row.key: row for row in connection.execute(sa.select(sources))}
         for source in config.sources:
             key = source.stable_key
@@ -132,6 +161,14 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
                     .values(active=False, updated_at=now)
                 )
                 deactivated.append(key)
+        statement = insert_for(connection)(meta).values(
+            key=SYNC_META_KEY, value=fingerprint, updated_at=now
+        )
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"], set_={"value": fingerprint, "updated_at": now}
+            )
+        )
     return SyncReport(tuple(added), tuple(changed), tuple(deactivated))
 
 
@@ -154,6 +191,8 @@ def _selection(
     return query
 
 
+# In SourceRow's field order, so that a row becomes one positionally: by name (`**row._mapping`)
+# took half of claiming 2,000 sources.
 _ROW_COLUMNS = [sources.c[name] for name in SourceRow.__dataclass_fields__]
 
 
@@ -169,7 +208,7 @@ def select_sources(
     ids = _selection(now, everything, keys, platform)
     query = sa.select(*_ROW_COLUMNS).where(sources.c.id.in_(ids)).order_by(sources.c.key)
     with engine.connect() as connection:
-        return [SourceRow(**row._mapping) for row in connection.execute(query)]
+        return [SourceRow(*row) for row in connection.execute(query).all()]
 
 
 def _free(now: datetime, gone: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -217,7 +256,7 @@ def claim_sources(
             .values(leased_until=now + lease, leased_by=worker)
             .returning(*_ROW_COLUMNS)
         )
-        rows = [SourceRow(**row._mapping) for row in connection.execute(statement)]
+        rows = [SourceRow(*row) for row in connection.execute(statement).all()]
     return sorted(rows, key=lambda row: row.key)
 
 

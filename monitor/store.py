@@ -149,6 +149,9 @@ def _record(
         sources.c.rhythm_s,
         sources.c.leased_by,
         sources.c.channel,
+        sources.c.etag,
+        sources.c.last_modified,
+        sources.c.cursor,
     ).where(sources.c.id.in_([attempt.source_id for attempt, _ in items]))
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -582,12 +585,15 @@ def _source_values(
         "next_check_at": plan.next_check_at,
     }
     if succeeded:
-        values |= {
-            "last_success_at": now,
+        values["last_success_at"] = now
+        # Only what changed: a feed answering 304 keeps its validators and cursor, and leaving
+        # them out of its UPDATE spares binding them for every source of a warm pass.
+        state = {
             "etag": result.state.etag,
             "last_modified": result.state.last_modified,
             "cursor": result.state.cursor,
         }
+        values |= {name: value for name, value in state.items() if getattr(current, name) != value}
     return values
 
 

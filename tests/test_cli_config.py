@@ -330,6 +330,98 @@ def test_sources_list_shows_keys_and_organisations_and_inactive_on_request(
     assert with_inactive.stderr == ""
 
 
+# ---------------------------------------------------------------- syncing only what changed
+
+
+def set_organisation_by_hand(database_url: str, key: str, organisation: str) -> None:
+    """An analyst's UPDATE on the sources table, as with sqlite3 or psql."""
+    from monitor.db import make_engine
+    from monitor.models import sources
+
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sources.update().where(sources.c.key == key).values(organisation=organisation)
+        )
+    engine.dispose()
+
+
+def test_an_unchanged_config_is_not_synced_again_until_its_sources_change(
+    tmp_path: Path, database_url: str
+) -> None:
+    flen = feed_source("https://www.flen.se/rss", "Flens kommun", key="flen")
+    config = write_config(tmp_path, database_url, flen)
+    assert run(config, "db", "upgrade").exit_code == 0
+    first = run(config, "sources", "list")
+    assert table_row(first.stdout, "flen", "feed", "Flens kommun").search(first.stdout)
+    set_organisation_by_hand(database_url, "flen", "Ändrad för hand")
+
+    # The config is as the last sync wrote it: the table is not read again, so the edit stays.
+    unchanged = run(config, "sources", "list")
+
+    assert table_row(unchanged.stdout, "flen", "feed", "Ändrad för hand").search(unchanged.stdout)
+
+    # Any change to what the config says of its sources syncs it all again.
+    write_config(
+        tmp_path, database_url, flen + feed_source("https://www.gnesta.se/rss", "Gnesta kommun")
+    )
+    changed = run(config, "sources", "list")
+
+    assert table_row(changed.stdout, "flen", "feed", "Flens kommun").search(changed.stdout)
+    assert "Gnesta kommun" in changed.stdout
+
+
+def test_a_changed_included_file_is_synced_though_the_main_file_is_not(
+    tmp_path: Path, database_url: str
+) -> None:
+    config = write_config_with_include(tmp_path, database_url)
+    included = tmp_path / "sources" / "kommuner.toml"
+    included.parent.mkdir()
+    included.write_text(feed_source("https://www.flen.se/rss", "Flens kommun", key="flen"))
+    assert run(config, "db", "upgrade").exit_code == 0
+    assert "Flens kommun" in run(config, "sources", "list").stdout
+
+    included.write_text(feed_source("https://www.flen.se/rss", "Flens kommun (KS)", key="flen"))
+    edited = run(config, "sources", "list")
+
+    assert table_row(edited.stdout, "flen", "feed", "Flens kommun (KS)").search(edited.stdout)
+
+    # A new file the include's pattern now matches is synced too.
+    (tmp_path / "sources" / "regioner.toml").write_text(
+        feed_source("https://www.regionsormland.se/rss", "Region Sörmland", key="region")
+    )
+    added = run(config, "sources", "list")
+
+    assert table_row(added.stdout, "region", "feed", "Region Sörmland").search(added.stdout)
+    assert table_row(added.stdout, "flen", "feed", "Flens kommun (KS)").search(added.stdout)
+
+    included.unlink()
+    removed = run(config, "sources", "list")
+
+    assert "flen" not in removed.stdout
+    assert removed.stderr == "source flen is no longer configured: marked inactive, posts kept\n"
+
+
+def test_the_same_config_on_another_database_syncs_that_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OMVARLD_DATABASE_URL is read at every start, and what was synced is kept per database.
+    config = write_config(
+        tmp_path, sqlite_url(tmp_path), feed_source("https://www.flen.se/rss", "Flens kommun")
+    )
+    assert "feed:www.flen.se/rss" in run(config, "sources", "list").stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv("OMVARLD_DATABASE_URL", sqlite_url(other))
+
+    listed = run(config, "sources", "list")
+
+    assert table_row(listed.stdout, "feed:www.flen.se/rss", "feed", "Flens kommun").search(
+        listed.stdout
+    )
+    assert (other / "omvarld.db").exists()
+
+
 # ------------------------------------------------------------------------------- import-opml
 
 

@@ -1,12 +1,18 @@
-"""Schema management: SQLite upgrades itself, PostgreSQL waits for `db upgrade`."""
+"""Schema management: SQLite upgrades itself, PostgreSQL waits for `db upgrade`; timestamps are
+stored alike whoever formats them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.db import SCHEMA_HEAD, head_revision, make_engine
+from monitor.models import UTCDateTime
 from tests.conftest import write_config
 
 runner = CliRunner()
@@ -99,3 +105,32 @@ def test_a_newer_database_is_left_as_it_is(tmp_path, engine) -> None:  # type: i
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
         assert version.scalar_one() == "0999"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 6, 8, 0, tzinfo=UTC),  # no microseconds: still written with six
+        datetime(2026, 12, 6, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=1))),
+        datetime(5, 1, 2, 3, 4, 5, 6, tzinfo=UTC),  # a four-digit year, as SQLAlchemy pads it
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_sqlite_timestamps_are_written_as_sqlalchemy_writes_them(moment: datetime) -> None:
+    # UTCDateTime formats SQLite's text itself (faster); rows written before must still compare
+    # and sort with new ones, so the text is SQLAlchemy's to the character.
+    dialect = sqlite.dialect()
+    reference = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None
+    ours = UTCDateTime().bind_processor(dialect)
+    assert ours is not None
+
+    assert ours(moment) == reference(moment.astimezone(UTC).replace(tzinfo=None))
+
+
+def test_a_naive_timestamp_is_refused_on_sqlite_too() -> None:
+    ours = UTCDateTime().bind_processor(sqlite.dialect())
+    assert ours is not None
+
+    with pytest.raises(ValueError, match="naive datetime"):
+        ours(datetime(2026, 12, 6, 8, 0))

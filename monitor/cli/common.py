@@ -3,11 +3,13 @@ configuration and the database once, `fail`, and how times, counts and stored te
 Contains no command.
 
 Heavy modules are imported inside functions: `omvarld --help` must not load the database or the
-HTTP libraries (tests/test_cli_help.py says so).
+HTTP libraries (tests/test_cli_help.py says so), and a plain `omvarld collect` comes in without
+Typer (monitor/cli/entry.py), which only a mistake then loads, to raise its Exit.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import typer
 from rich.console import Console
 from rich.text import Text
 
@@ -43,6 +44,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 PLAIN_HELP: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None}
 
 
+def configure_logging(verbose: bool) -> None:
+    """-v (--verbose) logs each step; else only warnings and errors."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
 @dataclass
 class Context:
     config_path: Path
@@ -58,6 +67,8 @@ class Context:
             except ConfigError as error:
                 for problem in error.problems:
                     err.print(str(problem), markup=False)
+                import typer
+
                 raise typer.Exit(EXIT_USAGE) from None
         return self._config
 
@@ -87,6 +98,8 @@ class Context:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    import typer
+
     err.print(f"error: {message}", markup=False)
     raise typer.Exit(code)
 
