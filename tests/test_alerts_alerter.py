@@ -74,12 +74,15 @@ def events(database_url: str) -> list[sa.Row]:
 
 
 def has_exited(pid: int) -> bool:
-    """Whether process `pid` has ended (a zombie until its parent waits for it)."""
+    """Whether process `pid` has ended (a zombie until its parent waits for it). The alert
+    process has threads: its first shows as a zombie while the others are still exiting, and
+    until they have, its parent cannot see it end (waitpid says it runs)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:
         return True
-    return "\nState:\tZ" in status
+    return "\nState:\tZ" in status and tasks == [str(pid)]
 
 
 def when(condition: Callable[[], bool], act: Callable[[], None]) -> threading.Thread:

@@ -86,6 +86,13 @@ class Context:
             self._engine = engine
         return self._engine
 
+    def close(self) -> None:
+        """Give back the database connections: a process that runs commands one after another
+        (the tests) must not keep one pool per command open."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def synced_engine(self) -> Engine:
         """The database with the config's sources written into it."""
         from monitor.sources import sync_sources

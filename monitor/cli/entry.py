@@ -138,9 +138,10 @@ def _collect(options: PlainCollect) -> int:
     from monitor.cli.common import Context, configure_logging
 
     configure_logging(options.verbose)
+    context = Context(config_path=options.config)
     try:
         return collect_once(
-            Context(config_path=options.config),
+            context,
             everything=options.everything,
             keys=options.keys,
             platform=options.platform,
@@ -157,6 +158,8 @@ def _collect(options: PlainCollect) -> int:
         if typer is not None and isinstance(error, typer.Exit):
             return int(error.exit_code)
         raise
+    finally:
+        context.close()
 
 
 def _is_database_error(error: Exception) -> bool:

@@ -44,3 +44,4 @@ def main_options(
 ) -> None:
     configure_logging(verbose)
     ctx.obj = Context(config_path=config)
+    ctx.call_on_close(ctx.obj.close)
