@@ -16,9 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-
-from collectors.feedxml import read_feed
 from collectors.http import FetchError, HttpClient, parse_freshness, parse_retry_after
 from collectors.text import html_to_text
 from monitor.types import (
@@ -46,9 +43,6 @@ YOUTUBE_NAMESPACE = "http://www.youtube.com/xml/schemas/2015"
 # Ids longer than this are replaced by their hash: they index poorly and some feeds put whole
 # URLs with tracking parameters there.
 MAX_ID_LENGTH = 512
-# feedparser flags these although the entries are intact: a charset declared one way and
-# served another, or an XML feed served as text/plain.
-BENIGN_BOZO = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 class FeedError(Exception):
@@ -126,8 +120,9 @@ async def fetch_feed(
         return CollectResult(CollectStatus.FAILED, state=state, error=str(error))
 
     # Every outcome below starts from what the response says; failures keep the old state.
+    not_modified = response.status == 304
     base = CollectResult(
-        CollectStatus.FAILED,
+        CollectStatus.NOT_MODIFIED if not_modified else CollectStatus.FAILED,
         state=state,
         http_status=response.status,
         moved_to=response.moved_to if movable else None,
@@ -136,8 +131,8 @@ async def fetch_feed(
             response.header("cache-control"), response.header("expires"), now
         ),
     )
-    if response.status == 304:
-        return replace(base, status=CollectStatus.NOT_MODIFIED)
+    if not_modified:  # most answers: built as it is returned
+        return base
     if response.status == 410:
         return replace(
             base,
@@ -211,11 +206,15 @@ def parse_feed(
     Raises:
         FeedError: the body is not a feed (an HTML page, an empty or unparseable document).
     """
+    # Imported here: in a pool worker. A collection whose feeds all answer 304 parses nothing,
+    # and importing feedparser and lxml was 5 % of such a pass.
+    from collectors.feedxml import read_feed
+
     document = (read_feed(body, content_type) if fast else None) or _read_with_feedparser(
         body, content_type
     )
     problem = None
-    if document["bozo"] and not isinstance(document["bozo_exception"], BENIGN_BOZO):
+    if document["bozo"] and not _is_benign(document["bozo_exception"]):
         problem = _describe_bozo(document["bozo_exception"])
     entries = document["entries"]
     if not document["version"] and not entries:
@@ -259,8 +258,18 @@ def parse_and_prepare(body: bytes, **options: Any) -> ParsedFeed:
     return replace(parsed, prepared=prepare_posts(parsed.posts))
 
 
+def _is_benign(error: BaseException | None) -> bool:
+    """Whether feedparser flagged a feed whose entries are intact: a charset declared one way
+    and served another, or an XML feed served as text/plain."""
+    import feedparser  # only feedparser's own reading flags anything
+
+    return isinstance(error, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType)
+
+
 def _read_with_feedparser(body: bytes, content_type: str | None) -> dict[str, Any]:
     """feedparser's reading, with the keys `read_feed` gives (no entry XML)."""
+    import feedparser
+
     # No content-location: feedparser would resolve every link against it (a fifth of its
     # time); we resolve the few links we keep ourselves.
     headers = {"content-type": content_type} if content_type else {}
