@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -194,3 +194,17 @@ class FeedServer(LoopbackServer):
                         time.sleep(trickle)
 
         return Handler
+
+
+def flen_rss(*items: tuple[str, str, timedelta], now: datetime) -> bytes:
+    """Flen's news feed with (guid, title, age) items, each published `age` before `now`."""
+    entries = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title>"
+        f"<link>https://www.flen.se/nyheter/{guid}</link>"
+        f"<pubDate>{format_datetime(now - age)}</pubDate></item>"
+        for guid, title, age in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Flen</title>'
+        f"{entries}</channel></rss>"
+    ).encode()

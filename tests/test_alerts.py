@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +15,7 @@ from monitor.cli import app
 from monitor.db import make_engine
 from monitor.models import alert_events
 from tests.conftest import feed_source, write_config
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, flen_rss
 from tests.smtpserver import Authenticator, start_server
 from tests.webhookserver import WebhookReceiver
 
@@ -29,17 +28,8 @@ def omvarld(config: Path, *args: str):  # type: ignore[no-untyped-def]
 
 
 def rss(*items: tuple[str, str, timedelta]) -> bytes:
-    """A feed of (guid, title, age) items."""
-    entries = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title>"
-        f"<link>https://www.flen.se/nyheter/{guid}</link>"
-        f"<pubDate>{format_datetime(NOW - age)}</pubDate></item>"
-        for guid, title, age in items
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Flen</title>'
-        f"{entries}</channel></rss>"
-    ).encode()
+    """A feed of (guid, title, age) items, aged from this module's NOW."""
+    return flen_rss(*items, now=NOW)
 
 
 def rule(*notify: str, extra: str = "", name: str = "Kris i länet") -> str:

@@ -24,7 +24,7 @@ from monitor.sources import sync_sources
 from monitor.store import ingest_posts
 from monitor.types import PostData
 from tests.conftest import feed_source, wait_for, write_config
-from tests.feedserver import FeedServer
+from tests.feedserver import FeedServer, flen_rss
 from tests.webhookserver import WebhookReceiver
 
 NOW = datetime.now(UTC)
@@ -249,11 +249,12 @@ def test_a_receiver_that_hangs_costs_its_channel_the_timeout_and_the_other_gets_
 def test_collect_with_rules_loads_neither_apprise_nor_the_round_itself(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
-    from tests.test_alerts import rss
-
     with WebhookReceiver() as hook:
         url = feed_server.add(
-            "/flen.xml", body=rss(("1", "Översvämning vid Skeboån", timedelta(hours=1)))
+            "/flen.xml",
+            body=flen_rss(
+                ("1", "Översvämning vid Skeboån", timedelta(hours=1)), now=datetime.now(UTC)
+            ),
         )
         config = write_config(
             tmp_path,
