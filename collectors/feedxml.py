@@ -204,7 +204,7 @@ def _read_feed_level(
             continue
         name = _feedparser_name(child)
         if name in ("title", "dc:title") and not title_seen:
-            value = reading.text(child, "title", html_default=False)
+            value = reading.text(child, "title")
             if value:
                 feed["title"] = value
                 title_seen = True
@@ -314,7 +314,7 @@ class _Reading:
         self.atom = atom
         self.language = language
 
-    def text(self, element: Any, name: str, *, html_default: bool | None = None) -> str:
+    def text(self, element: Any, name: str) -> str:
         """The element's text as feedparser's pop() returns it for an element expecting text."""
         if len(element):
             raise Unsupported("markup inside a text element")

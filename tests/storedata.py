@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.models import sources
+from monitor.db import make_engine
+from monitor.models import alert_events, sources
 from monitor.schedule import SchedulePolicy
 from monitor.store import Attempt, record_attempt
 from monitor.types import CollectResult, CollectStatus, PostData, SourceState
@@ -55,3 +57,12 @@ def collect(
     result = CollectResult(CollectStatus.OK, posts=tuple(items), state=SourceState())
     attempt = Attempt(source_id, when, when, SchedulePolicy(), published_since=published_since)
     return record_attempt(engine, attempt, result)
+
+
+def alert_events_of(database_url: str) -> list[sa.Row]:
+    """Every row of alert_events, in the order they were claimed."""
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(alert_events).order_by(alert_events.c.id)).all()
+    engine.dispose()
+    return rows

@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -17,6 +16,7 @@ from monitor.models import alert_events
 from tests.conftest import feed_source, write_config
 from tests.feedserver import FeedServer, flen_rss
 from tests.smtpserver import Authenticator, start_server
+from tests.storedata import alert_events_of as events
 from tests.webhookserver import WebhookReceiver
 
 runner = CliRunner()
@@ -50,14 +50,6 @@ def setup(
     )
     assert omvarld(config, "db", "upgrade").exit_code == 0
     return config
-
-
-def events(database_url: str) -> list[sa.Row]:
-    engine = make_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(sa.select(alert_events).order_by(alert_events.c.id)).all()
-    engine.dispose()
-    return rows
 
 
 def test_a_new_matching_post_is_one_message_and_an_unchanged_pass_sends_none(

@@ -19,12 +19,13 @@ import sqlalchemy as sa
 from monitor.alerts.alerter import Alerter
 from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
-from monitor.models import alert_events, sources
+from monitor.models import sources
 from monitor.sources import sync_sources
 from monitor.store import ingest_posts
 from monitor.types import PostData
 from tests.conftest import feed_source, wait_for, write_config
 from tests.feedserver import FeedServer, flen_rss
+from tests.storedata import alert_events_of as events
 from tests.webhookserver import WebhookReceiver
 
 NOW = datetime.now(UTC)
@@ -63,14 +64,6 @@ def store_flooding_post(config: Config, database_url: str, number: int = 1) -> d
         ingest_posts(connection, source_id, [post], now=since)
     engine.dispose()
     return since
-
-
-def events(database_url: str) -> list[sa.Row]:
-    engine = make_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(sa.select(alert_events).order_by(alert_events.c.id)).all()
-    engine.dispose()
-    return rows
 
 
 def has_exited(pid: int) -> bool:
