@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from monitor.alerts.pipeline import PassReader, load_new_posts
 from monitor.alerts.rules import compile_rule, match_posts
+from monitor.alerts.store import newest_post_id
 from monitor.config import load_config
 from monitor.db import make_engine, upgrade
 from monitor.models import sources
@@ -52,10 +53,15 @@ def test_a_pass_read_while_it_runs_finds_what_a_round_after_it_would(
     with engine.begin() as connection:  # before the pass: not new
         ingest_posts(connection, ids["flen"], [post(1, "Översvämning i våras")], now=NOW)
     since = datetime.now(UTC)
-    reader = PassReader(config, engine, since)
+    with engine.begin() as connection:  # the pass's, with an id below where the reader begins
+        ingest_posts(connection, ids["flen"], [post(7, "Översvämning vid bron")], now=since)
+    # The reader starts from the newest post, as a pass hands it to the alert process: a post
+    # stored below that id (another writer's, under PostgreSQL's sequence) is the round's.
+    reader = PassReader(config, engine, since, after_id=newest_post_id(engine))
     with engine.begin() as connection:
         ingest_posts(connection, ids["flen"], [post(2, "Översvämning vid ån")], now=since)
     reader.read(datetime.now(UTC))
+    assert [p.title for p in reader.posts.values()] == ["Översvämning vid ån"]
     with engine.begin() as connection:
         batch = [
             post(3, "Brandövning"),
@@ -75,12 +81,16 @@ def test_a_pass_read_while_it_runs_finds_what_a_round_after_it_would(
         name: [p.id for p in found] for name, found in match_posts(rules, expected).items()
     }
     assert {name: [p.title for p in found] for name, found in matched.items()} == {
-        "Kris": ["Översvämning vid ån"],
+        "Kris": ["Översvämning vid bron", "Översvämning vid ån"],
         "Brand": ["Brandövning", "Branden släckt"],
     }
     # Only the sources the round asks for: another worker's posts read meanwhile stay out.
     flen_only, _ = reader.finish(["flen"], oldest)
-    assert sorted(p.title for p in flen_only) == ["Branden släckt", "Översvämning vid ån"]
+    assert sorted(p.title for p in flen_only) == [
+        "Branden släckt",
+        "Översvämning vid bron",
+        "Översvämning vid ån",
+    ]
     engine.dispose()
 
 

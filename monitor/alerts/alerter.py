@@ -89,9 +89,11 @@ class _Ready:
 
 @dataclass(frozen=True)
 class _Pass:
-    """A pass began at `since`: read its new posts as it stores them."""
+    """A pass began at `since`, when the newest post's id was `after_id`: read its new posts
+    as it stores them."""
 
     since: datetime
+    after_id: int
 
 
 @dataclass(frozen=True)
@@ -136,9 +138,10 @@ class Alerter:
         """The running process's id; None when there is none."""
         return self._process.pid if self._process is not None else None
 
-    def start(self, since: datetime | None = None) -> None:
+    def start(self, since: datetime | None = None, after_id: int = 0) -> None:
         """Start the process unless one runs: it gets ready while the caller does other work.
-        With `since`, a pass began then: the process reads its posts as it stores them.
+        With `since`, a pass began then, when the newest post's id was `after_id`: the process
+        reads its posts as it stores them.
 
         Raises:
             AlerterError: it could not be started.
@@ -147,7 +150,7 @@ class Alerter:
             self._start()
             if since is not None:
                 try:
-                    self._connected().send(_Pass(since))
+                    self._connected().send(_Pass(since, after_id))
                 except OSError:  # gone already: the round starts another, and reads then
                     self._discard()
 
@@ -314,10 +317,14 @@ def begin_pass(
     if not config.alerts:
         return None
     if alerter is not None:
+        from monitor.alerts.store import newest_post_id
+
         try:
-            alerter.start(since)
+            alerter.start(since, newest_post_id(engine))
         except AlerterError as error:  # the round will try again, and say so
             log.warning("alerts: %s", error)
+        except Exception as error:  # the database: the round reads the pass's posts itself
+            log.warning("alerts: %s", first_line(error))
     from monitor.alerts.store import open_pass
 
     try:
@@ -393,7 +400,7 @@ def serve(
         except (EOFError, OSError):
             return
         if isinstance(request, _Pass):
-            reader = PassReader(config, engine, request.since)
+            reader = PassReader(config, engine, request.since, request.after_id)
             continue
         assert isinstance(request, _Round)
         try:

@@ -48,6 +48,7 @@ from monitor.alerts.store import (
     find_abandoned_passes,
     mark_failed,
     mark_sent,
+    newest_post_id,
 )
 from monitor.config import Config
 from monitor.db import chunks
@@ -123,7 +124,7 @@ def warm_up(config: Config, engine: Engine) -> None:
     later = datetime.now(UTC) + timedelta(days=1)
     load_new_posts(engine, ["-"], later, later)
     load_new_posts(engine, None, later, later)
-    reader = PassReader(config, engine, later)
+    reader = PassReader(config, engine, later, after_id=newest_post_id(engine))
     reader.read(datetime.now(UTC))
     reader.finish(["-"], later)
     find_abandoned_passes(engine, "-", later, timedelta(0))
@@ -215,11 +216,12 @@ class PassReader:
     on the other core), so that its round after the pass reads and matches only the last few.
 
     Each `read` takes the posts stored since the last one (by id: one writer per collecting
-    process stores its posts in order), first seen since the pass began. `finish` asks for the
+    process stores its posts in order), first seen since the pass began; the first, those with
+    ids above `after_id`. `finish` asks for the
     ids the round wants (its sources' posts of the pass), and reads and matches only those it
     does not have: the answer is the round's without a reader, whatever the order of ids."""
 
-    def __init__(self, config: Config, engine: Engine, since: datetime) -> None:
+    def __init__(self, config: Config, engine: Engine, since: datetime, after_id: int = 0) -> None:
         self.engine = engine
         self.since = since
         self.max_age = timedelta(seconds=config.alerting.max_age)
@@ -228,7 +230,9 @@ class PassReader:
         ]
         self.posts: dict[int, NewPost] = {}
         self.matched: dict[int, list[str]] = {}  # post id -> the rules it matched
-        self.last_id = 0
+        # Read from the newest post when the pass began (`newest_post_id`): from 0, the first
+        # read walked every stored post (50,000: 70 ms of CPU taken from the pass).
+        self.last_id = after_id
 
     def read(self, now: datetime) -> None:
         """Read and match the posts stored since the last call."""

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from monitor.db import chunks, insert_for
-from monitor.models import alert_events, alert_passes, sources
+from monitor.models import alert_events, alert_passes, posts, sources
 from monitor.workers import Worker, find_gone
 
 SENDING = "sending"
@@ -256,6 +256,13 @@ class PassRecord:
     id: int
     worker: str
     started_at: datetime
+
+
+def newest_post_id(engine: Engine) -> int:
+    """The id of the newest stored post (0 when there is none): a pass that begins now stores
+    posts with greater ids, but for those a concurrent writer took ids for before."""
+    with engine.connect() as connection:
+        return int(connection.execute(sa.select(sa.func.max(posts.c.id))).scalar() or 0)
 
 
 def open_pass(engine: Engine, worker: str, started_at: datetime) -> int:
