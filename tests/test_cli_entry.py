@@ -167,3 +167,24 @@ def test_mistakes_on_the_short_way_end_as_on_typers(tmp_path: Path) -> None:
         2,
         [f"{tmp_path / 'absent.toml'}: file not found"],
     )
+
+
+def test_a_collect_that_fails_somewhere_ends_with_code_1_and_all_its_output(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    # The short way ends the process without taking its heap apart (`end_process`): the exit
+    # code, the last line written and the log lines must get out all the same.
+    good = feed_server.add_fixture("/news.xml", "rss20.xml")
+    gone = feed_server.add("/gone.xml", status=404)
+    config = write_config(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'omvarld.db'}",
+        feed_source(good, key="katrineholm") + feed_source(gone, key="flen"),
+    )
+
+    done = omvarld("--config", str(config), "collect", "--all", cwd=tmp_path)
+
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert "2 sources: 4 new, 0 updated, 0 unchanged posts; 0 not modified, 1 failed" in lines
+    assert lines[-1] == f"Database: {tmp_path / 'omvarld.db'}"

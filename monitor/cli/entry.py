@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from monitor.cli.common import DEFAULT_CONFIG_PATH, EXIT_FAILED, EXIT_USAGE, err
 
@@ -27,7 +27,10 @@ CONFIG_ENV = "OMVARLD_CONFIG"  # what --config defaults to, as `main_options` de
 def main() -> None:
     """The console script."""
     try:
-        code = _run(sys.argv[1:])
+        collect = read_plain_collect(sys.argv[1:], os.environ)
+        if collect is not None:
+            end_process(_collect(collect))
+        code = _run_typer()
     except Exception as error:
         _print_traceback_if_verbose()
         if _is_database_error(error):
@@ -42,9 +45,24 @@ def main() -> None:
     sys.exit(code)
 
 
-def _run(args: Sequence[str]) -> int:
-    collect = read_plain_collect(args, os.environ)
-    return _collect(collect) if collect is not None else _run_typer()
+def end_process(code: int) -> NoReturn:
+    """Exit with `code` as Python would, but without taking the heap apart: the exit handlers
+    run (logging's flush among them) and the output is flushed; then the process ends. Freeing
+    the thousand modules and every object of a pass one by one took 0.1 s, a seventh of a warm
+    pass of 2,000 feeds (issue 15), and gave nothing back that the system does not. Only when
+    no other thread runs: Python's own exit would wait for it."""
+    import atexit
+    import contextlib
+    import threading
+
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # The reader may have gone away (`| head`), or the stream been closed.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _run_typer() -> int:
