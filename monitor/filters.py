@@ -17,6 +17,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from monitor.models import posts, sources
+from monitor.sources import on_platforms
 from monitor.types import ENGAGEMENT_NAMES
 
 
@@ -29,8 +30,7 @@ class PostFilter:
 
     since: datetime | None = None  # published at or after
     until: datetime | None = None  # published before
-    # As collected or as shown (`sources.platform` or `sources.channel`): "youtube" finds a
-    # YouTube channel's feed too, "feed" every feed.
+    # As collected or as shown (`monitor.sources.on_platforms`).
     platforms: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # source keys
     organisations: tuple[str, ...] = ()
@@ -74,8 +74,7 @@ def where_sources(chosen: PostFilter) -> list[sa.ColumnElement[bool]]:
     (what the account-count export filters by)."""
     conditions: list[sa.ColumnElement[bool]] = []
     if chosen.platforms:
-        wanted = chosen.platforms
-        conditions.append(sa.or_(sources.c.platform.in_(wanted), sources.c.channel.in_(wanted)))
+        conditions.append(on_platforms(chosen.platforms))
     if chosen.sources:
         conditions.append(sources.c.key.in_(chosen.sources))
     if chosen.organisations:

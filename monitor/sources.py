@@ -187,8 +187,15 @@ def _selection(
         if not everything:
             query = query.where(sources.c.next_check_at <= now)
     if platform:
-        query = query.where(sources.c.platform == platform)
+        query = query.where(on_platforms([platform]))
     return query
+
+
+def on_platforms(wanted: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Sources of these platforms as collected or as shown (`sources.platform` or
+    `sources.channel`): "youtube" finds a YouTube channel's feed too, "feed" every feed. What
+    every `--platform` means."""
+    return sa.or_(sources.c.platform.in_(wanted), sources.c.channel.in_(wanted))
 
 
 # In SourceRow's field order, so that a row becomes one positionally: by name (`**row._mapping`)

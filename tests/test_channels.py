@@ -10,6 +10,7 @@ import json
 import os
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,22 @@ def test_platform_filter_finds_a_youtube_channels_feed_and_feed_finds_every_feed
     assert [key for key, _, _ in found("vinterväglag", "feed")] == [
         "flen-nyheter", "krisinformation-mastodon", "trafikverket-flickr",
     ]  # fmt: skip
+
+
+def test_collect_platform_takes_a_youtube_channels_feed_and_feed_takes_every_feed(
+    engine: Engine, config: Config
+) -> None:
+    # Nothing due (checked in an hour): collect says which of the chosen sources is next,
+    # without fetching anything.
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with engine.begin() as connection:
+        connection.execute(sources.update().values(next_check_at=later))
+
+    youtube = omvarld(config, "collect", "--platform", "youtube")
+    feeds = omvarld(config, "collect", "--platform", "feed")
+
+    assert "the next of the 1 youtube source, skatteverket-youtube, is due at" in youtube
+    assert "the next of the 4 feed sources" in feeds
 
 
 def test_the_search_table_shows_the_platform_readers_know(config: Config) -> None:

@@ -156,7 +156,7 @@ def test_mistakes_on_the_short_way_end_as_on_typers(tmp_path: Path) -> None:
         2,
         [
             "error: --platform: unknown platform 'tiktok'; expected one of "
-            "feed, x, youtube, mastodon, bluesky, facebook, flickr"
+            "feed, x, youtube, mastodon, bluesky, facebook, flickr, vimeo, slideshare"
         ],
     )
     assert (unknown.returncode, said(unknown)) == (

@@ -29,7 +29,10 @@ def collect(
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Collect this source (repeatable).")
     ] = None,
-    platform: Annotated[str | None, typer.Option(help="Only sources of this platform.")] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(help="Only sources of this platform (youtube: a YouTube feed too)."),
+    ] = None,
 ) -> None:
     """Collect the sources that are due (or --all, or --source KEY) once, and store their posts."""
     # A plain `omvarld collect` usually comes the short way (monitor/cli/entry.py) and is read
