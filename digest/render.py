@@ -487,6 +487,7 @@ def cut_comparisons(rows: Sequence[Comparison], limit: int) -> Shown[Comparison]
     own_platforms = {row.platform for row in rows if row.own}
     shown: list[Comparison] = []
     seen: dict[str, int] = {}
+    cut = 0  # "and N more" counts the rows left out of the tables shown, not other platforms'
     for row in rows:
         if own_platforms and row.platform not in own_platforms:
             continue
@@ -496,7 +497,9 @@ def cut_comparisons(rows: Sequence[Comparison], limit: int) -> Shown[Comparison]
         seen[row.platform] = seen.get(row.platform, 0) + 1
         if seen[row.platform] <= limit:
             shown.append(row)
-    return Shown(tuple(shown), len(rows) - len(shown))
+        else:
+            cut += 1
+    return Shown(tuple(shown), cut)
 
 
 class Formatter:

@@ -21,7 +21,7 @@ from digest.compare import ActivityRow, FollowerRow, compare_organisations, inde
 from digest.compose import SourceInfo
 from digest.load import load_comparisons
 from digest.model import Comparison, Recipient
-from digest.render import render_digest
+from digest.render import cut_comparisons, render_digest
 from monitor.cli import app
 from monitor.config import Config
 from monitor.models import source_metrics, sources
@@ -106,6 +106,28 @@ def test_rows_come_per_platform_with_the_own_organisation_first() -> None:
         ("x", "Katrineholms kommun"),
         ("x", "Flens kommun"),
     ]
+
+
+def test_the_digest_counts_as_more_only_rows_it_cut_on_the_platforms_it_shows() -> None:
+    def row(organisation: str, platform: str, own: bool = False) -> Comparison:
+        return Comparison(organisation, platform, 1, None, None, None, None, None, own)
+
+    rows = [
+        row("Katrineholms kommun", "x", own=True),
+        row("Flens kommun", "x"),
+        row("Gnesta kommun", "x"),
+        row("Vingåkers kommun", "x"),
+        # Katrineholm is not on YouTube: those rows are no part of its comparison.
+        row("Polisen", "youtube"),
+        row("Skatteverket", "youtube"),
+    ]
+
+    shown = cut_comparisons(rows, limit=2)
+
+    assert [r.organisation for r in shown.items] == [
+        "Katrineholms kommun", "Flens kommun", "Gnesta kommun",
+    ]  # fmt: skip
+    assert shown.more == 1  # "and 1 more": Vingåker, not the two YouTube rows
 
 
 # ------------------------------------------------------------------------ from the database
