@@ -70,7 +70,7 @@ POST_FIELDS = (
 # Source columns in source.json: what the source is, not the collector's working state
 # (cursor, validators, leases).
 SOURCE_FIELDS = (
-    "key", "platform", "name", "handle", "url", "fetch_url", "platform_id", "organisation",
+    "key", "platform", "channel", "name", "handle", "url", "fetch_url", "platform_id", "organisation",
     "groups", "active", "enabled", "status", "created_at", "updated_at", "retired_at",
 )  # fmt: skip
 

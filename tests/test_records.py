@@ -100,6 +100,7 @@ def test_export_writes_the_source_records_and_verify_passes(
     assert lines(written / "revisions.jsonl") == []  # the Mastodon posts were never edited
     source = json.loads((written / "source.json").read_text())
     assert (source["key"], source["organisation"]) == (MASTODON_KEY, "Polisen")
+    assert (source["platform"], source["channel"]) == ("mastodon", "mastodon")
     assert "cursor" not in source
     manifest = json.loads((written / "manifest.json").read_text())
     assert manifest["source"] == MASTODON_KEY
