@@ -71,7 +71,8 @@ POST_FIELDS = (
 # (cursor, validators, leases).
 SOURCE_FIELDS = (
     "key", "platform", "channel", "name", "handle", "url", "fetch_url", "platform_id",
-    "organisation", "groups", "active", "enabled", "status", "created_at", "updated_at", "retired_at",
+    "organisation", "groups", "active", "enabled", "status", "created_at", "updated_at",
+    "retired_at",
 )  # fmt: skip
 
 _SUMS_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
