@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from collectors.base import Collector, CollectorSettings, ConfiguredSource
 from collectors.http import HttpClient, make_user_agent
 from monitor.config import Config, missing_secret, secret, secret_env
 from monitor.db import first_line
+from monitor.parsing import make_parse_executor
 from monitor.platforms import SPECS
 from monitor.retention import find_cutoffs
 from monitor.sources import (
@@ -43,8 +43,6 @@ from monitor.usage import read_api_usage
 
 log = logging.getLogger(__name__)
 
-# Below this many sources a process pool costs more to start than it saves.
-PROCESS_POOL_THRESHOLD = 16
 # After a stop request, in-flight sources get this long to finish before they are given back.
 STOP_GRACE_SECONDS = 8.0
 STOP_POLL_SECONDS = 0.2
@@ -144,37 +142,6 @@ def collect_due(
     """One service tick: claim due sources and collect them until none are due, or stop."""
     run = _Run(config, engine, worker, on_outcome, stop, expected=None)
     return asyncio.run(run.collect_due())
-
-
-class _LazyProcessPool(Executor):
-    """A process pool started at its first task, so a run with nothing to parse pays nothing."""
-
-    def __init__(self, processes: int) -> None:
-        self.processes = processes
-        self._pool: Executor | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        with self._lock:
-            if self._pool is None:
-                # Imported here: multiprocessing is start-up time a warm pass does not need.
-                from monitor.processes import start_process_pool
-
-                self._pool = start_process_pool(
-                    self.processes, preload=["collectors.feeds", "monitor.rows"]
-                )
-        return self._pool.submit(fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-
-
-def make_parse_executor(config: Config, expected: int | None) -> Executor:
-    processes = config.collect.parse_processes or os.cpu_count() or 1
-    if processes <= 1 or (expected is not None and expected < PROCESS_POOL_THRESHOLD):
-        return ThreadPoolExecutor(max_workers=2, thread_name_prefix="omvarld-parse")
-    return _LazyProcessPool(processes)
 
 
 class _Slot:

@@ -4,6 +4,7 @@ writes; afterwards no source stays locked and no child process lives on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -437,6 +438,42 @@ def test_a_sigkilled_collect_leaves_no_forkserver_or_pool_worker_behind(
         for pid in marked_processes(marker):
             os.kill(pid, signal.SIGKILL)
     assert survived, f"children of a SIGKILLed collect still running: {left}"
+
+
+def forkservers(marker: str) -> list[int]:
+    """The parse forkservers among the processes a test's command started."""
+    found = []
+    for pid in marked_processes(marker):
+        with contextlib.suppress(OSError):
+            if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+@pytest.mark.parametrize(("sources", "servers"), [(20, 1), (3, 0)])
+def test_the_parse_server_starts_before_the_first_feed_arrives_only_for_many_sources(
+    tmp_path: Path, database_url: str, feed_server: FeedServer, sources: int, servers: int
+) -> None:
+    # Its start-up (Python and the parsers' imports) overlaps the collecting process's own;
+    # below 16 sources a pass parses in threads, and starts no process.
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("no /proc to find the children by")
+    feeds = Feeds(feed_server, sources)
+    config = prepare(tmp_path, database_url, "[collect]\nper_host = 32\n" + feeds.config)
+    feeds.stall(range(sources))  # no feed answers: nothing is parsed while we look
+    marker = f"OMVARLD_TEST_MARK={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    collect = start(config, "collect", "--all", env={name: value})
+    try:
+        paths = [f"/k{number}.xml" for number in range(sources)]
+        assert wait_for(lambda: all(feed_server.requests_to(p) for p in paths), 30)
+        time.sleep(0.5)  # a forkserver started with the pass would be up by now
+        assert len(forkservers(marker)) == servers
+    finally:
+        kill_group(collect)
+        for pid in marked_processes(marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ------------------------------------------------ 4. alerts: a crash loses none, leaves nothing

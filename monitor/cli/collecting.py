@@ -32,16 +32,22 @@ def collect_once(
 ) -> int:
     """Collect the sources that are due (or all, or the named ones) once and print how it went;
     the exit code: 1 when a source failed. A usage mistake raises Typer's Exit (see `fail`)."""
-    from monitor.db import describe_database
     from monitor.platforms import CHANNEL_KEYS
-    from monitor.sources import claim_sources, find_lease_holders, select_sources
-    from monitor.workers import make_worker_id
 
     # A platform as collected or as readers know it: `youtube` takes a YouTube channel's feed.
     if platform is not None and platform not in CHANNEL_KEYS:
         expected = ", ".join(CHANNEL_KEYS)
         fail(f"--platform: unknown platform {platform!r}; expected one of {expected}")
     config = context.config()
+    if not keys:
+        from monitor.parsing import prepare_parsing
+
+        # First: the parse pool's forkserver starts while this process imports the rest.
+        prepare_parsing(config)
+    from monitor.db import describe_database
+    from monitor.sources import claim_sources, find_lease_holders, select_sources
+    from monitor.workers import make_worker_id
+
     engine = context.synced_engine()
     now = datetime.now(UTC)
     if keys:
