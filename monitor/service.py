@@ -25,7 +25,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from monitor.alerts.alerter import Alerter, alert_after_pass, begin_pass
+from monitor.alerts.alerter import Alerter, PassAlerts
 from monitor.audit import SERVICE_ACTOR
 from monitor.collect import collect_due
 from monitor.config import Config
@@ -249,19 +249,22 @@ def _tick(
 ) -> None:
     started = time.monotonic()
     since = datetime.now(UTC)
-    pass_id = None
-    if config.alerts:
-        pass_id = begin_pass(config, engine, alerter, worker, since)
+    alerts = None
+    if alerter is not None:
+        alerts = PassAlerts(config, engine, alerter, worker, since)
+        alerts.begin()
     try:
-        outcomes = collect_due(config, engine, worker=worker, stop=stop)
+        outcomes = collect_due(
+            config, engine, worker=worker, stop=stop, on_outcome=alerts.see if alerts else None
+        )
     except Exception:
         # A broken tick (the database gone for a moment) must not end the service. Its pass
         # stays recorded: the next tick's alerts look at what it stored.
         log.exception("collection tick failed")
         return
-    if alerter is not None:
+    if alerts is not None:
         # Every tick, with or without news: failed deliveries come due again.
-        alert_after_pass(config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id)
+        alerts.finish(outcomes)
     if outcomes:
         failed = sum(o.status.value == "failed" for o in outcomes)
         new = sum(o.counts.new for o in outcomes)

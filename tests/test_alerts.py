@@ -4,10 +4,12 @@ messages arriving at a real webhook receiver (Apprise json://) and a real SMTP s
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -52,9 +54,17 @@ def setup(
     return config
 
 
+def started_alert_processes(caplog: pytest.LogCaptureFixture) -> int:
+    """How many alert processes were started since the log was last cleared."""
+    started = [r for r in caplog.records if r.getMessage().startswith("alert process ")]
+    caplog.clear()
+    return len(started)
+
+
 def test_a_new_matching_post_is_one_message_and_an_unchanged_pass_sends_none(
-    tmp_path: Path, database_url: str, feed_server: FeedServer
+    tmp_path: Path, database_url: str, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.alerts.alerter")
     with WebhookReceiver() as hook:
         body = rss(
             ("1", "Översvämning vid Skeboån", timedelta(hours=1)),
@@ -65,6 +75,7 @@ def test_a_new_matching_post_is_one_message_and_an_unchanged_pass_sends_none(
         first = omvarld(config, "collect", "--all")
         assert first.exit_code == 0, first.output
         assert "Alerts: 1 sent, 0 failed" in first.stdout
+        assert started_alert_processes(caplog) == 1
         (message,) = hook.messages()
         assert message["title"] == "Kris i länet: 1 nytt inlägg"
         lines = message["message"].splitlines()
@@ -72,9 +83,10 @@ def test_a_new_matching_post_is_one_message_and_an_unchanged_pass_sends_none(
         assert lines[1:3] == ["Översvämning vid Skeboån", "https://www.flen.se/nyheter/1"]
         assert lines[3].startswith("I Omvärld: https://omvarld.example.se/posts/")
 
-        # Unchanged: nothing new, nothing sent, nothing said.
+        # Unchanged: nothing new, nothing sent, nothing said, and no alert process started.
         again = omvarld(config, "collect", "--all")
         assert again.exit_code == 0 and "Alerts:" not in again.stdout
+        assert started_alert_processes(caplog) == 0
         # A new matching post: a message about it alone.
         feed_server.add(
             "/flen.xml",

@@ -5,20 +5,22 @@ with no way to load only the plugins a URL needs). Done in the process that coll
 import held the GIL beside the pass's event loop and database thread and slowed the pass by a
 tenth (docs/performance.md, Alerts); and a round run by a process that has just collected pays
 for everything it does the first time (imports, Babel's locale data, the stemmer, compiling its
-SQL), after the pass. So `omvarld collect` and `omvarld run` start this process when a pass
-starts and rules exist. While the pass runs, it loads Apprise and the message writer on the other
-core, labels the channels, opens the database and runs the round's queries once; when the pass
-has stored its posts, it runs the round (`monitor.alerts.pipeline.run_alerts`) and answers with
-its report. `omvarld run` keeps one for all its ticks.
+SQL), after the pass. So `omvarld collect` and `omvarld run` start this process at a pass's
+first new post, when rules exist (`PassAlerts`). While the pass runs, it loads Apprise and the
+message writer on the other core, labels the channels, opens the database and reads and
+matches the posts the pass stores; when the pass has ended, it runs the round
+(`monitor.alerts.pipeline.run_alerts`) and answers with its report. `omvarld run` keeps one
+for all its ticks.
 
 Spawned, not forked: the collecting process has threads (the scheduler, the database thread),
 and a forked child could inherit a lock one of them held. Not the parse pool's forkserver
 either: whichever starts that server first decides what it preloads.
 
-The collecting process records each pass (`begin_pass`) before it stores a post, so a round that
-never ran is taken over by a later one. When the process dies or stops answering during a round,
-the alerts it had claimed fail with a line that says so and are retried like any failed
-delivery; the next round starts a new process. A collection never fails because of it.
+The collecting process records each pass (`PassAlerts.begin`) before it stores a post, so a
+round that never ran is taken over by a later one. When the process dies or stops answering
+during a round, the alerts it had claimed fail with a line that says so and are retried like
+any failed delivery; the next round starts a new process. A collection never fails because of
+it.
 """
 
 from __future__ import annotations
@@ -134,6 +136,11 @@ class Alerter:
         self._lock = threading.RLock()
 
     @property
+    def running(self) -> bool:
+        """Whether the process runs (it may still be getting ready)."""
+        return self._process is not None and self._process.is_alive()
+
+    @property
     def pid(self) -> int | None:
         """The running process's id; None when there is none."""
         return self._process.pid if self._process is not None else None
@@ -188,7 +195,7 @@ class Alerter:
             os.setpriority(os.PRIO_PROCESS, process.pid, NICENESS)
         self._process, self._connection = process, mine
         self._started_at = time.monotonic()
-        log.debug("alert process %s started", process.pid)
+        log.info("alert process %s started", process.pid)
 
     def wait_ready(self) -> None:
         """Start the process if need be and wait until it is ready for a round (a benchmark
@@ -308,55 +315,95 @@ def _fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) ->
 # ------------------------------------------------------------ in the collecting process: a pass
 
 
-def begin_pass(
-    config: Config, engine: Engine, alerter: Alerter | None, worker: str, since: datetime
-) -> int | None:
-    """At the start of a pass, when rules exist: start the alert process, which gets ready
-    beside the pass, and record the pass (`alert_passes`) before it stores a post. The pass's
-    id; None without rules, or when it could not be recorded (logged: the pass goes on)."""
-    if not config.alerts:
-        return None
-    if alerter is not None:
-        from monitor.alerts.store import newest_post_id
+class PassAlerts:
+    """The alerts of one pass, from the collecting process: `begin` records the pass
+    (`alert_passes`) before it stores a post, `see` hears each source's outcome, and `finish`
+    runs the round after the pass.
+
+    The alert process starts at the pass's first new post, when it does not run already (the
+    service keeps one): it reads the pass's posts from the newest id at `begin`, so it misses
+    none. A pass with no new post (most of them: every feed answered 304) alerts on nothing,
+    unless silence rules look at its sources, a failed delivery is due again or a crashed pass
+    waits for its round; otherwise its round is only forgetting it, done here. Starting the
+    process, Apprise and the message writer for it took half a second of CPU, a third of such
+    a pass (issue 14)."""
+
+    def __init__(
+        self, config: Config, engine: Engine, alerter: Alerter, worker: str, since: datetime
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.alerter = alerter
+        self.worker = worker
+        self.since = since
+        self.pass_id: int | None = None
+        self.after_id = 0
+        self.started = False
+
+    def begin(self) -> None:
+        """Record the pass, and hand it to a running alert process. Never raises: what fails
+        is logged and the pass goes on (its round reads what it needs itself)."""
+        from monitor.alerts.store import newest_post_id, open_pass
 
         try:
-            alerter.start(since, newest_post_id(engine))
+            self.after_id = newest_post_id(self.engine)
+        except Exception as error:
+            log.warning("alerts: %s", first_line(error))
+        if self.alerter.running:
+            self._start()
+        try:
+            self.pass_id = open_pass(self.engine, self.worker, self.since)
+        except Exception as error:
+            log.warning("alerts: the pass could not be recorded: %s", first_line(error))
+
+    def see(self, outcome: SourceOutcome) -> None:
+        """A source's outcome: its first new post starts the alert process."""
+        if outcome.counts.new and not self.started:
+            self._start()
+
+    def finish(self, outcomes: Sequence[SourceOutcome]) -> AlertReport:
+        """The round of the pass that ended with `outcomes`. Never raises (see `run_round`)."""
+        with_new = [o.key for o in outcomes if o.counts.new]
+        if not self.started and not with_new:
+            try:
+                if not self._round_needed():
+                    return AlertReport()
+            except Exception as error:  # the round meets it again, and reports it
+                log.warning("alerts: %s", first_line(error))
+        return self.alerter.run_round(
+            self.engine,
+            since=self.since,
+            worker=self.worker,
+            pass_id=self.pass_id,
+            collected=[o.key for o in outcomes],
+            with_new=with_new,
+        )
+
+    def _start(self) -> None:
+        self.started = True
+        try:
+            self.alerter.start(self.since, self.after_id)
         except AlerterError as error:  # the round will try again, and say so
             log.warning("alerts: %s", error)
-        except Exception as error:  # the database: the round reads the pass's posts itself
-            log.warning("alerts: %s", first_line(error))
-    from monitor.alerts.store import open_pass
 
-    try:
-        return open_pass(engine, worker, since)
-    except Exception as error:
-        log.warning("alerts: the pass could not be recorded: %s", first_line(error))
-        return None
+    def _round_needed(self) -> bool:
+        """Whether a round after a pass without new posts has anything to do; when not, the
+        pass is forgotten as the round would have."""
+        from monitor.alerts.store import close_pass, find_abandoned_passes, has_retries
 
-
-def alert_after_pass(
-    config: Config,
-    engine: Engine,
-    alerter: Alerter,
-    since: datetime,
-    outcomes: Sequence[SourceOutcome],
-    *,
-    worker: str,
-    pass_id: int | None = None,
-) -> AlertReport | None:
-    """The alert round of a pass that began at `since` and ended with `outcomes`; None when
-    no rule is configured. Never raises: a broken round is logged and reported, and the
-    collection it follows stands as it ended."""
-    if not config.alerts:
-        return None
-    return alerter.run_round(
-        engine,
-        since=since,
-        worker=worker,
-        pass_id=pass_id,
-        collected=[o.key for o in outcomes],
-        with_new=[o.key for o in outcomes if o.counts.new],
-    )
+        config, now = self.config, datetime.now(UTC)
+        if any(rule.kind == "silence" for rule in config.alerts):
+            return True
+        rules = [rule.name for rule in config.alerts]
+        if has_retries(self.engine, rules, now, config.alerting.max_attempts):
+            return True
+        lease = timedelta(seconds=config.collect.lease)
+        abandoned = find_abandoned_passes(self.engine, self.worker, now, lease)
+        if any(record.id != self.pass_id for record in abandoned):
+            return True
+        if self.pass_id is not None:
+            close_pass(self.engine, self.pass_id)
+        return False
 
 
 # ------------------------------------------------------------------------- in the alert process

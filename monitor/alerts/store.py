@@ -139,24 +139,49 @@ def claim_retries(
     with engine.begin() as connection:
         rows = connection.execute(
             alert_events.update()
-            .where(
-                alert_events.c.rule.in_(list(rules)),
-                sa.or_(
-                    sa.and_(
-                        alert_events.c.status == FAILED,
-                        alert_events.c.attempts < max_attempts,
-                        alert_events.c.next_attempt_at <= now,
-                    ),
-                    sa.and_(
-                        alert_events.c.status == SENDING,
-                        alert_events.c.claimed_at < now - stale_after,
-                    ),
-                ),
-            )
+            .where(_due_again(rules, now, max_attempts, stale_after))
             .values(status=SENDING, claimed_at=now, attempts=alert_events.c.attempts + 1)
             .returning(*_CLAIMED_COLUMNS)
         ).all()
     return [Claimed(*row) for row in rows]
+
+
+def has_retries(
+    engine: Engine,
+    rules: Sequence[str],
+    now: datetime,
+    max_attempts: int,
+    stale_after: timedelta = STALE_SENDING,
+) -> bool:
+    """Whether `claim_retries` would claim anything now (without claiming it)."""
+    if not rules:
+        return False
+    with engine.connect() as connection:
+        query = sa.select(alert_events.c.id).where(
+            _due_again(rules, now, max_attempts, stale_after)
+        )
+        return connection.execute(query.limit(1)).first() is not None
+
+
+def _due_again(
+    rules: Sequence[str], now: datetime, max_attempts: int, stale_after: timedelta
+) -> sa.ColumnElement[bool]:
+    """Deliveries of these rules to try again now: failed ones whose next attempt is due, and
+    those left `sending` by a process that died."""
+    return sa.and_(
+        alert_events.c.rule.in_(list(rules)),
+        sa.or_(
+            sa.and_(
+                alert_events.c.status == FAILED,
+                alert_events.c.attempts < max_attempts,
+                alert_events.c.next_attempt_at <= now,
+            ),
+            sa.and_(
+                alert_events.c.status == SENDING,
+                alert_events.c.claimed_at < now - stale_after,
+            ),
+        ),
+    )
 
 
 def mark_sent(engine: Engine, ids: Sequence[int], now: datetime) -> None:
@@ -263,6 +288,13 @@ def newest_post_id(engine: Engine) -> int:
     posts with greater ids, but for those a concurrent writer took ids for before."""
     with engine.connect() as connection:
         return int(connection.execute(sa.select(sa.func.max(posts.c.id))).scalar() or 0)
+
+
+def close_pass(engine: Engine, pass_id: int) -> None:
+    """Forget a pass whose round found nothing to alert on (what `claim_new` does for a pass
+    with alerts, in the transaction that claims them)."""
+    with engine.begin() as connection:
+        connection.execute(alert_passes.delete().where(alert_passes.c.id == pass_id))
 
 
 def open_pass(engine: Engine, worker: str, started_at: datetime) -> int:

@@ -21,7 +21,7 @@ from monitor.cli.common import EXIT_FAILED, Context, err, fail, out, plural, sho
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from monitor.alerts.alerter import Alerter
+    from monitor.alerts.alerter import Alerter, AlertReport
     from monitor.collect import SourceOutcome
     from monitor.config import Config
     from monitor.sources import LeaseHolder, SourceRow
@@ -75,7 +75,10 @@ def collect_once(
             if not holders:
                 out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
             # Failed deliveries may be due again, and a crashed pass's alerts left to send.
-            print_alert_report(config, engine, alerter, now, [], worker=worker)
+            if alerter is not None:
+                from monitor.alerts.alerter import PassAlerts
+
+                print_alert_report(PassAlerts(config, engine, alerter, worker, now).finish([]))
             out.print(f"Database: {describe_database(engine)}", markup=False)
             return 0
         return _collect_rows(config, engine, alerter, rows, now, worker)
@@ -106,20 +109,36 @@ def _collect_rows(
     from monitor.db import describe_database
     from monitor.types import CollectStatus
 
-    pass_id = None
-    if config.alerts:
-        from monitor.alerts.alerter import begin_pass
+    alerts = None
+    if alerter is not None:
+        from monitor.alerts.alerter import PassAlerts
 
-        # The alert process gets ready for the round on the other core while the pass runs.
-        pass_id = begin_pass(config, engine, alerter, worker, now)
+        alerts = PassAlerts(config, engine, alerter, worker, now)
+        alerts.begin()
     with _progress_bar(len(rows)) as advance, spare_the_garbage_collector():
-        outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=advance)
+        hear = _both(advance, alerts.see if alerts is not None else None)
+        outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=hear)
 
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
-    print_alert_report(config, engine, alerter, now, outcomes, worker=worker, pass_id=pass_id)
+    if alerts is not None:
+        print_alert_report(alerts.finish(outcomes))
     out.print(f"Database: {describe_database(engine)}", markup=False)
     return EXIT_FAILED if any(o.status is CollectStatus.FAILED for o in outcomes) else 0
+
+
+def _both(
+    first: Callable[[SourceOutcome], None] | None, second: Callable[[SourceOutcome], None] | None
+) -> Callable[[SourceOutcome], None] | None:
+    """One callback that calls both that are given."""
+    if first is None or second is None:
+        return first or second
+
+    def both(outcome: SourceOutcome) -> None:
+        first(outcome)
+        second(outcome)
+
+    return both
 
 
 @contextmanager
@@ -173,26 +192,10 @@ def spare_the_garbage_collector() -> Iterator[None]:
         gc.unfreeze()
 
 
-def print_alert_report(
-    config: Config,
-    engine: Engine,
-    alerter: Alerter | None,
-    since: datetime,
-    outcomes: Sequence[SourceOutcome],
-    *,
-    worker: str,
-    pass_id: int | None = None,
-) -> None:
-    """Alert on the pass (when rules are configured) and say what went out. A failed delivery
-    is named but leaves the exit code to the collection: it is retried by later passes."""
-    if not config.alerts or alerter is None:
-        return
-    from monitor.alerts.alerter import alert_after_pass
-
-    report = alert_after_pass(
-        config, engine, alerter, since, outcomes, worker=worker, pass_id=pass_id
-    )
-    if report is None or not (report.sent or report.failed or report.failures):
+def print_alert_report(report: AlertReport) -> None:
+    """Say what the pass's alerts did, when anything went or failed. A failed delivery is
+    named but leaves the exit code to the collection: it is retried by later passes."""
+    if not (report.sent or report.failed or report.failures):
         return
     out.print(report.summary(), markup=False)
     for failure in report.failures:
