@@ -604,7 +604,7 @@ def test_collect_with_unknown_platform_exits_2_naming_it(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert result.stderr == (
         "error: --platform: unknown platform 'tiktok'; "
-        "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr\n"
+        "expected one of feed, x, youtube, mastodon, bluesky, facebook, flickr, vimeo, slideshare\n"
     )
 
 
