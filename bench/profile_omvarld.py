@@ -4,11 +4,16 @@
 the storing happens on a database thread. Here each new thread starts a profiler of its own
 (via threading.setprofile), and all are merged into one pstats file.
 
+The CLI runs as the console script runs it (`monitor.cli.main`: a plain `collect` takes the
+short way, without Typer), and the profile is written by an exit handler: after a `collect`
+the console script ends the process itself, once the exit handlers have run.
+
     profile_omvarld.py OUT.prof [omvarld arguments …]
 """
 
 from __future__ import annotations
 
+import atexit
 import cProfile
 import pstats
 import sys
@@ -28,21 +33,21 @@ def main(argv: list[str]) -> int:
     out, args = argv[0], argv[1:]
     threading.setprofile(_profile_this_thread)
     main_profile = cProfile.Profile()
-    code: int | str | None = 0
-    main_profile.enable()  # before the import: start-up counts
-    try:
-        from monitor.cli import app
 
-        app(args, prog_name="omvarld")
-    except SystemExit as exit_:
-        code = exit_.code
-    finally:
+    def dump() -> None:
         main_profile.disable()
-    stats = pstats.Stats(main_profile)
-    for profile in thread_profiles:
-        stats.add(profile)
-    stats.dump_stats(out)
-    return code if isinstance(code, int) else 1
+        stats = pstats.Stats(main_profile)
+        for profile in thread_profiles:
+            stats.add(profile)
+        stats.dump_stats(out)
+
+    atexit.register(dump)
+    main_profile.enable()  # before the import: start-up counts
+    from monitor.cli import main as omvarld
+
+    sys.argv = ["omvarld", *args]
+    omvarld()  # ends the process
+    return 0
 
 
 if __name__ == "__main__":
