@@ -343,18 +343,15 @@ class PassAlerts:
     def begin(self) -> None:
         """Record the pass, and hand it to a running alert process. Never raises: what fails
         is logged and the pass goes on (its round reads what it needs itself)."""
-        from monitor.alerts.store import newest_post_id, open_pass
+        from monitor.alerts.store import open_pass
 
         try:
-            self.after_id = newest_post_id(self.engine)
-        except Exception as error:
-            log.warning("alerts: %s", first_line(error))
-        if self.alerter.running:
-            self._start()
-        try:
-            self.pass_id = open_pass(self.engine, self.worker, self.since)
+            opened = open_pass(self.engine, self.worker, self.since)
+            self.pass_id, self.after_id = opened.id, opened.after_id
         except Exception as error:
             log.warning("alerts: the pass could not be recorded: %s", first_line(error))
+        if self.alerter.running:
+            self._start()
 
     def see(self, outcome: SourceOutcome) -> None:
         """A source's outcome: its first new post starts the alert process."""
@@ -364,9 +361,10 @@ class PassAlerts:
     def finish(self, outcomes: Sequence[SourceOutcome]) -> AlertReport:
         """The round of the pass that ended with `outcomes`. Never raises (see `run_round`)."""
         with_new = [o.key for o in outcomes if o.counts.new]
-        if not self.started and not with_new:
+        if not self.started:
             try:
-                if not self._round_needed():
+                if not self._round_needed(with_new):
+                    self._forget()
                     return AlertReport()
             except Exception as error:  # the round meets it again, and reports it
                 log.warning("alerts: %s", first_line(error))
@@ -386,24 +384,27 @@ class PassAlerts:
         except AlerterError as error:  # the round will try again, and say so
             log.warning("alerts: %s", error)
 
-    def _round_needed(self) -> bool:
-        """Whether a round after a pass without new posts has anything to do; when not, the
-        pass is forgotten as the round would have."""
-        from monitor.alerts.store import close_pass, find_abandoned_passes, has_retries
+    def _round_needed(self, with_new: Sequence[str]) -> bool:
+        """Whether the round has anything to do: new posts, silence rules to check, a failed
+        delivery due again, or a crashed pass to take over."""
+        from monitor.alerts.store import find_abandoned_passes, has_retries
 
         config, now = self.config, datetime.now(UTC)
-        if any(rule.kind == "silence" for rule in config.alerts):
+        if with_new or any(rule.kind == "silence" for rule in config.alerts):
             return True
         rules = [rule.name for rule in config.alerts]
         if has_retries(self.engine, rules, now, config.alerting.max_attempts):
             return True
         lease = timedelta(seconds=config.collect.lease)
         abandoned = find_abandoned_passes(self.engine, self.worker, now, lease)
-        if any(record.id != self.pass_id for record in abandoned):
-            return True
+        return any(record.id != self.pass_id for record in abandoned)
+
+    def _forget(self) -> None:
+        """Forget the pass as a round with nothing to claim would."""
+        from monitor.alerts.store import claim_new
+
         if self.pass_id is not None:
-            close_pass(self.engine, self.pass_id)
-        return False
+            claim_new(self.engine, [], datetime.now(UTC), [self.pass_id])
 
 
 # ------------------------------------------------------------------------- in the alert process

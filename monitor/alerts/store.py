@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from monitor.db import chunks, insert_for
 from monitor.models import alert_events, alert_passes, posts, sources
@@ -287,26 +287,30 @@ def newest_post_id(engine: Engine) -> int:
     """The id of the newest stored post (0 when there is none): a pass that begins now stores
     posts with greater ids, but for those a concurrent writer took ids for before."""
     with engine.connect() as connection:
-        return int(connection.execute(sa.select(sa.func.max(posts.c.id))).scalar() or 0)
+        return _newest_post_id(connection)
 
 
-def close_pass(engine: Engine, pass_id: int) -> None:
-    """Forget a pass whose round found nothing to alert on (what `claim_new` does for a pass
-    with alerts, in the transaction that claims them)."""
+def _newest_post_id(connection: Connection) -> int:
+    return int(connection.execute(sa.select(sa.func.max(posts.c.id))).scalar() or 0)
+
+
+@dataclass(frozen=True)
+class OpenedPass:
+    id: int  # its `alert_passes` row
+    after_id: int  # the newest post's id when it began (`newest_post_id`)
+
+
+def open_pass(engine: Engine, worker: str, started_at: datetime) -> OpenedPass:
+    """Record a pass that starts now, before it stores any post, and read where its posts'
+    ids will begin, in one transaction."""
     with engine.begin() as connection:
-        connection.execute(alert_passes.delete().where(alert_passes.c.id == pass_id))
-
-
-def open_pass(engine: Engine, worker: str, started_at: datetime) -> int:
-    """Record a pass that starts now, before it stores any post; its id."""
-    with engine.begin() as connection:
-        return int(
-            connection.execute(
-                alert_passes.insert()
-                .values(worker=worker, started_at=started_at)
-                .returning(alert_passes.c.id)
-            ).scalar_one()
-        )
+        after_id = _newest_post_id(connection)
+        pass_id = connection.execute(
+            alert_passes.insert()
+            .values(worker=worker, started_at=started_at)
+            .returning(alert_passes.c.id)
+        ).scalar_one()
+    return OpenedPass(int(pass_id), after_id)
 
 
 def find_abandoned_passes(
