@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 # Below this many sources a process pool costs more to start than it saves.
 PROCESS_POOL_THRESHOLD = 16
-# What the parse pool's forkserver imports once for all its workers: the parsers, and what
-# prepares a post's row values.
-PARSE_PRELOAD = ("collectors.feeds", "collectors.feedxml", "feedparser", "monitor.rows")
+# What the parse pool's forkserver imports once for all its workers: the parsers (feedxml brings
+# lxml and feedparser), and what prepares a post's row values.
+PARSE_PRELOAD = ("collectors.feeds", "collectors.feedxml", "monitor.rows")
 
 
 class _LazyProcessPool(Executor):
