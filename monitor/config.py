@@ -443,6 +443,11 @@ class AlertingConfig(_Strict):
     retry_after: int = parse_duration("5m")
     max_items: int = Field(10, ge=1, le=100)  # posts listed in one message; the rest are counted
     timeout: float = Field(15.0, gt=0, le=300)  # seconds one channel may take to deliver
+    # `omvarld collect` leaves its round to a process that outlives it, so the pass does not
+    # wait for Apprise and the deliveries (monitor/alerts/background.py); false: it waits and
+    # prints what went, for where the end of a command ends what it started (a systemd oneshot
+    # unit, `docker run`). `omvarld run` keeps an alert process of its own either way.
+    background: bool = True
 
     @field_validator("max_age", "retry_after", mode="before")
     @classmethod

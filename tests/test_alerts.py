@@ -46,7 +46,8 @@ def setup(
     tmp_path: Path, database_url: str, feed_server: FeedServer, body: bytes, rules: str
 ) -> Path:
     url = feed_server.add("/flen.xml", body=body)
-    settings = '[alerting]\nretry_after = 1\n[web]\npublic_url = "https://omvarld.example.se"\n'
+    # The rounds are waited for, and report in the output (background: test_alerts_background).
+    settings = '[alerting]\nretry_after = 1\nbackground = false\n[web]\npublic_url = "https://omvarld.example.se"\n'
     config = write_config(
         tmp_path, database_url, settings + feed_source(url, "Flens kommun", key="flen") + rules
     )

@@ -75,8 +75,14 @@ class AlertReport:
     sent: int = 0
     failed: int = 0
     failures: tuple[str, ...] = field(default=())
+    handed_to: int | None = None  # the process running the round in the background, if one
 
     def summary(self) -> str:
+        if self.handed_to is not None:
+            return (
+                f"Alerts: sent in the background by process {self.handed_to}"
+                " (`omvarld alerts list` shows what went)"
+            )
         return f"Alerts: {self.sent} sent, {self.failed} failed"
 
 
@@ -168,17 +174,10 @@ class Alerter:
         context = multiprocessing.get_context("spawn")
         mine, theirs = context.Pipe()
         parent = os.getpid()
-        root = logging.getLogger()
-        # Its log lines as this process writes them: to the same stderr, at the same level.
-        formats = [getattr(h.formatter, "_fmt", None) for h in root.handlers if h.formatter]
-        logs = (root.getEffectiveLevel(), next(filter(None, formats), None))
-        # What a round reads of the config, without the sources and recipients: the
-        # arguments go down a pipe that holds 64 KB, and start() waits until the new
-        # process has read them, after starting Python (2,000 sources: 0.7 s).
-        config = self.config.model_copy(update={"sources": (), "recipients": ()})
+        config = round_config(self.config)
         process = context.Process(
             target=serve,
-            args=(theirs, config, logs, parent, read_start_ticks(parent)),
+            args=(theirs, config, log_settings(), parent, read_start_ticks(parent)),
             name="omvarld-alerts",
             daemon=True,  # ended with its parent at exit
         )
@@ -237,7 +236,7 @@ class Alerter:
                 reason = str(error)
         log.warning("alerts: %s", reason)
         try:
-            failed = _fail_claimed(self.config, engine, now, reason)
+            failed = fail_claimed(self.config, engine, now, reason)
         except Exception as error:  # the rows stay `sending`: taken up again when stale
             log.warning("alerts: marking the undelivered failed: %s", first_line(error))
             failed = 0
@@ -303,7 +302,21 @@ class Alerter:
             process.close()
 
 
-def _fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) -> int:
+def log_settings() -> tuple[int, str | None]:
+    """This process's log level and format, for an alert process to write its lines as this
+    one does: to the same stderr, at the same level."""
+    root = logging.getLogger()
+    formats = [getattr(h.formatter, "_fmt", None) for h in root.handlers if h.formatter]
+    return root.getEffectiveLevel(), next(filter(None, formats), None)
+
+
+def round_config(config: Config) -> Config:
+    """What a round reads of the config, without the sources and recipients: an alert process
+    is handed it down a pipe and unpickles it before it can start (2,000 sources: 0.7 s)."""
+    return config.model_copy(update={"sources": (), "recipients": ()})
+
+
+def fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) -> int:
     """Mark failed, with `reason`, the alerts a round that began at `now` claimed and did not
     get to record; how many messages they were."""
     from monitor.alerts.store import fail_unfinished
@@ -318,18 +331,26 @@ def _fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) ->
 class PassAlerts:
     """The alerts of one pass, from the collecting process: `begin` records the pass
     (`alert_passes`) before it stores a post, `see` hears each source's outcome, and `finish`
-    runs the round after the pass.
+    has the round run after the pass.
 
-    The alert process starts at the pass's first new post, when it does not run already (the
-    service keeps one): it reads the pass's posts from the newest id at `begin`, so it misses
-    none. A pass with no new post (most of them: every feed answered 304) alerts on nothing,
-    unless silence rules look at its sources, a failed delivery is due again or a crashed pass
-    waits for its round; otherwise its round is only forgetting it, done here. Starting the
-    process, Apprise and the message writer for it took half a second of CPU, a third of such
-    a pass (issue 14)."""
+    With an `alerter`, the round is its process's: it starts at the pass's first new post, when
+    it does not run already (the service keeps one), and reads the pass's posts from the newest
+    id at `begin`, so it misses none; `finish` waits for the round. Without one, `finish` hands
+    the round to a process that runs it in the background (`monitor.alerts.background`).
+
+    A pass with no new post (most of them: every feed answered 304) alerts on nothing, unless
+    silence rules look at its sources, a failed delivery is due again or a crashed pass waits
+    for its round; otherwise its round is only forgetting it, done here. Starting a process,
+    Apprise and the message writer for it took half a second of CPU, a third of such a pass
+    (issue 14)."""
 
     def __init__(
-        self, config: Config, engine: Engine, alerter: Alerter, worker: str, since: datetime
+        self,
+        config: Config,
+        engine: Engine,
+        alerter: Alerter | None,
+        worker: str,
+        since: datetime,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -350,16 +371,17 @@ class PassAlerts:
             self.pass_id, self.after_id = opened.id, opened.after_id
         except Exception as error:
             log.warning("alerts: the pass could not be recorded: %s", first_line(error))
-        if self.alerter.running:
-            self._start()
+        if self.alerter is not None and self.alerter.running:
+            self._start(self.alerter)
 
     def see(self, outcome: SourceOutcome) -> None:
         """A source's outcome: its first new post starts the alert process."""
-        if outcome.counts.new and not self.started:
-            self._start()
+        if outcome.counts.new and not self.started and self.alerter is not None:
+            self._start(self.alerter)
 
     def finish(self, outcomes: Sequence[SourceOutcome]) -> AlertReport:
-        """The round of the pass that ended with `outcomes`. Never raises (see `run_round`)."""
+        """The round of the pass that ended with `outcomes`, or what it was handed to. Never
+        raises (see `run_round` and `hand_off_round`)."""
         with_new = [o.key for o in outcomes if o.counts.new]
         if not self.started:
             try:
@@ -368,19 +390,32 @@ class PassAlerts:
                     return AlertReport()
             except Exception as error:  # the round meets it again, and reports it
                 log.warning("alerts: %s", first_line(error))
+        collected = [o.key for o in outcomes]
+        if self.alerter is None:
+            from monitor.alerts.background import hand_off_round
+
+            return hand_off_round(
+                self.config,
+                since=self.since,
+                worker=self.worker,
+                pass_id=self.pass_id,
+                collected=collected,
+                with_new=with_new,
+                now=datetime.now(UTC),
+            )
         return self.alerter.run_round(
             self.engine,
             since=self.since,
             worker=self.worker,
             pass_id=self.pass_id,
-            collected=[o.key for o in outcomes],
+            collected=collected,
             with_new=with_new,
         )
 
-    def _start(self) -> None:
+    def _start(self, alerter: Alerter) -> None:
         self.started = True
         try:
-            self.alerter.start(self.since, self.after_id)
+            alerter.start(self.since, self.after_id)
         except AlerterError as error:  # the round will try again, and say so
             log.warning("alerts: %s", error)
 

@@ -75,7 +75,7 @@ def collect_once(
             if not holders:
                 out.print(_describe_nothing_due(engine, config, now, platform), markup=False)
             # Failed deliveries may be due again, and a crashed pass's alerts left to send.
-            if alerter is not None:
+            if config.alerts:
                 from monitor.alerts.alerter import PassAlerts
 
                 print_alert_report(PassAlerts(config, engine, alerter, worker, now).finish([]))
@@ -88,8 +88,9 @@ def collect_once(
 
 
 def _make_alerter(config: Config) -> Alerter | None:
-    """The alert process's handle when there are rules (not started yet)."""
-    if not config.alerts:
+    """The alert process's handle (not started yet) when there are rules whose rounds this
+    process waits for; None when there are none, or they run in the background."""
+    if not config.alerts or config.alerting.background:
         return None
     from monitor.alerts.alerter import Alerter
 
@@ -110,7 +111,7 @@ def _collect_rows(
     from monitor.types import CollectStatus
 
     alerts = None
-    if alerter is not None:
+    if config.alerts:
         from monitor.alerts.alerter import PassAlerts
 
         alerts = PassAlerts(config, engine, alerter, worker, now)
@@ -195,7 +196,7 @@ def spare_the_garbage_collector() -> Iterator[None]:
 def print_alert_report(report: AlertReport) -> None:
     """Say what the pass's alerts did, when anything went or failed. A failed delivery is
     named but leaves the exit code to the collection: it is retried by later passes."""
-    if not (report.sent or report.failed or report.failures):
+    if not (report.sent or report.failed or report.failures or report.handed_to):
         return
     out.print(report.summary(), markup=False)
     for failure in report.failures:

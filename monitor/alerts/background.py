@@ -1,0 +1,189 @@
+"""The alert round of an `omvarld collect`, run by a process that outlives it
+(`[alerting] background`, the default).
+
+When the pass has ended, the collecting process hands its round to a new process
+(`hand_off_round`) and exits. That process reads the pass's new posts, matches them, claims,
+delivers and prints its report on the same stdout and stderr (cron mails what a job and what it
+started write, so the report still reaches whoever reads them), then exits. The pass pays a few
+milliseconds to start it. Done beside the pass instead, the alert process's Python, Apprise, its
+message writer and its reading took the core the pass needs: with 50 rules, a churn pass of
+2,000 feeds took a quarter longer (issue 14, docs/performance.md).
+
+The process runs in a session of its own, so a Ctrl-C or hang-up meant for `collect` does not
+reach it. If it is killed (a systemd oneshot unit or a container ends what it started: set
+`background = false` there), its pass stays recorded and the next pass takes it over, as the
+process that recorded it is gone; alerts it had claimed are retried once stale. If it hangs, its
+own alarm stops it (after DATABASE_SECONDS of database work, or a delivery's [alerting] timeout
+and ANSWER_GRACE_SECONDS more): what it had claimed is marked failed, to be retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from monitor.alerts.alerter import (
+    ANSWER_GRACE_SECONDS,
+    DATABASE_SECONDS,
+    AlertReport,
+    fail_claimed,
+    log_settings,
+    round_config,
+)
+from monitor.db import first_line
+from monitor.processes import PIPE_BYTES
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+
+log = logging.getLogger(__name__)
+
+# The processes this one started, kept so that they are reaped, and so that a caller that
+# outlives them (a test, a benchmark) can wait for them.
+started: list[subprocess.Popen[bytes]] = []
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    """What the process needs for the round of the pass `worker` began at `since` (see
+    `monitor.alerts.pipeline.run_alerts`): the config without sources and recipients, and the
+    log level and format of the process that collected."""
+
+    config: Config
+    logs: tuple[int, str | None]
+    since: datetime
+    worker: str
+    pass_id: int | None
+    collected: tuple[str, ...]
+    with_new: tuple[str, ...]
+    now: datetime
+
+
+def hand_off_round(
+    config: Config,
+    *,
+    since: datetime,
+    worker: str,
+    pass_id: int | None,
+    collected: Sequence[str],
+    with_new: Sequence[str],
+    now: datetime,
+) -> AlertReport:
+    """Start the process that runs the round of the pass, and return without waiting for it:
+    the report names it. Never raises: a process that cannot start is one line of the report,
+    and the pass, still recorded, is taken over by the next one."""
+    request = RoundRequest(
+        round_config(config), log_settings(), since, worker, pass_id,
+        tuple(collected), tuple(with_new), now,
+    )  # fmt: skip
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "monitor.alerts.background"],
+            stdin=subprocess.PIPE,
+            start_new_session=True,  # the terminal's Ctrl-C for `collect` is not for it
+        )
+    except OSError as error:
+        reason = f"the alert round could not start: {error}; the next pass sends its alerts"
+        log.warning("alerts: %s", reason)
+        return AlertReport(failures=(reason,))
+    assert process.stdin is not None
+    with contextlib.suppress(OSError):  # a larger pipe takes the request without waiting
+        fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    try:
+        pickle.dump(request, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        process.stdin.close()
+    except OSError as error:  # it died at once: the next pass takes the pass over
+        reason = f"the alert round ended before it began: {error}; the next pass sends its alerts"
+        log.warning("alerts: %s", reason)
+        return AlertReport(failures=(reason,))
+    log.info("alert round of pass %s handed to process %s", pass_id, process.pid)
+    started.append(process)
+    return AlertReport(handed_to=process.pid)
+
+
+class _Overdue(Exception):
+    """The round's alarm rang: it took longer than it said it would."""
+
+
+def _ring(signum: int, frame: FrameType | None) -> None:
+    raise _Overdue
+
+
+def _set_alarm(seconds: float) -> None:
+    signal.alarm(max(1, math.ceil(seconds)))
+
+
+def run_round(request: RoundRequest) -> AlertReport:
+    """The round, under its alarm; never raises."""
+    from monitor.alerts.deliver import Sender
+    from monitor.alerts.pipeline import run_alerts
+    from monitor.db import make_engine
+
+    config = request.config
+    signal.signal(signal.SIGALRM, _ring)
+    _set_alarm(DATABASE_SECONDS)
+    engine = make_engine(config.database_url)
+    try:
+
+        def progress(seconds: float) -> None:
+            _set_alarm(seconds + ANSWER_GRACE_SECONDS)
+
+        sender = Sender(config.digest.timezone, config.web.public_url, config.alerting.timeout,
+                        progress)  # fmt: skip
+        return run_alerts(
+            config,
+            engine,
+            sender.send,
+            since=request.since,
+            worker=request.worker,
+            pass_id=request.pass_id,
+            collected=request.collected,
+            with_new=request.with_new,
+            now=request.now,
+        )
+    except _Overdue:
+        reason = "the alert round took longer than its deliveries' timeout and was stopped"
+    except Exception as error:  # the database gone for a moment: the next pass retries
+        log.warning("alerts failed: %s", first_line(error), exc_info=True)
+        reason = f"alerts could not run: {first_line(error)}"
+    finally:
+        signal.alarm(0)
+    try:
+        failed = fail_claimed(config, engine, request.now, reason)
+    except Exception as error:  # the rows stay `sending`: taken up again when stale
+        log.warning("alerts: marking the undelivered failed: %s", first_line(error))
+        failed = 0
+    return AlertReport(0, failed, (reason,))
+
+
+def main() -> None:
+    """The process: read the request from stdin, run the round, print its report, exit."""
+    request = pickle.load(sys.stdin.buffer)  # from the process that started this one
+    sys.stdin.close()
+    level, log_format = request.logs
+    logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
+    report = run_round(request)
+    from monitor.cli.collecting import print_alert_report
+
+    print_alert_report(report)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # whoever read them may be gone
+            stream.flush()
+    # A delivery thread that hangs past the alarm must not keep the process.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
