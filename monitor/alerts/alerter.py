@@ -45,7 +45,7 @@ from monitor.workers import read_start_ticks
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from monitor.alerts.pipeline import PassReader
+    from monitor.alerts.pipeline import PassReader, Send
     from monitor.collect import SourceOutcome
     from monitor.config import Config
 
@@ -105,8 +105,9 @@ class _Pass:
 
 
 @dataclass(frozen=True)
-class _Round:
-    """Run the alert round of a pass (see `run_alerts`)."""
+class Round:
+    """The alert round of the pass that `worker` began at `since`, asked for at `now` (see
+    `monitor.alerts.pipeline.run_alerts`)."""
 
     since: datetime
     worker: str
@@ -114,6 +115,24 @@ class _Round:
     collected: tuple[str, ...]
     with_new: tuple[str, ...]
     now: datetime
+
+    def run(
+        self, config: Config, engine: Engine, send: Send, reader: PassReader | None = None
+    ) -> AlertReport:
+        from monitor.alerts.pipeline import run_alerts
+
+        return run_alerts(
+            config,
+            engine,
+            send,
+            since=self.since,
+            worker=self.worker,
+            pass_id=self.pass_id,
+            collected=self.collected,
+            with_new=self.with_new,
+            now=self.now,
+            reader=reader,
+        )
 
 
 @dataclass(frozen=True)
@@ -220,7 +239,7 @@ class Alerter:
         raises: a process that cannot start, dies or hangs is reported in one line, and the
         alerts it had claimed are marked failed with that line, to be retried."""
         now = datetime.now(UTC)
-        request = _Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
+        request = Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
         with self._lock:
             try:
                 self._wait_ready()
@@ -394,14 +413,12 @@ class PassAlerts:
         if self.alerter is None:
             from monitor.alerts.background import hand_off_round
 
+            now = datetime.now(UTC)
             return hand_off_round(
                 self.config,
-                since=self.since,
-                worker=self.worker,
-                pass_id=self.pass_id,
-                collected=collected,
-                with_new=with_new,
-                now=datetime.now(UTC),
+                Round(
+                    self.since, self.worker, self.pass_id, tuple(collected), tuple(with_new), now
+                ),
             )
         return self.alerter.run_round(
             self.engine,
@@ -458,7 +475,7 @@ def serve(
     level, log_format = logs
     logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
     from monitor.alerts.deliver import Sender
-    from monitor.alerts.pipeline import PassReader, run_alerts, warm_up
+    from monitor.alerts.pipeline import PassReader, warm_up
     from monitor.db import make_engine
 
     engine = make_engine(config.database_url)
@@ -485,20 +502,9 @@ def serve(
         if isinstance(request, _Pass):
             reader = PassReader(config, engine, request.since, request.after_id)
             continue
-        assert isinstance(request, _Round)
+        assert isinstance(request, Round)
         try:
-            report = run_alerts(
-                config,
-                engine,
-                sender.send,
-                since=request.since,
-                worker=request.worker,
-                pass_id=request.pass_id,
-                collected=request.collected,
-                with_new=request.with_new,
-                now=request.now,
-                reader=reader,
-            )
+            report = request.run(config, engine, sender.send, reader)
         except Exception as error:  # the database gone for a moment: the next round retries
             log.warning("alerts failed: %s", first_line(error), exc_info=True)
             report = AlertReport(failures=(f"alerts could not run: {first_line(error)}",))

@@ -28,9 +28,7 @@ import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -38,6 +36,7 @@ from monitor.alerts.alerter import (
     ANSWER_GRACE_SECONDS,
     DATABASE_SECONDS,
     AlertReport,
+    Round,
     fail_claimed,
     log_settings,
     round_config,
@@ -57,37 +56,19 @@ started: list[subprocess.Popen[bytes]] = []
 
 @dataclass(frozen=True)
 class RoundRequest:
-    """What the process needs for the round of the pass `worker` began at `since` (see
-    `monitor.alerts.pipeline.run_alerts`): the config without sources and recipients, and the
-    log level and format of the process that collected."""
+    """What the process is handed: the config without sources and recipients, the log level
+    and format of the process that collected, and the round."""
 
     config: Config
     logs: tuple[int, str | None]
-    since: datetime
-    worker: str
-    pass_id: int | None
-    collected: tuple[str, ...]
-    with_new: tuple[str, ...]
-    now: datetime
+    alert_round: Round
 
 
-def hand_off_round(
-    config: Config,
-    *,
-    since: datetime,
-    worker: str,
-    pass_id: int | None,
-    collected: Sequence[str],
-    with_new: Sequence[str],
-    now: datetime,
-) -> AlertReport:
-    """Start the process that runs the round of the pass, and return without waiting for it:
-    the report names it. Never raises: a process that cannot start is one line of the report,
-    and the pass, still recorded, is taken over by the next one."""
-    request = RoundRequest(
-        round_config(config), log_settings(), since, worker, pass_id,
-        tuple(collected), tuple(with_new), now,
-    )  # fmt: skip
+def hand_off_round(config: Config, alert_round: Round) -> AlertReport:
+    """Start the process that runs the round, and return without waiting for it: the report
+    names it. Never raises: a process that cannot start is one line of the report, and the
+    pass, still recorded, is taken over by the next one."""
+    request = RoundRequest(round_config(config), log_settings(), alert_round)
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "monitor.alerts.background"],
@@ -108,7 +89,7 @@ def hand_off_round(
         reason = f"the alert round ended before it began: {error}; the next pass sends its alerts"
         log.warning("alerts: %s", reason)
         return AlertReport(failures=(reason,))
-    log.info("alert round of pass %s handed to process %s", pass_id, process.pid)
+    log.info("alert round of pass %s handed to process %s", alert_round.pass_id, process.pid)
     started.append(process)
     return AlertReport(handed_to=process.pid)
 
@@ -128,7 +109,6 @@ def _set_alarm(seconds: float) -> None:
 def run_round(request: RoundRequest) -> AlertReport:
     """The round, under its alarm; never raises."""
     from monitor.alerts.deliver import Sender
-    from monitor.alerts.pipeline import run_alerts
     from monitor.db import make_engine
 
     config = request.config
@@ -142,17 +122,7 @@ def run_round(request: RoundRequest) -> AlertReport:
 
         sender = Sender(config.digest.timezone, config.web.public_url, config.alerting.timeout,
                         progress)  # fmt: skip
-        return run_alerts(
-            config,
-            engine,
-            sender.send,
-            since=request.since,
-            worker=request.worker,
-            pass_id=request.pass_id,
-            collected=request.collected,
-            with_new=request.with_new,
-            now=request.now,
-        )
+        return request.alert_round.run(config, engine, sender.send)
     except _Overdue:
         reason = "the alert round took longer than its deliveries' timeout and was stopped"
     except Exception as error:  # the database gone for a moment: the next pass retries
@@ -161,7 +131,7 @@ def run_round(request: RoundRequest) -> AlertReport:
     finally:
         signal.alarm(0)
     try:
-        failed = fail_claimed(config, engine, request.now, reason)
+        failed = fail_claimed(config, engine, request.alert_round.now, reason)
     except Exception as error:  # the rows stay `sending`: taken up again when stale
         log.warning("alerts: marking the undelivered failed: %s", first_line(error))
         failed = 0
