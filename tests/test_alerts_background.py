@@ -27,7 +27,7 @@ HANDED = re.compile(r"Alerts: sent in the background by process (\d+)")
 
 
 def setup(
-    tmp_path: Path, database_url: str, feed_server: FeedServer, hook: WebhookReceiver
+    tmp_path: Path, database_url: str, feed_server: FeedServer, *hooks: WebhookReceiver
 ) -> Path:
     body = flen_rss(
         ("1", "Översvämning vid Skeboån", timedelta(hours=1)),
@@ -39,8 +39,9 @@ def setup(
         tmp_path,
         database_url,
         feed_source(url, "Flens kommun", key="flen")
-        + f'\n[[alerts]]\nname = "Kris i länet"\nquery = "översvämning"\n'
-        f'notify = ["{hook.apprise_url()}"]\n',
+        + '\n[[alerts]]\nname = "Kris i länet"\nquery = "översvämning"\nnotify = ['
+        + ", ".join(f'"{hook.apprise_url()}"' for hook in hooks)
+        + "]\n",
     )
     assert omvarld(config, "db", "upgrade", out=tmp_path / "upgrade.out").returncode == 0
     return config
@@ -80,27 +81,33 @@ def test_collect_exits_and_its_round_sends_the_alert_once_in_the_background(
 ) -> None:
     if not Path("/proc/self/stat").exists():
         pytest.skip("no /proc to see the round's process end by")
-    with WebhookReceiver() as hook:
-        config = setup(tmp_path, database_url, feed_server, hook)
+    with WebhookReceiver() as hook, WebhookReceiver() as dead:
+        dead.status = 500
+        config = setup(tmp_path, database_url, feed_server, hook, dead)
         out = tmp_path / "collect.out"
         done = omvarld(config, "collect", "--all", out=out)
         assert done.returncode == 0, out.read_text()
         pid = handed_to(out.read_text())
         assert wait_for(lambda: len(hook.messages()) == 1, 60), out.read_text()
         assert wait_for(lambda: is_gone(pid), 30)
-        # The round wrote its report after the collection's, to the same output.
+        # The round wrote its report after the collection's, to the same output: the dead
+        # webhook cost its own message only.
         written = out.read_text()
         assert written.index("Alerts: sent in the background") < written.index(
-            "Alerts: 1 sent, 0 failed"
+            "Alerts: 1 sent, 1 failed"
         ), written
+        assert f"alert failed: Kris i länet → json://127.0.0.1:{dead.port}/hook" in written
         assert hook.messages()[0]["title"] == "Kris i länet: 1 nytt inlägg"
 
-        # Nothing new: no round, no message.
+        # Nothing new, and the failed delivery not due again yet: no round, no message.
         again = omvarld(config, "collect", "--all", out=tmp_path / "again.out")
         assert again.returncode == 0
         assert "Alerts:" not in (tmp_path / "again.out").read_text()
         assert len(hook.messages()) == 1
-    assert [(e.status, e.attempts) for e in events(database_url)] == [("sent", 1)]
+    assert sorted((e.status, e.attempts) for e in events(database_url)) == [
+        ("failed", 1),
+        ("sent", 1),
+    ]
     engine = make_engine(database_url)
     assert scalar(engine, sa.select(sa.func.count()).select_from(alert_passes)) == 0
     engine.dispose()
