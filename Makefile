@@ -45,10 +45,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Omvärld against lemon24/reader and a bare fetch loop on a local nginx, then claim timings.
+# Omvärld against lemon24/reader and a bare fetch loop on a local nginx, then claim timings,
+# then what 50 alert rules cost a churn pass (issue 14: at most +5 %).
 # Installs nginx (apt-get) and reader (bench/.venv-reader) when missing.
 bench: $(STAMP)
 	$(BIN)/python bench/collect_bench.py
+	$(BIN)/python bench/collect_bench.py --alert-cost 10 --alert-rules 50
 
 # `omvarld web` over a million generated posts on SQLite and PostgreSQL (OMVARLD_TEST_DATABASE_URL):
 # search and home page p95, 50 clients for 30 s, the worker's peak RSS. The data is generated once

@@ -655,9 +655,9 @@ def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
             print(f"profile of a churn pass with {rules} rules: {args.profile}")
         sink.close()
     without, with_rules, waiting = (statistics.median(times[v]) for v in variants)
+    cost = 100 * (with_rules / without - 1)
     print(f"\nchurn pass, median of {args.alert_cost}: {without:.2f} s without alert rules,"
-          f" {with_rules:.2f} s with {rules}: {100 * (with_rules / without - 1):+.1f} %"
-          " (bar: at most +5 %)")  # fmt: skip
+          f" {with_rules:.2f} s with {rules}: {cost:+.1f} %")  # fmt: skip
     # The machine moves a pass by 10-20 % from one run to the next: the runs of one round,
     # next to each other in time, are also compared with each other.
     paired = statistics.median(w / o for w, o in zip(times["with"], times["without"], strict=True))
@@ -668,6 +668,8 @@ def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
               " (median)")  # fmt: skip
     print(f"  with [alerting] background = false (collect waits for the round): {waiting:.2f} s,"
           f" {100 * (waiting / without - 1):+.1f} %")  # fmt: skip
+    print(f"\nBar\n  [{'MET ' if cost <= 5 else 'MISS'}] churn with {rules} alert rules at most"
+          f" +5 % slower: {cost:+.1f} %")  # fmt: skip
     return 0
 
 
