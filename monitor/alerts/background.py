@@ -98,8 +98,20 @@ class _Overdue(Exception):
     """The round's alarm rang: it took longer than it said it would."""
 
 
+HUNG = b"omvarld: the alert round hung and was ended; its alerts are tried again later\n"
+
+
 def _ring(signum: int, frame: FrameType | None) -> None:
+    """Stop the round; if it is still there ANSWER_GRACE_SECONDS later (a delivery thread that
+    never returns keeps its pool from closing), end the process."""
+    signal.signal(signal.SIGALRM, _end)
+    signal.alarm(math.ceil(ANSWER_GRACE_SECONDS))
     raise _Overdue
+
+
+def _end(signum: int, frame: FrameType | None) -> None:
+    os.write(2, HUNG)
+    os._exit(1)
 
 
 def _set_alarm(seconds: float) -> None:
@@ -108,12 +120,19 @@ def _set_alarm(seconds: float) -> None:
 
 def run_round(request: RoundRequest) -> AlertReport:
     """The round, under its alarm; never raises."""
+    signal.signal(signal.SIGALRM, _ring)
+    _set_alarm(DATABASE_SECONDS)
+    try:
+        return _run_round(request)
+    finally:
+        signal.alarm(0)
+
+
+def _run_round(request: RoundRequest) -> AlertReport:
     from monitor.alerts.deliver import Sender
     from monitor.db import make_engine
 
     config = request.config
-    signal.signal(signal.SIGALRM, _ring)
-    _set_alarm(DATABASE_SECONDS)
     engine = make_engine(config.database_url)
     try:
 
@@ -128,8 +147,6 @@ def run_round(request: RoundRequest) -> AlertReport:
     except Exception as error:  # the database gone for a moment: the next pass retries
         log.warning("alerts failed: %s", first_line(error), exc_info=True)
         reason = f"alerts could not run: {first_line(error)}"
-    finally:
-        signal.alarm(0)
     try:
         failed = fail_claimed(config, engine, request.alert_round.now, reason)
     except Exception as error:  # the rows stay `sending`: taken up again when stale
@@ -140,7 +157,13 @@ def run_round(request: RoundRequest) -> AlertReport:
 
 def main() -> None:
     """The process: read the request from stdin, run the round, print its report, exit."""
-    request = pickle.load(sys.stdin.buffer)  # from the process that started this one
+    try:
+        request = pickle.load(sys.stdin.buffer)  # from the process that started this one
+    except Exception as error:  # it died while writing: its pass is taken over by the next
+        why = first_line(error) or type(error).__name__
+        print(f"omvarld: the alert round got no request: {why}; the next pass sends its alerts",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
     sys.stdin.close()
     level, log_format = request.logs
     logging.basicConfig(level=level, format=log_format or logging.BASIC_FORMAT)
