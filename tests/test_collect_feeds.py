@@ -467,3 +467,17 @@ def test_freshness_and_retry_after_are_counted_from_the_attempt_start_the_engine
     assert ok.status is CollectStatus.OK and ok.fresh_until == start + timedelta(seconds=600)
     assert unavailable.retry_after == start + timedelta(seconds=120)
     assert unavailable.error == "service unavailable (HTTP 503); retry after 2026-03-02 09:32 UTC"
+
+
+def test_the_summary_prints_an_organisation_as_written_emoji_codes_and_all(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_fixture("/rss.xml", "rss20.xml")
+    configure(tmp_path, engine, feed_source(url, organisation="Kommunen :thumbs_up: [bold]"))
+
+    result = CliRunner().invoke(
+        app, ["--config", str(tmp_path / "config.toml"), "collect", "--all"], env={"COLUMNS": "200"}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Kommunen :thumbs_up: [bold]" in result.stdout, result.stdout

@@ -268,8 +268,8 @@ def print_collect_summary(outcomes: Sequence[SourceOutcome]) -> None:
         for outcome in listed:
             counts = outcome.counts
             table.add_row(
-                outcome.key,
-                outcome.organisation,
+                shown(outcome.key),
+                shown(outcome.organisation),
                 outcome.status.value.replace("_", " "),
                 str(counts.new),
                 str(counts.updated),

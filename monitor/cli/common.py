@@ -37,8 +37,10 @@ DEFAULT_CONFIG_PATH = "config.toml"
 MAX_INTEGER = 2**63 - 1  # the largest integer both databases store: counts, ids
 
 # Messages never wrap: a path or error split over two lines is harder to read and to grep.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No emoji codes: a source or organisation named "… :x: …" is printed as written (and Rich's
+# table of codes is not loaded to look for them).
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 # Help is plain text: Rich markup would take "[retention]" in a help text for a style and drop it.
 PLAIN_HELP: dict[str, Any] = {"no_args_is_help": True, "rich_markup_mode": None}

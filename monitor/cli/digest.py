@@ -78,7 +78,9 @@ def digest_preview(
             note = f"{describe_opt_out(opt_out, config.digest.timezone)}: would be skipped"
         else:
             note = "empty: would be skipped" if data.is_empty and person.skip_empty else ""
-        table.add_row(person.email, rendered.subject, _kilobytes(message), note, eml.name)
+        table.add_row(
+            shown(person.email), shown(rendered.subject), _kilobytes(message), note, eml.name
+        )
     out.print(table)
     out.print(f"Wrote {len(recipients)} digests for {chosen_week} to {folder}", markup=False)
 

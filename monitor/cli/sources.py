@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from monitor.cli.common import EXIT_FAILED, PLAIN_HELP, fail, out, plural, refuse_own_files
+from monitor.cli.common import (
+    EXIT_FAILED,
+    PLAIN_HELP,
+    fail,
+    out,
+    plural,
+    refuse_own_files,
+    shown,
+)
 from monitor.cli.root import app
 
 sources_app = typer.Typer(help="List, import and export sources.", **PLAIN_HELP)
@@ -31,10 +39,10 @@ def sources_list(
     for source in list_source_health(engine, now=datetime.now(UTC), include_inactive=inactive):
         state = "inactive" if not source.active else ("disabled" if not source.enabled else "")
         table.add_row(
-            source.key,
+            shown(source.key),
             describe_channel(source.platform, source.channel),
-            source.organisation,
-            source.address or "",
+            shown(source.organisation),
+            shown(source.address),
             source.platform_id or "",
             ", ".join(source.groups),
             state or source.status,
