@@ -493,7 +493,7 @@ class AlertRuleConfig(_Strict):
     @field_validator("query")
     @classmethod
     def _query(cls, value: str | None) -> str | None:
-        from monitor.search import QueryError, parse_query
+        from monitor.query import QueryError, parse_query
 
         if value is not None:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -775,3 +777,36 @@ def test_max_entries_defaults_to_500_and_can_be_set(tmp_path: Path) -> None:
     assert load_config(write(tmp_path / "a.toml", MINIMAL)).collect.max_entries == 500
     path = write(tmp_path / "b.toml", "[collect]\nmax_entries = 2000\n" + MINIMAL)
     assert load_config(path).collect.max_entries == 2000
+
+
+def test_reading_alert_rules_checks_their_queries_without_loading_the_database_layer(
+    tmp_path: Path,
+) -> None:
+    """`omvarld collect` starts its parse pool right after reading the config, while it imports
+    SQLAlchemy: a config whose rules' queries pulled SQLAlchemy in first made a churn pass with
+    50 rules 0.2 s slower (issue 14)."""
+    config = tmp_path / "omvarld.toml"
+    config.write_text(
+        '[[alerts]]\nname = "Kris"\nquery = "översvämning OR snöröj*"\n'
+        'notify = ["json://127.0.0.1:9/h"]\n',
+        encoding="utf-8",
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text(config.read_text(encoding="utf-8").replace("OR snöröj*", "OR"), "utf-8")
+    script = (
+        "import sys\n"
+        "from monitor.config import ConfigError, load_config\n"
+        f"print(len(load_config({str(config)!r}).alerts))\n"
+        "try:\n"
+        f"    load_config({str(broken)!r})\n"
+        "except ConfigError as error:\n"
+        "    print('refused:', error)\n"
+        "print('loaded:', [m for m in ('sqlalchemy', 'monitor.search') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "1"
+    assert lines[1].startswith("refused: ") and "OR needs a word or phrase on each side" in lines[1]
+    assert lines[2] == "loaded: []"

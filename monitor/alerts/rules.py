@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.config import AlertRuleConfig
-from monitor.search import ParsedQuery, Term, parse_query
+from monitor.query import ParsedQuery, Term, parse_query
 from monitor.stems import stem_text, stem_words
 
 # A spike is measured against the same weekday and hours of this many weeks before.
