@@ -170,9 +170,12 @@ def main() -> None:
     report = run_round(request)
     from monitor.cli.collecting import print_alert_report
 
-    print_alert_report(report)
+    # Whoever read `collect`'s output may be gone (`omvarld collect | head`): the round is
+    # recorded all the same.
+    with contextlib.suppress(OSError, ValueError):
+        print_alert_report(report)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # whoever read them may be gone
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
     # A delivery thread that hangs past the alarm must not keep the process.
     os._exit(0)
