@@ -133,6 +133,9 @@ def test_a_round_killed_before_its_claim_is_sent_by_the_next_collect(
             holder.rollback()
         assert hook.messages() == []
         assert scalar(engine, sa.select(sa.func.count()).select_from(alert_passes)) == 1
+        status = tmp_path / "status.out"
+        assert omvarld(config, "status", out=status).returncode == 0
+        assert "Alerts: no round ran for 1 pass since " in status.read_text(), status.read_text()
 
         # The feed is unchanged, but the killed round's pass waits: the next collect's round
         # takes it over.
@@ -143,5 +146,8 @@ def test_a_round_killed_before_its_claim_is_sent_by_the_next_collect(
         assert wait_for(lambda: is_gone(retaken), 30)
         assert "Översvämning vid Skeboån" in hook.messages()[0]["message"]
         assert scalar(engine, sa.select(sa.func.count()).select_from(alert_passes)) == 0
+        assert omvarld(config, "status", out=status).returncode == 0
+        assert "no round ran" not in status.read_text()
+        assert "1 delivery sent" in status.read_text(), status.read_text()
         engine.dispose()
     assert [(e.status, e.attempts) for e in events(database_url)] == [("sent", 1)]

@@ -140,12 +140,16 @@ def status(
     for line in describe_api_usage(config, read_api_usage(engine, now)):
         out.print(line, markup=False)
     if config.alerts:
-        print_alert_health(config, engine)
+        print_alert_health(config, engine, now)
 
 
-def print_alert_health(config: Config, engine: Engine) -> None:
-    """One line on the alerts: sent, and failed deliveries (to be retried, and given up)."""
-    from monitor.alerts.store import tally_events
+def print_alert_health(config: Config, engine: Engine, now: datetime) -> None:
+    """One line on the alerts: sent, and failed deliveries (to be retried, and given up); and
+    one on passes whose round never ran, when there are such."""
+    from datetime import timedelta
+
+    from monitor.alerts.store import find_abandoned_passes, tally_events
+    from monitor.workers import make_worker_id
 
     tallies = tally_events(engine, config.alerting.max_attempts).values()
     sent = sum(t.sent for t in tallies)
@@ -155,6 +159,20 @@ def print_alert_health(config: Config, engine: Engine) -> None:
     if failed or given_up:
         line += f", {failed} failed (to be retried), {given_up} given up: see `omvarld alerts list`"
     out.print(line, markup=False, style="red" if given_up else "yellow" if failed else None)
+    # What the next round would take over: passes whose process is gone before their round
+    # claimed their alerts (killed, or its background round killed with it).
+    lease = timedelta(seconds=config.collect.lease)
+    waiting = find_abandoned_passes(engine, make_worker_id(), now, lease)
+    if waiting:
+        since = when(waiting[0].started_at, zone_of(config))
+        passes = "1 pass" if len(waiting) == 1 else f"{len(waiting)} passes"
+        out.print(
+            f"Alerts: no round ran for {passes} since {since} (its process was killed); the"
+            " next pass sends their alerts. If this keeps happening where a command's end ends"
+            " what it started (systemd oneshot, docker run), set [alerting] background = false",
+            markup=False,
+            style="yellow",
+        )
 
 
 def describe_count(value: int | None, change: int | None) -> str:
