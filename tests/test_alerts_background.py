@@ -151,3 +151,25 @@ def test_a_round_killed_before_its_claim_is_sent_by_the_next_collect(
         assert "1 delivery sent" in status.read_text(), status.read_text()
         engine.dispose()
     assert [(e.status, e.attempts) for e in events(database_url)] == [("sent", 1)]
+
+
+def test_a_collect_whose_output_is_gone_still_hands_off_its_round(
+    tmp_path: Path, database_url: str, feed_server: FeedServer
+) -> None:
+    """`omvarld collect | head -1` with head long gone: the summary cannot be written, the
+    alerts still go."""
+    with WebhookReceiver() as hook:
+        config = setup(tmp_path, database_url, feed_server, hook)
+        collect = subprocess.Popen(
+            [*OMVARLD, "--config", str(config), "collect", "--all"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=os.environ | {"COLUMNS": "200"},
+        )
+        assert collect.stdout is not None
+        collect.stdout.close()  # the reader is gone before a line is written
+        _, errors = collect.communicate(timeout=120)
+        assert collect.returncode == 1, errors  # its output was lost: not a success
+        assert b"Traceback" not in errors, errors
+        assert wait_for(lambda: len(hook.messages()) == 1, 60)
+    assert wait_for(lambda: [e.status for e in events(database_url)] == ["sent"], 30)
