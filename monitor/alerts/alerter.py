@@ -187,7 +187,7 @@ class Alerter:
                     self._discard()
 
     def _start(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self.running:
             return
         self._discard()
         context = multiprocessing.get_context("spawn")
@@ -239,11 +239,16 @@ class Alerter:
         raises: a process that cannot start, dies or hangs is reported in one line, and the
         alerts it had claimed are marked failed with that line, to be retried."""
         now = datetime.now(UTC)
-        request = Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
+        return self.run(
+            engine, Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
+        )
+
+    def run(self, engine: Engine, alert_round: Round) -> AlertReport:
+        """`alert_round`, run by the process (see `run_round`)."""
         with self._lock:
             try:
                 self._wait_ready()
-                self._connected().send(request)
+                self._connected().send(alert_round)
                 limit = DATABASE_SECONDS
                 while True:
                     answer = self._receive(limit)
@@ -254,12 +259,7 @@ class Alerter:
             except AlerterError as error:
                 reason = str(error)
         log.warning("alerts: %s", reason)
-        try:
-            failed = fail_claimed(self.config, engine, now, reason)
-        except Exception as error:  # the rows stay `sending`: taken up again when stale
-            log.warning("alerts: marking the undelivered failed: %s", first_line(error))
-            failed = 0
-        return AlertReport(0, failed, (reason,))
+        return report_failed_round(self.config, engine, alert_round.now, reason)
 
     def close(self) -> None:
         """End the process. Killed, not asked: between rounds it holds nothing, and Python's
@@ -268,7 +268,7 @@ class Alerter:
             self._discard()
 
     def _wait_ready(self) -> None:
-        if self._ready and self._process is not None and self._process.is_alive():
+        if self._ready and self.running:
             return
         self._start()
         waited = time.monotonic() - self._started_at
@@ -335,13 +335,19 @@ def round_config(config: Config) -> Config:
     return config.model_copy(update={"sources": (), "recipients": ()})
 
 
-def fail_claimed(config: Config, engine: Engine, now: datetime, reason: str) -> int:
-    """Mark failed, with `reason`, the alerts a round that began at `now` claimed and did not
-    get to record; how many messages they were."""
+def report_failed_round(config: Config, engine: Engine, now: datetime, reason: str) -> AlertReport:
+    """The report of a round, begun at `now`, that ended for `reason`: the alerts it claimed
+    and did not get to record are marked failed with that reason, to be retried. Never raises:
+    rows that cannot be marked stay `sending`, and are taken up again when stale."""
     from monitor.alerts.store import fail_unfinished
 
     retry = now + timedelta(seconds=config.alerting.retry_after)
-    return fail_unfinished(engine, now, reason, retry, config.alerting.max_attempts)
+    try:
+        failed = fail_unfinished(engine, now, reason, retry, config.alerting.max_attempts)
+    except Exception as error:
+        log.warning("alerts: marking the undelivered failed: %s", first_line(error))
+        failed = 0
+    return AlertReport(0, failed, (reason,))
 
 
 # ------------------------------------------------------------ in the collecting process: a pass
@@ -400,7 +406,7 @@ class PassAlerts:
 
     def finish(self, outcomes: Sequence[SourceOutcome]) -> AlertReport:
         """The round of the pass that ended with `outcomes`, or what it was handed to. Never
-        raises (see `run_round` and `hand_off_round`)."""
+        raises (see `Alerter.run` and `hand_off_round`)."""
         with_new = [o.key for o in outcomes if o.counts.new]
         if not self.started:
             try:
@@ -409,25 +415,14 @@ class PassAlerts:
                     return AlertReport()
             except Exception as error:  # the round meets it again, and reports it
                 log.warning("alerts: %s", first_line(error))
-        collected = [o.key for o in outcomes]
+        collected = tuple(o.key for o in outcomes)
+        now = datetime.now(UTC)
+        alert_round = Round(self.since, self.worker, self.pass_id, collected, tuple(with_new), now)
         if self.alerter is None:
             from monitor.alerts.background import hand_off_round
 
-            now = datetime.now(UTC)
-            return hand_off_round(
-                self.config,
-                Round(
-                    self.since, self.worker, self.pass_id, tuple(collected), tuple(with_new), now
-                ),
-            )
-        return self.alerter.run_round(
-            self.engine,
-            since=self.since,
-            worker=self.worker,
-            pass_id=self.pass_id,
-            collected=collected,
-            with_new=with_new,
-        )
+            return hand_off_round(self.config, alert_round)
+        return self.alerter.run(self.engine, alert_round)
 
     def _start(self, alerter: Alerter) -> None:
         self.started = True

@@ -37,8 +37,8 @@ from monitor.alerts.alerter import (
     DATABASE_SECONDS,
     AlertReport,
     Round,
-    fail_claimed,
     log_settings,
+    report_failed_round,
     round_config,
 )
 from monitor.db import first_line
@@ -147,12 +147,7 @@ def _run_round(request: RoundRequest) -> AlertReport:
     except Exception as error:  # the database gone for a moment: the next pass retries
         log.warning("alerts failed: %s", first_line(error), exc_info=True)
         reason = f"alerts could not run: {first_line(error)}"
-    try:
-        failed = fail_claimed(config, engine, request.alert_round.now, reason)
-    except Exception as error:  # the rows stay `sending`: taken up again when stale
-        log.warning("alerts: marking the undelivered failed: %s", first_line(error))
-        failed = 0
-    return AlertReport(0, failed, (reason,))
+    return report_failed_round(config, engine, request.alert_round.now, reason)
 
 
 def main() -> None:
