@@ -63,18 +63,27 @@ def start_forkserver(preload: Sequence[str]) -> None:
 PIPE_BYTES = 1 << 20
 
 
+def widen_pipe(descriptor: int) -> bool:
+    """Give the pipe PIPE_BYTES where the system allows (Linux); whether it did."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return False
+    try:
+        fcntl.fcntl(descriptor, set_size, PIPE_BYTES)
+    except OSError:
+        return False
+    return True
+
+
 def _widen_pipes(pool: ProcessPoolExecutor) -> None:
     """Give the pool's task and result pipes PIPE_BYTES where the system allows (Linux);
     elsewhere, or if the pool's internals differ, they stay as they are."""
-    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if set_size is None:
-        return
     for queue in (getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)):
         for end in ("_reader", "_writer"):
             connection = getattr(queue, end, None)
             try:
-                fcntl.fcntl(connection.fileno(), set_size, PIPE_BYTES)  # type: ignore[union-attr]
-                break  # both ends share the one pipe
+                if widen_pipe(connection.fileno()):  # type: ignore[union-attr]
+                    break  # both ends share the one pipe
             except (AttributeError, OSError, ValueError):
                 continue
 

@@ -20,7 +20,6 @@ and ANSWER_GRACE_SECONDS more): what it had claimed is marked failed, to be retr
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import math
 import os
@@ -42,7 +41,7 @@ from monitor.alerts.alerter import (
     round_config,
 )
 from monitor.db import first_line
-from monitor.processes import PIPE_BYTES
+from monitor.processes import widen_pipe
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -80,8 +79,7 @@ def hand_off_round(config: Config, alert_round: Round) -> AlertReport:
         log.warning("alerts: %s", reason)
         return AlertReport(failures=(reason,))
     assert process.stdin is not None
-    with contextlib.suppress(OSError):  # a larger pipe takes the request without waiting
-        fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    widen_pipe(process.stdin.fileno())  # a larger pipe takes the request without waiting
     try:
         pickle.dump(request, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         process.stdin.close()
