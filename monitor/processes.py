@@ -31,13 +31,10 @@ def start_process_pool(processes: int, preload: Sequence[str] = ()) -> ProcessPo
     forever. The forkserver itself stops when the last of them has (it watches a pipe they and
     the parent hold).
     """
-    context = multiprocessing.get_context("forkserver")
-    if preload:
-        context.set_forkserver_preload(list(preload))
     parent = os.getpid()
     pool = ProcessPoolExecutor(
         processes,
-        mp_context=context,
+        mp_context=_forkserver_context(preload),
         initializer=watch_parent,
         initargs=(parent, read_start_ticks(parent)),
     )
@@ -49,11 +46,18 @@ def start_forkserver(preload: Sequence[str]) -> None:
     """Start the forkserver that `start_process_pool(…, preload)` will fork its workers from,
     without waiting for it: it starts Python and imports `preload` (a quarter of a second) while
     this process goes on, and a pool started later finds it ready."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
+    _forkserver_context(preload)
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
+
+
+def _forkserver_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+    """The forkserver's context, with `preload` for the server when it has yet to start."""
+    context = multiprocessing.get_context("forkserver")
+    if preload:
+        context.set_forkserver_preload(list(preload))
+    return context
 
 
 # A parsed feed with its prepared rows is a few hundred kilobytes. Through a pipe of Linux's
