@@ -353,6 +353,7 @@ def report_failed_round(config: Config, engine: Engine, now: datetime, reason: s
 # ------------------------------------------------------------ in the collecting process: a pass
 
 
+@dataclass
 class PassAlerts:
     """The alerts of one pass, from the collecting process: `begin` records the pass
     (`alert_passes`) before it stores a post, `see` hears each source's outcome, and `finish`
@@ -369,22 +370,14 @@ class PassAlerts:
     Apprise and the message writer for it took half a second of CPU, a third of such a pass
     (issue 14)."""
 
-    def __init__(
-        self,
-        config: Config,
-        engine: Engine,
-        alerter: Alerter | None,
-        worker: str,
-        since: datetime,
-    ) -> None:
-        self.config = config
-        self.engine = engine
-        self.alerter = alerter
-        self.worker = worker
-        self.since = since
-        self.pass_id: int | None = None
-        self.after_id = 0
-        self.started = False
+    config: Config
+    engine: Engine
+    alerter: Alerter | None
+    worker: str
+    since: datetime
+    pass_id: int | None = field(default=None, init=False)  # its `alert_passes` row
+    after_id: int = field(default=0, init=False)  # the newest post's id when it began
+    started: bool = field(default=False, init=False)  # the alert process was asked to start
 
     def begin(self) -> None:
         """Record the pass, and hand it to a running alert process. Never raises: what fails
