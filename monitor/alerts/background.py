@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The processes this one started, kept so that they are reaped, and so that a caller that
-# outlives them (a test, a benchmark) can wait for them.
+# The processes this one handed rounds to, held for as long as it lives: a Popen dropped while
+# its process runs warns that it was leaked, and these are meant to outlive their parent.
 started: list[subprocess.Popen[bytes]] = []
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -146,8 +146,6 @@ def status(
 def print_alert_health(config: Config, engine: Engine, now: datetime) -> None:
     """One line on the alerts: sent, and failed deliveries (to be retried, and given up); and
     one on passes whose round never ran, when there are such."""
-    from datetime import timedelta
-
     from monitor.alerts.store import find_abandoned_passes, tally_events
     from monitor.workers import make_worker_id
 

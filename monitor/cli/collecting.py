@@ -120,13 +120,14 @@ def _collect_rows(
         hear = _both(advance, alerts.see if alerts is not None else None)
         outcomes = collect_sources(config, engine, rows, worker=worker, on_outcome=hear)
 
-    # A round for the background is handed off before anything is printed: output that cannot
-    # be written (`omvarld collect | head`) must not keep the pass from its alerts.
-    handed = alerts.finish(outcomes) if alerts is not None and alerter is None else None
+    # A round for the background is handed off before anything is printed, so that output
+    # that cannot be written (`omvarld collect | head`) does not keep the pass from its alerts;
+    # a round waited for comes after the summary.
+    report = alerts.finish(outcomes) if alerts is not None and alerter is None else None
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
     if alerts is not None:
-        print_alert_report(handed if handed is not None else alerts.finish(outcomes))
+        print_alert_report(report or alerts.finish(outcomes))
     out.print(f"Database: {describe_database(engine)}", markup=False)
     return EXIT_FAILED if any(o.status is CollectStatus.FAILED for o in outcomes) else 0
 
