@@ -581,6 +581,14 @@ def run_passes(
             run.times_floor = run.seconds / runs["floor"].seconds
 
 
+def copy_sqlite(source: Path, target: Path) -> None:
+    """The SQLite database `source`, with its -wal and -shm files, in place of `target`'s."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+        if Path(f"{source}{suffix}").exists():
+            shutil.copy2(f"{source}{suffix}", f"{target}{suffix}")
+
+
 def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
     """Issue 14's bar, measured as a difference on equal work: after a cold and a warm pass,
     the database is saved; then the churn pass runs again and again from that saved state
@@ -607,9 +615,7 @@ def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
         saved = work / "saved"
         saved.mkdir()
         database = contestants.omvarld_db
-        for suffix in ("", "-wal", "-shm"):
-            if Path(f"{database}{suffix}").exists():
-                shutil.copy2(f"{database}{suffix}", saved / f"omvarld.db{suffix}")
+        copy_sqlite(database, saved / "omvarld.db")
         churn_rng = random.Random(args.seed + 1)
         for feed in churn_rng.sample(feeds, max(1, round(len(feeds) * CHURN_SHARE))):
             factory.churn(feed)
@@ -622,10 +628,7 @@ def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
         for round_number in range(args.alert_cost):
             shift = round_number % len(variants)
             for variant in variants[shift:] + variants[:shift]:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{database}{suffix}").unlink(missing_ok=True)
-                    if (saved / f"omvarld.db{suffix}").exists():
-                        shutil.copy2(saved / f"omvarld.db{suffix}", f"{database}{suffix}")
+                copy_sqlite(saved / "omvarld.db", database)
                 contestants.alerts = ""
                 if variant != "without":
                     contestants.alerts = rules_toml(rules, sink.url)
@@ -643,10 +646,7 @@ def measure_alert_cost(work: Path, args: argparse.Namespace) -> int:
                       f" {sum(written.values())} rows, {sink.received - before} alert messages"
                       f"{background}", flush=True)  # fmt: skip
         if args.profile:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{database}{suffix}").unlink(missing_ok=True)
-                if (saved / f"omvarld.db{suffix}").exists():
-                    shutil.copy2(saved / f"omvarld.db{suffix}", f"{database}{suffix}")
+            copy_sqlite(saved / "omvarld.db", database)
             contestants.alerts = rules_toml(rules, sink.url)
             contestants._write_omvarld_config(feeds)
             command = [str(OMVARLD_BIN / "python"), str(BENCH / "profile_omvarld.py"),
