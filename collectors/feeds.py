@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from collectors.base import CollectorSettings
     from monitor.rows import PreparedPost
+    from monitor.types import UnchangedPost
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -43,6 +44,8 @@ YOUTUBE_NAMESPACE = "http://www.youtube.com/xml/schemas/2015"
 # Ids longer than this are replaced by their hash: they index poorly and some feeds put whole
 # URLs with tracking parameters there.
 MAX_ID_LENGTH = 512
+# Where a feed source's memory of its posts is kept in `SourceState.cursor` (`sort_posts`).
+SEEN_KEY = "seen"
 
 
 class FeedError(Exception):
@@ -56,6 +59,9 @@ class ParsedFeed:
     posts: tuple[PostData, ...]
     problem: str | None = None  # set when the feed was only partly readable
     prepared: tuple[PreparedPost, ...] = ()  # the posts' row values (`parse_and_prepare`)
+    # Left out of `posts`, as the source's memory has them (`parse_and_prepare`).
+    unchanged: tuple[UnchangedPost, ...] = ()
+    seen: str | None = None  # the memory of this read, when it was sorted by one
 
 
 class FeedCollector:
@@ -107,7 +113,9 @@ async def fetch_feed(
         fast: as for `parse_feed`; False for collectors whose adapters read feedparser's entry
             from the raw payload (the feeds of YouTube and Flickr accounts).
         prepare: compute the posts' row values beside the parsing (`monitor.rows`), off the
-            database thread: for a collector that stores the posts as parsed.
+            database thread: for a collector that stores the posts as parsed. Posts the
+            source's memory (in `state.cursor`) has unchanged are then left out of `posts`
+            (`CollectResult.unchanged`), and the new state remembers this read.
     """
     headers = {"Accept": accept}
     if state.etag:
@@ -155,6 +163,7 @@ async def fetch_feed(
     if not response.body.strip():
         return replace(base, error="empty response body")
 
+    options: dict[str, Any] = {"seen": state.cursor.get(SEEN_KEY)} if prepare else {}
     parse = functools.partial(
         parse_and_prepare if prepare else parse_feed,
         response.body,
@@ -162,16 +171,18 @@ async def fetch_feed(
         content_type=response.header("content-type"),
         max_entries=settings.max_entries,
         fast=fast,
+        **options,
     )
     try:
         # feedparser is CPU-bound and synchronous: keep it off the event loop.
         parsed = await asyncio.get_running_loop().run_in_executor(parsing, parse)
     except FeedError as error:
         return replace(base, error=str(error))
+    cursor = state.cursor if parsed.seen is None else state.cursor | {SEEN_KEY: parsed.seen}
     new_state = SourceState(
         etag=response.header("etag"),
         last_modified=response.header("last-modified"),
-        cursor=state.cursor,
+        cursor=cursor,
     )
     return replace(
         base,
@@ -180,6 +191,7 @@ async def fetch_feed(
         state=new_state,
         error=parsed.problem,
         prepared=parsed.prepared,
+        unchanged=parsed.unchanged,
     )
 
 
@@ -248,14 +260,22 @@ def parse_feed(
     )
 
 
-def parse_and_prepare(body: bytes, **options: Any) -> ParsedFeed:
+def parse_and_prepare(body: bytes, *, seen: str | None = None, **options: Any) -> ParsedFeed:
     """`parse_feed`, with each post's row values computed too (in the parse worker, so that
-    the database thread only writes them)."""
+    the database thread only writes them), but for the posts `seen`, the memory of the
+    source's last read, has unchanged (`monitor.rows.sort_posts`)."""
     # Imported here, in the parse worker: trend terms load word lists the fetching never needs.
-    from monitor.rows import prepare_posts
+    from monitor.rows import sort_posts
 
     parsed = parse_feed(body, **options)
-    return replace(parsed, prepared=prepare_posts(parsed.posts))
+    found = sort_posts(parsed.posts, seen)
+    return replace(
+        parsed,
+        posts=found.posts,
+        prepared=found.prepared,
+        unchanged=found.unchanged,
+        seen=found.seen,
+    )
 
 
 def _is_benign(error: BaseException | None) -> bool:

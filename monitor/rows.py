@@ -2,7 +2,7 @@
 
 Storing a post computes its content hash, its trend terms and phrases, its search stems and its
 JSON columns; that is most of what ingest costs in Python. All of it depends on the post only,
-so a feed's posts are prepared where they were parsed (a parse worker, `prepare_posts`), and the
+so a feed's posts are prepared where they were parsed (a parse worker, `sort_posts`), and the
 one database thread of a collection only writes them. Posts that arrive unprepared (the API
 collectors') are prepared by the store itself, with the same function.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,7 @@ from monitor.jsontext import encode_json
 from monitor.stems import stem_text
 from monitor.terms import stored_phrases, stored_terms
 from monitor.text import strip_control
-from monitor.types import Media, PostData
+from monitor.types import Media, PostData, UnchangedPost
 from monitor.values import is_http_url
 
 
@@ -41,10 +42,11 @@ class PreparedPost:
     text_stems: str | None
 
 
-def prepare_post(post: PostData) -> PreparedPost:
+def prepare_post(post: PostData, content_hash: str | None = None) -> PreparedPost:
     """The post's row values. Addresses that are not http(s) must already be gone
-    (`keep_web_addresses`): the hash covers what is stored."""
-    content_hash = compute_content_hash(post)
+    (`keep_web_addresses`): the hash covers what is stored. `content_hash`, when given, is the
+    post's (`compute_content_hash`), computed already."""
+    content_hash = content_hash or compute_content_hash(post)
     title, text = clean_text(post.title), clean_text(post.text)
     values = {
         "platform_post_id": post.platform_post_id,
@@ -75,7 +77,52 @@ def prepare_post(post: PostData) -> PreparedPost:
 
 def prepare_posts(posts: Sequence[PostData]) -> tuple[PreparedPost, ...]:
     """`prepare_post` for each post without its non-web addresses, as the store will see it."""
-    return tuple(prepare_post(keep_web_addresses(post)) for post in posts)
+    return sort_posts(posts, None).prepared
+
+
+@dataclass(frozen=True)
+class SortedPosts:
+    """A read's posts sorted by a source's memory of them (`sort_posts`)."""
+
+    posts: tuple[PostData, ...]  # new, changed or not remembered: to be stored
+    prepared: tuple[PreparedPost, ...]  # their row values, one for each
+    unchanged: tuple[UnchangedPost, ...]  # as remembered: not to be prepared nor sent
+    seen: str  # the memory of this read, for the next
+
+
+def sort_posts(posts: Sequence[PostData], seen: str | None) -> SortedPosts:
+    """The posts without their non-web addresses, as the store will see them, prepared, but
+    for those `seen` remembers unchanged.
+
+    `seen` is a previous read's memory: a digest of each post's id and content hash. A feed
+    answering with a body because one entry changed repeats its other twenty unchanged, and
+    preparing those (trend terms, stems, JSON) and sending them to the store was most of what
+    such a feed cost (issue 15). Posts with counts are always sent, since their counts move
+    without their content; so is an id the feed lists twice, which the store resolves. The
+    store checks that unchanged posts are still stored as remembered (`ingest_posts`).
+    """
+    known = set(seen.split()) if seen else set()
+    listed = Counter(post.platform_post_id for post in posts) if known else Counter()
+    kept: list[PostData] = []
+    prepared: list[PreparedPost] = []
+    unchanged: list[UnchangedPost] = []
+    digests: list[str] = []
+    for post in map(keep_web_addresses, posts):
+        content_hash = compute_content_hash(post)
+        digest = _remembered_as(post.platform_post_id, content_hash)
+        digests.append(digest)
+        if digest in known and post.metrics is None and listed[post.platform_post_id] == 1:
+            unchanged.append(UnchangedPost(post.platform_post_id, content_hash, post.published_at))
+        else:
+            kept.append(post)
+            prepared.append(prepare_post(post, content_hash))
+    return SortedPosts(tuple(kept), tuple(prepared), tuple(unchanged), " ".join(digests))
+
+
+def _remembered_as(platform_post_id: str, content_hash: str) -> str:
+    """A post's id and content in 16 characters: a memory of 100 entries stays under 2 KB."""
+    key = f"{platform_post_id}\n{content_hash}".encode()
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
 
 
 def prepared_for(post: PostData, given: dict[int, PreparedPost]) -> PreparedPost:

@@ -49,6 +49,8 @@ from monitor.types import (
     CollectResult,
     CollectStatus,
     PostData,
+    SourceState,
+    UnchangedPost,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,12 @@ class IngestCounts:
     updated: int = 0
     unchanged: int = 0
     metrics: int = 0
+    # Posts a collector sent as unchanged that the database does not hold as it remembered.
+    contradicted: int = 0
+
+    def __add__(self, other: IngestCounts) -> IngestCounts:
+        names = (field.name for field in dataclasses.fields(self))
+        return IngestCounts(**{name: getattr(self, name) + getattr(other, name) for name in names})
 
 
 @dataclass(frozen=True)
@@ -171,7 +179,18 @@ def _record(
             now=attempt.finished_at,
             published_since=attempt.published_since,
             prepared=result.prepared,
+            unchanged=result.unchanged,
         )
+        if counts.contradicted:
+            # The collector's memory of the source is not what the database holds (posts
+            # deleted or edited by hand, retention made longer): its state is dropped, so that
+            # the next attempt reads the whole source again and stores what is missing.
+            log.info(
+                "source %s: %d posts not stored as its collector remembers; read in full next",
+                attempt.source_id,
+                counts.contradicted,
+            )
+            result = dataclasses.replace(result, state=SourceState())
         kept.append((attempt, result, counts))
         records.append(AttemptRecord(result.status, counts, result.error))
 
@@ -305,34 +324,42 @@ def ingest_posts(
     now: datetime,
     published_since: datetime | None = None,
     prepared: Sequence[PreparedPost] = (),
+    unchanged: Sequence[UnchangedPost] = (),
 ) -> IngestCounts:
     """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts.
 
     Posts published before `published_since` are left out (retention would delete them);
     erased posts are left as they are. `prepared` may hold the posts' row values, computed
-    where they were parsed (monitor.rows); a post without is prepared here.
+    where they were parsed (monitor.rows); a post without is prepared here. `unchanged` are
+    posts the collector left out as stored already: they are counted, and checked with the
+    first batch's SELECT (`IngestCounts.contradicted` says how many are not stored so).
     """
     unique: dict[str, PostData] = {}
     for post in items:
-        if published_since and post.published_at and post.published_at < published_since:
+        if _too_old(post.published_at, published_since):
             continue
         unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
     given = {id(p.post): p for p in prepared}
     ready = [prepared_for(keep_web_addresses(post), given) for post in unique.values()]
+    # An old post retention has deleted is not missing: it would not be stored again.
+    confirm = [p for p in unchanged if not _too_old(p.published_at, published_since)]
     totals = IngestCounts()
-    for batch in chunks(ready, BATCH_SIZE):
-        counts = _ingest_batch(connection, source_id, batch, now)
-        totals = IngestCounts(
-            totals.new + counts.new,
-            totals.updated + counts.updated,
-            totals.unchanged + counts.unchanged,
-            totals.metrics + counts.metrics,
-        )
+    for batch in chunks(ready, BATCH_SIZE) if ready else [[]] if confirm else []:
+        totals += _ingest_batch(connection, source_id, batch, now, confirm)
+        confirm = []
     return totals
 
 
+def _too_old(published_at: datetime | None, published_since: datetime | None) -> bool:
+    return bool(published_since and published_at and published_at < published_since)
+
+
 def _ingest_batch(
-    connection: Connection, source_id: int, batch: list[PreparedPost], now: datetime
+    connection: Connection,
+    source_id: int,
+    batch: list[PreparedPost],
+    now: datetime,
+    confirm: Sequence[UnchangedPost] = (),
 ) -> IngestCounts:
     hashes = {p.post.platform_post_id: p.content_hash for p in batch}
     found = connection.execute(
@@ -340,9 +367,18 @@ def _ingest_batch(
             posts.c.id, posts.c.platform_post_id, posts.c.content_hash, posts.c.erased_at
         ).where(
             posts.c.source_id == source_id,
-            posts.c.platform_post_id.in_(list(hashes)),
+            posts.c.platform_post_id.in_([*hashes, *(p.platform_post_id for p in confirm)]),
         )
     ).all()
+    stored = {row.platform_post_id: row for row in found}
+    # An erased post stays a tombstone whatever its content was.
+    contradicted = sum(
+        1
+        for p in confirm
+        if (row := stored.get(p.platform_post_id)) is None
+        or (row.erased_at is None and row.content_hash != p.content_hash)
+    )
+    found = [row for row in found if row.platform_post_id in hashes]
     existing = {row.platform_post_id: (row.id, row.content_hash) for row in found}
     # An erased post is a tombstone that stays one: seen again, it gets no update, no revision
     # and no counts (`omvarld erase`).
@@ -370,8 +406,9 @@ def _ingest_batch(
     return IngestCounts(
         new=inserted,
         updated=len(changed),
-        unchanged=len(batch) - inserted - len(changed),
+        unchanged=len(batch) - inserted - len(changed) + len(confirm),
         metrics=metrics,
+        contradicted=contradicted,
     )
 
 
@@ -547,7 +584,8 @@ def _source_values(
         values["fetch_url"] = result.moved_to
     if result.resolved_id:
         values["platform_id"] = result.resolved_id
-    if current.channel == "feed" and result.posts:
+    # Only from a whole read: the posts left out as unchanged would have had their say.
+    if current.channel == "feed" and result.posts and not result.unchanged:
         channel = _channel_of_posts(result.posts)
         if channel != "feed":
             values["channel"] = channel

@@ -90,6 +90,17 @@ class PostData:
 
 
 @dataclass(frozen=True)
+class UnchangedPost:
+    """A post a collector found as it was when last stored (by its memory of the source,
+    `monitor.rows.sort_posts`), and so neither prepared nor sent: the store only checks that
+    the database still holds it so."""
+
+    platform_post_id: str
+    content_hash: str
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
 class AccountCounts:
     """The account's own counts as the platform reported them at one moment; None where the
     platform gives no such count (Flickr keeps followers private, a YouTube channel may hide
@@ -125,6 +136,8 @@ class CollectResult:
     # The posts' row values, computed beside the parsing (monitor.rows); the store prepares
     # any post they do not cover.
     prepared: tuple[PreparedPost, ...] = ()
+    # Posts left out of `posts` because they are as last stored (a feed's unchanged entries).
+    unchanged: tuple[UnchangedPost, ...] = ()
 
 
 @dataclass(frozen=True)

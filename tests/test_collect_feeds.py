@@ -105,6 +105,37 @@ def test_edited_entry_keeps_its_previous_version_as_a_revision(
     assert revision.fetched_at == original.fetched_at
 
 
+def test_a_post_deleted_by_hand_is_stored_again_once_the_feed_changes(
+    tmp_path: Path, engine: Engine, feed_server: FeedServer
+) -> None:
+    """A feed source remembers the posts it read, so that a changed feed sends the store only
+    what changed. When the database no longer holds what it remembers, the source forgets its
+    memory and validators, and the read after next stores the whole feed again."""
+    url = feed_server.add_fixture("/news.xml", "rss20.xml")
+    config = configure(tmp_path, engine, feed_source(url))
+    collect_all(config, engine)
+    with engine.begin() as connection:
+        oldest = connection.execute(sa.select(posts).order_by(posts.c.published_at)).first()
+        assert oldest is not None
+        connection.execute(posts.delete().where(posts.c.id == oldest.id))
+
+    feed_server.add_fixture("/news.xml", "rss20_edited.xml")  # the newest entry edited
+    outcome = only(collect_all(config, engine))
+    assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (0, 1, 3)
+    assert count(engine, posts) == 3
+    assert source_row(engine, outcome.key).etag is None
+
+    outcome = only(collect_all(config, engine))
+    assert "if-none-match" not in feed_server.requests_to("/news.xml")[-1].headers
+    assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (1, 0, 3)
+    with engine.connect() as connection:
+        back = connection.execute(
+            sa.select(posts).where(posts.c.platform_post_id == oldest.platform_post_id)
+        ).one()
+    assert (back.title, back.content_hash) == (oldest.title, oldest.content_hash)
+    assert source_row(engine, outcome.key).etag is not None
+
+
 def test_changed_view_counts_append_metrics_without_touching_the_posts(
     tmp_path: Path, engine: Engine, feed_server: FeedServer
 ) -> None:

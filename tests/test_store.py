@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from collectors.feeds import parse_and_prepare
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
-from monitor.rows import compute_content_hash, prepare_posts
+from monitor.rows import compute_content_hash, prepare_posts, sort_posts
 from monitor.schedule import SchedulePolicy
 from monitor.store import (
     BATCH_SIZE,
@@ -20,7 +20,14 @@ from monitor.store import (
     ingest_posts,
     record_attempt,
 )
-from monitor.types import CollectResult, CollectStatus, Media, PostData, SourceState
+from monitor.types import (
+    CollectResult,
+    CollectStatus,
+    Media,
+    PostData,
+    SourceState,
+    UnchangedPost,
+)
 from tests.conftest import collect_one, configure, feed_source
 from tests.feedserver import FeedServer
 
@@ -315,3 +322,60 @@ def test_a_preparation_of_another_post_is_not_stored(engine: Engine) -> None:
     (stored,) = rows(engine, posts)
     assert stored.title == "Rättad rubrik"
     assert stored.content_hash == compute_content_hash(edited) != prepared.content_hash
+
+
+def test_a_remembered_read_leaves_out_only_posts_unchanged_since() -> None:
+    """What a feed repeats unchanged is neither prepared nor sent to the store; what is new,
+    edited, counted (counts move without the content) or listed twice still is."""
+    counted = post(3, metrics={"views": 10})
+    memory = sort_posts([post(1), post(2), counted, post(4)], None).seen
+    assert len(memory.split()) == 4
+
+    edited = post(2, title="Rättad rubrik")
+    again = [post(5), post(1), edited, dataclasses.replace(counted, metrics={"views": 12}),
+             post(4), post(4, title="Samma id igen")]  # fmt: skip
+    found = sort_posts(again, memory)
+
+    assert [p.platform_post_id for p in found.posts] == ["post-5", "post-2", "post-3", "post-4",
+                                                         "post-4"]  # fmt: skip
+    assert [p.post for p in found.prepared] == list(found.posts)
+    assert found.unchanged == (
+        UnchangedPost("post-1", compute_content_hash(post(1)), post(1).published_at),
+    )
+    # The next read remembers this one, unchanged posts included.
+    assert [p.platform_post_id for p in sort_posts([post(1), edited], found.seen).unchanged] == [
+        "post-1",
+        "post-2",
+    ]
+    # Without a memory, nothing is left out.
+    assert sort_posts(again, None).unchanged == ()
+
+
+def test_posts_sent_as_unchanged_are_counted_and_checked_against_the_database(
+    engine: Engine,
+) -> None:
+    source_id = add_source(engine)
+    attempt(engine, source_id, [post(1), post(2), post(3)])
+    with engine.begin() as connection:
+        connection.execute(posts.delete().where(posts.c.platform_post_id == "post-2"))
+
+    def unchanged(item: PostData) -> UnchangedPost:
+        return UnchangedPost(item.platform_post_id, compute_content_hash(item), item.published_at)
+
+    def remembered(
+        *items: UnchangedPost, new: tuple[PostData, ...] = (), since: datetime | None = None
+    ) -> Any:
+        with engine.begin() as connection:
+            return ingest_posts(
+                connection, source_id, new, now=NOW, unchanged=items, published_since=since
+            )
+
+    counts = remembered(unchanged(post(1)), unchanged(post(3)), new=(post(4),))
+    assert (counts.new, counts.unchanged, counts.contradicted) == (1, 2, 0)
+    # Deleted by hand, or stored with other content than remembered: contradicted. Checked
+    # also when nothing else is stored.
+    counts = remembered(unchanged(post(2)), unchanged(post(1, title="Annan rubrik")))
+    assert (counts.unchanged, counts.contradicted) == (2, 2)
+    # A post retention would not keep is not missed.
+    counts = remembered(unchanged(post(2)), since=post(2).published_at + HOUR)
+    assert (counts.unchanged, counts.contradicted) == (0, 0)
