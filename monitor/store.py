@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.db import chunks, first_line, insert_for
+from monitor.db import first_line, insert_for
 from monitor.models import (
     REVISION_COLUMNS,
     api_usage,
@@ -165,22 +165,23 @@ def _record(
         query = query.with_for_update()
     current = {row.id: row for row in connection.execute(query)}
 
-    records: list[AttemptRecord] = []
-    kept: list[tuple[Attempt, CollectResult, IngestCounts]] = []
-    for attempt, result in items:
+    records: list[AttemptRecord | None] = []
+    held: list[tuple[int, Attempt, CollectResult]] = []
+    for position, (attempt, result) in enumerate(items):
         row = current.get(attempt.source_id)
         if row is None or (attempt.worker is not None and row.leased_by != attempt.worker):
             records.append(AttemptRecord(CollectStatus.FAILED, IngestCounts(), LEASE_LOST))
             continue
-        counts = ingest_posts(
-            connection,
-            attempt.source_id,
-            result.posts,
-            now=attempt.finished_at,
-            published_since=attempt.published_since,
-            prepared=result.prepared,
-            unchanged=result.unchanged,
-        )
+        records.append(None)
+        held.append((position, attempt, result))
+    ingests = [
+        Ingest(a.source_id, r.posts, a.finished_at, a.published_since, r.prepared, r.unchanged)
+        for _, a, r in held
+    ]
+    kept: list[tuple[Attempt, CollectResult, IngestCounts]] = []
+    for (position, attempt, result), counts in zip(
+        held, ingest_many(connection, ingests), strict=True
+    ):
         if counts.contradicted:
             # The collector's memory of the source is not what the database holds (posts
             # deleted or edited by hand, retention made longer): its state is dropped, so that
@@ -192,7 +193,7 @@ def _record(
             )
             result = dataclasses.replace(result, state=SourceState())
         kept.append((attempt, result, counts))
-        records.append(AttemptRecord(result.status, counts, result.error))
+        records[position] = AttemptRecord(result.status, counts, result.error)
 
     # A rhythm changes only when posts do: it is recomputed then, and read from the row else.
     rhythm_ids = [
@@ -222,7 +223,7 @@ def _record(
         connection,
         [(a.source_id, r.account, a.finished_at) for a, r, _ in kept if r.account is not None],
     )
-    return records
+    return [record for record in records if record is not None]
 
 
 ACCOUNT_COUNT_NAMES = ("followers", "views", "posts")
@@ -326,97 +327,185 @@ def ingest_posts(
     prepared: Sequence[PreparedPost] = (),
     unchanged: Sequence[UnchangedPost] = (),
 ) -> IngestCounts:
-    """Upsert a source's posts in bulk: one SELECT and a few batched writes per 500 posts.
+    """Upsert a source's posts in bulk (`ingest_many` with one `Ingest`)."""
+    ingest = Ingest(source_id, items, now, published_since, prepared, unchanged)
+    (counts,) = ingest_many(connection, [ingest])
+    return counts
 
-    Posts published before `published_since` are left out (retention would delete them);
-    erased posts are left as they are. `prepared` may hold the posts' row values, computed
-    where they were parsed (monitor.rows); a post without is prepared here. `unchanged` are
-    posts the collector left out as stored already: they are counted, and checked with the
-    first batch's SELECT (`IngestCounts.contradicted` says how many are not stored so).
+
+@dataclass(frozen=True)
+class Ingest:
+    """One source's posts as one attempt found them, to be stored at `now`.
+
+    Posts published before `published_since` are left out (retention would delete them).
+    `prepared` may hold the posts' row values, computed where they were parsed (monitor.rows);
+    a post without is prepared by the store. `unchanged` are posts the collector left out as
+    stored already: they are counted, and checked against the database
+    (`IngestCounts.contradicted` says how many are not stored so).
     """
-    unique: dict[str, PostData] = {}
-    for post in items:
-        if _too_old(post.published_at, published_since):
-            continue
-        unique.setdefault(post.platform_post_id, post)  # a feed listing an id twice: first wins
-    given = {id(p.post): p for p in prepared}
-    ready = [prepared_for(keep_web_addresses(post), given) for post in unique.values()]
-    # An old post retention has deleted is not missing: it would not be stored again.
-    confirm = [p for p in unchanged if not _too_old(p.published_at, published_since)]
-    totals = IngestCounts()
-    for batch in chunks(ready, BATCH_SIZE) if ready else [[]] if confirm else []:
-        totals += _ingest_batch(connection, source_id, batch, now, confirm)
-        confirm = []
-    return totals
+
+    source_id: int
+    items: Sequence[PostData]
+    now: datetime
+    published_since: datetime | None = None
+    prepared: Sequence[PreparedPost] = ()
+    unchanged: Sequence[UnchangedPost] = ()
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Up to BATCH_SIZE posts of one `Ingest` (the `index`-th), written in one batch."""
+
+    index: int
+    source_id: int
+    now: datetime
+    posts: list[PreparedPost]
+    confirm: Sequence[UnchangedPost]
+
+
+def ingest_many(connection: Connection, ingests: Sequence[Ingest]) -> list[IngestCounts]:
+    """Upsert the posts of several sources in bulk, their counts in the same order.
+
+    The sources' posts are written together, per batch of about BATCH_SIZE posts: one SELECT,
+    one INSERT of the new posts with their search index, one UPDATE of the edited ones, a few
+    statements for revisions and counts. A collection stores many sources in one transaction,
+    and a statement per source (a changed feed has a few new posts) cost more than its rows on
+    the one database thread (issue 15). Erased posts are left as they are.
+    """
+    counts = [IngestCounts()] * len(ingests)
+    for batch in _batches(ingests):
+        for part, found in zip(batch, _ingest_batch(connection, batch), strict=True):
+            counts[part.index] += found
+    return counts
+
+
+def _batches(ingests: Sequence[Ingest]) -> Iterator[list[_Part]]:
+    """The ingests' posts in batches of about BATCH_SIZE, each source at most once a batch."""
+    batch: list[_Part] = []
+    size = 0
+    in_batch: set[int] = set()  # source ids
+    for index, ingest in enumerate(ingests):
+        unique: dict[str, PostData] = {}
+        for post in ingest.items:
+            if not _too_old(post.published_at, ingest.published_since):
+                # A feed listing an id twice: the first wins.
+                unique.setdefault(post.platform_post_id, post)
+        given = {id(p.post): p for p in ingest.prepared}
+        ready = [prepared_for(keep_web_addresses(post), given) for post in unique.values()]
+        # An old post retention has deleted is not missing: it would not be stored again.
+        confirm = [
+            p for p in ingest.unchanged if not _too_old(p.published_at, ingest.published_since)
+        ]
+        while ready or confirm:
+            # At most BATCH_SIZE ids a part, posts first: statements stay under SQLite's limit.
+            posts_part, ready = ready[:BATCH_SIZE], ready[BATCH_SIZE:]
+            room = BATCH_SIZE - len(posts_part)
+            confirm_part, confirm = confirm[:room], confirm[room:]
+            part_size = len(posts_part) + len(confirm_part)
+            if batch and (size + part_size > BATCH_SIZE or ingest.source_id in in_batch):
+                yield batch
+                batch, size, in_batch = [], 0, set()
+            batch.append(_Part(index, ingest.source_id, ingest.now, posts_part, confirm_part))
+            size += part_size
+            in_batch.add(ingest.source_id)
+    if batch:
+        yield batch
 
 
 def _too_old(published_at: datetime | None, published_since: datetime | None) -> bool:
     return bool(published_since and published_at and published_at < published_since)
 
 
-def _ingest_batch(
-    connection: Connection,
-    source_id: int,
-    batch: list[PreparedPost],
-    now: datetime,
-    confirm: Sequence[UnchangedPost] = (),
-) -> IngestCounts:
-    hashes = {p.post.platform_post_id: p.content_hash for p in batch}
-    found = connection.execute(
-        sa.select(
-            posts.c.id, posts.c.platform_post_id, posts.c.content_hash, posts.c.erased_at
-        ).where(
-            posts.c.source_id == source_id,
-            posts.c.platform_post_id.in_([*hashes, *(p.platform_post_id for p in confirm)]),
+def _ingest_batch(connection: Connection, batch: list[_Part]) -> list[IngestCounts]:
+    wanted: list[sa.ColumnElement[bool]] = [
+        sa.and_(
+            posts.c.source_id == part.source_id,
+            posts.c.platform_post_id.in_(
+                [p.post.platform_post_id for p in part.posts]
+                + [p.platform_post_id for p in part.confirm]
+            ),
         )
-    ).all()
-    stored = {row.platform_post_id: row for row in found}
-    # An erased post stays a tombstone whatever its content was.
-    contradicted = sum(
-        1
-        for p in confirm
-        if (row := stored.get(p.platform_post_id)) is None
-        or (row.erased_at is None and row.content_hash != p.content_hash)
-    )
-    found = [row for row in found if row.platform_post_id in hashes]
-    existing = {row.platform_post_id: (row.id, row.content_hash) for row in found}
-    # An erased post is a tombstone that stays one: seen again, it gets no update, no revision
-    # and no counts (`omvarld erase`).
-    erased = {row.platform_post_id for row in found if row.erased_at is not None}
-    fresh = [p for p in batch if p.post.platform_post_id not in existing]
-    changed = [
-        p
-        for p in batch
-        if p.post.platform_post_id in existing
-        and p.post.platform_post_id not in erased
-        and existing[p.post.platform_post_id][1] != p.content_hash
+        for part in batch
     ]
+    # An OR of one term per source: SQLite looks each (source, id) up in the unique index,
+    # where a row-value IN would scan it.
+    stored = {
+        (row.source_id, row.platform_post_id): row
+        for row in connection.execute(
+            sa.select(
+                posts.c.id,
+                posts.c.source_id,
+                posts.c.platform_post_id,
+                posts.c.content_hash,
+                posts.c.erased_at,
+            ).where(sa.or_(*wanted))
+        ).all()
+    }
 
-    ids = {key: post_id for key, (post_id, _) in existing.items() if key not in erased}
-    inserted = 0
+    fresh: list[tuple[_Part, PreparedPost]] = []
+    changed: list[tuple[_Part, int, PreparedPost]] = []
+    ids: dict[tuple[int, str], int] = {}
+    known: set[tuple[int, str]] = set()
+    contradicted: list[int] = []
+    for part in batch:
+        # An erased post stays a tombstone whatever its content was.
+        contradicted.append(
+            sum(
+                1
+                for p in part.confirm
+                if (row := stored.get((part.source_id, p.platform_post_id))) is None
+                or (row.erased_at is None and row.content_hash != p.content_hash)
+            )
+        )
+        for prepared in part.posts:
+            key = (part.source_id, prepared.post.platform_post_id)
+            row = stored.get(key)
+            if row is None:
+                fresh.append((part, prepared))
+                continue
+            known.add(key)
+            if row.erased_at is not None:
+                # An erased post is a tombstone that stays one: seen again, it gets no update,
+                # no revision and no counts (`omvarld erase`).
+                continue
+            ids[key] = row.id
+            if row.content_hash != prepared.content_hash:
+                changed.append((part, row.id, prepared))
+
+    inserted: dict[tuple[int, str], int] = {}
     if fresh:
-        rows = [post_row(source_id, p, now) for p in fresh]
-        inserted, new_ids = _insert_posts(connection, fresh, rows)
-        ids |= new_ids
+        inserted = _insert_posts(connection, fresh)
+        ids |= inserted
     if changed:
-        changed_ids = [existing[p.post.platform_post_id][0] for p in changed]
-        _supersede(connection, changed_ids, now)
-        _overwrite(connection, list(zip(changed_ids, changed, strict=True)), now)
-    metrics = _append_metrics(connection, [p.post for p in batch], ids, set(existing), now)
-    return IngestCounts(
-        new=inserted,
-        updated=len(changed),
-        unchanged=len(batch) - inserted - len(changed) + len(confirm),
-        metrics=metrics,
-        contradicted=contradicted,
-    )
+        by_time: dict[datetime, list[int]] = {}
+        for part, post_id, _ in changed:
+            by_time.setdefault(part.now, []).append(post_id)
+        for now, post_ids in by_time.items():
+            _supersede(connection, post_ids, now)
+        _overwrite(connection, [(post_id, p, part.now) for part, post_id, p in changed])
+    metrics = _append_metrics(connection, batch, ids, known)
+
+    counts = []
+    for part, wrong in zip(batch, contradicted, strict=True):
+        new = sum(1 for p in part.posts if (part.source_id, p.post.platform_post_id) in inserted)
+        updated = sum(1 for p, _, _ in changed if p is part)
+        counts.append(
+            IngestCounts(
+                new=new,
+                updated=updated,
+                unchanged=len(part.posts) - new - updated + len(part.confirm),
+                metrics=metrics.get(part.index, 0),
+                contradicted=wrong,
+            )
+        )
+    return counts
 
 
 def _insert_posts(
-    connection: Connection, fresh: list[PreparedPost], rows: list[dict[str, Any]]
-) -> tuple[int, dict[str, int]]:
-    """Insert new posts (a post stored meanwhile is left alone): how many were inserted, and
-    the ids of the inserted ones by platform id.
+    connection: Connection, fresh: list[tuple[_Part, PreparedPost]]
+) -> dict[tuple[int, str], int]:
+    """Insert new posts (a post stored meanwhile is left alone): the ids of the inserted ones
+    by (source id, platform id).
 
     SQLite gets one executemany of a plain INSERT, its values through the columns' own bind
     processors (so they are stored exactly as SQLAlchemy stores them), and then the batch's
@@ -425,16 +514,19 @@ def _insert_posts(
     the one database thread of a collection, and the index trigger's two calls into Python a
     row waited for the GIL behind the fetching and parsing.
     """
+    rows = [post_row(part.source_id, p, part.now) for part, p in fresh]
     if connection.dialect.name != "sqlite":
         # One compiled statement, many parameter sets: SQLAlchemy batches them into multi-row
         # INSERTs itself ("insertmanyvalues"), without compiling a statement per source.
         statement = (
             insert_for(connection)(posts)
             .on_conflict_do_nothing(index_elements=["source_id", "platform_post_id"])
-            .returning(posts.c.id, posts.c.platform_post_id)
+            .returning(posts.c.id, posts.c.source_id, posts.c.platform_post_id)
         )
-        returned = {row.platform_post_id: row.id for row in connection.execute(statement, rows)}
-        return len(returned), returned
+        return {
+            (row.source_id, row.platform_post_id): row.id
+            for row in connection.execute(statement, rows)
+        }
     names, processors = _sqlite_post_columns(connection.dialect)
     values = [
         tuple(row[name] if process is None else process(row[name]) for name, process in processors)
@@ -450,18 +542,22 @@ def _insert_posts(
     # One row of JSON rather than a row per post: each row fetched is a step into SQLite that
     # gives the GIL away and waits to get it back behind the fetching and parsing threads.
     found = connection.exec_driver_sql(
-        "SELECT json_group_array(json_array(id, platform_post_id)) FROM posts WHERE id > ?",
+        "SELECT json_group_array(json_array(id, source_id, platform_post_id)) FROM posts"
+        " WHERE id > ?",
         (before,),
     ).scalar()
-    ids = {platform_id: post_id for post_id, platform_id in json.loads(found or "[]")}
+    ids = {
+        (source_id, platform_id): post_id
+        for post_id, source_id, platform_id in json.loads(found or "[]")
+    }
     index_rows = [
-        (ids[p.post.platform_post_id], p.title_stems, p.text_stems)
-        for p in fresh
-        if p.post.platform_post_id in ids
+        (ids[key], p.title_stems, p.text_stems)
+        for part, p in fresh
+        if (key := (part.source_id, p.post.platform_post_id)) in ids
         and (p.values["title"] is not None or p.values["text"] is not None)
     ]
     _insert_values(connection, "posts_search", ("rowid", "title", "body"), index_rows)
-    return len(ids), ids
+    return ids
 
 
 def _insert_values(
@@ -504,23 +600,21 @@ _UPDATED_COLUMNS = (
 )  # fmt: skip
 
 
-def _overwrite(
-    connection: Connection, changed: list[tuple[int, PreparedPost]], now: datetime
-) -> None:
-    """Replace the stored content of changed posts; first_seen_at stays, and so does the
-    date of an undated entry."""
+def _overwrite(connection: Connection, changed: list[tuple[int, PreparedPost, datetime]]) -> None:
+    """Replace the stored content of changed posts, each as fetched at its time; first_seen_at
+    stays, and so does the date of an undated entry."""
     values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in _UPDATED_COLUMNS}
     published = sa.bindparam("b_published_at", type_=posts.c.published_at.type)
     values["published_at"] = sa.func.coalesce(published, posts.c.published_at)
     parameters = []
-    for post_id, prepared in changed:
+    for post_id, prepared, now in changed:
         row = prepared.values | {"fetched_at": now}
         parameters.append(
             {f"b_{name}": row[name] for name in _UPDATED_COLUMNS}
             | {"b_id": post_id, "b_published_at": prepared.post.published_at}
         )
     statement = posts.update().where(posts.c.id == sa.bindparam("b_id")).values(values)
-    with given_stems(_stems_of([prepared for _, prepared in changed])):
+    with given_stems(_stems_of([prepared for _, prepared, _ in changed])):
         connection.execute(statement, parameters)
 
 
@@ -537,15 +631,22 @@ def _supersede(connection: Connection, post_ids: list[int], now: datetime) -> No
 
 def _append_metrics(
     connection: Connection,
-    batch: list[PostData],
-    ids: dict[str, int],
-    known: set[str],
-    now: datetime,
-) -> int:
-    counted = [p for p in batch if p.metrics and p.platform_post_id in ids]
+    batch: list[_Part],
+    ids: dict[tuple[int, str], int],
+    known: set[tuple[int, str]],
+) -> dict[int, int]:
+    """Append the counts of the batch's posts that moved since their latest row: how many
+    rows each part (by its index) wrote."""
+    counted = [
+        (part, ids[key], prepared.post.metrics)
+        for part in batch
+        for prepared in part.posts
+        if prepared.post.metrics
+        and (key := (part.source_id, prepared.post.platform_post_id)) in ids
+    ]
     if not counted:
-        return 0
-    known_ids = [ids[p.platform_post_id] for p in counted if p.platform_post_id in known]
+        return {}
+    known_ids = [ids[key] for key in known if key in ids]
     latest: dict[int, dict[str, int | None]] = {}
     if known_ids:
         newest = (
@@ -556,16 +657,15 @@ def _append_metrics(
         for row in connection.execute(sa.select(post_metrics).where(post_metrics.c.id.in_(newest))):
             latest[row.post_id] = {name: row._mapping[name] for name in METRIC_NAMES}
     rows = []
-    for post in counted:
-        post_id = ids[post.platform_post_id]
-        snapshot: dict[str, int | None] = {
-            name: (post.metrics or {}).get(name) for name in METRIC_NAMES
-        }
+    written: dict[int, int] = {}
+    for part, post_id, metrics in counted:
+        snapshot: dict[str, int | None] = {name: (metrics or {}).get(name) for name in METRIC_NAMES}
         if latest.get(post_id) != snapshot:
-            rows.append({"post_id": post_id, "observed_at": now, **snapshot})
+            rows.append({"post_id": post_id, "observed_at": part.now, **snapshot})
+            written[part.index] = written.get(part.index, 0) + 1
     if rows:
         connection.execute(post_metrics.insert(), rows)
-    return len(rows)
+    return written
 
 
 def _source_values(

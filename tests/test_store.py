@@ -17,8 +17,10 @@ from monitor.schedule import SchedulePolicy
 from monitor.store import (
     BATCH_SIZE,
     Attempt,
+    IngestCounts,
     ingest_posts,
     record_attempt,
+    record_attempts,
 )
 from monitor.types import (
     CollectResult,
@@ -377,5 +379,49 @@ def test_posts_sent_as_unchanged_are_counted_and_checked_against_the_database(
     counts = remembered(unchanged(post(2)), unchanged(post(1, title="Annan rubrik")))
     assert (counts.unchanged, counts.contradicted) == (2, 2)
     # A post retention would not keep is not missed.
-    counts = remembered(unchanged(post(2)), since=post(2).published_at + HOUR)
+    counts = remembered(unchanged(post(2)), since=NOW)  # post 2 is two minutes older
     assert (counts.unchanged, counts.contradicted) == (0, 0)
+
+
+def test_sources_stored_together_keep_their_posts_apart(engine: Engine) -> None:
+    """A collection stores many sources' attempts in one transaction, their posts in shared
+    statements: each source's posts, counts, revisions and metrics stay its own, the same
+    platform id in two sources included."""
+    first, second = add_source(engine, "feed:a"), add_source(engine, "feed:b")
+
+    def together(*found: tuple[int, list[PostData]]) -> list[IngestCounts]:
+        items = [
+            (
+                Attempt(source_id, NOW, NOW, SchedulePolicy()),
+                CollectResult(CollectStatus.OK, posts=tuple(items)),
+            )
+            for source_id, items in found
+        ]
+        return [record.counts for record in record_attempts(engine, items)]
+
+    assert together((first, [post(1), post(2)]), (second, [post(1, title="B"), post(3)])) == [
+        IngestCounts(new=2),
+        IngestCounts(new=2),
+    ]
+    counted = post(2, metrics={"views": 5})
+    edited = post(1, title="Rättad")
+    assert together((first, [edited, counted]), (second, [post(1, title="B"), post(4)])) == [
+        IngestCounts(updated=1, unchanged=1, metrics=1),
+        IngestCounts(new=1, unchanged=1),
+    ]
+    titles = {(r.source_id, r.platform_post_id): r.title for r in rows(engine, posts)}
+    assert titles == {
+        (first, "post-1"): "Rättad",
+        (first, "post-2"): "Nyhet 2",
+        (second, "post-1"): "B",
+        (second, "post-3"): "Nyhet 3",
+        (second, "post-4"): "Nyhet 4",
+    }
+    (revision,) = rows(engine, post_revisions)
+    assert (revision.title, revision.superseded_at) == ("Nyhet 1", NOW)
+    assert [(m.post_id, m.views) for m in rows(engine, post_metrics)] == [
+        (titles_id, 5)
+        for titles_id in [
+            r.id for r in rows(engine, posts) if (r.source_id, r.title) == (first, "Nyhet 2")
+        ]
+    ]
