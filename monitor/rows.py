@@ -84,7 +84,9 @@ def prepare_posts(posts: Sequence[PostData]) -> tuple[PreparedPost, ...]:
 class SortedPosts:
     """A read's posts sorted by a source's memory of them (`sort_posts`)."""
 
-    posts: tuple[PostData, ...]  # new, changed or not remembered: to be stored
+    # New, changed or not remembered: to be stored. Without their raw payload, which their
+    # preparation holds encoded.
+    posts: tuple[PostData, ...]
     prepared: tuple[PreparedPost, ...]  # their row values, one for each
     unchanged: tuple[UnchangedPost, ...]  # as remembered: not to be prepared nor sent
     seen: str  # the memory of this read, for the next
@@ -114,8 +116,14 @@ def sort_posts(posts: Sequence[PostData], seen: str | None) -> SortedPosts:
         if digest in known and post.metrics is None and listed[post.platform_post_id] == 1:
             unchanged.append(UnchangedPost(post.platform_post_id, content_hash, post.published_at))
         else:
-            kept.append(post)
-            prepared.append(prepare_post(post, content_hash))
+            # The raw payload crosses to the store once, as the JSON text it is stored as, not
+            # also as itself: encoding it was the largest piece of Python a new post cost the
+            # database thread of a cold pass (issue 15).
+            sent = dataclasses.replace(post, raw={})
+            ready = prepare_post(post, content_hash)
+            values = ready.values | {"raw": encode_json(post.raw)}
+            kept.append(sent)
+            prepared.append(dataclasses.replace(ready, post=sent, values=values))
     return SortedPosts(tuple(kept), tuple(prepared), tuple(unchanged), " ".join(digests))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import sqlite3
@@ -574,9 +575,7 @@ def _insert_values(
     for start in range(0, len(values), per_statement):
         chunk = values[start : start + per_statement]
         sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(chunk))}"
-        connection.exec_driver_sql(
-            sql + suffix, tuple(v for row_values in chunk for v in row_values)
-        )
+        connection.exec_driver_sql(sql + suffix, tuple(itertools.chain.from_iterable(chunk)))
 
 
 @functools.cache

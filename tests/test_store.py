@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from collectors.feeds import parse_and_prepare
+from collectors.feeds import parse_and_prepare, parse_feed
 from monitor.models import collection_runs, post_metrics, post_revisions, posts, sources
 from monitor.rows import compute_content_hash, prepare_posts, sort_posts
 from monitor.schedule import SchedulePolicy
@@ -297,14 +297,18 @@ def test_posts_prepared_beside_the_parsing_are_stored_as_the_store_prepares_them
     engine: Engine,
 ) -> None:
     """A feed's row values are computed in the parse worker (monitor.rows); stored, they must
-    be what the store computes itself: the same columns, hash, terms and search stems."""
+    be what the store computes itself: the same columns, raw payload, hash, terms and search
+    stems."""
     body = (Path(__file__).parent / "fixtures" / "feeds" / "rss20.xml").read_bytes()
     parsed = parse_and_prepare(body, url="https://example.se/rss")
     assert len(parsed.prepared) == len(parsed.posts) > 0
+    # The prepared posts travel without their raw payload, which their values hold encoded.
+    assert {post.platform_post_id for post in parsed.posts if post.raw} == set()
+    whole = parse_feed(body, url="https://example.se/rss").posts
     beside, here = add_source(engine, "feed:a"), add_source(engine, "feed:b")
     state = SourceState(etag='"v1"')
-    for source_id, prepared in ((beside, parsed.prepared), (here, ())):
-        result = CollectResult(CollectStatus.OK, posts=parsed.posts, state=state, prepared=prepared)
+    for source_id, found, prepared in ((beside, parsed.posts, parsed.prepared), (here, whole, ())):
+        result = CollectResult(CollectStatus.OK, posts=found, state=state, prepared=prepared)
         record = record_attempt(engine, Attempt(source_id, NOW, NOW, SchedulePolicy()), result)
         assert record.counts.new == len(parsed.posts)
 
