@@ -118,22 +118,18 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
         if synced == fingerprint:
             return SyncReport()
         stored = {row.key: row for row in connection.execute(sa.select(sources))}
+        new_rows: list[dict[str, Any]] = []
         for source in config.sources:
             key = source.stable_key
             values = _config_values(config, source)
             row = stored.get(key)
             if row is None:
-                # Workers starting together all sync: the first insert wins, the rest skip.
-                inserted = connection.execute(
-                    insert_for(connection)(sources)
-                    .values(
+                new_rows.append(
+                    dict(
                         key=key, cursor={}, status="new", consecutive_failures=0,
                         next_check_at=now, created_at=now, updated_at=now, **values,
                     )
-                    .on_conflict_do_nothing(index_elements=["key"])
                 )  # fmt: skip
-                if inserted.rowcount:
-                    added.append(key)
                 continue
             updates = {k: v for k, v in values.items() if row._mapping[k] != v}
             if "url" in updates:
@@ -152,6 +148,17 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
                     sources.update().where(sources.c.id == row.id).values(updated_at=now, **updates)
                 )
                 changed.append(key)
+        if new_rows:
+            # One statement for all, not one per source: a first sync of 2,000 sources is part
+            # of the first collection (issue 15). Workers starting together all sync: the first
+            # insert of a key wins, the rest skip it.
+            statement = (
+                insert_for(connection)(sources)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(sources.c.key)
+            )
+            inserted = {row.key for row in connection.execute(statement, new_rows)}
+            added = [row["key"] for row in new_rows if row["key"] in inserted]
         configured = {s.stable_key for s in config.sources}
         for key, row in stored.items():
             if key not in configured and row.active:
