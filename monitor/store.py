@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 # Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
 BATCH_SIZE = 500
+# Rows per multi-row INSERT on SQLite (`_insert_values`): a few hundred kilobytes of posts.
+ROWS_PER_STATEMENT = 64
 # Bound values per SQLite statement: under its limit (32,766 since SQLite 3.32, 999 before).
 SQLITE_VARIABLES = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 990
 
@@ -569,13 +571,23 @@ def _insert_values(
     suffix: str = "",
 ) -> None:
     """INSERT rows on SQLite in multi-row statements: one step into SQLite (and one release of
-    the GIL) for up to SQLITE_VARIABLES values, where executemany steps once a row."""
-    per_statement = max(1, SQLITE_VARIABLES // len(names))
+    the GIL) for up to ROWS_PER_STATEMENT rows, where executemany steps once a row.
+
+    Each statement has a power of two of rows (64 and 64 and 16 and 4 and 1 for 149), so only a
+    handful of statement texts exist: Python's sqlite3 keeps the last 128 statements prepared,
+    each holding copies of the values it was last bound to, and statements of every size up
+    to a thousand rows of posts held hundreds of megabytes (issue 15).
+    """
+    fit = max(1, min(ROWS_PER_STATEMENT, SQLITE_VARIABLES // len(names)))
+    most = 1 << (fit.bit_length() - 1)  # the largest power of two that fits
     row = "(" + ", ".join("?" * len(names)) + ")"
-    for start in range(0, len(values), per_statement):
-        chunk = values[start : start + per_statement]
-        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * len(chunk))}"
+    start = 0
+    while start < len(values):
+        size = min(most, 1 << ((len(values) - start).bit_length() - 1))
+        chunk = values[start : start + size]
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * size)}"
         connection.exec_driver_sql(sql + suffix, tuple(itertools.chain.from_iterable(chunk)))
+        start += size
 
 
 @functools.cache
