@@ -56,7 +56,8 @@ from monitor.types import (
 
 log = logging.getLogger(__name__)
 
-# Rows per statement: well under SQLite's 32,766 bound parameters with 18 columns a row.
+# Posts written together (`ingest_many`): the SELECT of their ids binds about as many values,
+# under SQLite's limit even before 3.32 (999).
 BATCH_SIZE = 500
 # Rows per multi-row INSERT on SQLite (`_insert_values`): a few hundred kilobytes of posts.
 ROWS_PER_STATEMENT = 64
@@ -168,15 +169,14 @@ def _record(
         query = query.with_for_update()
     current = {row.id: row for row in connection.execute(query)}
 
-    records: list[AttemptRecord | None] = []
+    records: dict[int, AttemptRecord] = {}  # by the attempt's position in `items`
     held: list[tuple[int, Attempt, CollectResult]] = []
     for position, (attempt, result) in enumerate(items):
         row = current.get(attempt.source_id)
         if row is None or (attempt.worker is not None and row.leased_by != attempt.worker):
-            records.append(AttemptRecord(CollectStatus.FAILED, IngestCounts(), LEASE_LOST))
-            continue
-        records.append(None)
-        held.append((position, attempt, result))
+            records[position] = AttemptRecord(CollectStatus.FAILED, IngestCounts(), LEASE_LOST)
+        else:
+            held.append((position, attempt, result))
     ingests = [
         Ingest(a.source_id, r.posts, a.finished_at, a.published_since, r.prepared, r.unchanged)
         for _, a, r in held
@@ -226,7 +226,7 @@ def _record(
         connection,
         [(a.source_id, r.account, a.finished_at) for a, r, _ in kept if r.account is not None],
     )
-    return [record for record in records if record is not None]
+    return [records[position] for position in range(len(items))]
 
 
 ACCOUNT_COUNT_NAMES = ("followers", "views", "posts")
