@@ -57,7 +57,7 @@ from monitor.types import (
 log = logging.getLogger(__name__)
 
 # Posts written together (`ingest_many`): the SELECT of their ids binds about as many values,
-# under SQLite's limit even before 3.32 (999).
+# and a source id for each source among them, well under SQLite's limit (SQLITE_VARIABLES).
 BATCH_SIZE = 500
 # Rows per multi-row INSERT on SQLite (`_insert_values`): a few hundred kilobytes of posts.
 ROWS_PER_STATEMENT = 64
