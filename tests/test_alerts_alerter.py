@@ -16,7 +16,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor.alerts.alerter import Alerter
+from monitor.alerts.alerter import Alerter, Round
 from monitor.config import Config, load_config
 from monitor.db import make_engine, upgrade
 from monitor.models import sources
@@ -100,8 +100,8 @@ def test_a_round_runs_in_the_process_and_reports_what_it_sent(
         alerter = Alerter(config)
         try:
             alerter.start()
-            report = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
-            again = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
+            report = alerter.run(engine, Round(since, "w", with_new=("flen",)))
+            again = alerter.run(engine, Round(since, "w", with_new=("flen",)))
         finally:
             alerter.close()
             engine.dispose()
@@ -127,7 +127,7 @@ def test_a_process_that_hangs_while_sending_is_stopped_and_its_alert_sent_later(
             assert hung is not None
             stopper = when(lambda: hook.arrived == 1, lambda: os.kill(hung, signal.SIGSTOP))
             started = time.monotonic()
-            report = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
+            report = alerter.run(engine, Round(since, "w", with_new=("flen",)))
             waited = time.monotonic() - started
             stopper.join()
             assert report.failures == (
@@ -143,7 +143,7 @@ def test_a_process_that_hangs_while_sending_is_stopped_and_its_alert_sent_later(
 
             hook.delay = 0
             time.sleep(1.1)  # retry_after = 1
-            retried = alerter.run_round(engine, since=datetime.now(UTC), worker="w")
+            retried = alerter.run(engine, Round(datetime.now(UTC), "w"))
             assert (retried.sent, retried.failed) == (1, 0)
             assert alerter.pid not in (None, hung)
         finally:
@@ -167,7 +167,7 @@ def test_a_process_killed_while_sending_fails_its_alert_which_a_later_round_send
             victim = alerter.pid
             assert victim is not None
             killer = when(lambda: hook.arrived == 1, lambda: os.kill(victim, signal.SIGKILL))
-            report = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
+            report = alerter.run(engine, Round(since, "w", with_new=("flen",)))
             killer.join()
             assert report.failures == ("the alert process ended unexpectedly (exit code -9)",)
             (row,) = events(database_url)
@@ -175,7 +175,7 @@ def test_a_process_killed_while_sending_fails_its_alert_which_a_later_round_send
 
             hook.delay = 0
             time.sleep(1.1)  # retry_after = 1
-            again = alerter.run_round(engine, since=datetime.now(UTC), worker="w")
+            again = alerter.run(engine, Round(datetime.now(UTC), "w"))
             assert (again.sent, again.failed) == (1, 0)
         finally:
             alerter.close()
@@ -201,7 +201,7 @@ def test_a_process_found_dead_before_a_round_is_replaced_without_losing_an_alert
             assert dead is not None
             os.kill(dead, signal.SIGKILL)
             assert wait_for(lambda: has_exited(dead), 5)
-            report = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
+            report = alerter.run(engine, Round(since, "w", with_new=("flen",)))
             assert alerter.pid != dead
         finally:
             alerter.close()
@@ -224,11 +224,11 @@ def test_a_receiver_that_hangs_costs_its_channel_the_timeout_and_the_other_gets_
         alerter = Alerter(config)
         try:
             started = time.monotonic()
-            report = alerter.run_round(engine, since=since, worker="w", with_new=["flen"])
+            report = alerter.run(engine, Round(since, "w", with_new=("flen",)))
             waited = time.monotonic() - started
             first = alerter.pid
             # The process is not at fault: it answered, and serves the next round too.
-            alerter.run_round(engine, since=datetime.now(UTC), worker="w")
+            alerter.run(engine, Round(datetime.now(UTC), "w"))
             assert alerter.pid == first
         finally:
             alerter.close()

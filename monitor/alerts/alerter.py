@@ -111,10 +111,10 @@ class Round:
 
     since: datetime
     worker: str
-    pass_id: int | None
-    collected: tuple[str, ...]
-    with_new: tuple[str, ...]
-    now: datetime
+    pass_id: int | None = None  # its `alert_passes` row
+    collected: tuple[str, ...] = ()  # the keys of the sources it collected
+    with_new: tuple[str, ...] = ()  # those of them that stored a new post
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def run(
         self, config: Config, engine: Engine, send: Send, reader: PassReader | None = None
@@ -149,7 +149,7 @@ class _Done:
 
 class Alerter:
     """The collecting process's handle on its alert process: started with `start`, given a
-    pass with `run_round` (which starts a new process when the last one is gone), ended with
+    round with `run` (which starts a new process when the last one is gone), ended with
     `close`. One caller at a time: a lock keeps requests and answers in pairs."""
 
     def __init__(self, config: Config) -> None:
@@ -225,26 +225,10 @@ class Alerter:
         with self._lock:
             self._wait_ready()
 
-    def run_round(
-        self,
-        engine: Engine,
-        *,
-        since: datetime,
-        worker: str,
-        pass_id: int | None = None,
-        collected: Sequence[str] = (),
-        with_new: Sequence[str] = (),
-    ) -> AlertReport:
-        """The alert round of the pass that began at `since`, run by the process. Never
-        raises: a process that cannot start, dies or hangs is reported in one line, and the
-        alerts it had claimed are marked failed with that line, to be retried."""
-        now = datetime.now(UTC)
-        return self.run(
-            engine, Round(since, worker, pass_id, tuple(collected), tuple(with_new), now)
-        )
-
     def run(self, engine: Engine, alert_round: Round) -> AlertReport:
-        """`alert_round`, run by the process (see `run_round`)."""
+        """The round, run by the process. Never raises: a process that cannot start, dies or
+        hangs is reported in one line, and the alerts it had claimed are marked failed with
+        that line, to be retried."""
         with self._lock:
             try:
                 self._wait_ready()

@@ -127,7 +127,7 @@ def _collect_rows(
     outcomes.sort(key=lambda o: (o.organisation, o.key))
     print_collect_summary(outcomes)
     if alerts is not None:
-        print_alert_report(report or alerts.finish(outcomes))
+        print_alert_report(alerts.finish(outcomes) if report is None else report)
     out.print(f"Database: {describe_database(engine)}", markup=False)
     return EXIT_FAILED if any(o.status is CollectStatus.FAILED for o in outcomes) else 0
 
