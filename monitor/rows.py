@@ -65,9 +65,9 @@ def prepare_post(post: PostData, content_hash: str | None = None) -> PreparedPos
         "media": encode_json(
             [{k: v for k, v in _media_fields(m).items() if v is not None} for m in post.media]
         ),
-        # Encoded by the store: the entry's XML would otherwise cross from the parse worker
-        # twice, as itself and as JSON text.
-        "raw": post.raw,
+        # Encoded here, in the parse worker for a feed's post: it was the largest piece of
+        # Python a new post cost the database thread of a cold pass (issue 15).
+        "raw": encode_json(post.raw),
         "terms": stored_terms(post.title, post.text, post.tags),
         "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
@@ -116,14 +116,11 @@ def sort_posts(posts: Sequence[PostData], seen: str | None) -> SortedPosts:
         if digest in known and post.metrics is None and listed[post.platform_post_id] == 1:
             unchanged.append(UnchangedPost(post.platform_post_id, content_hash, post.published_at))
         else:
-            # The raw payload crosses to the store once, as the JSON text it is stored as, not
-            # also as itself: encoding it was the largest piece of Python a new post cost the
-            # database thread of a cold pass (issue 15).
+            # The raw payload crosses to the store once, encoded in the values, not also as
+            # itself.
             sent = dataclasses.replace(post, raw={})
-            ready = prepare_post(post, content_hash)
-            values = ready.values | {"raw": encode_json(post.raw)}
             kept.append(sent)
-            prepared.append(dataclasses.replace(ready, post=sent, values=values))
+            prepared.append(dataclasses.replace(prepare_post(post, content_hash), post=sent))
     return SortedPosts(tuple(kept), tuple(prepared), tuple(unchanged), " ".join(digests))
 
 
