@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -449,17 +450,7 @@ def _ingest_batch(connection: Connection, batch: list[_Part]) -> list[IngestCoun
     changed: list[tuple[_Part, int, PreparedPost]] = []
     ids: dict[tuple[int, str], int] = {}
     known: set[tuple[int, str]] = set()
-    contradicted: list[int] = []
     for part in batch:
-        # An erased post stays a tombstone whatever its content was.
-        contradicted.append(
-            sum(
-                1
-                for p in part.confirm
-                if (row := stored.get((part.source_id, p.platform_post_id))) is None
-                or (row.erased_at is None and row.content_hash != p.content_hash)
-            )
-        )
         for prepared in part.posts:
             key = (part.source_id, prepared.post.platform_post_id)
             row = stored.get(key)
@@ -488,17 +479,26 @@ def _ingest_batch(connection: Connection, batch: list[_Part]) -> list[IngestCoun
         _overwrite(connection, [(post_id, p, part.now) for part, post_id, p in changed])
     metrics = _append_metrics(connection, batch, ids, known)
 
+    edited = Counter(part.index for part, _, _ in changed)
     counts = []
-    for part, wrong in zip(batch, contradicted, strict=True):
+    for part in batch:
         new = sum(1 for p in part.posts if (part.source_id, p.post.platform_post_id) in inserted)
-        updated = sum(1 for p, _, _ in changed if p is part)
+        updated = edited[part.index]
+        # A post sent as unchanged is contradicted when it is not stored, or stored otherwise;
+        # an erased post stays a tombstone whatever its content was.
+        contradicted = sum(
+            1
+            for p in part.confirm
+            if (row := stored.get((part.source_id, p.platform_post_id))) is None
+            or (row.erased_at is None and row.content_hash != p.content_hash)
+        )
         counts.append(
             IngestCounts(
                 new=new,
                 updated=updated,
                 unchanged=len(part.posts) - new - updated + len(part.confirm),
                 metrics=metrics.get(part.index, 0),
-                contradicted=wrong,
+                contradicted=contradicted,
             )
         )
     return counts
