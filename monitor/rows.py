@@ -42,10 +42,13 @@ class PreparedPost:
     text_stems: str | None
 
 
-def prepare_post(post: PostData, content_hash: str | None = None) -> PreparedPost:
+def prepare_post(
+    post: PostData, content_hash: str | None = None, *, sent: PostData | None = None
+) -> PreparedPost:
     """The post's row values. Addresses that are not http(s) must already be gone
     (`keep_web_addresses`): the hash covers what is stored. `content_hash`, when given, is the
-    post's (`compute_content_hash`), computed already."""
+    post's (`compute_content_hash`), computed already. `sent`, when given, is the object the
+    preparation is for: `post` as it is sent to the store (`sort_posts`)."""
     content_hash = content_hash or compute_content_hash(post)
     title, text = clean_text(post.title), clean_text(post.text)
     values = {
@@ -72,7 +75,7 @@ def prepare_post(post: PostData, content_hash: str | None = None) -> PreparedPos
         "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
     }
-    return PreparedPost(post, content_hash, values, stem_text(title), stem_text(text))
+    return PreparedPost(sent or post, content_hash, values, stem_text(title), stem_text(text))
 
 
 def prepare_posts(posts: Sequence[PostData]) -> tuple[PreparedPost, ...]:
@@ -120,7 +123,7 @@ def sort_posts(posts: Sequence[PostData], seen: str | None) -> SortedPosts:
             # itself.
             sent = dataclasses.replace(post, raw={})
             kept.append(sent)
-            prepared.append(dataclasses.replace(prepare_post(post, content_hash), post=sent))
+            prepared.append(prepare_post(post, content_hash, sent=sent))
     return SortedPosts(tuple(kept), tuple(prepared), tuple(unchanged), " ".join(digests))
 
 
@@ -138,6 +141,8 @@ def prepared_for(post: PostData, given: dict[int, PreparedPost]) -> PreparedPost
     return prepare_post(post)
 
 
+# The columns `post_row` adds to a prepared post's own values.
+ADDED_COLUMNS = ("source_id", "published_at", "first_seen_at", "fetched_at")
 # The columns `post_row` fills.
 POST_ROW_COLUMNS = frozenset(
     {
