@@ -17,6 +17,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 SQLITE_STEM_FUNCTION = "omvarld_stems"  # named in migration 0007's triggers
 SQLITE_BUSY_TIMEOUT_MS = 10_000  # a second writer waits this long before "database is locked"
+SQLITE_PAGE_SIZE = 8192  # bytes, for a new database (`_configure_sqlite`)
+SQLITE_CACHE_KIB = 8192  # page cache per connection
 # The newest migration in migrations/versions; a test checks it against Alembic. Kept here so
 # that commands check the schema without importing Alembic.
 SCHEMA_HEAD = "0018"
@@ -57,7 +59,16 @@ def make_engine(url: str, **options: Any) -> Engine:
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Pages of 8 KiB (SQLite's default is 4 KiB) for a new database; an existing one keeps its
+    # own, so this must come before anything writes the file. A post's row holds its text, its
+    # HTML and its raw payload (7 KB on average in the benchmark's feeds): with 8 KiB pages it
+    # spills into fewer overflow pages, and each index holds more keys a page. Storing a cold
+    # pass's posts took SQLite 15 % less CPU, for a file 4 % larger (issue 15).
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
+    # 8 MiB of pages cached per connection, where the default is 2 MiB: the indexes of posts
+    # that a collection writes to stay in memory.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
