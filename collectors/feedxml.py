@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from datetime import UTC, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from feedparser.api import StrictFeedParser
@@ -57,6 +58,7 @@ _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
 _C1 = re.compile("[\x80-\x9f]")
+_ENTITY = re.compile("&([A-Za-z0-9_]+);")  # feedparser's reading of an entity in a link's text
 _NAMESPACE_DECLARATION = re.compile(rb"""xmlns(?::([\w.-]+))?\s*=\s*["']([^"']*)["']""")
 
 _PARSER = etree.XMLParser(
@@ -112,18 +114,21 @@ def parse_time(value: str) -> time.struct_time | None:
         month = str(_MONTHS[month_name])
     else:
         return _parse_date(value)
-    offset = timedelta(0)
-    if sign:
-        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
-        offset = -offset if sign == "-" else offset
     try:
-        moment = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second),
-            tzinfo=timezone(offset),
-        )  # fmt: skip
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     except ValueError:
         return _parse_date(value)
-    return moment.astimezone(UTC).utctimetuple()
+    # The moment in UTC, moved by the offset as naive time: what astimezone(UTC) gives (and the
+    # same OverflowError at the ends of time), without making two time zones for every date.
+    if sign and (zone_hours != "00" or zone_minutes != "00"):
+        offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
+        if offset >= _DAY:  # what timezone() refuses: feedparser's to read
+            return _parse_date(value)
+        moment = moment - offset if sign == "+" else moment + offset
+    return moment.utctimetuple()  # of a naive time: as it is, tm_isdst 0
+
+
+_DAY = timedelta(days=1)
 
 
 def _check_bytes(body: bytes, content_type: str | None) -> None:
@@ -161,14 +166,14 @@ def _read_rss(root: Any, body: bytes) -> dict[str, Any]:
     items = channel.findall("item")
     if len(items) != sum(1 for _ in root.iter("item")):
         raise Unsupported("items outside the channel")
-    language = _language_of(root, None)
-    reading = _Reading(atom=False, language=_language_of(channel, language))
+    language = _language_of(root.attrib, None)
+    reading = _Reading(atom=False, language=_language_of(channel.attrib, language))
     feed = _read_feed_level(reading, channel, language, skip="item")
     return _document("rss20", body, feed, reading, items)
 
 
 def _read_atom(root: Any, body: bytes) -> dict[str, Any]:
-    language = _language_of(root, None)
+    language = _language_of(root.attrib, None)
     reading = _Reading(atom=True, language=language)
     entries = root.findall(f"{{{ATOM}}}entry")
     if len(entries) != sum(1 for _ in root.iter(f"{{{ATOM}}}entry")):
@@ -211,7 +216,7 @@ def _read_feed_level(
         elif name in ("language", "dc:language"):
             feed["language"] = reading.text(child, "language")
         elif name == "generator":
-            attributes = _attributes(child)
+            attributes = _attributes(child.attrib)
             href = attributes.get("url", attributes.get("uri", attributes.get("href")))
             detail = {k: v for k, v in attributes.items() if k not in ("url", "uri", "href")}
             if href:
@@ -221,9 +226,9 @@ def _read_feed_level(
     return feed
 
 
-def _language_of(element: Any, inherited: str | None) -> str | None:
-    """xml:lang (or a plain lang) in scope, as feedparser tracks it: '' clears it."""
-    attributes = element.attrib
+def _language_of(attributes: Any, inherited: str | None) -> str | None:
+    """xml:lang (or a plain lang) in scope, as feedparser tracks it: '' clears it. (Given the
+    element's `attrib`, which lxml makes anew at each access.)"""
     if not attributes:
         return inherited
     lang = attributes.get(f"{{{XML_NAMESPACE}}}lang", attributes.get("lang"))
@@ -261,11 +266,11 @@ def _feedparser_name(element: Any) -> str:
 _KNOWN_NAMES: dict[Any, str] = {}
 
 
-def _attributes(element: Any) -> dict[str, str]:
-    """Attributes as feedparser's strict parser passes them: lower-case names, and lower-case
-    values of rel and type."""
+def _attributes(attrib: Any) -> dict[str, str]:
+    """Attributes (an element's `attrib`) as feedparser's strict parser passes them: lower-case
+    names, and lower-case values of rel and type."""
     attributes = {}
-    for key, value in element.attrib.items():
+    for key, value in attrib.items():
         if key[0] == "{":
             uri, _, local = key[1:].partition("}")
             prefix = PREFIXES.get(uri.lower(), "")
@@ -276,10 +281,18 @@ def _attributes(element: Any) -> dict[str, str]:
 
 
 def _has_handler(name: str) -> bool:
-    method = name.replace(":", "_")
-    return hasattr(StrictFeedParser, "_start_" + method) or hasattr(
-        StrictFeedParser, "_end_" + method
-    )
+    """Whether feedparser has a handler for elements of this name (remembered: it depends on
+    the name alone, and the same few unknown names come in every entry)."""
+    known = _HAS_HANDLER.get(name)
+    if known is None:
+        method = name.replace(":", "_")
+        known = _HAS_HANDLER[name] = hasattr(StrictFeedParser, "_start_" + method) or hasattr(
+            StrictFeedParser, "_end_" + method
+        )
+    return known
+
+
+_HAS_HANDLER: dict[str, bool] = {}
 
 
 TITLES = frozenset({"title", "dc:title", "media:title"})
@@ -315,16 +328,21 @@ class _Reading:
         self.language = language
 
     def text(self, element: Any, name: str) -> str:
-        """The element's text as feedparser's pop() returns it for an element expecting text."""
-        if len(element):
-            raise Unsupported("markup inside a text element")
-        value = (element.text or "").strip()
-        if name in RELATIVE_URI_ELEMENTS and value:
-            value = _urljoin("", value)
-        return _redecode(value)
+        """`_text` (the entries' handlers call it directly)."""
+        return _text(element, name)
 
     def entry(self, element: Any) -> dict[str, Any]:
         return _EntryReader(self, element).read()
+
+
+def _text(element: Any, name: str) -> str:
+    """The element's text as feedparser's pop() returns it for an element expecting text."""
+    if len(element):
+        raise Unsupported("markup inside a text element")
+    value = (element.text or "").strip()
+    if name in RELATIVE_URI_ELEMENTS and value:
+        value = _urljoin("", value)
+    return _redecode(value)
 
 
 def _redecode(value: str) -> str:
@@ -332,6 +350,15 @@ def _redecode(value: str) -> str:
     and the C1 characters of cp1252 become what Windows meant. (Both are no-ops on ASCII, and
     the mapping on text without C1 characters; checking first is much cheaper than doing.)"""
     if value.isascii():
+        return value
+    # Both steps are also no-ops on text without a character in U+0080..U+00BF: the mapping
+    # needs one of U+0080..U+009F, and the re-reading one of them as a UTF-8 continuation byte
+    # (without one, every non-ASCII character is a lead byte with nothing to continue it, or
+    # is not Latin-1 at all). Nearly every text is such (å, ä, ö, é, –, ’), and in UTF-8 it has
+    # no byte 0xC2, the lead byte of exactly those characters: encoding and looking is many
+    # times cheaper than the failed re-reading and the search it spares. (surrogatepass: a
+    # lone surrogate is not one of them either, and must not raise here.)
+    if b"\xc2" not in value.encode("utf-8", "surrogatepass"):
         return value
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
@@ -353,7 +380,7 @@ class _EntryReader:
         self.in_author = False
 
     def read(self) -> dict[str, Any]:
-        language = _language_of(self.element, self.reading.language)
+        language = _language_of(self.element.attrib, self.reading.language)
         for child in self.element:
             self._visit(child, 1, language)
         links = self.entry.get("links", [])
@@ -365,103 +392,169 @@ class _EntryReader:
         return self.entry
 
     def _visit(self, element: Any, depth: int, language: str | None) -> None:
-        name = _feedparser_name(element)
+        # (The common cases of _feedparser_name and _language_of inline: this runs for every
+        # element of every entry.)
+        name = _KNOWN_NAMES.get(element.tag) or _feedparser_name(element)
         if not name:
             return
-        language = _language_of(element, language)
-        if name not in EMULATED and _has_handler(name):
-            raise Unsupported(f"element {name}")
-        handled = self._start(element, name, depth, language)
-        if not handled:
+        # lxml makes a new proxy at every `.attrib`: one per element, passed on.
+        attrib = element.attrib
+        if attrib:
+            language = _language_of(attrib, language)
+        start = _STARTS.get(name)
+        if start is None:
+            self._unknown(element, name, attrib, depth, language)
+        elif not start(self, element, name, _attributes(attrib) if attrib else {}, depth, language):
             for child in element:
                 self._visit(child, depth + 1, language)
-        if name not in EMULATED:
-            key = name.replace(":", "_")
-            if key in READ_KEYS:
-                raise Unsupported(f"element {name} would overwrite {key}")
-            if element.attrib:
-                # feedparser keeps an unknown element's attributes under its name
-                # (media_statistics).
-                self.entry[key] = _attributes(element)
 
-    def _start(self, element: Any, name: str, depth: int, language: str | None) -> bool:
-        """Handle an element whose text feedparser reads; True when its children are done."""
-        if name not in EMULATED:
-            return False
-        attributes = _attributes(element) if element.attrib else {}
-        if name in TITLES:
-            self._title(element, name, attributes, depth, language)
-        elif name in DESCRIPTIONS or name == "summary":
-            default = "text/html" if name in DESCRIPTIONS else "text/plain"
-            if "summary" in self.entry and not self.has_content:
-                self.has_content = True  # _start_content
-                self._content(element, attributes, depth, language, "text/plain")
-            else:
-                self._summary(element, attributes, depth, language, default)
-        elif name == "content":
-            self.has_content = True
-            self._content(element, attributes, depth, language, "text/plain")
-        elif name == "content:encoded":
-            self.has_content = True
-            self._content(element, attributes, depth, language, "text/html")
-        elif name == "link":
-            self._link(element, attributes, depth)
-        elif name in ("guid", "id"):
-            self.guid_is_link = attributes.get("ispermalink", "true") == "true"
-            value = self._text(element, "id" if self.guid_is_link else "guid")
-            self._store("id", value, depth)
-            if self.guid_is_link:
-                self.entry.setdefault("link", value)
-        elif name in PUBLISHED | UPDATED | CREATED:
-            key = "published" if name in PUBLISHED else "updated" if name in UPDATED else "created"
-            value = self._text(element, key)
-            self._store(key, value, depth)
-            self.entry[f"{key}_parsed"] = parse_time(value)
-        elif name in CATEGORIES:
-            self._category(element, attributes, name)
-        elif name == "media:keywords":
-            for term in self._text(element, "media_keywords").split(","):
-                if term.strip():
-                    self._add_tag(term.strip(), None, None)
-        elif name == "enclosure":
-            self._enclosure(attributes)
-        elif name == "media:content":
-            self.entry.setdefault("media_content", []).append(attributes)
-            return False
-        elif name == "media:thumbnail":
-            self.entry.setdefault("media_thumbnail", []).append(attributes)
-            url = self._text(element, "url")
-            if url and "url" not in attributes:
-                attributes["url"] = url
-        elif name in AUTHORS:
-            self.authors.append({})
-            if len(element):
-                if any(t.strip() for t in [element.text or "", *(c.tail or "" for c in element)]):
-                    raise Unsupported("text beside an author's parts")
-                self.in_author = True
-                for child in element:
-                    self._visit(child, depth + 1, language)
-                self.in_author = False
-                value = ""
-            else:
-                value = self._text(element, "author")
-            self._store("author", value, depth)
-            self._sync_author()
-        elif name in ("name", "email"):
-            if len(element):
-                raise Unsupported("markup in a name")
-            if self.in_author:
-                self._save_author(name, (element.text or "").strip())
-        elif name in ("uri", "url"):
-            value = self._text(element, "href")
-            if self.in_author:
-                self._save_author("href", value)
-        else:
-            return False
+    def _unknown(
+        self, element: Any, name: str, attrib: Any, depth: int, language: str | None
+    ) -> None:
+        """An element this module does not emulate: refused if feedparser has a handler for it,
+        else read through, its attributes kept as feedparser keeps them."""
+        if _has_handler(name):
+            raise Unsupported(f"element {name}")
+        for child in element:
+            self._visit(child, depth + 1, language)
+        key = name.replace(":", "_")
+        if key in READ_KEYS:
+            raise Unsupported(f"element {name} would overwrite {key}")
+        if attrib:
+            # feedparser keeps an unknown element's attributes under its name
+            # (media_statistics).
+            self.entry[key] = _attributes(attrib)
+
+    # The handlers of the elements this module emulates (`_STARTS`, by feedparser name): each
+    # reads its element, and returns True when its children are done (False: visit them).
+
+    def _start_title(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self._title(element, name, attributes, depth, language)
         return True
 
-    def _text(self, element: Any, name: str) -> str:
-        return self.reading.text(element, name)
+    def _start_description(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        """A description, or summary: a second one after a summary is content."""
+        default = "text/html" if name in DESCRIPTIONS else "text/plain"
+        if "summary" in self.entry and not self.has_content:
+            self.has_content = True  # _start_content
+            self._content(element, attributes, depth, language, "text/plain")
+        else:
+            self._summary(element, attributes, depth, language, default)
+        return True
+
+    def _start_content(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self.has_content = True
+        default = "text/html" if name == "content:encoded" else "text/plain"
+        self._content(element, attributes, depth, language, default)
+        return True
+
+    def _start_link(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self._link(element, attributes, depth)
+        return True
+
+    def _start_id(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self.guid_is_link = attributes.get("ispermalink", "true") == "true"
+        value = _text(element, "id" if self.guid_is_link else "guid")
+        self._store("id", value, depth)
+        if self.guid_is_link:
+            self.entry.setdefault("link", value)
+        return True
+
+    def _start_date(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        key = "published" if name in PUBLISHED else "updated" if name in UPDATED else "created"
+        value = _text(element, key)
+        self._store(key, value, depth)
+        self.entry[f"{key}_parsed"] = parse_time(value)
+        return True
+
+    def _start_category(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self._category(element, attributes, name)
+        return True
+
+    def _start_media_keywords(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        for term in _text(element, "media_keywords").split(","):
+            if term.strip():
+                self._add_tag(term.strip(), None, None)
+        return True
+
+    def _start_enclosure(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self._enclosure(attributes)
+        return True
+
+    def _start_media_content(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self.entry.setdefault("media_content", []).append(attributes)
+        return False
+
+    def _start_media_thumbnail(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self.entry.setdefault("media_thumbnail", []).append(attributes)
+        url = _text(element, "url")
+        if url and "url" not in attributes:
+            attributes["url"] = url
+        return True
+
+    def _start_author(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        self.authors.append({})
+        if len(element):
+            if any(t.strip() for t in [element.text or "", *(c.tail or "" for c in element)]):
+                raise Unsupported("text beside an author's parts")
+            self.in_author = True
+            for child in element:
+                self._visit(child, depth + 1, language)
+            self.in_author = False
+            value = ""
+        else:
+            value = _text(element, "author")
+        self._store("author", value, depth)
+        self._sync_author()
+        return True
+
+    def _start_name(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        """An author's name or email."""
+        if len(element):
+            raise Unsupported("markup in a name")
+        if self.in_author:
+            self._save_author(name, (element.text or "").strip())
+        return True
+
+    def _start_uri(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        value = _text(element, "href")
+        if self.in_author:
+            self._save_author("href", value)
+        return True
+
+    def _start_inert(
+        self, element: Any, name: str, attributes: dict[str, str], depth: int, language: str | None
+    ) -> bool:
+        """Handled by feedparser, on keys parse_feed never reads: only its children matter."""
+        return False
 
     def _store(self, key: str, value: Any, depth: int) -> None:
         """pop()'s rule: a value at the same depth or shallower replaces the one stored."""
@@ -488,7 +581,7 @@ class _EntryReader:
             raise Unsupported("base64")
         if language:
             language = language.replace("_", "-")
-        value = self._text(element, name)
+        value = _text(element, name)
         if (
             not self.reading.atom
             and kind == "text/plain"
@@ -560,8 +653,9 @@ class _EntryReader:
                 raise Unsupported("link with both href and text")
             return
         self.entry.setdefault("links", []).append(attributes)
-        value = self._text(element, "link")
-        value = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", value.replace("&amp;", "&"))
+        value = _text(element, "link")
+        if "&" in value:  # (both steps are no-ops without one)
+            value = _ENTITY.sub(r"&\g<1>", value.replace("&amp;", "&"))
         self.entry["link"] = value
         if value:
             self.entry["links"][-1]["href"] = value
@@ -581,7 +675,7 @@ class _EntryReader:
             attributes.get("scheme", attributes.get("domain")),
             attributes.get("label"),
         )
-        value = self._text(element, "category")
+        value = _text(element, "category")
         if not value:
             return
         tags = self.entry.get("tags", [])
@@ -640,3 +734,27 @@ class _EntryReader:
             detail["name"] = author
         if email:
             detail["email"] = email
+
+
+_Start = Callable[[_EntryReader, Any, str, dict[str, str], int, str | None], bool]
+# Each emulated element's handler, by feedparser name: one look-up per element instead of a
+# chain of set tests. The groups are disjoint (no name had two branches in that chain), so their
+# order here is moot.
+_STARTS: dict[str, _Start] = {
+    **dict.fromkeys(TITLES, _EntryReader._start_title),
+    **dict.fromkeys(DESCRIPTIONS | {"summary"}, _EntryReader._start_description),
+    **dict.fromkeys(("content", "content:encoded"), _EntryReader._start_content),
+    "link": _EntryReader._start_link,
+    **dict.fromkeys(("guid", "id"), _EntryReader._start_id),
+    **dict.fromkeys(PUBLISHED | UPDATED | CREATED, _EntryReader._start_date),
+    **dict.fromkeys(CATEGORIES, _EntryReader._start_category),
+    "media:keywords": _EntryReader._start_media_keywords,
+    "enclosure": _EntryReader._start_enclosure,
+    "media:content": _EntryReader._start_media_content,
+    "media:thumbnail": _EntryReader._start_media_thumbnail,
+    **dict.fromkeys(AUTHORS, _EntryReader._start_author),
+    **dict.fromkeys(("name", "email"), _EntryReader._start_name),
+    **dict.fromkeys(("uri", "url"), _EntryReader._start_uri),
+    **dict.fromkeys(INERT_HANDLED, _EntryReader._start_inert),
+}
+assert _STARTS.keys() == EMULATED, "every emulated element has exactly one handler"

@@ -7,16 +7,18 @@ benchmark's generated feeds, and random combinations of the shapes real feeds ta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 from pathlib import Path
 
 import pytest
 from feedparser.datetimes import _parse_date
+from feedparser.html import _cp1252
 
 from bench.feedgen import FeedFactory, render
 from collectors.feeds import FeedError, ParsedFeed, parse_feed
-from collectors.feedxml import parse_time, read_feed
+from collectors.feedxml import _redecode, parse_time, read_feed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FEED_URL = "https://www.example.se/nyheter/feed"
@@ -261,3 +263,20 @@ def test_dates_read_directly_are_the_dates_feedparser_reads(value: str) -> None:
     expected = _parse_date(value)
     got = parse_time(value)
     assert (got and tuple(got)[:6]) == (expected and tuple(expected)[:6])
+
+
+REDECODED = [
+    "", "ascii", "Ny förskola – Åsa’s", "Ã…rsredovisning fÃ¶r 2026", "Citat \u0093så\u0094 \u0096",
+    "pris\u00a0100\u00a0kr", "«citat» 20°", "Ã©\u2013", "\u00c3", "\u00c2\u00a0", "\ud800 lön",
+    "\ud800\u0093", "ö\u0080", "\u00e2\u0080\u0099",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", REDECODED)
+def test_redecoding_skips_only_what_it_would_not_change(value: str) -> None:
+    """_redecode's shortcut (no character in U+0080..U+00BF) against its two steps done."""
+    expected = value
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        expected = expected.encode("iso-8859-1").decode("utf-8")
+    expected = expected.translate(_cp1252)
+    assert _redecode(value) == expected
