@@ -1,0 +1,40 @@
+"""Plain text from markup (collectors/text.py): what a reader of a post's text sees."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from collectors.text import collapse_spaces, html_to_text
+
+# Every kind of character the shortcut in collapse_spaces must tell apart: words, the space,
+# line breaks of every sort, tabs, no-break and other Unicode spaces, and characters that are
+# unprintable without being whitespace (a soft hyphen, a zero-width space).
+ALPHABET = [
+    "a", "ö", "–", " ", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1f", "\x85",
+    "\xa0", "\u2009", "\u2028", "\u3000", "\xad", "\u200b",
+]  # fmt: skip
+
+
+def test_collapsing_spaces_is_joining_the_words_of_any_line() -> None:
+    rng = random.Random(15)
+    for _ in range(50_000):
+        line = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 12)))
+        assert collapse_spaces(line) == " ".join(line.split()), repr(line)
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected"),
+    [
+        (
+            "<p>Ny  förskola\u00a0i\tHagalund</p><p> Öppnar 2027 </p>",
+            "Ny förskola i Hagalund\nÖppnar 2027",
+        ),
+        ("<p>Rad ett<br>rad två</p>\r\n<ul><li>Punkt</li></ul>", "Rad ett\nrad två\nPunkt"),
+        ("<script>alert(1)</script><p>Text &amp; bild</p>", "Text & bild"),
+        ("<p> </p><p>\u2028</p>", None),
+    ],
+)
+def test_html_becomes_lines_of_words(markup: str, expected: str | None) -> None:
+    assert html_to_text(markup) == expected
