@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from monitor.jsontext import encode_json
-from monitor.stems import stem_text
-from monitor.terms import stored_phrases, stored_terms
+from monitor.stems import stem_chunks
+from monitor.terms import stored_phrases, stored_terms, stored_terms_of_chunks
 from monitor.text import strip_control
 from monitor.types import Media, PostData, UnchangedPost
 from monitor.values import is_http_url
@@ -51,6 +51,16 @@ def prepare_post(
     preparation is for: `post` as it is sent to the store (`sort_posts`)."""
     content_hash = content_hash or compute_content_hash(post)
     title, text = clean_text(post.title), clean_text(post.text)
+    # Each text cut at whitespace once, for its stems and its terms alike: cutting a post's
+    # text into its words was 25 µs of the 50 its terms took (issue 15). The terms are of the
+    # post as it came (`stored_terms`), the stems of the cleaned text: the same pieces unless
+    # cleaning removed a control character (`clean_text` then gives a new string).
+    title_chunks = title.split() if title else []
+    text_chunks = text.split() if text else []
+    if title is post.title and text is post.text:
+        terms = stored_terms_of_chunks(title_chunks + text_chunks, post.tags)
+    else:
+        terms = stored_terms(post.title, post.text, post.tags)
     values = {
         "platform_post_id": post.platform_post_id,
         "kind": post.kind,
@@ -71,11 +81,17 @@ def prepare_post(
         # Encoded here, in the parse worker for a feed's post: it was the largest piece of
         # Python a new post cost the database thread of a cold pass (issue 15).
         "raw": encode_json(post.raw),
-        "terms": stored_terms(post.title, post.text, post.tags),
+        "terms": terms,
         "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
     }
-    return PreparedPost(sent or post, content_hash, values, stem_text(title), stem_text(text))
+    return PreparedPost(
+        sent or post,
+        content_hash,
+        values,
+        None if title is None else stem_chunks(title_chunks),
+        None if text is None else stem_chunks(text_chunks),
+    )
 
 
 def prepare_posts(posts: Sequence[PostData]) -> tuple[PreparedPost, ...]:

@@ -50,7 +50,12 @@ def stem_text(text: str | None) -> str | None:
     """The stems of a text joined by spaces, what the SQLite index holds; None stays None."""
     if text is None:
         return None
-    return " ".join(filter(None, map(_CHUNKS.__getitem__, text.split())))
+    return stem_chunks(text.split())
+
+
+def stem_chunks(chunks: Iterable[str]) -> str:
+    """`stem_text` of a text already cut at whitespace (`text.split()`), in order."""
+    return " ".join(filter(None, map(_CHUNKS.__getitem__, chunks)))
 
 
 # Stems computed beside the parsing (in a parse worker, monitor.rows), by text: while a batch is
