@@ -171,13 +171,17 @@ POST_ROW_COLUMNS = frozenset(
 
 def post_row(source_id: int, prepared: PreparedPost, now: datetime) -> dict[str, Any]:
     """A new posts row."""
-    return prepared.values | {
-        "source_id": source_id,
-        # An undated entry is dated when we first saw it.
-        "published_at": prepared.post.published_at or now,
-        "first_seen_at": now,
-        "fetched_at": now,
-    }
+    return prepared.values | dict(
+        zip(ADDED_COLUMNS, added_values(source_id, prepared, now), strict=True)
+    )
+
+
+def added_values(
+    source_id: int, prepared: PreparedPost, now: datetime
+) -> tuple[int, datetime, datetime, datetime]:
+    """What a new posts row holds beside the post's prepared values, in ADDED_COLUMNS' order."""
+    # An undated entry is dated when we first saw it.
+    return source_id, prepared.post.published_at or now, now, now
 
 
 def compute_content_hash(post: PostData) -> str:

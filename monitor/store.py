@@ -40,6 +40,7 @@ from monitor.rows import (
     ADDED_COLUMNS,
     POST_ROW_COLUMNS,
     PreparedPost,
+    added_values,
     clean_text,
     keep_web_addresses,
     post_row,
@@ -532,15 +533,14 @@ def _insert_posts(
             for row in connection.execute(statement, rows)
         }
     columns = _sqlite_post_columns(connection.dialect)
-    # Each attempt's time as SQLite stores it, once, not once a post.
-    times = {part.now: columns.to_text(part.now) for part, _ in fresh}
+    # Each time as SQLite stores it, formatted once: an attempt's own time stands in three
+    # columns of each of its posts.
+    as_text: dict[datetime, str] = {}
     values = []
     for part, p in fresh:
-        now = times[part.now]
-        published = p.post.published_at
-        # An undated entry is dated when we first saw it (as in `post_row`).
-        published_text = now if published is None else columns.to_text(published)
-        values.append((*columns.own(p.values), part.source_id, published_text, now, now))
+        source_id, *times = added_values(part.source_id, p, part.now)
+        texts = [as_text.get(t) or as_text.setdefault(t, columns.to_text(t)) for t in times]
+        values.append((*columns.own(p.values), source_id, *texts))
     # Rows inserted now get ids above the largest so far (one writer: SQLite's write lock).
     before = connection.exec_driver_sql("SELECT max(id) FROM posts").scalar() or 0
     connection.exec_driver_sql("INSERT INTO posts_search_paused VALUES (1)")
