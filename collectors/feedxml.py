@@ -168,7 +168,7 @@ def _read_rss(root: Any, body: bytes) -> dict[str, Any]:
         raise Unsupported("items outside the channel")
     language = _language_of(root.attrib, None)
     reading = _Reading(atom=False, language=_language_of(channel.attrib, language))
-    feed = _read_feed_level(reading, channel, language, skip="item")
+    feed = _read_feed_level(channel, language, skip="item")
     return _document("rss20", body, feed, reading, items)
 
 
@@ -178,7 +178,7 @@ def _read_atom(root: Any, body: bytes) -> dict[str, Any]:
     entries = root.findall(f"{{{ATOM}}}entry")
     if len(entries) != sum(1 for _ in root.iter(f"{{{ATOM}}}entry")):
         raise Unsupported("nested entries")
-    feed = _read_feed_level(reading, root, language, skip=f"{{{ATOM}}}entry")
+    feed = _read_feed_level(root, language, skip=f"{{{ATOM}}}entry")
     return _document("atom10", body, feed, reading, entries)
 
 
@@ -196,9 +196,7 @@ def _document(
     }
 
 
-def _read_feed_level(
-    reading: _Reading, parent: Any, root_language: str | None, skip: str
-) -> dict[str, Any]:
+def _read_feed_level(parent: Any, root_language: str | None, skip: str) -> dict[str, Any]:
     """The feed's title, language and generator, as feedparser's `feed`."""
     feed: dict[str, Any] = {}
     if root_language:  # only the root's xml:lang is the feed's (unknown_starttag)
@@ -209,19 +207,19 @@ def _read_feed_level(
             continue
         name = _feedparser_name(child)
         if name in ("title", "dc:title") and not title_seen:
-            value = reading.text(child, "title")
+            value = _text(child, "title")
             if value:
                 feed["title"] = value
                 title_seen = True
         elif name in ("language", "dc:language"):
-            feed["language"] = reading.text(child, "language")
+            feed["language"] = _text(child, "language")
         elif name == "generator":
             attributes = _attributes(child.attrib)
             href = attributes.get("url", attributes.get("uri", attributes.get("href")))
             detail = {k: v for k, v in attributes.items() if k not in ("url", "uri", "href")}
             if href:
                 detail["href"] = _urljoin("", href)
-            detail["name"] = reading.text(child, "generator")
+            detail["name"] = _text(child, "generator")
             feed["generator_detail"] = detail
     return feed
 
@@ -326,10 +324,6 @@ class _Reading:
     def __init__(self, *, atom: bool, language: str | None) -> None:
         self.atom = atom
         self.language = language
-
-    def text(self, element: Any, name: str) -> str:
-        """`_text` (the entries' handlers call it directly)."""
-        return _text(element, name)
 
     def entry(self, element: Any) -> dict[str, Any]:
         return _EntryReader(self, element).read()
