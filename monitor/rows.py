@@ -157,7 +157,7 @@ def prepared_for(post: PostData, given: dict[int, PreparedPost]) -> PreparedPost
     return prepare_post(post)
 
 
-# The columns `post_row` adds to a prepared post's own values.
+# The columns a new row adds to a prepared post's own values (`added_values`).
 ADDED_COLUMNS = ("source_id", "published_at", "first_seen_at", "fetched_at")
 # The columns `post_row` fills.
 POST_ROW_COLUMNS = frozenset(

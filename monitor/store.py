@@ -603,7 +603,7 @@ def _insert_values(
 @dataclass(frozen=True)
 class _SQLitePostColumns:
     """How a new posts row is written on SQLite: the post's own columns straight from its
-    prepared values, then the four `post_row` adds.
+    prepared values, then the four `added_values` gives.
 
     The values are bound as they are: `prepare_post` encodes the JSON columns itself, and the
     JSON type's bind processor passes encoded JSON through unchanged. Only the times need
