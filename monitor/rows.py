@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.jsontext import encode_json
+from monitor.jsontext import dump_json, encode_json
 from monitor.stems import stem_chunks
 from monitor.terms import stored_phrases, stored_terms, stored_terms_of_chunks
 from monitor.text import strip_control
@@ -201,8 +200,7 @@ def compute_content_hash(post: PostData) -> str:
         post.other_mentions,
         [_media_fields(m) for m in post.media],
     ]
-    encoded = json.dumps(visible, ensure_ascii=False, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(dump_json(visible)).hexdigest()
 
 
 def keep_web_addresses(post: PostData) -> PostData:
