@@ -27,6 +27,10 @@ def test_embedded_sqlite_is_created_by_any_command(tmp_path) -> None:  # type: i
     with engine.connect() as connection:
         assert connection.execute(sa.text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert connection.execute(sa.text("PRAGMA foreign_keys")).scalar_one() == 1
+        # What a collection's writes cost (docs/performance.md): pages of 8 KiB for a new file,
+        # and a checkpoint only once the WAL holds 32 MiB of them.
+        assert connection.execute(sa.text("PRAGMA page_size")).scalar_one() == 8192
+        assert connection.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar_one() == 4000
         version = connection.execute(
             sa.text("SELECT version_num FROM alembic_version")
         ).scalar_one()
