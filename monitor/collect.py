@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from collectors import get_collector_class
 from collectors.base import Collector, CollectorSettings, ConfiguredSource
 from collectors.http import HttpClient, make_user_agent
+from monitor.checkpoints import checkpointing
 from monitor.config import Config, missing_secret, secret, secret_env
 from monitor.db import first_line
 from monitor.parsing import make_parse_executor
@@ -278,8 +279,9 @@ class _Run:
     async def _resources(self) -> AsyncIterator[None]:
         heartbeat = asyncio.create_task(self._heartbeat()) if self.worker else None
         try:
-            async with self.http:
-                yield
+            with checkpointing(self.engine):
+                async with self.http:
+                    yield
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
