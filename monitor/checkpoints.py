@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import struct
 import threading
@@ -62,13 +61,10 @@ def checkpointing(engine: Engine) -> Iterator[None]:
 def count_uncopied_pages(database: Path) -> int:
     """Pages in the database's WAL that no checkpoint has copied yet; 0 when it has no WAL."""
     try:
-        descriptor = os.open(f"{database}-shm", os.O_RDONLY)
+        with open(f"{database}-shm", "rb") as shared:
+            header = shared.read(_HEADER_BYTES)
     except OSError:
         return 0
-    try:
-        header = os.pread(descriptor, _HEADER_BYTES, 0)
-    finally:
-        os.close(descriptor)
     if len(header) < _HEADER_BYTES:
         return 0
     (last,) = _U32.unpack_from(header, _MX_FRAME)
