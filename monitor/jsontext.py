@@ -52,8 +52,8 @@ def serialize_json(value: Any) -> str:
     if type(value) is EncodedJSON:
         return value
     try:
-        text = orjson.dumps(value, option=_LIKE_JSON).decode()
-    except orjson.JSONEncodeError:  # as `dump_json`; a lone surrogate stays in the text
+        text = dump_json(value).decode()
+    except UnicodeEncodeError:  # a lone surrogate: json keeps it in the text, as before
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text.replace("\\u0000", "")
 
