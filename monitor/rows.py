@@ -136,7 +136,7 @@ def sort_posts(posts: Sequence[PostData], seen: str | None) -> SortedPosts:
         else:
             # The raw payload crosses to the store once, encoded in the values, not also as
             # itself.
-            sent = dataclasses.replace(post, raw={})
+            sent = post.without_raw()
             kept.append(sent)
             prepared.append(prepare_post(post, content_hash, sent=sent))
     return SortedPosts(tuple(kept), tuple(prepared), tuple(unchanged), " ".join(digests))

@@ -13,4 +13,8 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def strip_control(text: str) -> str:
     """`text` without control characters other than tab and newline."""
+    # A printable text holds no control character (nor a tab or a newline): a plain scan, in
+    # half the time of the pattern's, for the titles, links and HTML of nearly every post.
+    if text.isprintable():
+        return text
     return _CONTROL.sub("", text)

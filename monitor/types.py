@@ -88,6 +88,16 @@ class PostData:
     raw: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, int] | None = None  # METRIC_NAMES -> count, when the platform gives them
 
+    def without_raw(self) -> PostData:
+        """The post with an empty raw payload, its other fields the very same objects.
+
+        A copy of its fields: `dataclasses.replace` runs `__init__`, which sets each field of
+        a frozen dataclass through `object.__setattr__`, 4.2 µs against 0.5 µs for each new
+        post of a cold pass (issue 15)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__, raw={})
+        return copy
+
 
 @dataclass(frozen=True)
 class UnchangedPost:

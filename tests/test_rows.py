@@ -3,6 +3,7 @@ the database's own index triggers would compute them."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -66,3 +67,19 @@ def test_content_hash_is_that_of_earlier_versions() -> None:
     )
     expected = "aef3df9c6d002ddeb241169a9b50f081a62b8326589a752dfa55ae5d39e1d41f"
     assert compute_content_hash(post) == expected
+
+
+def test_a_post_without_its_raw_payload_is_the_same_post() -> None:
+    post = PostData(
+        platform_post_id="1",
+        kind="article",
+        title="Rubrik",
+        text="Text",
+        tags=("Skola",),
+        raw={"xml": "<item/>"},
+        metrics={"views": 3},
+    )
+    sent = post.without_raw()
+    assert sent == dataclasses.replace(post, raw={})
+    assert sent.title is post.title and sent.tags is post.tags and sent.metrics is post.metrics
+    assert post.raw == {"xml": "<item/>"}  # the original keeps its payload

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from collectors.text import collapse_spaces, html_to_text
+from monitor.text import strip_control
 
 # Every kind of character the shortcut in collapse_spaces must tell apart: words, the space,
 # line breaks of every sort, tabs, no-break and other Unicode spaces, and characters that are
@@ -38,3 +39,16 @@ def test_collapsing_spaces_is_joining_the_words_of_any_line() -> None:
 )
 def test_html_becomes_lines_of_words(markup: str, expected: str | None) -> None:
     assert html_to_text(markup) == expected
+
+
+def test_control_characters_go_and_nothing_else() -> None:
+    """monitor.text.strip_control, what every stored text goes through: its shortcut for
+    printable text must never keep a control character, nor drop anything else."""
+    controls = {chr(c) for c in [*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]}
+    alphabet = [*controls, "\t", "\n", "a", "ö", " ", "\xa0", "\xad", "\u2028", "\u200b", "😀"]
+    rng = random.Random(16)
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        if rng.random() < 0.5:  # printable text, the shortcut's
+            text = "".join(c for c in text if c.isprintable())
+        assert strip_control(text) == "".join(c for c in text if c not in controls), repr(text)
