@@ -26,6 +26,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from monitor.db import database_files
+
 log = logging.getLogger(__name__)
 
 # Pages written but not copied that start a checkpoint: 8 MiB of 8 KiB pages. Fewer would copy
@@ -46,11 +48,11 @@ _U32 = struct.Struct("=I")
 def checkpointing(engine: Engine) -> Iterator[None]:
     """Within the block, checkpoint the WAL of `engine`'s SQLite file beside its writers; for
     any other database, nothing."""
-    path = _sqlite_file(engine)
-    if path is None:
+    files = database_files(engine.url.render_as_string(hide_password=False))
+    if not files:
         yield
         return
-    checkpointer = _Checkpointer(path)
+    checkpointer = _Checkpointer(files[0])
     checkpointer.start()
     try:
         yield
@@ -61,7 +63,7 @@ def checkpointing(engine: Engine) -> Iterator[None]:
 def count_uncopied_pages(database: Path) -> int:
     """Pages in the database's WAL that no checkpoint has copied yet; 0 when it has no WAL."""
     try:
-        with open(f"{database}-shm", "rb") as shared:
+        with database.with_name(f"{database.name}-shm").open("rb") as shared:
             header = shared.read(_HEADER_BYTES)
     except OSError:
         return 0
@@ -71,18 +73,6 @@ def count_uncopied_pages(database: Path) -> int:
     (copied,) = _U32.unpack_from(header, _N_BACKFILL)
     # Read while SQLite may be writing it: a torn read is only a late or an early checkpoint.
     return max(last - copied, 0)
-
-
-def _sqlite_file(engine: Engine) -> Path | None:
-    name = engine.url.database
-    if (
-        engine.dialect.name != "sqlite"
-        or not name
-        or name == ":memory:"
-        or name.startswith("file:")
-    ):
-        return None
-    return Path(name)
 
 
 class _Checkpointer(threading.Thread):
