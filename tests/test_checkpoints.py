@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,10 +26,10 @@ def _write(engine: sa.Engine) -> None:
             connection.exec_driver_sql(f"INSERT INTO blobs VALUES (randomblob({ROW_BYTES}))")
 
 
-def _wait_for(condition: object, seconds: float = 5.0) -> bool:
+def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         time.sleep(0.02)
     return False
