@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from monitor.db import first_line, insert_for
+from monitor.db import begin_batch, first_line, insert_for
 from monitor.models import (
     REVISION_COLUMNS,
     api_usage,
@@ -128,7 +128,7 @@ def record_attempts(
     if not items:
         return []
     try:
-        with engine.begin() as connection:
+        with begin_batch(engine) as connection:
             return _record(connection, items)
     except sa.exc.SQLAlchemyError as error:
         if len(items) > 1:
@@ -139,7 +139,7 @@ def record_attempts(
         message = f"could not store posts: {first_line(error)}"
         failed = dataclasses.replace(result, status=CollectStatus.FAILED, posts=(), error=message)
         try:
-            with engine.begin() as connection:
+            with begin_batch(engine) as connection:
                 return _record(connection, [(attempt, failed)])
         except sa.exc.SQLAlchemyError as again:
             log.info(

@@ -187,6 +187,37 @@ def test_a_full_disk_fails_every_source_exits_one_and_locks_none(
     assert summary_line(again.stdout).endswith(" 0 failed")
 
 
+def test_a_full_temporary_directory_does_not_stop_a_collection(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """SQLite spills a statement's journal to its temporary directory past 64 KiB; a batch of
+    posts keeps its journals in memory (monitor.db.begin_batch), so a full /tmp, which an
+    operator may not even know the database uses, fails no source."""
+    reason = can_mount_tmpfs()
+    if reason:
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    feeds = Feeds(feed_server, 100, items=30)
+    config = prepare(tmp_path, f"sqlite:///{tmp_path / 'omvarld.db'}", feeds.config)
+    full = tmp_path / "tmp"
+    full.mkdir()
+    # A 16 kB tmpfs, filled, in a mount namespace of its own: SQLite's temporary directory.
+    script = (
+        'mount -t tmpfs -o size=16k none "$1" && head -c 16384 /dev/zero > "$1/fill";'
+        ' df -k "$1" | tail -n 1; SQLITE_TMPDIR="$1" "$2" -m monitor --config "$3" collect --all'
+    )
+    run = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, str(config)],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
+    )  # fmt: skip
+
+    assert " 100% " in run.stdout.splitlines()[0], run.stdout  # the directory was full
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert summary_line(run.stdout) == (
+        "100 sources: 3000 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed"
+    )
+
+
 REFUSE_SQLITE = """
 CREATE TRIGGER refuse_runs BEFORE INSERT ON collection_runs
 BEGIN SELECT RAISE(ABORT, 'collection_runs is refusing writes'); END

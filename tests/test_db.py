@@ -11,7 +11,7 @@ from sqlalchemy.dialects import sqlite
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.db import SCHEMA_HEAD, head_revision, make_engine
+from monitor.db import SCHEMA_HEAD, begin_batch, head_revision, make_engine
 from monitor.models import UTCDateTime
 from tests.conftest import write_config
 
@@ -138,3 +138,28 @@ def test_a_naive_timestamp_is_refused_on_sqlite_too() -> None:
 
     with pytest.raises(ValueError, match="naive datetime"):
         ours(datetime(2026, 12, 6, 8, 0))
+
+
+def test_a_batch_keeps_its_journals_in_memory_and_gives_its_connection_back_as_it_was(
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """monitor.db.begin_batch: in memory for the batch only, whether it commits or fails, so
+    that a retention run handed the same pooled connection may still spill its journals."""
+    engine = make_engine(
+        f"sqlite:///{tmp_path / 'omvarld.db'}", poolclass=sa.pool.SingletonThreadPool
+    )
+    temp_store = sa.text("PRAGMA temp_store")
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE t (x INTEGER NOT NULL)"))
+
+    with begin_batch(engine) as connection:
+        assert connection.execute(temp_store).scalar_one() == 2  # MEMORY
+        connection.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
+    with pytest.raises(sa.exc.IntegrityError), begin_batch(engine) as connection:
+        connection.execute(sa.text("INSERT INTO t VALUES (3)"))
+        connection.execute(sa.text("INSERT INTO t VALUES (4), (NULL)"))
+
+    with engine.connect() as connection:
+        assert connection.execute(temp_store).scalar_one() == 0  # the default: files
+        assert connection.execute(sa.text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 2]
+    engine.dispose()
