@@ -154,6 +154,7 @@ def test_a_batch_keeps_its_journals_in_memory_and_gives_its_connection_back_as_i
 
     with begin_batch(engine) as connection:
         assert connection.execute(temp_store).scalar_one() == 2  # MEMORY
+        assert connection.execute(sa.text("PRAGMA cache_size")).scalar_one() == -32768  # KiB
         connection.execute(sa.text("INSERT INTO t VALUES (1), (2)"))
     with pytest.raises(sa.exc.IntegrityError), begin_batch(engine) as connection:
         connection.execute(sa.text("INSERT INTO t VALUES (3)"))
