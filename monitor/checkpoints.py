@@ -6,8 +6,9 @@ into the database and syncs both files. SQLite runs it inside the commit that fi
 `wal_autocheckpoint` pages, so the one database thread of a collection waited for the copying
 and, above all, the syncs: its commits took 2.5–2.8 s of a cold pass's 13 s, 1.1 s of it CPU
 (issue 15). Here a thread with a connection of its own starts a passive checkpoint as soon as
-the log holds `CHECKPOINT_PAGES` pages not yet copied; a passive checkpoint takes no lock that
-a writer needs, so the writer goes on meanwhile, and the sync waits on this thread instead.
+the log holds `CHECKPOINT_PAGES` pages not yet copied (`read_log`); a passive checkpoint takes
+no lock that a writer needs, so the writer goes on meanwhile, and the sync waits on this thread
+instead.
 
 The writer's own checkpoint stays as it was (monitor.db), for a log this thread does not keep
 up with or when it stops (a full disk: it logs why at debug level and leaves the rest to
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -35,13 +37,15 @@ log = logging.getLogger(__name__)
 CHECKPOINT_PAGES = 1000
 POLL_SECONDS = 0.05
 
-# The wal-index header at the start of the `-shm` file (https://www.sqlite.org/walformat.html),
-# in the machine's byte order: mxFrame, the log's last valid page, at byte 16, and nBackfill,
-# how many of its pages are copied into the database already, at byte 96.
-_MX_FRAME = 16
-_N_BACKFILL = 96
-_HEADER_BYTES = 100
-_U32 = struct.Struct("=I")
+# The `-wal` file (https://www.sqlite.org/fileformat2.html#walformat), big-endian: a header of
+# magic, format version, page size, checkpoint sequence and the two salts, then frames of a
+# 24-byte header (the salts at bytes 8-16) and a page. Frames written since the log last
+# restarted carry the header's salts; the ones after them are older and carry others.
+_LOG_HEADER = struct.Struct(">6I")
+_LOG_HEADER_BYTES = 32
+_LOG_MAGIC = (0x377F0682, 0x377F0683)
+_FRAME_HEADER_BYTES = 24
+_FRAME_SALTS = struct.Struct(">8x2I")
 
 
 @contextlib.contextmanager
@@ -60,19 +64,44 @@ def checkpointing(engine: Engine) -> Iterator[None]:
         checkpointer.stop()
 
 
-def count_uncopied_pages(database: Path) -> int:
-    """Pages in the database's WAL that no checkpoint has copied yet; 0 when it has no WAL."""
+def read_log(database: Path) -> tuple[tuple[int, int], int] | None:
+    """The salts of the database's WAL and how many pages it holds since it last restarted
+    (SQLite's mxFrame, give or take a commit being written); None when it has no log.
+
+    Read from the `-wal` file, never from the `-shm` file that holds the same count: SQLite
+    keeps its locks on that one as POSIX locks, and closing any descriptor of a file drops all
+    of a process's locks on it. A thread that opened and closed `-shm` to read the count took
+    this process's locks away from its own connections, and another process opening the
+    database then rebuilt the `-shm` file under them (a collection died of SIGBUS). SQLite
+    locks nothing in the `-wal` file.
+    """
     try:
-        with database.with_name(f"{database.name}-shm").open("rb") as shared:
-            header = shared.read(_HEADER_BYTES)
+        with database.with_name(f"{database.name}-wal").open("rb") as wal:
+            header = wal.read(_LOG_HEADER_BYTES)
+            if len(header) < _LOG_HEADER_BYTES:
+                return None
+            magic, _, page_size, _, *salts = _LOG_HEADER.unpack_from(header)
+            if magic not in _LOG_MAGIC or not 512 <= page_size <= 65536:
+                return None
+            frame_bytes = _FRAME_HEADER_BYTES + page_size
+            frames = (os.fstat(wal.fileno()).st_size - _LOG_HEADER_BYTES) // frame_bytes
+
+            def current(frame: int) -> bool:
+                wal.seek(_LOG_HEADER_BYTES + (frame - 1) * frame_bytes)
+                found = wal.read(_FRAME_HEADER_BYTES)
+                return (
+                    len(found) == _FRAME_HEADER_BYTES
+                    and list(_FRAME_SALTS.unpack_from(found)) == salts
+                )
+
+            # The frames of the current run of the log come first: the last of them by halves.
+            low, high = 0, frames
+            while low < high:
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if current(middle) else (low, middle - 1)
+            return (salts[0], salts[1]), low
     except OSError:
-        return 0
-    if len(header) < _HEADER_BYTES:
-        return 0
-    (last,) = _U32.unpack_from(header, _MX_FRAME)
-    (copied,) = _U32.unpack_from(header, _N_BACKFILL)
-    # Read while SQLite may be writing it: a torn read is only a late or an early checkpoint.
-    return max(last - copied, 0)
+        return None
 
 
 class _Checkpointer(threading.Thread):
@@ -83,16 +112,25 @@ class _Checkpointer(threading.Thread):
 
     def run(self) -> None:
         connection: sqlite3.Connection | None = None
+        # What this thread's last checkpoint copied, in which run of the log: a checkpoint of
+        # another connection (the writer's own) is not seen, and only makes the next one early.
+        copied_salts: tuple[int, int] | None = None
+        copied = 0
         try:
             while not self.stopping.wait(POLL_SECONDS):
-                if count_uncopied_pages(self.database) < CHECKPOINT_PAGES:
+                found = read_log(self.database)
+                if found is None:
+                    continue
+                salts, pages = found
+                if pages - (copied if salts == copied_salts else 0) < CHECKPOINT_PAGES:
                     continue
                 if connection is None:
                     connection = sqlite3.connect(
                         self.database, isolation_level=None, check_same_thread=False
                     )
                 # The GIL is released while SQLite copies and syncs.
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                _, _, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                copied_salts, copied = salts, max(done, 0)
         except (sqlite3.Error, OSError) as error:
             log.debug("background checkpoints of %s stopped: %s", self.database, error)
         finally:
