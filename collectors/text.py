@@ -20,7 +20,7 @@ def html_to_text(markup: str | None) -> str | None:
         return None
     spaced = _BLOCK_BOUNDARY.sub("\n", markup)
     text = html.unescape(nh3.clean(spaced, tags=set()))
-    return "\n".join(line for line in map(collapse_spaces, text.splitlines()) if line) or None
+    return "\n".join(filter(None, map(collapse_spaces, text.splitlines()))) or None
 
 
 def collapse_spaces(line: str) -> str:
@@ -31,6 +31,8 @@ def collapse_spaces(line: str) -> str:
     all come out as they went in. Every whitespace character but the space is unprintable, so a
     printable line with no space at either end and none doubled is its own answer.
     """
-    if line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " ":
+    if not line:
+        return line  # half of a post's lines: the blank ones between its blocks
+    if line.isprintable() and "  " not in line and line[0] != " " and line[-1] != " ":
         return line
     return " ".join(line.split())
