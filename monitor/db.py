@@ -69,7 +69,7 @@ def begin_batch(engine: Engine) -> Iterator[Connection]:
     A multi-row INSERT in a transaction may fail halfway (a NOT NULL), so SQLite copies each
     page the statement changes into a statement journal, and spills that journal to a file in
     the temporary directory past 64 KiB. A cold pass of 2,000 feeds wrote 436 MB in 106,000
-    writes to such files, a fifth of its system time, and a full /tmp failed every source
+    writes to such files, up to a fifth of its system time, and a full /tmp failed every source
     although the database's disk had room (issue 15). A statement of a batch changes a few
     hundred pages at most. Other transactions keep the spilling default: retention's
     set-based statements may change every page of a table.
