@@ -62,15 +62,16 @@ def make_engine(url: str, **options: Any) -> Engine:
 
 @contextlib.contextmanager
 def begin_batch(engine: Engine) -> Iterator[Connection]:
-    """`engine.begin()` for a transaction of many small writes, such as a batch of collected
-    attempts. On SQLite, its statement journals are kept in memory instead of in temporary
-    files.
+    """`engine.begin()` for a transaction of many small writes: the sync of the config's
+    sources, a claim of sources, a batch of collected attempts. On SQLite, its statement
+    journals are kept in memory instead of in temporary files.
 
     A multi-row INSERT in a transaction may fail halfway (a NOT NULL), so SQLite copies each
     page the statement changes into a statement journal, and spills that journal to a file in
     the temporary directory past 64 KiB. A cold pass of 2,000 feeds wrote 436 MB in 106,000
     writes to such files, up to a fifth of its system time, and a full /tmp failed every source
-    although the database's disk had room (issue 15). A statement of a batch changes a few
+    although the database's disk had room (issue 15); with 2,000 sources in the config, every
+    command failed at the sync. A statement of a batch changes a few
     hundred pages at most. Other transactions keep the spilling default: retention's
     set-based statements may change every page of a table.
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from monitor.config import Config, SourceConfig
-from monitor.db import SCHEMA_HEAD, insert_for
+from monitor.db import SCHEMA_HEAD, begin_batch, insert_for
 from monitor.models import meta, sources
 from monitor.platforms import label_platform
 from monitor.types import SourceRef, SourceState
@@ -111,7 +111,7 @@ def sync_sources(engine: Engine, config: Config, now: datetime) -> SyncReport:
     """
     fingerprint = fingerprint_sources(config)
     added, changed, deactivated = [], [], []
-    with engine.begin() as connection:
+    with begin_batch(engine) as connection:
         synced = connection.execute(
             sa.select(meta.c.value).where(meta.c.key == SYNC_META_KEY)
         ).scalar()
@@ -257,7 +257,7 @@ def claim_sources(
     stopped renewing it), whichever comes first. Named sources are taken even from a live
     holder: someone asked for them; the holder's attempt is then not stored.
     """
-    with engine.begin() as connection:
+    with begin_batch(engine) as connection:
         ids = _selection(now, everything, keys, platform)
         if not keys:
             ids = ids.where(_free(now, _find_gone_holders(connection, now)))

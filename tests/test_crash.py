@@ -187,35 +187,62 @@ def test_a_full_disk_fails_every_source_exits_one_and_locks_none(
     assert summary_line(again.stdout).endswith(" 0 failed")
 
 
+def with_full_temporary_directory(
+    directory: Path, config: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`omvarld ARGS` with SQLite's temporary directory on a 16 kB tmpfs, filled, mounted in a
+    mount namespace of its own; stdout's first line is `df`'s of that directory."""
+    reason = can_mount_tmpfs()
+    if reason:
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    directory.mkdir()
+    script = (
+        'mount -t tmpfs -o size=16k none "$1" && head -c 16384 /dev/zero > "$1/fill";'
+        ' df -k "$1" | tail -n 1; dir="$1" python="$2"; shift 2;'
+        ' SQLITE_TMPDIR="$dir" "$python" -m monitor "$@"'
+    )
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(directory), sys.executable,
+         "--config", str(config), *args],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
+    )  # fmt: skip
+
+
 def test_a_full_temporary_directory_does_not_stop_a_collection(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     """SQLite spills a statement's journal to its temporary directory past 64 KiB; a batch of
     posts keeps its journals in memory (monitor.db.begin_batch), so a full /tmp, which an
     operator may not even know the database uses, fails no source."""
-    reason = can_mount_tmpfs()
-    if reason:
-        print(f"skipped: {reason}")
-        pytest.skip(reason)
     feeds = Feeds(feed_server, 100, items=30)
     config = prepare(tmp_path, f"sqlite:///{tmp_path / 'omvarld.db'}", feeds.config)
-    full = tmp_path / "tmp"
-    full.mkdir()
-    # A 16 kB tmpfs, filled, in a mount namespace of its own: SQLite's temporary directory.
-    script = (
-        'mount -t tmpfs -o size=16k none "$1" && head -c 16384 /dev/zero > "$1/fill";'
-        ' df -k "$1" | tail -n 1; SQLITE_TMPDIR="$1" "$2" -m monitor --config "$3" collect --all'
-    )
-    run = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script, "sh", str(full), sys.executable, str(config)],
-        capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "200"},
-    )  # fmt: skip
+
+    run = with_full_temporary_directory(tmp_path / "tmp", config, "collect", "--all")
 
     assert " 100% " in run.stdout.splitlines()[0], run.stdout  # the directory was full
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert summary_line(run.stdout) == (
         "100 sources: 3000 new, 0 updated, 0 unchanged posts; 0 not modified, 0 failed"
     )
+
+
+def test_a_full_temporary_directory_does_not_stop_the_sync_of_a_large_config(
+    tmp_path: Path,
+) -> None:
+    """Every command first writes the config's sources into the database: 2,000 of them in
+    one statement's journal spilled to /tmp, and a full one failed even a search."""
+    body = "".join(
+        feed_source(f"http://127.0.0.1:9/k{n}.xml", f"Kommun {n}", key=f"kommun-{n}")
+        for n in range(2000)
+    )
+    config = prepare(tmp_path, f"sqlite:///{tmp_path / 'omvarld.db'}", body)
+
+    run = with_full_temporary_directory(tmp_path / "tmp", config, "posts", "search", "skola")
+
+    assert " 100% " in run.stdout.splitlines()[0], run.stdout
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "disk is full" not in run.stdout + run.stderr
 
 
 REFUSE_SQLITE = """
