@@ -25,6 +25,7 @@ import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.engine import Engine
 
@@ -80,28 +81,26 @@ def read_log(database: Path) -> tuple[tuple[int, int], int] | None:
             header = wal.read(_LOG_HEADER_BYTES)
             if len(header) < _LOG_HEADER_BYTES:
                 return None
-            magic, _, page_size, _, *salts = _LOG_HEADER.unpack_from(header)
+            magic, _, page_size, _, first, second = _LOG_HEADER.unpack_from(header)
             if magic not in _LOG_MAGIC or not 512 <= page_size <= 65536:
                 return None
-            frame_bytes = _FRAME_HEADER_BYTES + page_size
-            frames = (os.fstat(wal.fileno()).st_size - _LOG_HEADER_BYTES) // frame_bytes
-
-            def current(frame: int) -> bool:
-                wal.seek(_LOG_HEADER_BYTES + (frame - 1) * frame_bytes)
-                found = wal.read(_FRAME_HEADER_BYTES)
-                return (
-                    len(found) == _FRAME_HEADER_BYTES
-                    and list(_FRAME_SALTS.unpack_from(found)) == salts
-                )
-
-            # The frames of the current run of the log come first: the last of them by halves.
-            low, high = 0, frames
-            while low < high:
-                middle = (low + high + 1) // 2
-                low, high = (middle, high) if current(middle) else (low, middle - 1)
-            return (salts[0], salts[1]), low
+            salts = (first, second)
+            return salts, _count_current_frames(wal, _FRAME_HEADER_BYTES + page_size, salts)
     except OSError:
         return None
+
+
+def _count_current_frames(wal: BinaryIO, frame_bytes: int, salts: tuple[int, int]) -> int:
+    """How many frames from the log's start carry `salts`: those of its current run come first,
+    older ones after them, so the last is found by halves (a dozen reads of 24 bytes)."""
+    low, high = 0, (os.fstat(wal.fileno()).st_size - _LOG_HEADER_BYTES) // frame_bytes
+    while low < high:
+        middle = (low + high + 1) // 2
+        wal.seek(_LOG_HEADER_BYTES + (middle - 1) * frame_bytes)
+        found = wal.read(_FRAME_HEADER_BYTES)
+        current = len(found) == _FRAME_HEADER_BYTES and _FRAME_SALTS.unpack_from(found) == salts
+        low, high = (middle, high) if current else (low, middle - 1)
+    return low
 
 
 class _Checkpointer(threading.Thread):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from monitor.checkpoints import CHECKPOINT_PAGES, POLL_SECONDS, checkpointing, read_log
@@ -41,14 +43,18 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "omvarld-checkpoint"]
 
 
-def test_the_log_reaches_the_database_while_the_writer_goes_on(tmp_path: Path) -> None:
+def test_the_log_reaches_the_database_while_the_writer_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="monitor.checkpoints")  # why the thread stopped
     database = tmp_path / "omvarld.db"
     engine = make_engine(f"sqlite:///{database}")
     with checkpointing(engine):
         _write(engine)
         # The writer checkpoints only past SQLITE_CHECKPOINT_PAGES: what is copied was copied
         # by the thread, and the database file holds the rows, not only the log.
-        assert _wait_for(lambda: database.stat().st_size >= CHECKPOINT_PAGES * SQLITE_PAGE_SIZE)
+        copied = _wait_for(lambda: database.stat().st_size >= CHECKPOINT_PAGES * SQLITE_PAGE_SIZE)
+        assert copied, (read_log(database), caplog.text)
     assert not _checkpoint_threads()
     with engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
