@@ -569,9 +569,8 @@ def _insert_posts(
         ids = _read_new_ids(connection, before)
     index_rows = [
         (ids[key], p.title_stems, p.text_stems)
-        for part, p in fresh
-        if (key := (part.source_id, p.post.platform_post_id)) in ids
-        and (p.values["title"] is not None or p.values["text"] is not None)
+        for key, (_, p) in zip(keys, fresh, strict=True)
+        if key in ids and (p.values["title"] is not None or p.values["text"] is not None)
     ]
     _insert_values(
         connection,
