@@ -20,14 +20,16 @@ _PLAIN_ELEMENTS = (
     "a|abbr|b|bdi|bdo|big|cite|code|data|del|dfn|em|figcaption|figure|font|i|img|ins|kbd|mark"
     "|q|s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr"
 )
+# HTML's five whitespace characters, the only ones that separate a tag's parts: to the
+# tokenizer, '<a\xa0title="…">' is an element named 'a\xa0title="…'.
+_SPACE = r"\t\n\f\r "
 # One start or end tag of such an element, as the HTML tokenizer reads it: a name, then
-# attributes whose quoted values may hold '<' and '>'. Only HTML's five whitespace characters
-# separate them: to the tokenizer, '<a\xa0title="…">' is an element named 'a\xa0title="…'.
+# attributes whose quoted values may hold '<' and '>'.
 _PLAIN_TAG = re.compile(
     rf"</?(?:{_PLAIN_ELEMENTS})"
-    r"""(?:[\t\n\f\r ]+[^\t\n\f\r "'<>/=]+"""
-    r"""(?:[\t\n\f\r ]*=[\t\n\f\r ]*(?:"[^"]*"|'[^']*'|[^\t\n\f\r "'=<>`]+))?)*"""
-    r"[\t\n\f\r ]*/?>",
+    rf"""(?:[{_SPACE}]+[^{_SPACE}"'<>/=]+"""
+    rf"""(?:[{_SPACE}]*=[{_SPACE}]*(?:"[^"]*"|'[^']*'|[^{_SPACE}"'=<>`]+))?)*"""
+    rf"[{_SPACE}]*/?>",
     re.IGNORECASE | re.ASCII,
 )
 # A numeric character reference, which html.unescape and an HTML parser read alike only for
