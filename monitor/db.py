@@ -71,9 +71,9 @@ def begin_batch(engine: Engine) -> Iterator[Connection]:
     the temporary directory past 64 KiB. A cold pass of 2,000 feeds wrote 436 MB in 106,000
     writes to such files, up to a fifth of its system time, and a full /tmp failed every source
     although the database's disk had room (issue 15); with 2,000 sources in the config, every
-    command failed at the sync. A statement of a batch changes a few
-    hundred pages at most. Other transactions keep the spilling default: retention's
-    set-based statements may change every page of a table.
+    command failed at the sync. A statement of a batch changes a few hundred pages at most.
+    Other transactions keep the spilling default: retention's set-based statements may change
+    every page of a table.
 
     The connection's page cache grows to SQLITE_BATCH_CACHE_KIB, and stays so: the batches of
     a collection rewrite the same index pages, and with 8 MiB the writer of that cold pass
