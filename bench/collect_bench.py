@@ -4,9 +4,18 @@ Not a test. One run generates N realistic feeds, serves them with nginx on 127.0
 files: ETag, Last-Modified, 304 on conditional requests), and times three contestants, each as a
 whole process (start-up and imports count), over three passes:
 
-  cold   fresh databases, every entry new
+  cold   fresh databases, every entry new; run in rounds (below)
   warm   nothing changed: every request should be conditional and answered 304
   churn  10 % of the feeds rewritten with 3 new entries and one corrected title
+
+The machine's speed drifts by up to 30 % within minutes, so one cold run per contestant moves
+the ratios between runs of the same code by more than the cold bar's margin. The cold pass is
+run --cold-rounds times (default 3), interleaved (omvarld, reader, floor, then all three again),
+each round from the same fresh state: Omvärld's and reader's databases as prepared (Omvärld's
+schema, reader's feed list), the floor's validators absent. Each contestant's median round (the
+lower middle one for an even count) is the one tabled and judged, with the peak memory of its
+worst round; every round's seconds are kept. The last round's state carries on into the warm
+and churn passes, which run once.
 
 Contestants: `omvarld collect --all`; reader's `update_feeds(workers=8, scheduled=False)` in
 its own virtual environment (bench/.venv-reader); and the floor, bench/floor.py, an aiohttp
@@ -17,6 +26,7 @@ SQLite and, when OMVARLD_TEST_DATABASE_URL is set, on PostgreSQL in a schema of 
 
     make bench                                      # 2,000 feeds, then the claim benchmark
     .venv/bin/python bench/collect_bench.py --feeds 5000 --json bench.json
+    .venv/bin/python bench/collect_bench.py --cold-rounds 5         # a steadier cold figure
     .venv/bin/python bench/collect_bench.py --claim-only
     .venv/bin/python bench/collect_bench.py --feeds 500 --profile /tmp/omvarld.prof
     .venv/bin/python bench/collect_bench.py --alert-rules 50 --no-claim   # issue 14's cost
@@ -44,7 +54,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,6 +97,9 @@ class Run:
     feeds_per_s: float = 0.0
     times_faster_than_reader: float = 0.0  # reader's seconds / these seconds
     times_floor: float = 0.0  # these seconds / the floor's seconds
+    # The cold pass: every round's seconds, in the order run (`seconds` is their median);
+    # empty for the passes that run once.
+    round_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +117,7 @@ class Report:
     kinds: dict[str, int]
     churned_feeds: int
     versions: dict[str, str]
+    cold_rounds: int = 1
     runs: list[Run] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     claim: dict[str, Any] = field(default_factory=dict)
@@ -375,6 +389,7 @@ class Contestants:
         self.omvarld_db = work / "omvarld.db"
         self.reader_db = work / "reader.db"
         self.floor_state = work / "floor-validators.json"
+        self.fresh = work / "fresh"  # the databases as prepare() left them, for each cold round
         self.urls_file = work / "urls.txt"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OMVARLD_")}
         self.env["COLUMNS"] = "200"  # the CLI's table must not wrap into thousands of lines
@@ -416,6 +431,20 @@ class Contestants:
             [self.reader_python, BENCH / "reader_run.py", "add", self.reader_db, self.urls_file],
             check=True,
         )
+
+    def save_fresh_state(self) -> None:
+        """Keep the databases as prepare() left them, for `restore_fresh_state`."""
+        self.fresh.mkdir(exist_ok=True)
+        copy_sqlite(self.omvarld_db, self.fresh / self.omvarld_db.name)
+        copy_sqlite(self.reader_db, self.fresh / self.reader_db.name)
+
+    def restore_fresh_state(self) -> None:
+        """Back to the state right after prepare(), so that a cold round starts where the first
+        one did: Omvärld's schema without rows, reader's feeds never fetched, and no validators
+        for the floor (with them it would send conditional requests and get 304s)."""
+        copy_sqlite(self.fresh / self.omvarld_db.name, self.omvarld_db)
+        copy_sqlite(self.fresh / self.reader_db.name, self.reader_db)
+        self.floor_state.unlink(missing_ok=True)
 
     def command(self, contestant: str) -> list[str]:
         if contestant == "omvarld":
@@ -524,6 +553,8 @@ def run_passes(
         alerts = rules_toml(args.alert_rules, sink.url) if sink else ""
         contestants = Contestants(work, server, feeds, reader_python, alerts)
         contestants.prepare()
+        contestants.save_fresh_state()
+        report.cold_rounds = args.cold_rounds
         entries_by_path = {f.path: len(f.entries) for f in feeds}
         churn_rng = random.Random(args.seed + 1)
         for pass_name in PASSES:
@@ -537,32 +568,13 @@ def run_passes(
                 print(
                     f"churn: rewrote {len(churned)} feeds (3 new entries, 1 corrected title each)"
                 )
-            for contestant in CONTESTANTS:
-                print(f"{pass_name}: {contestant} …", end=" ", flush=True)
-                timed, written, log = contestants.run(contestant, pass_name)
-                if pass_name == "cold":
-                    counted = sum(entries_by_path.values())
-                else:
-                    counted = sum(entries_by_path.get(uri, 0) for uri in log.uris_200)
-                run = Run(
-                    contestant=contestant,
-                    pass_name=pass_name,
-                    seconds=timed.seconds,
-                    exit_code=timed.exit_code,
-                    peak_rss_mb=timed.peak_rss_kb / 1024,
-                    peak_tree_pss_mb=timed.peak_tree_pss_kb / 1024,
-                    rows_written=sum(written.values()),
-                    rows_detail=written,
-                    requests=log.requests,
-                    statuses=dict(sorted(log.statuses.items())),
-                    bytes_received=log.bytes_sent,
-                    feeds_checked=len(feeds),
-                    entries_counted=counted,
-                    entries_per_s=counted / timed.seconds,
-                    feeds_per_s=len(feeds) / timed.seconds,
-                )
-                report.runs.append(run)
-                print(f"{timed.seconds:.2f} s, exit {timed.exit_code}", flush=True)
+            if pass_name == "cold":
+                report.runs += run_cold_rounds(contestants, args.cold_rounds, entries_by_path)
+            else:
+                report.runs += [
+                    time_contestant(contestants, contestant, pass_name, pass_name, entries_by_path)
+                    for contestant in CONTESTANTS
+                ]
             if sink is not None:
                 after = contestants.round_seconds
                 done = f"{after:.2f} s after the pass" if after is not None else "not done"
@@ -579,6 +591,89 @@ def run_passes(
         for run in runs.values():
             run.times_faster_than_reader = runs["reader"].seconds / run.seconds
             run.times_floor = run.seconds / runs["floor"].seconds
+
+
+def time_contestant(
+    contestants: Contestants,
+    contestant: str,
+    pass_name: str,
+    label: str,
+    entries_by_path: dict[str, int],
+) -> Run:
+    """One timed run of `contestant` in `pass_name`, announced as `label`."""
+    print(f"{label}: {contestant} …", end=" ", flush=True)
+    timed, written, log = contestants.run(contestant, pass_name)
+    if pass_name == "cold":
+        counted = sum(entries_by_path.values())
+    else:
+        counted = sum(entries_by_path.get(uri, 0) for uri in log.uris_200)
+    feeds = len(entries_by_path)
+    run = Run(
+        contestant=contestant,
+        pass_name=pass_name,
+        seconds=timed.seconds,
+        exit_code=timed.exit_code,
+        peak_rss_mb=timed.peak_rss_kb / 1024,
+        peak_tree_pss_mb=timed.peak_tree_pss_kb / 1024,
+        rows_written=sum(written.values()),
+        rows_detail=written,
+        requests=log.requests,
+        statuses=dict(sorted(log.statuses.items())),
+        bytes_received=log.bytes_sent,
+        feeds_checked=feeds,
+        entries_counted=counted,
+        entries_per_s=counted / timed.seconds,
+        feeds_per_s=feeds / timed.seconds,
+    )
+    print(f"{timed.seconds:.2f} s, exit {timed.exit_code}", flush=True)
+    return run
+
+
+def run_cold_rounds(
+    contestants: Contestants, rounds: int, entries_by_path: dict[str, int]
+) -> list[Run]:
+    """The cold pass `rounds` times; each contestant's median round. The rounds are
+    interleaved (omvarld, reader, floor, then again) so that a slow stretch of the machine
+    falls on all three alike rather than on one contestant's every round."""
+    by_contestant: dict[str, list[Run]] = {contestant: [] for contestant in CONTESTANTS}
+    for number in range(1, rounds + 1):
+        if number > 1:
+            contestants.restore_fresh_state()
+        label = "cold" if rounds == 1 else f"cold {number}/{rounds}"
+        for contestant in CONTESTANTS:
+            run = time_contestant(contestants, contestant, "cold", label, entries_by_path)
+            by_contestant[contestant].append(run)
+    for runs in by_contestant.values():
+        warn_if_rounds_differ(runs)
+    return [median_round(runs) for runs in by_contestant.values()]
+
+
+def median_round(runs: list[Run]) -> Run:
+    """The median round by seconds (the lower middle one for an even count), with the peak
+    memory of the worst round: memory is judged on the worst case, time on the typical one."""
+    chosen = sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
+    # A round that failed is not hidden behind a median round that did not.
+    failed = next((run.exit_code for run in runs if run.exit_code != 0), 0)
+    return replace(
+        chosen,
+        exit_code=chosen.exit_code or failed,
+        peak_rss_mb=max(run.peak_rss_mb for run in runs),
+        peak_tree_pss_mb=max(run.peak_tree_pss_mb for run in runs),
+        round_seconds=[run.seconds for run in runs],
+    )
+
+
+def warn_if_rounds_differ(runs: list[Run]) -> None:
+    """Every round starts from the same state and fetches the same files, so each writes the
+    same rows and gets the same answers; one that does not is not the same work (a restore
+    that missed some state, or failed fetches), and its time is no fair sample."""
+    first = runs[0]
+    if any(run.rows_detail != first.rows_detail for run in runs):
+        rows = "; ".join(str(run.rows_detail) for run in runs)
+        print(f"warning: {first.contestant}'s cold rounds wrote different rows: {rows}")
+    if any(run.statuses != first.statuses for run in runs):
+        statuses = "; ".join(str(run.statuses) for run in runs)
+        print(f"warning: {first.contestant}'s cold rounds got different answers: {statuses}")
 
 
 def copy_sqlite(source: Path, target: Path) -> None:
@@ -787,7 +882,8 @@ def print_tables(report: Report) -> None:
         "churn": "entries/s = entries in the feeds answered 200 (body sent) / seconds",
     }
     for pass_name in PASSES:
-        print(f"\n{pass_name} pass — {report.feeds:,} feeds; {counted[pass_name]}")
+        title = f"{pass_name} pass — {report.feeds:,} feeds{rounds_title(report, pass_name)}"
+        print(f"\n{title}; {counted[pass_name]}")
         print("× reader = reader's time / this time (times faster); × floor = this time / floor's")
         print(header)
         print("-" * len(header))
@@ -801,6 +897,8 @@ def print_tables(report: Report) -> None:
                 f"{run.times_faster_than_reader:>8.2f}× "
                 f"{run.times_floor:>7.2f}×  {statuses}{exit_note}"
             )
+        if pass_name == "cold" and report.cold_rounds > 1:
+            print_cold_rounds(report)
     print("\nrows = Omvärld: rows added to posts + post_metrics + post_revisions; reader: rows")
     print("added to entries (reader updates a changed entry in place); floor: stores nothing.")
     print("RSS MB = peak RSS of the largest single process (ru_maxrss); tree MB = peak of the")
@@ -810,6 +908,23 @@ def print_tables(report: Report) -> None:
     for bar in report.bars:
         mark = "n/a " if bar.met is None else ("MET " if bar.met else "MISS")
         print(f"  [{mark}] {bar.name}: {bar.detail}")
+
+
+def rounds_title(report: Report, pass_name: str) -> str:
+    """What the cold table's title says of its rounds; nothing for one round or another pass."""
+    if pass_name != "cold" or report.cold_rounds == 1:
+        return ""
+    even = " (the lower of the two middle ones)" if report.cold_rounds % 2 == 0 else ""
+    return f", the median round of {report.cold_rounds}{even} per contestant"
+
+
+def print_cold_rounds(report: Report) -> None:
+    cold = [run for run in report.runs if run.pass_name == "cold"]
+    rounds = "; ".join(
+        f"{run.contestant} {', '.join(f'{s:.2f}' for s in run.round_seconds)}" for run in cold
+    )
+    print(f"cold rounds (s): {rounds}")
+    print("RSS MB and tree MB: the largest of the rounds")
 
 
 # ------------------------------------------------------------------------------------- claims
@@ -962,6 +1077,17 @@ def compile_omvarld() -> None:
     )
 
 
+def at_least_one(text: str) -> int:
+    """argparse's type for a count that must be 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -969,6 +1095,14 @@ def main() -> int:
     parser.add_argument("--feeds", type=int, default=2000, help="number of feeds (default 2000)")
     parser.add_argument("--seed", type=int, default=20261123, help="random seed for the feeds")
     parser.add_argument("--json", metavar="OUT", help="write every figure to this JSON file")
+    parser.add_argument(
+        "--cold-rounds",
+        type=at_least_one,
+        default=3,
+        metavar="N",
+        help="run the cold pass N times (default 3), interleaved, each from the same fresh"
+        " state; each contestant's median round is tabled and judged",
+    )
     parser.add_argument("--claim-only", action="store_true", help="run only the claim benchmark")
     parser.add_argument("--no-claim", action="store_true", help="skip the claim benchmark")
     parser.add_argument(
