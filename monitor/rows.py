@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from monitor.chunks import read_post_text
 from monitor.jsontext import dump_json, encode_json
-from monitor.stems import stem_chunks
-from monitor.terms import stored_phrases, stored_terms, stored_terms_of_chunks
+from monitor.stems import stem_text
+from monitor.terms import stored_phrases, stored_terms
 from monitor.text import strip_control
 from monitor.types import Media, PostData, UnchangedPost
 from monitor.values import is_http_url
@@ -50,16 +51,14 @@ def prepare_post(
     preparation is for: `post` as it is sent to the store (`sort_posts`)."""
     content_hash = content_hash or compute_content_hash(post)
     title, text = clean_text(post.title), clean_text(post.text)
-    # Each text cut at whitespace once, for its stems and its terms alike: cutting a post's
-    # text into its words was 25 µs of the 50 its terms took (issue 15). The terms are of the
-    # post as it came (`stored_terms`), the stems of the cleaned text: the same pieces unless
-    # cleaning removed a control character (`clean_text` then gives a new string).
-    title_chunks = title.split() if title else []
-    text_chunks = text.split() if text else []
     if title is post.title and text is post.text:
-        terms = stored_terms_of_chunks(title_chunks + text_chunks, post.tags)
+        # Each chunk of the text read once, for its stems and its terms alike (issue 15).
+        terms, title_stems, text_stems = read_post_text(title, text, post.tags)
     else:
+        # Cleaning removed a control character: the terms are of the post as it came
+        # (`stored_terms`), the stems of the cleaned text.
         terms = stored_terms(post.title, post.text, post.tags)
+        title_stems, text_stems = stem_text(title), stem_text(text)
     values = {
         "platform_post_id": post.platform_post_id,
         "kind": post.kind,
@@ -84,13 +83,7 @@ def prepare_post(
         "phrases": stored_phrases(post.title, post.text),
         "content_hash": content_hash,
     }
-    return PreparedPost(
-        sent or post,
-        content_hash,
-        values,
-        None if title is None else stem_chunks(title_chunks),
-        None if text is None else stem_chunks(text_chunks),
-    )
+    return PreparedPost(sent or post, content_hash, values, title_stems, text_stems)
 
 
 def prepare_posts(posts: Sequence[PostData]) -> tuple[PreparedPost, ...]:

@@ -32,7 +32,7 @@ _STEMS: Memo[str, str] = Memo(Stemmer.Stemmer("swedish").stemWord, STEM_MEMORY)
 # A whitespace-free piece of text ("Kommunen," or "#snö") -> its stems joined by spaces. The
 # index's triggers stem every post stored: cutting text at whitespace is C work, and most pieces
 # of a new post have been seen before.
-_CHUNKS: Memo[str, str] = Memo(lambda chunk: " ".join(stem_words(chunk)), STEM_MEMORY)
+_CHUNKS: Memo[str, str] = Memo(lambda chunk: stem_chunk(chunk), STEM_MEMORY)
 
 
 def words(text: str) -> list[str]:
@@ -44,6 +44,11 @@ def stem_words(text: str) -> list[str]:
     """The Snowball Swedish stems of a text's words, in order: "Kommunerna beslutade" ->
     ["kommun", "beslut"]."""
     return [_STEMS[word] for word in words(text)]
+
+
+def stem_chunk(chunk: str) -> str:
+    """The stems of a whitespace-free piece of text joined by spaces; "" when it has none."""
+    return " ".join(stem_words(chunk))
 
 
 def stem_text(text: str | None) -> str | None:

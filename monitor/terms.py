@@ -46,7 +46,7 @@ class TermExtractor:
     """
 
     def __init__(self) -> None:
-        self._chunks: Memo[str, tuple[str, ...]] = Memo(_chunk_terms, CHUNK_MEMORY)
+        self._chunks: Memo[str, tuple[str, ...]] = Memo(chunk_terms, CHUNK_MEMORY)
 
     def extract(self, title: str | None, text: str | None, tags: Sequence[str]) -> frozenset[str]:
         content = f"{title} {text}" if title and text else title or text or ""
@@ -55,12 +55,17 @@ class TermExtractor:
     def extract_chunks(self, chunks: Iterable[str], tags: Sequence[str]) -> frozenset[str]:
         """`extract` of a title and text already cut at whitespace (`str.split`)."""
         terms = set(chain.from_iterable(map(self._chunks.__getitem__, set(chunks))))
-        if tags:
-            terms.update(tag_term(tag) for tag in tags if tag.strip("# "))
+        add_tag_terms(terms, tags)
         return frozenset(terms)
 
 
-def _chunk_terms(chunk: str) -> tuple[str, ...]:
+def add_tag_terms(terms: set[str], tags: Sequence[str]) -> None:
+    """Add a post's hashtags to its content words, each as `tag_term` writes it."""
+    if tags:
+        terms.update(tag_term(tag) for tag in tags if tag.strip("# "))
+
+
+def chunk_terms(chunk: str) -> tuple[str, ...]:
     """The terms in a whitespace-free piece of text; a link has none (its host is no topic)."""
     if "://" in chunk or chunk.startswith("www."):
         return ()
@@ -138,17 +143,22 @@ _INGEST = TermExtractor()
 
 
 def stored_terms(title: str | None, text: str | None, tags: Sequence[str]) -> str:
-    """A post's terms as ingest stores them in `posts.terms`: sorted, space-separated (no term
-    holds a space)."""
-    return " ".join(sorted(_INGEST.extract(title, text, tags)))
+    """A post's terms as ingest stores them in `posts.terms` (`join_terms`)."""
+    return join_terms(_INGEST.extract(title, text, tags))
 
 
 def stored_terms_of_chunks(chunks: Iterable[str], tags: Sequence[str]) -> str:
     """`stored_terms` of a post whose title and text are already cut at whitespace (the
     stems are made from the same pieces: cutting a text is half of what its terms cost)."""
-    return " ".join(sorted(_INGEST.extract_chunks(chunks, tags)))
+    return join_terms(_INGEST.extract_chunks(chunks, tags))
 
 
 def stored_phrases(title: str | None, text: str | None) -> str:
-    """A post's phrases as ingest stores them in `posts.phrases`: sorted, space-separated."""
-    return " ".join(sorted(find_phrases(title, text)))
+    """A post's phrases as ingest stores them in `posts.phrases` (`join_terms`)."""
+    return join_terms(find_phrases(title, text))
+
+
+def join_terms(terms: Iterable[str]) -> str:
+    """Terms or phrases as `posts.terms` and `posts.phrases` hold them: sorted, separated by
+    spaces (none holds a space)."""
+    return " ".join(sorted(terms))
