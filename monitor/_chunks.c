@@ -3,7 +3,7 @@
  * reference (tests/test_chunks.py holds the two to one answer).
  *
  * Why C: a post's text is about 200 chunks, and in Python each costs a new string object
- * (str.split), its hash and two dictionary lookups; that was 49 of the ~200 µs a post costs a
+ * (str.split), its hash and two dictionary lookups; that was 51 of the ~200 µs a post costs a
  * parse worker of a cold pass (issue 15). Here a chunk is hashed where it lies in the text and
  * looked up in a table of the chunks met before; a string is made only for a chunk never met,
  * whose stems and terms the Python functions given to the reader compute.

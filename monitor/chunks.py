@@ -3,11 +3,11 @@
 Both are worked out per whitespace-free chunk of text ("Kommunen,", "#snö") and remembered by
 chunk: the stems for the SQLite search index (monitor.stems), the terms for digest trends
 (monitor.terms). A post's text is about 200 chunks, and in Python each costs an object
-(str.split), a hash and two lookups: 49 of the ~200 µs a post cost a parse worker of a cold pass
+(str.split), a hash and two lookups: 51 of the ~200 µs a post cost a parse worker of a cold pass
 (issue 15). `monitor._chunks`, a C extension built at install where a compiler is, reads a
 text's chunks where they lie and makes an object only for a chunk it has never met, whose stems
-and terms the Python functions compute; it answers in 16 µs. Without it, the Python below reads
-the same: it is the reference, and tests/test_chunks.py holds the two to one answer.
+and terms the Python functions compute: 20 µs. Without it, the Python below reads the same: it
+is the reference, and tests/test_chunks.py holds the two to one answer.
 """
 
 from __future__ import annotations
