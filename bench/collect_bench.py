@@ -5,17 +5,19 @@ files: ETag, Last-Modified, 304 on conditional requests), and times three contes
 whole process (start-up and imports count), over three passes:
 
   cold   fresh databases, every entry new; run in rounds (below)
-  warm   nothing changed: every request should be conditional and answered 304
+  warm   nothing changed: every request should be conditional and answered 304; in rounds
   churn  10 % of the feeds rewritten with 3 new entries and one corrected title
 
-The machine's speed drifts by up to 30 % within minutes, so one cold run per contestant moves
-the ratios between runs of the same code by more than the cold bar's margin. The cold pass is
-run --cold-rounds times (default 3), interleaved (omvarld, reader, floor, then all three again),
-each round from the same fresh state: Omvärld's and reader's databases as prepared (Omvärld's
-schema, reader's feed list), the floor's validators absent. Each contestant's median round (the
+The machine's speed drifts by up to 30 % within minutes, so one run per contestant moves the
+ratios between runs of the same code by more than a bar's margin. The cold and warm passes are
+run --rounds times (default 3), interleaved (omvarld, reader, floor, then all three again). Each
+cold round starts from the same fresh state: Omvärld's and reader's databases as prepared
+(Omvärld's schema, reader's feed list), the floor's validators absent; the last one's state
+carries on. A warm round leaves what the next one reads as it found it (the same validators,
+every answer a 304), so the warm rounds follow one another. Each contestant's median round (the
 lower middle one for an even count) is the one tabled and judged, with the peak memory of its
-worst round; every round's seconds are kept. The last round's state carries on into the warm
-and churn passes, which run once.
+worst round; every round's seconds are kept. The churn pass, which changes what it reads, runs
+once.
 
 Contestants: `omvarld collect --all`; reader's `update_feeds(workers=8, scheduled=False)` in
 its own virtual environment (bench/.venv-reader); and the floor, bench/floor.py, an aiohttp
@@ -26,7 +28,7 @@ SQLite and, when OMVARLD_TEST_DATABASE_URL is set, on PostgreSQL in a schema of 
 
     make bench                                      # 2,000 feeds, then the claim benchmark
     .venv/bin/python bench/collect_bench.py --feeds 5000 --json bench.json
-    .venv/bin/python bench/collect_bench.py --cold-rounds 5         # a steadier cold figure
+    .venv/bin/python bench/collect_bench.py --rounds 5              # steadier cold and warm figures
     .venv/bin/python bench/collect_bench.py --claim-only
     .venv/bin/python bench/collect_bench.py --feeds 500 --profile /tmp/omvarld.prof
     .venv/bin/python bench/collect_bench.py --alert-rules 50 --no-claim   # issue 14's cost
@@ -69,6 +71,8 @@ READER_VENV = BENCH / ".venv-reader"
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
 CONTESTANTS = ("omvarld", "reader", "floor")
 PASSES = ("cold", "warm", "churn")
+# The passes run in rounds: those that can be repeated from the state they start from.
+ROUNDED_PASSES = ("cold", "warm")
 OMVARLD_TABLES = ("posts", "post_metrics", "post_revisions")
 CHURN_SHARE = 0.10
 
@@ -97,8 +101,8 @@ class Run:
     feeds_per_s: float = 0.0
     times_faster_than_reader: float = 0.0  # reader's seconds / these seconds
     times_floor: float = 0.0  # these seconds / the floor's seconds
-    # The cold pass: every round's seconds, in the order run (`seconds` is their median);
-    # empty for the passes that run once.
+    # The cold and warm passes: every round's seconds, in the order run (`seconds` is their
+    # median); empty for the pass that runs once.
     round_seconds: list[float] = field(default_factory=list)
 
 
@@ -117,7 +121,7 @@ class Report:
     kinds: dict[str, int]
     churned_feeds: int
     versions: dict[str, str]
-    cold_rounds: int = 1
+    rounds: int = 1  # of the cold and warm passes (ROUNDED_PASSES)
     runs: list[Run] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     claim: dict[str, Any] = field(default_factory=dict)
@@ -554,7 +558,7 @@ def run_passes(
         contestants = Contestants(work, server, feeds, reader_python, alerts)
         contestants.prepare()
         contestants.save_fresh_state()
-        report.cold_rounds = args.cold_rounds
+        report.rounds = args.rounds
         entries_by_path = {f.path: len(f.entries) for f in feeds}
         churn_rng = random.Random(args.seed + 1)
         for pass_name in PASSES:
@@ -568,8 +572,8 @@ def run_passes(
                 print(
                     f"churn: rewrote {len(churned)} feeds (3 new entries, 1 corrected title each)"
                 )
-            if pass_name == "cold":
-                report.runs += run_cold_rounds(contestants, args.cold_rounds, entries_by_path)
+            if pass_name in ROUNDED_PASSES:
+                report.runs += run_rounds(contestants, pass_name, args.rounds, entries_by_path)
             else:
                 report.runs += [
                     time_contestant(contestants, contestant, pass_name, pass_name, entries_by_path)
@@ -629,19 +633,20 @@ def time_contestant(
     return run
 
 
-def run_cold_rounds(
-    contestants: Contestants, rounds: int, entries_by_path: dict[str, int]
+def run_rounds(
+    contestants: Contestants, pass_name: str, rounds: int, entries_by_path: dict[str, int]
 ) -> list[Run]:
-    """The cold pass `rounds` times; each contestant's median round. The rounds are
-    interleaved (omvarld, reader, floor, then again) so that a slow stretch of the machine
-    falls on all three alike rather than on one contestant's every round."""
+    """The pass `rounds` times; each contestant's median round. The rounds are interleaved
+    (omvarld, reader, floor, then again) so that a slow stretch of the machine falls on all
+    three alike rather than on one contestant's every round. Each cold round starts from the
+    prepared databases; a warm round leaves the state as it found it."""
     by_contestant: dict[str, list[Run]] = {contestant: [] for contestant in CONTESTANTS}
     for number in range(1, rounds + 1):
-        if number > 1:
+        if number > 1 and pass_name == "cold":
             contestants.restore_fresh_state()
-        label = "cold" if rounds == 1 else f"cold {number}/{rounds}"
+        label = pass_name if rounds == 1 else f"{pass_name} {number}/{rounds}"
         for contestant in CONTESTANTS:
-            run = time_contestant(contestants, contestant, "cold", label, entries_by_path)
+            run = time_contestant(contestants, contestant, pass_name, label, entries_by_path)
             by_contestant[contestant].append(run)
     for runs in by_contestant.values():
         warn_if_rounds_differ(runs)
@@ -670,10 +675,15 @@ def warn_if_rounds_differ(runs: list[Run]) -> None:
     first = runs[0]
     if any(run.rows_detail != first.rows_detail for run in runs):
         rows = "; ".join(str(run.rows_detail) for run in runs)
-        print(f"warning: {first.contestant}'s cold rounds wrote different rows: {rows}")
+        print(
+            f"warning: {first.contestant}'s {first.pass_name} rounds wrote different rows: {rows}"
+        )
     if any(run.statuses != first.statuses for run in runs):
         statuses = "; ".join(str(run.statuses) for run in runs)
-        print(f"warning: {first.contestant}'s cold rounds got different answers: {statuses}")
+        print(
+            f"warning: {first.contestant}'s {first.pass_name} rounds got different answers:"
+            f" {statuses}"
+        )
 
 
 def copy_sqlite(source: Path, target: Path) -> None:
@@ -897,8 +907,8 @@ def print_tables(report: Report) -> None:
                 f"{run.times_faster_than_reader:>8.2f}× "
                 f"{run.times_floor:>7.2f}×  {statuses}{exit_note}"
             )
-        if pass_name == "cold" and report.cold_rounds > 1:
-            print_cold_rounds(report)
+        if pass_name in ROUNDED_PASSES and report.rounds > 1:
+            print_rounds(report, pass_name)
     print("\nrows = Omvärld: rows added to posts + post_metrics + post_revisions; reader: rows")
     print("added to entries (reader updates a changed entry in place); floor: stores nothing.")
     print("RSS MB = peak RSS of the largest single process (ru_maxrss); tree MB = peak of the")
@@ -911,19 +921,19 @@ def print_tables(report: Report) -> None:
 
 
 def rounds_title(report: Report, pass_name: str) -> str:
-    """What the cold table's title says of its rounds; nothing for one round or another pass."""
-    if pass_name != "cold" or report.cold_rounds == 1:
+    """What a table's title says of its rounds; nothing for one round or the churn pass."""
+    if pass_name not in ROUNDED_PASSES or report.rounds == 1:
         return ""
-    even = " (the lower of the two middle ones)" if report.cold_rounds % 2 == 0 else ""
-    return f", the median round of {report.cold_rounds}{even} per contestant"
+    even = " (the lower of the two middle ones)" if report.rounds % 2 == 0 else ""
+    return f", the median round of {report.rounds}{even} per contestant"
 
 
-def print_cold_rounds(report: Report) -> None:
-    cold = [run for run in report.runs if run.pass_name == "cold"]
+def print_rounds(report: Report, pass_name: str) -> None:
+    runs = [run for run in report.runs if run.pass_name == pass_name]
     rounds = "; ".join(
-        f"{run.contestant} {', '.join(f'{s:.2f}' for s in run.round_seconds)}" for run in cold
+        f"{run.contestant} {', '.join(f'{s:.2f}' for s in run.round_seconds)}" for run in runs
     )
-    print(f"cold rounds (s): {rounds}")
+    print(f"{pass_name} rounds (s): {rounds}")
     print("RSS MB and tree MB: the largest of the rounds")
 
 
@@ -1096,12 +1106,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261123, help="random seed for the feeds")
     parser.add_argument("--json", metavar="OUT", help="write every figure to this JSON file")
     parser.add_argument(
-        "--cold-rounds",
+        "--rounds",
         type=at_least_one,
         default=3,
         metavar="N",
-        help="run the cold pass N times (default 3), interleaved, each from the same fresh"
-        " state; each contestant's median round is tabled and judged",
+        help="run the cold and the warm pass N times each (default 3), interleaved, each cold"
+        " round from the same fresh state; each contestant's median round is tabled and judged",
     )
     parser.add_argument("--claim-only", action="store_true", help="run only the claim benchmark")
     parser.add_argument("--no-claim", action="store_true", help="skip the claim benchmark")
