@@ -4,20 +4,18 @@ Not a test. One run generates N realistic feeds, serves them with nginx on 127.0
 files: ETag, Last-Modified, 304 on conditional requests), and times three contestants, each as a
 whole process (start-up and imports count), over three passes:
 
-  cold   fresh databases, every entry new; run in rounds (below)
-  warm   nothing changed: every request should be conditional and answered 304; in rounds
+  cold   fresh databases, every entry new
+  warm   nothing changed: every request should be conditional and answered 304
   churn  10 % of the feeds rewritten with 3 new entries and one corrected title
 
 The machine's speed drifts by up to 30 % within minutes, so one run per contestant moves the
-ratios between runs of the same code by more than a bar's margin. The cold and warm passes are
-run --rounds times (default 3), interleaved (omvarld, reader, floor, then all three again). Each
-cold round starts from the same fresh state: Omvärld's and reader's databases as prepared
-(Omvärld's schema, reader's feed list), the floor's validators absent; the last one's state
-carries on. A warm round leaves what the next one reads as it found it (the same validators,
-every answer a 304), so the warm rounds follow one another. Each contestant's median round (the
-lower middle one for an even count) is the one tabled and judged, with the peak memory of its
-worst round; every round's seconds are kept. The churn pass, which changes what it reads, runs
-once.
+ratios between runs of the same code by more than a bar's margin. Each pass is run --rounds
+times (default 3), interleaved (omvarld, reader, floor, then all three again), every round from
+the state the pass started from: the contestants' databases and the floor's validators are saved
+before the first round and put back before each other one (the churned feeds are written once).
+Each contestant's median round (the lower middle one for an even count) is the one tabled and
+judged, with the peak memory of its worst round; every round's seconds are kept. The last
+round's state carries on into the next pass.
 
 Contestants: `omvarld collect --all`; reader's `update_feeds(workers=8, scheduled=False)` in
 its own virtual environment (bench/.venv-reader); and the floor, bench/floor.py, an aiohttp
@@ -28,7 +26,7 @@ SQLite and, when OMVARLD_TEST_DATABASE_URL is set, on PostgreSQL in a schema of 
 
     make bench                                      # 2,000 feeds, then the claim benchmark
     .venv/bin/python bench/collect_bench.py --feeds 5000 --json bench.json
-    .venv/bin/python bench/collect_bench.py --rounds 5              # steadier cold and warm figures
+    .venv/bin/python bench/collect_bench.py --rounds 5              # steadier figures
     .venv/bin/python bench/collect_bench.py --claim-only
     .venv/bin/python bench/collect_bench.py --feeds 500 --profile /tmp/omvarld.prof
     .venv/bin/python bench/collect_bench.py --alert-rules 50 --no-claim   # issue 14's cost
@@ -71,8 +69,6 @@ READER_VENV = BENCH / ".venv-reader"
 PG_URL_ENV = "OMVARLD_TEST_DATABASE_URL"
 CONTESTANTS = ("omvarld", "reader", "floor")
 PASSES = ("cold", "warm", "churn")
-# The passes run in rounds: those that can be repeated from the state they start from.
-ROUNDED_PASSES = ("cold", "warm")
 OMVARLD_TABLES = ("posts", "post_metrics", "post_revisions")
 CHURN_SHARE = 0.10
 
@@ -101,8 +97,7 @@ class Run:
     feeds_per_s: float = 0.0
     times_faster_than_reader: float = 0.0  # reader's seconds / these seconds
     times_floor: float = 0.0  # these seconds / the floor's seconds
-    # The cold and warm passes: every round's seconds, in the order run (`seconds` is their
-    # median); empty for the pass that runs once.
+    # Every round's seconds, in the order run (`seconds` is their median).
     round_seconds: list[float] = field(default_factory=list)
 
 
@@ -121,7 +116,7 @@ class Report:
     kinds: dict[str, int]
     churned_feeds: int
     versions: dict[str, str]
-    rounds: int = 1  # of the cold and warm passes (ROUNDED_PASSES)
+    rounds: int = 1  # of each pass
     runs: list[Run] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     claim: dict[str, Any] = field(default_factory=dict)
@@ -393,7 +388,7 @@ class Contestants:
         self.omvarld_db = work / "omvarld.db"
         self.reader_db = work / "reader.db"
         self.floor_state = work / "floor-validators.json"
-        self.fresh = work / "fresh"  # the databases as prepare() left them, for each cold round
+        self.saved = work / "saved"  # states to start rounds from (`save_state`)
         self.urls_file = work / "urls.txt"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OMVARLD_")}
         self.env["COLUMNS"] = "200"  # the CLI's table must not wrap into thousands of lines
@@ -436,19 +431,30 @@ class Contestants:
             check=True,
         )
 
-    def save_fresh_state(self) -> None:
-        """Keep the databases as prepare() left them, for `restore_fresh_state`."""
-        self.fresh.mkdir(exist_ok=True)
-        copy_sqlite(self.omvarld_db, self.fresh / self.omvarld_db.name)
-        copy_sqlite(self.reader_db, self.fresh / self.reader_db.name)
+    def save_state(self, name: str) -> None:
+        """Keep what the contestants start a pass from (their databases, the floor's validators),
+        for `restore_state`."""
+        folder = self.saved / name
+        folder.mkdir(parents=True, exist_ok=True)
+        copy_sqlite(self.omvarld_db, folder / self.omvarld_db.name)
+        copy_sqlite(self.reader_db, folder / self.reader_db.name)
+        validators = folder / self.floor_state.name
+        validators.unlink(missing_ok=True)
+        if self.floor_state.exists():
+            shutil.copy2(self.floor_state, validators)
 
-    def restore_fresh_state(self) -> None:
-        """Back to the state right after prepare(), so that a cold round starts where the first
-        one did: Omvärld's schema without rows, reader's feeds never fetched, and no validators
-        for the floor (with them it would send conditional requests and get 304s)."""
-        copy_sqlite(self.fresh / self.omvarld_db.name, self.omvarld_db)
-        copy_sqlite(self.fresh / self.reader_db.name, self.reader_db)
-        self.floor_state.unlink(missing_ok=True)
+    def restore_state(self, name: str) -> None:
+        """Back to the state `save_state(name)` kept, so that a round starts where the first one
+        did: for the cold pass, Omvärld's schema without rows, reader's feeds never fetched, and
+        no validators for the floor (with them it would send conditional requests)."""
+        folder = self.saved / name
+        copy_sqlite(folder / self.omvarld_db.name, self.omvarld_db)
+        copy_sqlite(folder / self.reader_db.name, self.reader_db)
+        validators = folder / self.floor_state.name
+        if validators.exists():
+            shutil.copy2(validators, self.floor_state)
+        else:
+            self.floor_state.unlink(missing_ok=True)
 
     def command(self, contestant: str) -> list[str]:
         if contestant == "omvarld":
@@ -557,7 +563,6 @@ def run_passes(
         alerts = rules_toml(args.alert_rules, sink.url) if sink else ""
         contestants = Contestants(work, server, feeds, reader_python, alerts)
         contestants.prepare()
-        contestants.save_fresh_state()
         report.rounds = args.rounds
         entries_by_path = {f.path: len(f.entries) for f in feeds}
         churn_rng = random.Random(args.seed + 1)
@@ -572,13 +577,7 @@ def run_passes(
                 print(
                     f"churn: rewrote {len(churned)} feeds (3 new entries, 1 corrected title each)"
                 )
-            if pass_name in ROUNDED_PASSES:
-                report.runs += run_rounds(contestants, pass_name, args.rounds, entries_by_path)
-            else:
-                report.runs += [
-                    time_contestant(contestants, contestant, pass_name, pass_name, entries_by_path)
-                    for contestant in CONTESTANTS
-                ]
+            report.runs += run_rounds(contestants, pass_name, args.rounds, entries_by_path)
             if sink is not None:
                 after = contestants.round_seconds
                 done = f"{after:.2f} s after the pass" if after is not None else "not done"
@@ -638,12 +637,14 @@ def run_rounds(
 ) -> list[Run]:
     """The pass `rounds` times; each contestant's median round. The rounds are interleaved
     (omvarld, reader, floor, then again) so that a slow stretch of the machine falls on all
-    three alike rather than on one contestant's every round. Each cold round starts from the
-    prepared databases; a warm round leaves the state as it found it."""
+    three alike rather than on one contestant's every round. Every round starts from the state
+    the first one did."""
     by_contestant: dict[str, list[Run]] = {contestant: [] for contestant in CONTESTANTS}
+    if rounds > 1:
+        contestants.save_state(pass_name)
     for number in range(1, rounds + 1):
-        if number > 1 and pass_name == "cold":
-            contestants.restore_fresh_state()
+        if number > 1:
+            contestants.restore_state(pass_name)
         label = pass_name if rounds == 1 else f"{pass_name} {number}/{rounds}"
         for contestant in CONTESTANTS:
             run = time_contestant(contestants, contestant, pass_name, label, entries_by_path)
@@ -892,7 +893,7 @@ def print_tables(report: Report) -> None:
         "churn": "entries/s = entries in the feeds answered 200 (body sent) / seconds",
     }
     for pass_name in PASSES:
-        title = f"{pass_name} pass — {report.feeds:,} feeds{rounds_title(report, pass_name)}"
+        title = f"{pass_name} pass — {report.feeds:,} feeds{rounds_title(report)}"
         print(f"\n{title}; {counted[pass_name]}")
         print("× reader = reader's time / this time (times faster); × floor = this time / floor's")
         print(header)
@@ -907,7 +908,7 @@ def print_tables(report: Report) -> None:
                 f"{run.times_faster_than_reader:>8.2f}× "
                 f"{run.times_floor:>7.2f}×  {statuses}{exit_note}"
             )
-        if pass_name in ROUNDED_PASSES and report.rounds > 1:
+        if report.rounds > 1:
             print_rounds(report, pass_name)
     print("\nrows = Omvärld: rows added to posts + post_metrics + post_revisions; reader: rows")
     print("added to entries (reader updates a changed entry in place); floor: stores nothing.")
@@ -920,9 +921,9 @@ def print_tables(report: Report) -> None:
         print(f"  [{mark}] {bar.name}: {bar.detail}")
 
 
-def rounds_title(report: Report, pass_name: str) -> str:
-    """What a table's title says of its rounds; nothing for one round or the churn pass."""
-    if pass_name not in ROUNDED_PASSES or report.rounds == 1:
+def rounds_title(report: Report) -> str:
+    """What a table's title says of its rounds; nothing for one round."""
+    if report.rounds == 1:
         return ""
     even = " (the lower of the two middle ones)" if report.rounds % 2 == 0 else ""
     return f", the median round of {report.rounds}{even} per contestant"
@@ -1110,8 +1111,8 @@ def main() -> int:
         type=at_least_one,
         default=3,
         metavar="N",
-        help="run the cold and the warm pass N times each (default 3), interleaved, each cold"
-        " round from the same fresh state; each contestant's median round is tabled and judged",
+        help="run each pass N times (default 3), interleaved, every round from the state the"
+        " pass started from; each contestant's median round is tabled and judged",
     )
     parser.add_argument("--claim-only", action="store_true", help="run only the claim benchmark")
     parser.add_argument("--no-claim", action="store_true", help="skip the claim benchmark")
