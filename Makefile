@@ -45,9 +45,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Omvärld against lemon24/reader and a bare fetch loop on a local nginx (the cold and warm passes
-# in three interleaved rounds each, the median judged), then claim timings, then what 50 alert
-# rules cost a churn pass (issue 14: at most +5 %).
+# Omvärld against lemon24/reader and a bare fetch loop on a local nginx (each pass in three
+# interleaved rounds, the median judged), then claim timings, then what 50 alert rules cost a
+# churn pass (issue 14: at most +5 %).
 # Installs nginx (apt-get) and reader (bench/.venv-reader) when missing.
 bench: $(STAMP)
 	$(BIN)/python bench/collect_bench.py

@@ -674,17 +674,13 @@ def warn_if_rounds_differ(runs: list[Run]) -> None:
     same rows and gets the same answers; one that does not is not the same work (a restore
     that missed some state, or failed fetches), and its time is no fair sample."""
     first = runs[0]
-    if any(run.rows_detail != first.rows_detail for run in runs):
-        rows = "; ".join(str(run.rows_detail) for run in runs)
-        print(
-            f"warning: {first.contestant}'s {first.pass_name} rounds wrote different rows: {rows}"
-        )
-    if any(run.statuses != first.statuses for run in runs):
-        statuses = "; ".join(str(run.statuses) for run in runs)
-        print(
-            f"warning: {first.contestant}'s {first.pass_name} rounds got different answers:"
-            f" {statuses}"
-        )
+    for name, what in (
+        ("rows_detail", "wrote different rows"),
+        ("statuses", "got different answers"),
+    ):
+        if any(getattr(run, name) != getattr(first, name) for run in runs):
+            found = "; ".join(str(getattr(run, name)) for run in runs)
+            print(f"warning: {first.contestant}'s {first.pass_name} rounds {what}: {found}")
 
 
 def copy_sqlite(source: Path, target: Path) -> None:
@@ -915,6 +911,8 @@ def print_tables(report: Report) -> None:
     print("RSS MB = peak RSS of the largest single process (ru_maxrss); tree MB = peak of the")
     print("summed PSS of the process and all its children (shared pages split), sampled every")
     print("100 ms; a run shorter than 100 ms may show 0.")
+    if report.rounds > 1:
+        print("Each row is the contestant's median round; RSS MB and tree MB its largest round's.")
     print("\nBars")
     for bar in report.bars:
         mark = "n/a " if bar.met is None else ("MET " if bar.met else "MISS")
@@ -935,7 +933,6 @@ def print_rounds(report: Report, pass_name: str) -> None:
         f"{run.contestant} {', '.join(f'{s:.2f}' for s in run.round_seconds)}" for run in runs
     )
     print(f"{pass_name} rounds (s): {rounds}")
-    print("RSS MB and tree MB: the largest of the rounds")
 
 
 # ------------------------------------------------------------------------------------- claims
