@@ -257,7 +257,7 @@ fail:
 }
 
 static PyObject *
-ChunkReader_len(ChunkReader *self, PyObject *Py_UNUSED(ignored))
+ChunkReader_remembered(ChunkReader *self, PyObject *Py_UNUSED(ignored))
 {
     return PyLong_FromSsize_t(self->used);
 }
@@ -315,7 +315,7 @@ ChunkReader_dealloc(ChunkReader *self)
 
 static PyMethodDef ChunkReader_methods[] = {
     {"read", (PyCFunction)(void (*)(void))ChunkReader_read, METH_FASTCALL, read_doc},
-    {"remembered", (PyCFunction)ChunkReader_len, METH_NOARGS,
+    {"remembered", (PyCFunction)ChunkReader_remembered, METH_NOARGS,
      "How many chunks the reader remembers."},
     {"clear", (PyCFunction)ChunkReader_clear, METH_NOARGS, "Forget every chunk."},
     {NULL, NULL, 0, NULL},

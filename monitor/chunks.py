@@ -51,8 +51,7 @@ def _make_c_reading() -> Callable[[str | None, str | None, Sequence[str]], ReadT
 
 read_in_c = _make_c_reading()
 
-
-def read_post_text(title: str | None, text: str | None, tags: Sequence[str]) -> ReadText:
-    """A post's stored terms (`monitor.terms.stored_terms`) and the stems of its title and of
-    its text (`monitor.stems.stem_text`), reading each chunk once."""
-    return (read_in_c or read_in_python)(title, text, tags)
+# `read_post_text(title, text, tags)`: a post's stored terms (`monitor.terms.stored_terms`) and
+# the stems of its title and of its text (`monitor.stems.stem_text`), reading each chunk once.
+# Chosen once, not for every post.
+read_post_text = read_in_c or read_in_python

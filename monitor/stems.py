@@ -29,10 +29,6 @@ _WORD = re.compile(r"[^\W_]+")
 # A lower-cased word -> its stem. PyStemmer (C) stems a word in 0.36 µs; the pure-Python
 # snowballstemmer takes 9.3 µs.
 _STEMS: Memo[str, str] = Memo(Stemmer.Stemmer("swedish").stemWord, STEM_MEMORY)
-# A whitespace-free piece of text ("Kommunen," or "#snö") -> its stems joined by spaces. The
-# index's triggers stem every post stored: cutting text at whitespace is C work, and most pieces
-# of a new post have been seen before.
-_CHUNKS: Memo[str, str] = Memo(lambda chunk: stem_chunk(chunk), STEM_MEMORY)
 
 
 def words(text: str) -> list[str]:
@@ -49,6 +45,12 @@ def stem_words(text: str) -> list[str]:
 def stem_chunk(chunk: str) -> str:
     """The stems of a whitespace-free piece of text joined by spaces; "" when it has none."""
     return " ".join(stem_words(chunk))
+
+
+# A whitespace-free piece of text ("Kommunen," or "#snö") -> its stems joined by spaces. The
+# index's triggers stem every post stored: cutting text at whitespace is C work, and most pieces
+# of a new post have been seen before.
+_CHUNKS: Memo[str, str] = Memo(stem_chunk, STEM_MEMORY)
 
 
 def stem_text(text: str | None) -> str | None:
